@@ -1,0 +1,78 @@
+//! API keys (seeds/ivs-api.md: header `x-api-key`). Operator records in Postgres table `api_keys`:
+//! only a SHA-256 hash of each key is stored; the key is shown once, at creation.
+
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Prefix of every key, so leaked keys are easy to recognise.
+pub const KEY_PREFIX: &str = "onair_";
+
+/// A stored key, without its secret.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ApiKeyRecord {
+    pub id: Uuid,
+    pub name: String,
+    pub key_prefix: String,
+    pub rate_limit_per_minute: i32,
+    pub created_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+fn hash(key: &str) -> Vec<u8> {
+    Sha256::digest(key.as_bytes()).to_vec()
+}
+
+/// Creates a key named `name`; returns the record and the key (shown only now).
+pub async fn create(
+    pool: &PgPool,
+    name: &str,
+    rate_limit_per_minute: i32,
+) -> Result<(ApiKeyRecord, String), sqlx::Error> {
+    let key = format!("{KEY_PREFIX}{}", crate::ivs::arn::random_id(40));
+    let record = sqlx::query_as::<_, ApiKeyRecord>(
+        "INSERT INTO api_keys (id, name, key_prefix, key_hash, rate_limit_per_minute)
+         VALUES ($1, $2, $3, $4, $5)
+         RETURNING id, name, key_prefix, rate_limit_per_minute, created_at, revoked_at",
+    )
+    .bind(Uuid::now_v7())
+    .bind(name)
+    .bind(&key[..KEY_PREFIX.len() + 6])
+    .bind(hash(&key))
+    .bind(rate_limit_per_minute)
+    .fetch_one(pool)
+    .await?;
+    Ok((record, key))
+}
+
+/// The active (not revoked) key matching `key`, if any.
+pub async fn verify(pool: &PgPool, key: &str) -> Result<Option<ApiKeyRecord>, sqlx::Error> {
+    sqlx::query_as::<_, ApiKeyRecord>(
+        "SELECT id, name, key_prefix, rate_limit_per_minute, created_at, revoked_at
+         FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+    )
+    .bind(hash(key))
+    .fetch_optional(pool)
+    .await
+}
+
+/// Every key, newest first.
+pub async fn list(pool: &PgPool) -> Result<Vec<ApiKeyRecord>, sqlx::Error> {
+    sqlx::query_as::<_, ApiKeyRecord>(
+        "SELECT id, name, key_prefix, rate_limit_per_minute, created_at, revoked_at
+         FROM api_keys ORDER BY created_at DESC",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Revokes the key with this id; returns whether an active key was revoked.
+pub async fn revoke(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
+    let result =
+        sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id)
+            .execute(pool)
+            .await?;
+    Ok(result.rows_affected() > 0)
+}

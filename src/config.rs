@@ -1,0 +1,166 @@
+//! Settings: command-line flags, each with an `ONAIR_*` environment variable and a default for
+//! local use. Secrets (the database password) are redacted in `Debug` output and logs.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::domain::stage_pool::PoolLimits;
+
+/// Where the services are.
+#[derive(Args, Clone)]
+pub struct ConnectionSettings {
+    /// PostgreSQL URL (read models, API keys, signing key).
+    #[arg(
+        long,
+        env = "ONAIR_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:55432/onair"
+    )]
+    pub database_url: String,
+    /// NATS URL (JetStream must be enabled).
+    #[arg(long, env = "ONAIR_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+}
+
+impl std::fmt::Debug for ConnectionSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionSettings")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("nats_url", &redact_url(&self.nats_url))
+            .finish()
+    }
+}
+
+/// Replaces the password of `scheme://user:password@host` with `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// Settings of `onair serve`.
+#[derive(Args, Clone, Debug)]
+pub struct ServeSettings {
+    #[command(flatten)]
+    pub connection: ConnectionSettings,
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "ONAIR_LISTEN", default_value = "0.0.0.0:3000")]
+    pub listen: SocketAddr,
+    /// Hard cap of viewers per stage (seeds/ivs-api.md: 50).
+    #[arg(long, env = "ONAIR_MAX_VIEWERS_PER_STAGE", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_viewers_per_stage: u32,
+    /// Viewers on every stage at which a new stage is created (seeds/ivs-api.md: 45).
+    #[arg(long, env = "ONAIR_SCALE_UP_THRESHOLD", default_value_t = 45, value_parser = clap::value_parser!(u32).range(1..))]
+    pub scale_up_threshold: u32,
+    /// Most stages in the pool, master included (seeds/ivs-api.md: 20).
+    #[arg(long, env = "ONAIR_MAX_STAGES", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_stages: u32,
+    /// Seconds without a heartbeat after which a viewer loses the seat (seeds/ivs-api.md: 60).
+    #[arg(long, env = "ONAIR_HEARTBEAT_TIMEOUT_SECS", default_value_t = 60.0)]
+    pub heartbeat_timeout_secs: f64,
+    /// How often the expiry reactor looks for silent viewers, in milliseconds.
+    #[arg(long, env = "ONAIR_EXPIRY_CHECK_INTERVAL_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(10..))]
+    pub expiry_check_interval_ms: u64,
+    /// Publisher token lifetime in seconds (seeds/ivs-api.md: 4 h).
+    #[arg(long, env = "ONAIR_PUBLISHER_TOKEN_TTL_SECS", default_value_t = 14_400, value_parser = clap::value_parser!(u64).range(60..=1_209_600))]
+    pub publisher_token_ttl_secs: u64,
+    /// Viewer token lifetime in seconds (seeds/ivs-api.md: 1 h).
+    #[arg(long, env = "ONAIR_VIEWER_TOKEN_TTL_SECS", default_value_t = 3_600, value_parser = clap::value_parser!(u64).range(60..=1_209_600))]
+    pub viewer_token_ttl_secs: u64,
+    /// AWS region written into stage and public-key ARNs.
+    #[arg(long, env = "ONAIR_IVS_REGION", default_value = "us-east-1")]
+    pub ivs_region: String,
+    /// AWS account id written into ARNs of the local provider.
+    #[arg(long, env = "ONAIR_IVS_ACCOUNT_ID", default_value = "000000000000")]
+    pub ivs_account_id: String,
+    /// `events_url` claim of participant tokens.
+    #[arg(
+        long,
+        env = "ONAIR_IVS_EVENTS_URL",
+        default_value = "wss://global.events.live-video.net"
+    )]
+    pub ivs_events_url: String,
+    /// `whip_url` claim of participant tokens.
+    #[arg(
+        long,
+        env = "ONAIR_IVS_WHIP_URL",
+        default_value = "https://global.whip.live-video.net"
+    )]
+    pub ivs_whip_url: String,
+    /// `Environment` tag of the stages onair creates.
+    #[arg(long, env = "ONAIR_ENVIRONMENT", default_value = "development")]
+    pub environment: String,
+    /// Replicas of the JetStream stream (1 on a single node, 3 in a cluster).
+    #[arg(long, env = "ONAIR_STREAM_REPLICAS", default_value_t = 1)]
+    pub stream_replicas: usize,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "ONAIR_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+impl ServeSettings {
+    pub fn pool_limits(&self) -> PoolLimits {
+        PoolLimits {
+            max_viewers_per_stage: self.max_viewers_per_stage,
+            scale_up_threshold: self.scale_up_threshold,
+            max_stages: self.max_stages,
+        }
+    }
+
+    pub fn heartbeat_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.heartbeat_timeout_secs.max(0.001))
+    }
+
+    pub fn expiry_check_interval(&self) -> Duration {
+        Duration::from_millis(self.expiry_check_interval_ms)
+    }
+
+    /// Settings with every default and the given services (used by tests and tools).
+    pub fn with_connection(database_url: &str, nats_url: &str) -> Self {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            settings: ServeSettings,
+        }
+        use clap::Parser;
+        Wrapper::parse_from([
+            "onair",
+            "--database-url",
+            database_url,
+            "--nats-url",
+            nats_url,
+        ])
+        .settings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/onair"),
+            "postgres://app:***@db:5432/onair"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/onair"),
+            "postgres://postgres@127.0.0.1/onair"
+        );
+        let s = ConnectionSettings {
+            database_url: "postgres://a:b@c/d".into(),
+            nats_url: "nats://u:p@n:4222".into(),
+        };
+        let debug = format!("{s:?}");
+        assert!(!debug.contains(":b@") && !debug.contains(":p@"), "{debug}");
+    }
+}

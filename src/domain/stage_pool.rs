@@ -1,0 +1,510 @@
+//! The stage pool aggregate: which stages exist and who sits where (DESIGN.md §4.1, §6).
+//!
+//! State is built only by [`StagePool::apply`] from events; decisions are pure functions of the state
+//! and a command. The caller publishes the resulting events with the pool's expected sequence, so
+//! two instances deciding at once cannot both take the last seat.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::domain::user_id::UserId;
+use crate::domain::watch_time::seconds_between;
+use crate::events::{Event, EventEnvelope, ViewerExpired, ViewerLeft};
+
+/// Pool limits; defaults from seeds/ivs-api.md "系統限制".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolLimits {
+    /// Hard cap of active viewers on one stage (seed: 50).
+    pub max_viewers_per_stage: u32,
+    /// A stage with this many viewers takes no new ones while a new stage can be made (seed: 45).
+    pub scale_up_threshold: u32,
+    /// Most stages in the pool, master included (seed: 20).
+    pub max_stages: u32,
+}
+
+impl Default for PoolLimits {
+    fn default() -> Self {
+        Self {
+            max_viewers_per_stage: 50,
+            scale_up_threshold: 45,
+            max_stages: 20,
+        }
+    }
+}
+
+/// One viewer's seat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seat {
+    pub participant_id: String,
+    pub joined_at: OffsetDateTime,
+    /// Join time or the last heartbeat, whichever is later.
+    pub last_seen_at: OffsetDateTime,
+}
+
+/// A stage as the pool knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolStage {
+    pub arn: String,
+    pub name: String,
+    pub auto_scaled: bool,
+    pub is_master: bool,
+    pub created_at: OffsetDateTime,
+    pub tags: BTreeMap<String, String>,
+    /// Seats by user id.
+    pub seats: BTreeMap<String, Seat>,
+}
+
+impl PoolStage {
+    pub fn viewer_count(&self) -> u32 {
+        self.seats.len() as u32
+    }
+}
+
+/// Where a viewer token request should seat the user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SeatDecision {
+    /// The user already holds a seat there; a token is renewed, no seat is taken.
+    AlreadySeated { stage_arn: String },
+    /// Take a seat on this stage.
+    Join { stage_arn: String },
+    /// Every stage is at the scale-up threshold and the pool may grow: create an auto-scaled stage
+    /// first, then decide again.
+    CreateStage,
+}
+
+/// A rule of the pool said no.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PoolError {
+    /// Every stage is at the hard cap and the pool is at its stage limit (HTTP 503 `STAGE_FULL`).
+    #[error("all stages are full ({max_viewers_per_stage} viewers each, {stages} stages)")]
+    StageFull {
+        stages: u32,
+        max_viewers_per_stage: u32,
+    },
+    /// A new stage was needed but could not be created (HTTP 503 `STAGE_LIMIT_REACHED`).
+    #[error("a new stage is needed but none can be created: {reason}")]
+    StageLimitReached { reason: String },
+    /// No stage with that ARN is in the pool (HTTP 404 `NOT_FOUND`).
+    #[error("stage {0} not found")]
+    StageNotFound(String),
+    /// The user holds no seat on that stage (HTTP 404 `NOT_FOUND`).
+    #[error("viewer {user_id} is not on stage {stage_arn}; request a viewer token first")]
+    NotSeated { user_id: String, stage_arn: String },
+}
+
+/// The pool's state, folded from its events.
+#[derive(Clone, Debug, Default)]
+pub struct StagePool {
+    stages: BTreeMap<String, PoolStage>,
+    seat_of: HashMap<String, String>,
+}
+
+impl StagePool {
+    /// Folds one event in. Events of other aggregates are ignored.
+    pub fn apply(&mut self, envelope: &EventEnvelope) {
+        let at = envelope.occurred_at;
+        match &envelope.event {
+            Event::StageCreated(e) => {
+                self.stages
+                    .entry(e.stage_arn.clone())
+                    .or_insert_with(|| PoolStage {
+                        arn: e.stage_arn.clone(),
+                        name: e.name.clone(),
+                        auto_scaled: e.auto_scaled,
+                        is_master: e.is_master,
+                        created_at: at,
+                        tags: e.tags.clone(),
+                        seats: BTreeMap::new(),
+                    });
+            }
+            Event::ViewerJoined(e) => {
+                self.remove_seat(&e.user_id);
+                if let Some(stage) = self.stages.get_mut(&e.stage_arn) {
+                    stage.seats.insert(
+                        e.user_id.clone(),
+                        Seat {
+                            participant_id: e.participant_id.clone(),
+                            joined_at: at,
+                            last_seen_at: at,
+                        },
+                    );
+                    self.seat_of.insert(e.user_id.clone(), e.stage_arn.clone());
+                }
+            }
+            Event::ViewerTokenRenewed(e) => {
+                if let Some(seat) = self.seat_mut(&e.user_id, &e.stage_arn) {
+                    seat.participant_id = e.participant_id.clone();
+                    seat.last_seen_at = seat.last_seen_at.max(at);
+                }
+            }
+            Event::ViewerHeartbeatRecorded(e) => {
+                if let Some(seat) = self.seat_mut(&e.user_id, &e.stage_arn) {
+                    seat.last_seen_at = seat.last_seen_at.max(at);
+                }
+            }
+            Event::ViewerLeft(ViewerLeft { user_id, .. })
+            | Event::ViewerExpired(ViewerExpired { user_id, .. }) => {
+                self.remove_seat(user_id);
+            }
+            Event::PublisherTokenIssued(_) => {}
+        }
+    }
+
+    fn seat_mut(&mut self, user_id: &str, stage_arn: &str) -> Option<&mut Seat> {
+        self.stages.get_mut(stage_arn)?.seats.get_mut(user_id)
+    }
+
+    fn remove_seat(&mut self, user_id: &str) {
+        if let Some(arn) = self.seat_of.remove(user_id)
+            && let Some(stage) = self.stages.get_mut(&arn)
+        {
+            stage.seats.remove(user_id);
+        }
+    }
+
+    /// The master stage, once created.
+    pub fn master(&self) -> Option<&PoolStage> {
+        self.stages.values().find(|s| s.is_master)
+    }
+
+    pub fn stage(&self, arn: &str) -> Option<&PoolStage> {
+        self.stages.get(arn)
+    }
+
+    /// All stages, master first, then by creation time.
+    pub fn stages(&self) -> Vec<&PoolStage> {
+        let mut stages: Vec<_> = self.stages.values().collect();
+        stages.sort_by(|a, b| {
+            b.is_master
+                .cmp(&a.is_master)
+                .then(a.created_at.cmp(&b.created_at))
+                .then(a.arn.cmp(&b.arn))
+        });
+        stages
+    }
+
+    /// The stage and seat a user holds, if any.
+    pub fn seat_of(&self, user_id: &str) -> Option<(&PoolStage, &Seat)> {
+        let stage = self.stages.get(self.seat_of.get(user_id)?)?;
+        Some((stage, stage.seats.get(user_id)?))
+    }
+
+    pub fn total_viewers(&self) -> u32 {
+        self.seat_of.len() as u32
+    }
+
+    /// The least-loaded stage with fewer than `below` viewers (ties: master, then oldest).
+    fn least_loaded_below(&self, below: u32) -> Option<&PoolStage> {
+        self.stages()
+            .into_iter()
+            .filter(|s| s.viewer_count() < below)
+            .min_by_key(|s| s.viewer_count())
+    }
+
+    /// Where a viewer token request seats `user` (DESIGN.md §6): the user's own seat if they have
+    /// one; else the least-loaded stage below the scale-up threshold; else a new auto-scaled stage
+    /// if the pool is below its stage limit; else the least-loaded stage below the hard cap; else
+    /// [`PoolError::StageFull`].
+    pub fn decide_seat(
+        &self,
+        user: &UserId,
+        limits: PoolLimits,
+    ) -> Result<SeatDecision, PoolError> {
+        if let Some((stage, _)) = self.seat_of(user.as_str()) {
+            return Ok(SeatDecision::AlreadySeated {
+                stage_arn: stage.arn.clone(),
+            });
+        }
+        let threshold = limits.scale_up_threshold.min(limits.max_viewers_per_stage);
+        if let Some(stage) = self.least_loaded_below(threshold) {
+            return Ok(SeatDecision::Join {
+                stage_arn: stage.arn.clone(),
+            });
+        }
+        if (self.stages.len() as u32) < limits.max_stages {
+            return Ok(SeatDecision::CreateStage);
+        }
+        self.seat_below_cap(limits)
+    }
+
+    /// The seat to give when no stage can be created: the least-loaded stage below the hard cap.
+    pub fn seat_below_cap(&self, limits: PoolLimits) -> Result<SeatDecision, PoolError> {
+        match self.least_loaded_below(limits.max_viewers_per_stage) {
+            Some(stage) => Ok(SeatDecision::Join {
+                stage_arn: stage.arn.clone(),
+            }),
+            None => Err(PoolError::StageFull {
+                stages: self.stages.len() as u32,
+                max_viewers_per_stage: limits.max_viewers_per_stage,
+            }),
+        }
+    }
+
+    /// The name of the next auto-scaled stage, `auto-stage-<unix ms>` as in the seed.
+    pub fn auto_stage_name(at: OffsetDateTime) -> String {
+        format!("auto-stage-{}", at.unix_timestamp_nanos() / 1_000_000)
+    }
+
+    /// Checks that a heartbeat comes from a seated viewer of that stage.
+    pub fn check_heartbeat(&self, user: &UserId, stage_arn: &str) -> Result<(), PoolError> {
+        self.seated_on(user, stage_arn).map(|_| ())
+    }
+
+    fn seated_on(&self, user: &UserId, stage_arn: &str) -> Result<&Seat, PoolError> {
+        let stage = self
+            .stages
+            .get(stage_arn)
+            .ok_or_else(|| PoolError::StageNotFound(stage_arn.to_owned()))?;
+        stage
+            .seats
+            .get(user.as_str())
+            .ok_or_else(|| PoolError::NotSeated {
+                user_id: user.to_string(),
+                stage_arn: stage_arn.to_owned(),
+            })
+    }
+
+    /// A viewer leaves: the session lasted from the join to `at`.
+    pub fn decide_leave(
+        &self,
+        user: &UserId,
+        stage_arn: &str,
+        at: OffsetDateTime,
+    ) -> Result<ViewerLeft, PoolError> {
+        let seat = self.seated_on(user, stage_arn)?;
+        Ok(ViewerLeft {
+            user_id: user.to_string(),
+            stage_arn: stage_arn.to_owned(),
+            joined_at: seat.joined_at,
+            watch_duration_seconds: seconds_between(seat.joined_at, at.max(seat.joined_at)),
+        })
+    }
+
+    /// Viewers silent for longer than `timeout` at `now` lose their seat (seeds/ivs-api.md: 60 s);
+    /// their session ends at their last sign of life.
+    pub fn decide_expiry(&self, now: OffsetDateTime, timeout: Duration) -> Vec<ViewerExpired> {
+        let mut expired = Vec::new();
+        for stage in self.stages() {
+            for (user_id, seat) in &stage.seats {
+                if now - seat.last_seen_at > timeout {
+                    expired.push(ViewerExpired {
+                        user_id: user_id.clone(),
+                        stage_arn: stage.arn.clone(),
+                        joined_at: seat.joined_at,
+                        last_seen_at: seat.last_seen_at,
+                        watch_duration_seconds: seconds_between(seat.joined_at, seat.last_seen_at),
+                    });
+                }
+            }
+        }
+        expired
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{StageCreated, ViewerHeartbeatRecorded, ViewerJoined};
+    use time::macros::datetime;
+    use uuid::Uuid;
+
+    const T0: OffsetDateTime = datetime!(2025-10-19 12:00:00 UTC);
+
+    struct Given {
+        pool: StagePool,
+        seq: u64,
+    }
+
+    fn given() -> Given {
+        Given {
+            pool: StagePool::default(),
+            seq: 0,
+        }
+    }
+
+    impl Given {
+        fn event(mut self, at: OffsetDateTime, event: Event) -> Self {
+            self.seq += 1;
+            self.pool.apply(&EventEnvelope {
+                id: Uuid::now_v7(),
+                occurred_at: at,
+                sequence: self.seq,
+                event,
+            });
+            self
+        }
+        fn stage(self, arn: &str, is_master: bool) -> Self {
+            self.event(
+                T0,
+                Event::StageCreated(StageCreated {
+                    stage_arn: arn.into(),
+                    name: arn.into(),
+                    auto_scaled: !is_master,
+                    is_master,
+                    tags: Default::default(),
+                }),
+            )
+        }
+        fn viewers(mut self, arn: &str, n: usize) -> Self {
+            for i in 0..n {
+                self = self.joined(&format!("{arn}-v{i}"), arn, T0);
+            }
+            self
+        }
+        fn joined(self, user: &str, arn: &str, at: OffsetDateTime) -> Self {
+            self.event(
+                at,
+                Event::ViewerJoined(ViewerJoined {
+                    user_id: user.into(),
+                    stage_arn: arn.into(),
+                    participant_id: format!("p-{user}"),
+                    token_expires_at: at + time::Duration::hours(1),
+                    attributes: Default::default(),
+                }),
+            )
+        }
+    }
+
+    fn user(id: &str) -> UserId {
+        UserId::parse(id, "userId").unwrap()
+    }
+
+    #[test]
+    fn a_new_viewer_joins_the_least_loaded_stage() {
+        let g = given()
+            .stage("master", true)
+            .stage("auto", false)
+            .viewers("master", 10)
+            .viewers("auto", 3);
+        assert_eq!(
+            g.pool.decide_seat(&user("new"), PoolLimits::default()),
+            Ok(SeatDecision::Join {
+                stage_arn: "auto".into()
+            })
+        );
+    }
+
+    #[test]
+    fn the_46th_viewer_needs_a_new_stage() {
+        let g = given().stage("master", true).viewers("master", 45);
+        assert_eq!(
+            g.pool.decide_seat(&user("v46"), PoolLimits::default()),
+            Ok(SeatDecision::CreateStage)
+        );
+    }
+
+    #[test]
+    fn at_the_stage_limit_stages_fill_up_to_the_hard_cap_then_refuse() {
+        let limits = PoolLimits {
+            max_stages: 1,
+            ..Default::default()
+        };
+        let g = given().stage("master", true).viewers("master", 49);
+        assert_eq!(
+            g.pool.decide_seat(&user("v50"), limits),
+            Ok(SeatDecision::Join {
+                stage_arn: "master".into()
+            })
+        );
+        let g = g.joined("v50", "master", T0);
+        assert_eq!(
+            g.pool.decide_seat(&user("v51"), limits),
+            Err(PoolError::StageFull {
+                stages: 1,
+                max_viewers_per_stage: 50
+            })
+        );
+    }
+
+    #[test]
+    fn a_seated_user_keeps_their_one_seat() {
+        let g = given()
+            .stage("master", true)
+            .stage("auto", false)
+            .joined("u", "auto", T0);
+        assert_eq!(
+            g.pool.decide_seat(&user("u"), PoolLimits::default()),
+            Ok(SeatDecision::AlreadySeated {
+                stage_arn: "auto".into()
+            })
+        );
+        assert_eq!(g.pool.total_viewers(), 1);
+    }
+
+    #[test]
+    fn leaving_reports_the_session_length_and_frees_the_seat() {
+        let g = given().stage("master", true).joined("u", "master", T0);
+        let left = g
+            .pool
+            .decide_leave(&user("u"), "master", T0 + time::Duration::seconds(1850))
+            .unwrap();
+        assert_eq!(left.watch_duration_seconds, 1850);
+        let g = g.event(T0, Event::ViewerLeft(left));
+        assert_eq!(g.pool.total_viewers(), 0);
+        assert!(matches!(
+            g.pool.decide_leave(&user("u"), "master", T0),
+            Err(PoolError::NotSeated { .. })
+        ));
+    }
+
+    #[test]
+    fn heartbeats_only_count_for_the_stage_the_viewer_sits_on() {
+        let g = given()
+            .stage("master", true)
+            .stage("auto", false)
+            .joined("u", "master", T0);
+        assert!(g.pool.check_heartbeat(&user("u"), "master").is_ok());
+        assert!(matches!(
+            g.pool.check_heartbeat(&user("u"), "auto"),
+            Err(PoolError::NotSeated { .. })
+        ));
+        assert!(matches!(
+            g.pool.check_heartbeat(&user("u"), "nope"),
+            Err(PoolError::StageNotFound(_))
+        ));
+    }
+
+    #[test]
+    fn a_viewer_silent_past_the_timeout_expires_at_their_last_heartbeat() {
+        let timeout = Duration::from_secs(60);
+        let g = given()
+            .stage("master", true)
+            .joined("quiet", "master", T0)
+            .joined("chatty", "master", T0)
+            .event(
+                T0 + time::Duration::seconds(30),
+                Event::ViewerHeartbeatRecorded(ViewerHeartbeatRecorded {
+                    user_id: "quiet".into(),
+                    stage_arn: "master".into(),
+                }),
+            )
+            .event(
+                T0 + time::Duration::seconds(80),
+                Event::ViewerHeartbeatRecorded(ViewerHeartbeatRecorded {
+                    user_id: "chatty".into(),
+                    stage_arn: "master".into(),
+                }),
+            );
+        let expired = g
+            .pool
+            .decide_expiry(T0 + time::Duration::seconds(91), timeout);
+        assert_eq!(expired.len(), 1);
+        assert_eq!(expired[0].user_id, "quiet");
+        assert_eq!(expired[0].watch_duration_seconds, 30);
+        assert!(
+            g.pool
+                .decide_expiry(T0 + time::Duration::seconds(90), timeout)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn auto_stage_names_carry_unix_milliseconds() {
+        assert_eq!(
+            StagePool::auto_stage_name(datetime!(2025-10-19 10:11:49.374 UTC)),
+            "auto-stage-1760868709374"
+        );
+    }
+}

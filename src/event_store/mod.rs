@@ -1,0 +1,172 @@
+//! The event store: NATS JetStream stream `ONAIR` (subjects `onair.>`).
+//!
+//! [`EventStore::publish`] answers only after JetStream has acknowledged the message, so an event a
+//! caller was told about is stored (DESIGN.md §2). The stream's settings live in `nats/stream.json`
+//! and are applied idempotently at start-up.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, context::PublishErrorKind, stream};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::events::{Event, cloudevents};
+
+/// The stream's settings as committed in `nats/stream.json`.
+pub const STREAM_CONFIG_JSON: &str = include_str!("../../nats/stream.json");
+
+/// The stream's name.
+pub const STREAM_NAME: &str = "ONAIR";
+
+/// Header naming the subject filter that `Nats-Expected-Last-Subject-Sequence` checks (nats-server
+/// 2.11+); lets one guard cover every subject of an aggregate.
+const EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT: &str = "Nats-Expected-Last-Subject-Sequence-Subject";
+
+/// An event ready to be published.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    /// `ce-id` and `Nats-Msg-Id`: a retry with the same id is dropped by JetStream's duplicate window.
+    pub id: Uuid,
+    pub occurred_at: OffsetDateTime,
+    pub event: Event,
+    /// Optimistic concurrency guard: the stream sequence of the last message expected on
+    /// `subject_filter` (0 = none yet). Publishing fails with [`EventStoreError::Conflict`] otherwise.
+    pub expected: Option<ExpectedSequence>,
+}
+
+/// See [`NewEvent::expected`].
+#[derive(Clone, Debug)]
+pub struct ExpectedSequence {
+    pub subject_filter: String,
+    pub last_sequence: u64,
+}
+
+impl NewEvent {
+    /// A new event with a fresh UUID v7 id.
+    pub fn new(occurred_at: OffsetDateTime, event: Event) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            occurred_at,
+            event,
+            expected: None,
+        }
+    }
+
+    pub fn with_id(mut self, id: Uuid) -> Self {
+        self.id = id;
+        self
+    }
+
+    pub fn expecting(mut self, subject_filter: String, last_sequence: u64) -> Self {
+        self.expected = Some(ExpectedSequence {
+            subject_filter,
+            last_sequence,
+        });
+        self
+    }
+}
+
+/// The acknowledgement of a stored event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Published {
+    pub id: Uuid,
+    /// Stream sequence (the original one when `duplicate`).
+    pub sequence: u64,
+    /// JetStream had already stored an event with this id.
+    pub duplicate: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventStoreError {
+    /// Another event reached the guarded subjects first; catch up and decide again.
+    #[error("another event was stored first (expected last sequence {expected})")]
+    Conflict { expected: u64 },
+    /// NATS did not store the event (timeout, no stream, connection lost).
+    #[error("event store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A handle on the stream; cheap to clone.
+#[derive(Clone)]
+pub struct EventStore {
+    client: async_nats::Client,
+    jetstream: jetstream::Context,
+    source: String,
+}
+
+impl EventStore {
+    /// Connects to NATS; `source` becomes every event's `ce-source`.
+    pub async fn connect(url: &str, source: &str) -> anyhow::Result<Self> {
+        let client = async_nats::ConnectOptions::new()
+            .name("onair")
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot connect to NATS at {url}: {e}"))?;
+        let mut jetstream = jetstream::new(client.clone());
+        jetstream.set_timeout(Duration::from_secs(5));
+        Ok(Self {
+            client,
+            jetstream,
+            source: source.to_owned(),
+        })
+    }
+
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.jetstream
+    }
+
+    /// Creates the stream or updates it to `nats/stream.json`; `replicas` overrides the file's
+    /// `num_replicas` (1 on a single node, 3 in a cluster).
+    pub async fn ensure_stream(&self, replicas: usize) -> anyhow::Result<stream::Stream> {
+        let mut config: stream::Config = serde_json::from_str(STREAM_CONFIG_JSON)?;
+        config.num_replicas = replicas;
+        self.jetstream
+            .create_or_update_stream(config)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot create or update stream {STREAM_NAME}: {e}"))?;
+        Ok(self.jetstream.get_stream(STREAM_NAME).await?)
+    }
+
+    pub async fn stream(&self) -> anyhow::Result<stream::Stream> {
+        Ok(self.jetstream.get_stream(STREAM_NAME).await?)
+    }
+
+    /// Publishes one event and waits for JetStream's acknowledgement.
+    pub async fn publish(&self, new: NewEvent) -> Result<Published, EventStoreError> {
+        let headers = cloudevents::headers(new.id, new.occurred_at, &self.source, &new.event);
+        let mut message = jetstream::message::PublishMessage::build()
+            .payload(new.event.to_json().into())
+            .headers(headers);
+        if let Some(expected) = &new.expected {
+            message = message
+                .expected_last_subject_sequence(expected.last_sequence)
+                .header(
+                    EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT,
+                    expected.subject_filter.as_str(),
+                );
+        }
+        let expected = new.expected.as_ref().map(|e| e.last_sequence).unwrap_or(0);
+        let map = |kind: PublishErrorKind, text: String| match kind {
+            PublishErrorKind::WrongLastSequence => EventStoreError::Conflict { expected },
+            _ => EventStoreError::Unavailable(text),
+        };
+        let ack = self
+            .jetstream
+            .send_publish(new.event.subject(), message)
+            .await
+            .map_err(|e| map(e.kind(), e.to_string()))?
+            .await
+            .map_err(|e| map(e.kind(), e.to_string()))?;
+        Ok(Published {
+            id: new.id,
+            sequence: ack.sequence,
+            duplicate: ack.duplicate,
+        })
+    }
+}

@@ -1,0 +1,300 @@
+//! The event model (DESIGN.md §3): every fact onair knows is one of these events, stored as one NATS
+//! JetStream message on the `ONAIR` stream.
+//!
+//! - Type names are `onair.<context>.<event>.v<N>`, past tense ([`Event::event_type`]).
+//! - Subjects are `onair.<context>.<aggregate id>.<event>` ([`Event::subject`]); ids are encoded by
+//!   [`subject::encode_token`].
+//! - Headers follow the CloudEvents NATS binding, binary mode ([`cloudevents`]); the payload is the
+//!   event's data as camelCase JSON.
+//! - Seat-changing events of the stage pool share the pool's subjects (`onair.pool.<pool>.*`), so
+//!   one expected-sequence guard covers all of them (DESIGN.md §4).
+
+pub mod cloudevents;
+pub mod subject;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The one stage pool of a deployment; its events live on `onair.pool.default.*`.
+pub const POOL_ID: &str = "default";
+
+/// Filter for every seat-changing event of the pool (the expected-sequence guard's subject).
+pub fn pool_subject_filter() -> String {
+    format!("onair.pool.{}.*", subject::encode_token(POOL_ID))
+}
+
+/// Filter for every viewer heartbeat.
+pub const HEARTBEAT_SUBJECT_FILTER: &str = "onair.viewer.*.heartbeat_recorded";
+
+/// A stage joined the pool: the master stage at first start, or an auto-scaled one.
+/// The stage's creation time is the event's `ce-time`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageCreated {
+    pub stage_arn: String,
+    pub name: String,
+    pub auto_scaled: bool,
+    pub is_master: bool,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A viewer took a seat on a stage (a viewer token was issued to a user without a seat).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ViewerJoined {
+    /// The plain user id of the request (not the `viewer-` participant user id).
+    pub user_id: String,
+    pub stage_arn: String,
+    /// IVS participant id, the token's `jti`.
+    pub participant_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub token_expires_at: OffsetDateTime,
+    #[serde(default)]
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A seated viewer asked for a new token; the seat is kept, the participant id changes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ViewerTokenRenewed {
+    pub user_id: String,
+    pub stage_arn: String,
+    pub participant_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub token_expires_at: OffsetDateTime,
+}
+
+/// A seated viewer sent a heartbeat (seeds/ivs-api.md: every 30 s).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ViewerHeartbeatRecorded {
+    pub user_id: String,
+    pub stage_arn: String,
+}
+
+/// A viewer left on their own; `watchDurationSeconds` is this session's length (leave time minus
+/// join time, whole seconds).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ViewerLeft {
+    pub user_id: String,
+    pub stage_arn: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub joined_at: OffsetDateTime,
+    pub watch_duration_seconds: u64,
+}
+
+/// A viewer was silent longer than the heartbeat timeout (seeds/ivs-api.md: 60 s) and lost the seat;
+/// `watchDurationSeconds` runs from the join to the last sign of life.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ViewerExpired {
+    pub user_id: String,
+    pub stage_arn: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub joined_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen_at: OffsetDateTime,
+    pub watch_duration_seconds: u64,
+}
+
+/// A publisher token was issued for the master stage.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublisherTokenIssued {
+    pub user_id: String,
+    pub stage_arn: String,
+    pub participant_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// Every event type onair writes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    StageCreated(StageCreated),
+    ViewerJoined(ViewerJoined),
+    ViewerTokenRenewed(ViewerTokenRenewed),
+    ViewerHeartbeatRecorded(ViewerHeartbeatRecorded),
+    ViewerLeft(ViewerLeft),
+    ViewerExpired(ViewerExpired),
+    PublisherTokenIssued(PublisherTokenIssued),
+}
+
+/// An event that could not be read back from the stream.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("unknown event type {0:?}")]
+    UnknownType(String),
+    #[error("event {event_type} has an invalid payload: {source}")]
+    InvalidPayload {
+        event_type: String,
+        source: serde_json::Error,
+    },
+    #[error("missing or invalid header {0}")]
+    InvalidHeader(&'static str),
+}
+
+impl Event {
+    /// The versioned CloudEvents type, `onair.<context>.<event>.v<N>`.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Event::StageCreated(_) => "onair.stage.created.v1",
+            Event::ViewerJoined(_) => "onair.viewer.joined.v1",
+            Event::ViewerTokenRenewed(_) => "onair.viewer.token_renewed.v1",
+            Event::ViewerHeartbeatRecorded(_) => "onair.viewer.heartbeat_recorded.v1",
+            Event::ViewerLeft(_) => "onair.viewer.left.v1",
+            Event::ViewerExpired(_) => "onair.viewer.expired.v1",
+            Event::PublisherTokenIssued(_) => "onair.publisher.token_issued.v1",
+        }
+    }
+
+    /// The aggregate the event belongs to (CloudEvents `subject`).
+    pub fn aggregate_id(&self) -> &str {
+        match self {
+            Event::StageCreated(_)
+            | Event::ViewerJoined(_)
+            | Event::ViewerTokenRenewed(_)
+            | Event::ViewerLeft(_)
+            | Event::ViewerExpired(_) => POOL_ID,
+            Event::ViewerHeartbeatRecorded(e) => &e.user_id,
+            Event::PublisherTokenIssued(e) => &e.user_id,
+        }
+    }
+
+    /// The NATS subject: `onair.<context>.<encoded aggregate id>.<event>`.
+    pub fn subject(&self) -> String {
+        let (context, name) = match self {
+            Event::StageCreated(_) => ("pool", "stage_created"),
+            Event::ViewerJoined(_) => ("pool", "viewer_joined"),
+            Event::ViewerTokenRenewed(_) => ("pool", "viewer_token_renewed"),
+            Event::ViewerLeft(_) => ("pool", "viewer_left"),
+            Event::ViewerExpired(_) => ("pool", "viewer_expired"),
+            Event::ViewerHeartbeatRecorded(_) => ("viewer", "heartbeat_recorded"),
+            Event::PublisherTokenIssued(_) => ("publisher", "token_issued"),
+        };
+        subject::subject(context, self.aggregate_id(), name)
+    }
+
+    /// Whether the event changes seats or stages, so it is guarded by the pool's expected sequence.
+    pub fn is_pool_event(&self) -> bool {
+        self.aggregate_id() == POOL_ID
+            && !matches!(
+                self,
+                Event::ViewerHeartbeatRecorded(_) | Event::PublisherTokenIssued(_)
+            )
+    }
+
+    /// The payload as JSON bytes.
+    pub fn to_json(&self) -> Vec<u8> {
+        let value = match self {
+            Event::StageCreated(e) => serde_json::to_vec(e),
+            Event::ViewerJoined(e) => serde_json::to_vec(e),
+            Event::ViewerTokenRenewed(e) => serde_json::to_vec(e),
+            Event::ViewerHeartbeatRecorded(e) => serde_json::to_vec(e),
+            Event::ViewerLeft(e) => serde_json::to_vec(e),
+            Event::ViewerExpired(e) => serde_json::to_vec(e),
+            Event::PublisherTokenIssued(e) => serde_json::to_vec(e),
+        };
+        value.expect("event payloads always serialize")
+    }
+
+    /// Reads a payload of the given type. Older versions of a type are upcast here, so the rest of
+    /// the code only sees the newest shape.
+    pub fn decode(event_type: &str, data: &[u8]) -> Result<Event, DecodeError> {
+        fn parse<T: serde::de::DeserializeOwned>(
+            event_type: &str,
+            data: &[u8],
+        ) -> Result<T, DecodeError> {
+            serde_json::from_slice(data).map_err(|source| DecodeError::InvalidPayload {
+                event_type: event_type.to_owned(),
+                source,
+            })
+        }
+        Ok(match event_type {
+            "onair.stage.created.v1" => Event::StageCreated(parse(event_type, data)?),
+            "onair.viewer.joined.v1" => Event::ViewerJoined(parse(event_type, data)?),
+            "onair.viewer.token_renewed.v1" => Event::ViewerTokenRenewed(parse(event_type, data)?),
+            "onair.viewer.heartbeat_recorded.v1" => {
+                Event::ViewerHeartbeatRecorded(parse(event_type, data)?)
+            }
+            "onair.viewer.left.v1" => Event::ViewerLeft(parse(event_type, data)?),
+            "onair.viewer.expired.v1" => Event::ViewerExpired(parse(event_type, data)?),
+            "onair.publisher.token_issued.v1" => {
+                Event::PublisherTokenIssued(parse(event_type, data)?)
+            }
+            other => return Err(DecodeError::UnknownType(other.to_owned())),
+        })
+    }
+}
+
+/// An event as stored: its id (`ce-id`, UUID v7, also `Nats-Msg-Id`), when it happened (`ce-time`,
+/// UTC, ms) and its stream sequence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventEnvelope {
+    pub id: Uuid,
+    pub occurred_at: OffsetDateTime,
+    pub sequence: u64,
+    pub event: Event,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn every_event_round_trips_through_its_type_and_payload() {
+        let events = vec![
+            Event::StageCreated(StageCreated {
+                stage_arn: "arn:aws:ivs:us-east-1:000000000000:stage/abc".into(),
+                name: "master-stage".into(),
+                auto_scaled: false,
+                is_master: true,
+                tags: BTreeMap::from([("Environment".into(), "dev".into())]),
+            }),
+            Event::ViewerExpired(ViewerExpired {
+                user_id: "u.1".into(),
+                stage_arn: "arn".into(),
+                joined_at: datetime!(2025-10-19 12:00:00.123 UTC),
+                last_seen_at: datetime!(2025-10-19 12:30:50.123 UTC),
+                watch_duration_seconds: 1850,
+            }),
+        ];
+        for event in events {
+            let decoded = Event::decode(event.event_type(), &event.to_json()).unwrap();
+            assert_eq!(decoded, event);
+        }
+    }
+
+    #[test]
+    fn pool_events_share_the_guarded_subjects_and_heartbeats_do_not() {
+        let joined = Event::ViewerJoined(ViewerJoined {
+            user_id: "a.b".into(),
+            stage_arn: "s".into(),
+            participant_id: "p".into(),
+            token_expires_at: datetime!(2025-10-19 13:00 UTC),
+            attributes: Default::default(),
+        });
+        assert_eq!(joined.subject(), "onair.pool.default.viewer_joined");
+        assert!(joined.is_pool_event());
+        let beat = Event::ViewerHeartbeatRecorded(ViewerHeartbeatRecorded {
+            user_id: "a.b".into(),
+            stage_arn: "s".into(),
+        });
+        assert!(!beat.is_pool_event());
+        assert_eq!(beat.subject().split('.').count(), 4);
+    }
+
+    #[test]
+    fn an_unknown_type_is_reported_not_guessed() {
+        assert!(matches!(
+            Event::decode("onair.viewer.teleported.v1", b"{}"),
+            Err(DecodeError::UnknownType(_))
+        ));
+    }
+}

@@ -1,0 +1,228 @@
+//! Errors to HTTP, in one place. Every error body is `{"error": CODE, "message": ..., "details": ...}`
+//! (seeds/ivs-api.md "錯誤返回格式") with a stable machine-readable `CODE`:
+//!
+//! | status | code | when |
+//! |---|---|---|
+//! | 400 | `VALIDATION_ERROR` | a parameter is missing, empty, too long, of the wrong type, or the body is not JSON |
+//! | 401 | `UNAUTHORIZED` | no `x-api-key`, or an unknown or revoked key |
+//! | 404 | `NOT_FOUND` | unknown stage, viewer not on the stage, unknown route |
+//! | 405 | `METHOD_NOT_ALLOWED` | a route exists but not for this method |
+//! | 413 | `PAYLOAD_TOO_LARGE` | body above `ONAIR_MAX_BODY_BYTES` |
+//! | 415 | `UNSUPPORTED_MEDIA_TYPE` | a body that is not `application/json` |
+//! | 500 | `TOKEN_GENERATION_FAILED` | the participant token could not be signed |
+//! | 500 | `INTERNAL_ERROR` | anything else; details are logged, not shown |
+//! | 503 | `STAGE_FULL` | every stage is at its cap and the pool at its stage limit |
+//! | 503 | `STAGE_LIMIT_REACHED` | a stage was needed and none could be created |
+//! | 503 | `SERVICE_UNAVAILABLE` | NATS or Postgres did not answer; nothing was stored |
+//!
+//! A request answered 4xx changed nothing (DESIGN.md §4.4).
+
+use poem::http::StatusCode;
+use poem::{IntoResponse, Response};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object};
+
+use crate::domain::stage_pool::PoolError;
+use crate::domain::user_id::IdError;
+use crate::ivs::ProviderError;
+use crate::pool_service::PoolServiceError;
+
+/// The error body of every route.
+#[derive(Object, Debug, Clone, serde::Serialize)]
+pub struct ErrorBody {
+    /// Stable error code, e.g. `VALIDATION_ERROR`.
+    pub error: String,
+    /// What went wrong, naming the parameter when one is at fault.
+    pub message: String,
+    /// More detail, when there is any.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
+}
+
+/// The error answers of the API.
+#[derive(ApiResponse, Debug)]
+pub enum ApiError {
+    /// `VALIDATION_ERROR`: a parameter is missing or invalid; nothing was changed.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// `UNAUTHORIZED`: missing, unknown or revoked `x-api-key`.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// `NOT_FOUND`: unknown stage, or the viewer holds no seat on it.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// `TOKEN_GENERATION_FAILED` or `INTERNAL_ERROR`.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+    /// `STAGE_FULL`, `STAGE_LIMIT_REACHED` or `SERVICE_UNAVAILABLE`; nothing was stored.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
+}
+
+fn body(code: &str, message: impl Into<String>, details: Option<String>) -> Json<ErrorBody> {
+    Json(ErrorBody {
+        error: code.to_owned(),
+        message: message.into(),
+        details,
+    })
+}
+
+impl ApiError {
+    pub fn validation(message: impl Into<String>) -> Self {
+        ApiError::BadRequest(body("VALIDATION_ERROR", message, None))
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::NotFound(body("NOT_FOUND", message, None))
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        ApiError::Unauthorized(body("UNAUTHORIZED", message, None))
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ApiError::Unavailable(body("SERVICE_UNAVAILABLE", message, None))
+    }
+
+    /// A 500 whose cause is logged, not shown.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error.cause_chain = %cause, "internal error");
+        ApiError::Internal(body("INTERNAL_ERROR", "internal server error", None))
+    }
+}
+
+impl From<IdError> for ApiError {
+    fn from(e: IdError) -> Self {
+        ApiError::validation(e.to_string())
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        tracing::warn!(error.cause_chain = %e, "postgres error");
+        ApiError::unavailable("the database did not answer; try again")
+    }
+}
+
+impl From<PoolError> for ApiError {
+    fn from(e: PoolError) -> Self {
+        match &e {
+            PoolError::StageFull { .. } => ApiError::Unavailable(body(
+                "STAGE_FULL",
+                "all stages are full",
+                Some(e.to_string()),
+            )),
+            PoolError::StageLimitReached { .. } => ApiError::Unavailable(body(
+                "STAGE_LIMIT_REACHED",
+                "the stage limit is reached",
+                Some(e.to_string()),
+            )),
+            PoolError::StageNotFound(_) | PoolError::NotSeated { .. } => {
+                ApiError::not_found(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<PoolServiceError> for ApiError {
+    fn from(e: PoolServiceError) -> Self {
+        match e {
+            PoolServiceError::Rule(rule) => rule.into(),
+            PoolServiceError::Provider(ProviderError::Token(reason)) => {
+                tracing::error!(%reason, "token generation failed");
+                ApiError::Internal(body(
+                    "TOKEN_GENERATION_FAILED",
+                    "the participant token could not be generated",
+                    None,
+                ))
+            }
+            PoolServiceError::Provider(ProviderError::QuotaExceeded(reason)) => {
+                ApiError::Unavailable(body(
+                    "STAGE_LIMIT_REACHED",
+                    "the stage limit is reached",
+                    Some(reason),
+                ))
+            }
+            PoolServiceError::Provider(ProviderError::NotFound(arn)) => {
+                ApiError::not_found(format!("stage {arn} not found"))
+            }
+            PoolServiceError::Provider(ProviderError::Unavailable(reason)) => {
+                tracing::warn!(%reason, "IVS unavailable");
+                ApiError::unavailable("IVS is unavailable; try again")
+            }
+            PoolServiceError::Store(e) => {
+                tracing::warn!(error.cause_chain = %e, "event store error");
+                ApiError::unavailable(
+                    "the event store did not answer; nothing was stored, try again",
+                )
+            }
+            PoolServiceError::Contended => {
+                ApiError::unavailable("the stage pool is busy; try again")
+            }
+            PoolServiceError::NoMasterStage => {
+                ApiError::unavailable("the master stage is not ready yet; try again")
+            }
+        }
+    }
+}
+
+/// Turns the framework's own errors (bad JSON, wrong types, missing key, unknown route, ...) into the
+/// same error body as everything else.
+pub async fn framework_error_to_response(err: poem::Error) -> Response {
+    let status = err.status();
+    let (code, message) = match status {
+        StatusCode::BAD_REQUEST => ("VALIDATION_ERROR", describe_parse_error(&err.to_string())),
+        StatusCode::UNAUTHORIZED => (
+            "UNAUTHORIZED",
+            "missing or invalid API key (header x-api-key)".to_owned(),
+        ),
+        StatusCode::NOT_FOUND => ("NOT_FOUND", "no such route".to_owned()),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "METHOD_NOT_ALLOWED",
+            "this route does not accept that method".to_owned(),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "PAYLOAD_TOO_LARGE",
+            "the request body is too large".to_owned(),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "UNSUPPORTED_MEDIA_TYPE",
+            format!("{err}; send Content-Type: application/json"),
+        ),
+        s if s.is_server_error() => {
+            tracing::error!(error = %err, "unhandled server error");
+            ("INTERNAL_ERROR", "internal server error".to_owned())
+        }
+        _ => ("VALIDATION_ERROR", err.to_string()),
+    };
+    let details = (status == StatusCode::BAD_REQUEST).then(|| err.to_string());
+    let body = ErrorBody {
+        error: code.to_owned(),
+        message,
+        details,
+    };
+    poem::web::Json(body).with_status(status).into_response()
+}
+
+/// Rewrites poem-openapi's parse errors so the message leads with the field at fault.
+fn describe_parse_error(text: &str) -> String {
+    // e.g. `parse request payload error: failed to parse "ViewerTokenRequest": field `userId` is required`
+    if let Some(start) = text.find("field `") {
+        let rest = &text[start + 7..];
+        if let Some(end) = rest.find('`') {
+            let field = &rest[..end];
+            if text.contains("is required") || text.contains("missing") {
+                return format!("missing required parameter: {field}");
+            }
+            return format!("invalid parameter {field}: {text}");
+        }
+    }
+    if let Some(start) = text.find("parameter `") {
+        let rest = &text[start + 11..];
+        if let Some(end) = rest.find('`') {
+            return format!("invalid parameter {}: {text}", &rest[..end]);
+        }
+    }
+    format!("invalid request: {text}")
+}

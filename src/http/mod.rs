@@ -1,0 +1,172 @@
+//! The HTTP edge: poem-openapi APIs, one file per tag, combined into one service with the spec at
+//! `/openapi.json` / `/openapi.yaml` and Swagger UI at `/docs`.
+
+pub mod api_error;
+pub mod envelope;
+pub mod health;
+pub mod security;
+pub mod stats;
+pub mod token;
+pub mod viewer;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use poem::middleware::SizeLimit;
+use poem::{Endpoint, EndpointExt, Route};
+use poem_openapi::{OpenApiService, Tags};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use self::api_error::{ApiError, framework_error_to_response};
+use self::security::ApiKeyAuth;
+use crate::event_store::EventStore;
+use crate::ivs::arn::is_stage_arn;
+use crate::pool_service::{PoolService, derived_event_id};
+use crate::read_models::{self, StageRow};
+
+/// The API's tags.
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Service health.
+    Health,
+    /// Publisher and viewer participant tokens.
+    Token,
+    /// Viewer heartbeats, leaving, lists and watch durations.
+    Viewer,
+    /// Live statistics.
+    Stats,
+}
+
+/// The signing key's public half, as served.
+#[derive(Clone, Debug)]
+pub struct PublicKeyInfo {
+    pub kid: String,
+    pub pem: String,
+}
+
+/// What every handler shares.
+pub struct AppState {
+    pub db: PgPool,
+    pub store: EventStore,
+    pub pool: PoolService,
+    pub provider_name: &'static str,
+    pub public_key: PublicKeyInfo,
+    pub started_at: Instant,
+    pub projection_names: Vec<&'static str>,
+}
+
+impl AppState {
+    /// The stage from the read model, or 404 `NOT_FOUND`. A stage the pool knows but the read model
+    /// has not caught up with yet is looked up again briefly.
+    pub async fn require_stage(&self, stage_arn: &str) -> Result<StageRow, ApiError> {
+        let known_to_pool = self.pool.read(|p| p.stage(stage_arn).is_some());
+        for _ in 0..20 {
+            if let Some(stage) = read_models::stage(&self.db, stage_arn).await? {
+                return Ok(stage);
+            }
+            if !known_to_pool {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        Err(ApiError::not_found(format!("stage {stage_arn} not found")))
+    }
+
+    /// Whether the publisher is live. Fed by stream status events (stream started / ended), which
+    /// no source produces yet: until then the answer is `false`.
+    pub fn is_publisher_live(&self) -> bool {
+        false
+    }
+}
+
+/// Checks a `stageArn` parameter: IVS's stage ARN format, else 400 `VALIDATION_ERROR`.
+pub fn parse_stage_arn(raw: &str) -> Result<&str, ApiError> {
+    if raw.trim().is_empty() {
+        return Err(ApiError::validation(
+            "stageArn is required and must not be empty",
+        ));
+    }
+    if !is_stage_arn(raw) {
+        return Err(ApiError::validation(format!(
+            "stageArn must be a stage ARN (arn:aws:ivs:<region>:<account>:stage/<id>), got {raw:?}"
+        )));
+    }
+    Ok(raw)
+}
+
+/// The event id for a request with an `Idempotency-Key` (1 to 255 visible ASCII characters): the
+/// same key from the same API key on the same route always gives the same id, so JetStream's
+/// duplicate window (2 min) stores the event once.
+pub fn idempotency_event_id(
+    auth: &ApiKeyAuth,
+    route: &str,
+    key: Option<&str>,
+) -> Result<Option<Uuid>, ApiError> {
+    let Some(key) = key else { return Ok(None) };
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::validation(
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        ));
+    }
+    Ok(Some(derived_event_id(&[
+        "idempotency",
+        &auth.0.id.to_string(),
+        route,
+        key,
+    ])))
+}
+
+/// Now, as the seed writes times.
+pub fn now_timestamp() -> String {
+    envelope::timestamp(time::OffsetDateTime::now_utc())
+}
+
+/// The OpenAPI service with every API.
+pub fn openapi_service() -> OpenApiService<
+    (
+        health::HealthApi,
+        token::TokenApi,
+        viewer::ViewerApi,
+        stats::StatsApi,
+    ),
+    (),
+> {
+    OpenApiService::new(
+        (
+            health::HealthApi,
+            token::TokenApi,
+            viewer::ViewerApi,
+            stats::StatsApi,
+        ),
+        "onair Stage API",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Publisher and viewer tokens for Amazon IVS real-time stages, a self-scaling stage pool, \
+         viewer heartbeats and watch durations, and live statistics. Every write is an event on \
+         NATS JetStream; reads come from read models projected into PostgreSQL. Authenticate with \
+         the `x-api-key` header. Errors are `{error, message, details}` with a stable `error` code.",
+    )
+}
+
+/// The spec as YAML, as committed in `openapi/openapi.yaml`.
+pub fn openapi_yaml() -> String {
+    openapi_service().spec_yaml()
+}
+
+/// Every route of the server.
+pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint {
+    let api = openapi_service();
+    let docs = api.swagger_ui();
+    let spec_json = api.spec_endpoint();
+    let spec_yaml = api.spec_endpoint_yaml();
+    Route::new()
+        .nest("/", api)
+        .nest("/docs", docs)
+        .at("/openapi.json", spec_json)
+        .at("/openapi.yaml", spec_yaml)
+        .with(SizeLimit::new(max_body_bytes))
+        .data(state)
+        .catch_all_error(framework_error_to_response)
+}

@@ -1,0 +1,250 @@
+//! Statistics (seeds/ivs-api.md "統計數據"), read from the `stages` read model, never from IVS
+//! (DESIGN.md §6).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use super::api_error::ApiError;
+use super::envelope::{Envelope, timestamp};
+use super::security::ApiKeyAuth;
+use super::{ApiTags, AppState, now_timestamp, parse_stage_arn};
+use crate::read_models::{self, StageRow};
+
+#[derive(Object, Debug)]
+pub struct StageSummary {
+    pub stage_arn: String,
+    pub stage_name: String,
+    pub viewer_count: u32,
+    pub auto_scaled: bool,
+    /// RFC 3339 UTC with ms.
+    pub created_at: String,
+}
+
+#[derive(Object, Debug)]
+pub struct StageSummaryWithTags {
+    pub stage_arn: String,
+    pub stage_name: String,
+    pub viewer_count: u32,
+    pub auto_scaled: bool,
+    pub created_at: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Object, Debug)]
+pub struct OverallStats {
+    /// Sum of the viewers of every stage.
+    pub total_viewers: u32,
+    /// Stages in the pool (from the pool's events).
+    pub active_stages: u32,
+    /// Whether the publisher is live (from stream status events).
+    pub is_publisher_live: bool,
+    pub stages: Vec<StageSummary>,
+    pub timestamp: String,
+}
+
+#[derive(Object, Debug)]
+pub struct ViewerStats {
+    pub total_viewers: u32,
+    /// `real-time sum`.
+    pub calculated_from: String,
+    pub timestamp: String,
+}
+
+#[derive(Object, Debug)]
+pub struct StageStats {
+    pub total_stages: u32,
+    pub stages: Vec<StageSummaryWithTags>,
+    pub timestamp: String,
+}
+
+#[derive(Object, Debug)]
+pub struct StageInfo {
+    pub name: String,
+    pub auto_scaled: bool,
+    pub created_at: String,
+}
+
+#[derive(Object, Debug)]
+pub struct OneStageStats {
+    pub stage_arn: String,
+    pub viewer_count: u32,
+    pub info: StageInfo,
+    pub timestamp: String,
+}
+
+#[derive(Object, Debug)]
+pub struct PublisherStatus {
+    pub is_live: bool,
+    pub timestamp: String,
+}
+
+#[derive(ApiResponse)]
+pub enum OverallStatsResponse {
+    #[oai(status = 200)]
+    Ok(Json<Envelope<OverallStats>>),
+}
+#[derive(ApiResponse)]
+pub enum ViewerStatsResponse {
+    #[oai(status = 200)]
+    Ok(Json<Envelope<ViewerStats>>),
+}
+#[derive(ApiResponse)]
+pub enum StageStatsResponse {
+    #[oai(status = 200)]
+    Ok(Json<Envelope<StageStats>>),
+}
+#[derive(ApiResponse)]
+pub enum OneStageStatsResponse {
+    #[oai(status = 200)]
+    Ok(Json<Envelope<OneStageStats>>),
+}
+#[derive(ApiResponse)]
+pub enum PublisherStatusResponse {
+    #[oai(status = 200)]
+    Ok(Json<Envelope<PublisherStatus>>),
+}
+
+fn summary(s: &StageRow) -> StageSummary {
+    StageSummary {
+        stage_arn: s.stage_arn.clone(),
+        stage_name: s.name.clone(),
+        viewer_count: s.viewer_count.max(0) as u32,
+        auto_scaled: s.auto_scaled,
+        created_at: timestamp(s.created_at),
+    }
+}
+
+pub struct StatsApi;
+
+#[OpenApi]
+impl StatsApi {
+    /// Overall statistics
+    #[oai(
+        path = "/api/stats",
+        method = "get",
+        tag = "ApiTags::Stats",
+        operation_id = "getStats"
+    )]
+    async fn stats(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: ApiKeyAuth,
+    ) -> Result<OverallStatsResponse, ApiError> {
+        let stages = read_models::stages(&state.db).await?;
+        Ok(OverallStatsResponse::Ok(Json(Envelope::ok(OverallStats {
+            total_viewers: stages.iter().map(|s| s.viewer_count.max(0) as u32).sum(),
+            active_stages: stages.len() as u32,
+            is_publisher_live: state.is_publisher_live(),
+            stages: stages.iter().map(summary).collect(),
+            timestamp: now_timestamp(),
+        }))))
+    }
+
+    /// Viewer statistics
+    #[oai(
+        path = "/api/stats/viewers",
+        method = "get",
+        tag = "ApiTags::Stats",
+        operation_id = "getViewerStats"
+    )]
+    async fn viewers(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: ApiKeyAuth,
+    ) -> Result<ViewerStatsResponse, ApiError> {
+        let stages = read_models::stages(&state.db).await?;
+        Ok(ViewerStatsResponse::Ok(Json(Envelope::ok(ViewerStats {
+            total_viewers: stages.iter().map(|s| s.viewer_count.max(0) as u32).sum(),
+            calculated_from: "real-time sum".to_owned(),
+            timestamp: now_timestamp(),
+        }))))
+    }
+
+    /// Stage statistics
+    #[oai(
+        path = "/api/stats/stages",
+        method = "get",
+        tag = "ApiTags::Stats",
+        operation_id = "getStageStats"
+    )]
+    async fn stages(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: ApiKeyAuth,
+    ) -> Result<StageStatsResponse, ApiError> {
+        let stages = read_models::stages(&state.db).await?;
+        Ok(StageStatsResponse::Ok(Json(Envelope::ok(StageStats {
+            total_stages: stages.len() as u32,
+            stages: stages
+                .into_iter()
+                .map(|s| StageSummaryWithTags {
+                    stage_arn: s.stage_arn,
+                    stage_name: s.name,
+                    viewer_count: s.viewer_count.max(0) as u32,
+                    auto_scaled: s.auto_scaled,
+                    created_at: timestamp(s.created_at),
+                    tags: s.tags.0,
+                })
+                .collect(),
+            timestamp: now_timestamp(),
+        }))))
+    }
+
+    /// Statistics of one stage
+    ///
+    /// `stageArn` is URL-encoded. 404 `NOT_FOUND` for an unknown stage.
+    #[oai(
+        path = "/api/stats/stages/:stageArn",
+        method = "get",
+        tag = "ApiTags::Stats",
+        operation_id = "getOneStageStats"
+    )]
+    async fn stage(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: ApiKeyAuth,
+        /// Stage ARN, URL-encoded.
+        #[oai(name = "stageArn")]
+        stage_arn: Path<String>,
+    ) -> Result<OneStageStatsResponse, ApiError> {
+        let stage_arn = parse_stage_arn(&stage_arn.0)?;
+        let stage = state.require_stage(stage_arn).await?;
+        Ok(OneStageStatsResponse::Ok(Json(Envelope::ok(
+            OneStageStats {
+                stage_arn: stage.stage_arn,
+                viewer_count: stage.viewer_count.max(0) as u32,
+                info: StageInfo {
+                    name: stage.name,
+                    auto_scaled: stage.auto_scaled,
+                    created_at: timestamp(stage.created_at),
+                },
+                timestamp: now_timestamp(),
+            },
+        ))))
+    }
+
+    /// Publisher status
+    ///
+    /// `isLive` is true from a stream start until its end (stream status events).
+    #[oai(
+        path = "/api/stats/publisher",
+        method = "get",
+        tag = "ApiTags::Stats",
+        operation_id = "getPublisherStatus"
+    )]
+    async fn publisher(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: ApiKeyAuth,
+    ) -> PublisherStatusResponse {
+        PublisherStatusResponse::Ok(Json(Envelope::ok(PublisherStatus {
+            is_live: state.is_publisher_live(),
+            timestamp: now_timestamp(),
+        })))
+    }
+}

@@ -1,0 +1,233 @@
+//! Viewer routes (seeds/ivs-api.md "觀眾管理").
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use super::api_error::ApiError;
+use super::envelope::{Envelope, timestamp};
+use super::security::ApiKeyAuth;
+use super::{ApiTags, AppState, idempotency_event_id, now_timestamp, parse_stage_arn};
+use crate::domain::user_id::UserId;
+use crate::domain::watch_time::format_watch_duration;
+use crate::read_models;
+
+/// A viewer on a stage.
+#[derive(Object, Debug)]
+pub struct ViewerOnStage {
+    /// The app's user id.
+    pub user_id: String,
+    /// The stage ARN.
+    pub stage_arn: String,
+}
+
+#[derive(Object, Debug)]
+pub struct HeartbeatRecorded {
+    pub user_id: String,
+    pub stage_arn: String,
+    /// When the heartbeat was recorded, RFC 3339 UTC with ms.
+    pub last_heartbeat: String,
+}
+
+#[derive(Object, Debug)]
+pub struct WatchDuration {
+    pub user_id: String,
+    pub stage_arn: String,
+    /// Whole seconds.
+    pub watch_duration: u64,
+    /// e.g. `30分 50秒`.
+    pub watch_duration_formatted: String,
+}
+
+#[derive(Object, Debug)]
+pub struct ViewerEntry {
+    pub user_id: String,
+    pub participant_id: String,
+    /// RFC 3339 UTC with ms.
+    pub joined_at: String,
+    /// RFC 3339 UTC with ms.
+    pub last_heartbeat: String,
+}
+
+#[derive(Object, Debug)]
+pub struct ViewerList {
+    pub stage_arn: String,
+    pub viewers: Vec<ViewerEntry>,
+    pub total_viewers: u32,
+    pub timestamp: String,
+}
+
+#[derive(ApiResponse)]
+pub enum HeartbeatResponse {
+    /// Recorded; `X-Event-Sequence` is the heartbeat event's stream sequence.
+    #[oai(status = 200)]
+    Ok(
+        Json<Envelope<HeartbeatRecorded>>,
+        #[oai(header = "X-Event-Sequence")] u64,
+    ),
+}
+
+#[derive(ApiResponse)]
+pub enum LeaveResponse {
+    /// The seat is free; `watchDuration` is this session's length.
+    #[oai(status = 200)]
+    Ok(
+        Json<Envelope<WatchDuration>>,
+        #[oai(header = "X-Event-Sequence")] u64,
+    ),
+}
+
+#[derive(ApiResponse)]
+pub enum ViewerListResponse {
+    #[oai(status = 200)]
+    Ok(Json<Envelope<ViewerList>>),
+}
+
+#[derive(ApiResponse)]
+pub enum WatchDurationResponse {
+    #[oai(status = 200)]
+    Ok(Json<Envelope<WatchDuration>>),
+}
+
+pub struct ViewerApi;
+
+#[OpenApi]
+impl ViewerApi {
+    /// Send a viewer heartbeat
+    ///
+    /// Keeps the viewer's seat: send one every 30 s; a viewer silent for 60 s loses the seat.
+    /// 404 `NOT_FOUND` when the viewer holds no seat on that stage (ask for a new viewer token).
+    #[oai(
+        path = "/api/viewer/heartbeat",
+        method = "post",
+        tag = "ApiTags::Viewer",
+        operation_id = "sendViewerHeartbeat"
+    )]
+    async fn heartbeat(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: ApiKeyAuth,
+        body: Json<ViewerOnStage>,
+    ) -> Result<HeartbeatResponse, ApiError> {
+        let user = UserId::parse(&body.user_id, "userId")?;
+        let stage_arn = parse_stage_arn(&body.stage_arn)?;
+        let (at, published) = state.pool.record_heartbeat(&user, stage_arn).await?;
+        Ok(HeartbeatResponse::Ok(
+            Json(Envelope::ok(HeartbeatRecorded {
+                user_id: body.0.user_id,
+                stage_arn: body.0.stage_arn,
+                last_heartbeat: timestamp(at),
+            })),
+            published.sequence,
+        ))
+    }
+
+    /// Leave a stage
+    ///
+    /// Frees the viewer's seat and answers this session's watch duration.
+    #[oai(
+        path = "/api/viewer/leave",
+        method = "post",
+        tag = "ApiTags::Viewer",
+        operation_id = "leaveStage"
+    )]
+    async fn leave(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: ApiKeyAuth,
+        body: Json<ViewerOnStage>,
+        /// Optional idempotency key.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+    ) -> Result<LeaveResponse, ApiError> {
+        let user = UserId::parse(&body.user_id, "userId")?;
+        let stage_arn = parse_stage_arn(&body.stage_arn)?;
+        let event_id = idempotency_event_id(&auth, "viewer-leave", idempotency_key.0.as_deref())?;
+        let (left, published) = state.pool.leave(&user, stage_arn, event_id).await?;
+        Ok(LeaveResponse::Ok(
+            Json(Envelope::ok(WatchDuration {
+                user_id: left.user_id,
+                stage_arn: left.stage_arn,
+                watch_duration: left.watch_duration_seconds,
+                watch_duration_formatted: format_watch_duration(left.watch_duration_seconds),
+            })),
+            published.sequence,
+        ))
+    }
+
+    /// List the viewers of a stage
+    ///
+    /// `stageArn` is URL-encoded. 404 `NOT_FOUND` for an unknown stage.
+    #[oai(
+        path = "/api/viewer/list/:stageArn",
+        method = "get",
+        tag = "ApiTags::Viewer",
+        operation_id = "listStageViewers"
+    )]
+    async fn list(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: ApiKeyAuth,
+        /// Stage ARN, URL-encoded.
+        #[oai(name = "stageArn")]
+        stage_arn: Path<String>,
+    ) -> Result<ViewerListResponse, ApiError> {
+        let stage_arn = parse_stage_arn(&stage_arn.0)?;
+        state.require_stage(stage_arn).await?;
+        let viewers = read_models::viewers(&state.db, stage_arn).await?;
+        Ok(ViewerListResponse::Ok(Json(Envelope::ok(ViewerList {
+            stage_arn: stage_arn.to_owned(),
+            total_viewers: viewers.len() as u32,
+            viewers: viewers
+                .into_iter()
+                .map(|v| ViewerEntry {
+                    user_id: v.user_id,
+                    participant_id: v.participant_id,
+                    joined_at: timestamp(v.joined_at),
+                    last_heartbeat: timestamp(v.last_heartbeat_at),
+                })
+                .collect(),
+            timestamp: now_timestamp(),
+        }))))
+    }
+
+    /// Get a viewer's watch duration
+    ///
+    /// Total watch time of the user on the stage: finished sessions plus the current one up to its
+    /// last heartbeat, in whole seconds. 0 for a user who never watched it; 404 for an unknown stage.
+    #[oai(
+        path = "/api/viewer/duration",
+        method = "get",
+        tag = "ApiTags::Viewer",
+        operation_id = "getWatchDuration"
+    )]
+    async fn duration(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: ApiKeyAuth,
+        /// The app's user id.
+        #[oai(name = "userId")]
+        user_id: Query<String>,
+        /// Stage ARN.
+        #[oai(name = "stageArn")]
+        stage_arn: Query<String>,
+    ) -> Result<WatchDurationResponse, ApiError> {
+        let user = UserId::parse(&user_id.0, "userId")?;
+        let stage_arn = parse_stage_arn(&stage_arn.0)?;
+        state.require_stage(stage_arn).await?;
+        let seconds = read_models::watch_duration_seconds(&state.db, user.as_str(), stage_arn)
+            .await?
+            .unwrap_or(0);
+        Ok(WatchDurationResponse::Ok(Json(Envelope::ok(
+            WatchDuration {
+                user_id: user.to_string(),
+                stage_arn: stage_arn.to_owned(),
+                watch_duration: seconds,
+                watch_duration_formatted: format_watch_duration(seconds),
+            },
+        ))))
+    }
+}

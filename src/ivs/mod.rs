@@ -1,0 +1,92 @@
+//! Amazon IVS real-time behind one port, [`StageProvider`] (DESIGN.md §6).
+//!
+//! The default `local` provider ([`local::LocalStageProvider`]) keeps stages itself and mints
+//! self-signed ES384 participant tokens with IVS's header and claim set
+//! (protocols/ivs-realtime.md §1b), so no AWS account is needed.
+
+pub mod arn;
+pub mod keys;
+pub mod local;
+pub mod token;
+
+use std::collections::BTreeMap;
+
+use futures_util::future::BoxFuture;
+use time::OffsetDateTime;
+
+/// What a participant may do on a stage (IVS `capabilities`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Capability {
+    Publish,
+    Subscribe,
+}
+
+impl Capability {
+    /// IVS's spelling: `PUBLISH` / `SUBSCRIBE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::Publish => "PUBLISH",
+            Capability::Subscribe => "SUBSCRIBE",
+        }
+    }
+}
+
+/// A stage the provider created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProvidedStage {
+    pub arn: String,
+    pub name: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A participant token request.
+#[derive(Clone, Debug)]
+pub struct TokenRequest {
+    pub stage_arn: String,
+    /// IVS participant user id (`viewer-<userId>` / `broadcaster-<userId>`), at most 128 characters.
+    pub user_id: String,
+    pub capabilities: Vec<Capability>,
+    /// Token lifetime in seconds (seed: publisher 14400, viewer 3600).
+    pub duration_seconds: u64,
+    /// String-to-string attributes, at most 1 KB in total (IVS rule).
+    pub attributes: BTreeMap<String, String>,
+    pub issued_at: OffsetDateTime,
+}
+
+/// A minted participant token.
+#[derive(Clone, Debug)]
+pub struct ParticipantToken {
+    pub token: String,
+    /// The participant id (the token's `jti`), 12 characters of `[A-Za-z0-9]`.
+    pub participant_id: String,
+    pub expires_at: OffsetDateTime,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// IVS's stage quota is used up (IVS `ServiceQuotaExceededException`).
+    #[error("stage quota exceeded: {0}")]
+    QuotaExceeded(String),
+    #[error("stage {0} not found")]
+    NotFound(String),
+    #[error("token generation failed: {0}")]
+    Token(String),
+    #[error("IVS unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The stage and token operations onair needs from IVS.
+pub trait StageProvider: Send + Sync {
+    /// Short name for `/health` (`local`, `aws`).
+    fn name(&self) -> &'static str;
+    fn create_stage(
+        &self,
+        name: String,
+        tags: BTreeMap<String, String>,
+    ) -> BoxFuture<'_, Result<ProvidedStage, ProviderError>>;
+    fn delete_stage(&self, arn: String) -> BoxFuture<'_, Result<(), ProviderError>>;
+    fn create_participant_token(
+        &self,
+        request: TokenRequest,
+    ) -> BoxFuture<'_, Result<ParticipantToken, ProviderError>>;
+}

@@ -1,0 +1,168 @@
+//! Self-signed IVS participant tokens (protocols/ivs-realtime.md §1b).
+//!
+//! Header `{"alg":"ES384","typ":"JWT","kid":"<public-key ARN>"}`; claims `exp`, `iat`, `jti`
+//! (= participant id), `resource` (stage ARN), `topic` (stage id), `events_url`, `whip_url`,
+//! `capabilities {allow_publish, allow_subscribe}`, `user_id`, `attributes`, `version: "1.0"`.
+//! Signature: ECDSA P-384 / SHA-384 over the PKCS#8 key kept by [`super::keys`].
+
+use std::collections::BTreeMap;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::{Deserialize, Serialize};
+
+use super::arn::{random_id, stage_id};
+use super::{Capability, ParticipantToken, ProviderError, TokenRequest};
+
+/// The capability claim.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapabilityClaims {
+    pub allow_publish: bool,
+    pub allow_subscribe: bool,
+}
+
+/// The claim set of an IVS participant token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantClaims {
+    /// Expiry, Unix seconds.
+    pub exp: i64,
+    /// Issue time, Unix seconds.
+    pub iat: i64,
+    /// The participant id.
+    pub jti: String,
+    /// The stage ARN.
+    pub resource: String,
+    /// The stage id (last segment of the ARN).
+    pub topic: String,
+    pub events_url: String,
+    pub whip_url: String,
+    pub capabilities: CapabilityClaims,
+    pub user_id: String,
+    pub attributes: BTreeMap<String, String>,
+    pub version: String,
+}
+
+/// Signs participant tokens with one P-384 key.
+pub struct TokenSigner {
+    key: EncodingKey,
+    kid: String,
+    events_url: String,
+    whip_url: String,
+}
+
+/// IVS limit on a token's attributes: 1 KB in total (keys and values).
+pub const MAX_ATTRIBUTES_BYTES: usize = 1024;
+
+impl TokenSigner {
+    /// `private_key_pem` is a PKCS#8 P-384 key; `kid` the public key's ARN.
+    pub fn new(
+        private_key_pem: &str,
+        kid: String,
+        events_url: String,
+        whip_url: String,
+    ) -> Result<Self, ProviderError> {
+        let key = EncodingKey::from_ec_pem(private_key_pem.as_bytes())
+            .map_err(|e| ProviderError::Token(format!("signing key unusable: {e}")))?;
+        Ok(Self {
+            key,
+            kid,
+            events_url,
+            whip_url,
+        })
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// Mints one token; the participant id is 12 random alphanumerics.
+    pub fn sign(&self, request: &TokenRequest) -> Result<ParticipantToken, ProviderError> {
+        let participant_id = random_id(12);
+        let iat = request.issued_at.unix_timestamp();
+        let exp = iat + request.duration_seconds as i64;
+        let claims = ParticipantClaims {
+            exp,
+            iat,
+            jti: participant_id.clone(),
+            resource: request.stage_arn.clone(),
+            topic: stage_id(&request.stage_arn).to_owned(),
+            events_url: self.events_url.clone(),
+            whip_url: self.whip_url.clone(),
+            capabilities: CapabilityClaims {
+                allow_publish: request.capabilities.contains(&Capability::Publish),
+                allow_subscribe: request.capabilities.contains(&Capability::Subscribe),
+            },
+            user_id: request.user_id.clone(),
+            attributes: request.attributes.clone(),
+            version: "1.0".to_owned(),
+        };
+        let mut header = Header::new(Algorithm::ES384);
+        header.kid = Some(self.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &self.key)
+            .map_err(|e| ProviderError::Token(e.to_string()))?;
+        let expires_at = time::OffsetDateTime::from_unix_timestamp(exp)
+            .map_err(|e| ProviderError::Token(e.to_string()))?;
+        Ok(ParticipantToken {
+            token,
+            participant_id,
+            expires_at,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ivs::keys::generate_key_pair;
+    use jsonwebtoken::{DecodingKey, Validation};
+    use time::OffsetDateTime;
+
+    #[test]
+    fn a_token_verifies_with_the_public_key_and_carries_ivs_claims() {
+        let pair = generate_key_pair();
+        let signer = TokenSigner::new(
+            &pair.private_key_pem,
+            "arn:aws:ivs:us-east-1:000000000000:public-key/k1".into(),
+            "wss://global.events.live-video.net".into(),
+            "https://local.whip.example".into(),
+        )
+        .unwrap();
+        let now = OffsetDateTime::now_utc();
+        let token = signer
+            .sign(&TokenRequest {
+                stage_arn: "arn:aws:ivs:us-east-1:000000000000:stage/abcDEF123456".into(),
+                user_id: "viewer-001".into(),
+                capabilities: vec![Capability::Subscribe],
+                duration_seconds: 3600,
+                attributes: BTreeMap::from([("level".into(), "VIP".into())]),
+                issued_at: now,
+            })
+            .unwrap();
+        let header = jsonwebtoken::decode_header(&token.token).unwrap();
+        assert_eq!(header.alg, Algorithm::ES384);
+        assert_eq!(header.kid.as_deref(), Some(signer.kid()));
+        let key = DecodingKey::from_ec_pem(pair.public_key_pem.as_bytes()).unwrap();
+        let claims = jsonwebtoken::decode::<ParticipantClaims>(
+            &token.token,
+            &key,
+            &Validation::new(Algorithm::ES384),
+        )
+        .unwrap()
+        .claims;
+        assert_eq!(claims.jti, token.participant_id);
+        assert_eq!(claims.topic, "abcDEF123456");
+        assert_eq!(claims.exp - claims.iat, 3600);
+        assert!(claims.capabilities.allow_subscribe && !claims.capabilities.allow_publish);
+        assert_eq!(claims.version, "1.0");
+
+        let other = generate_key_pair();
+        let wrong = DecodingKey::from_ec_pem(other.public_key_pem.as_bytes()).unwrap();
+        assert!(
+            jsonwebtoken::decode::<ParticipantClaims>(
+                &token.token,
+                &wrong,
+                &Validation::new(Algorithm::ES384)
+            )
+            .is_err()
+        );
+    }
+}

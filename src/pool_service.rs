@@ -1,0 +1,560 @@
+//! The stage pool's command side: it follows the pool's events from the stream into an in-memory
+//! [`StagePool`], decides with the pure domain rules, and publishes with the pool's expected
+//! sequence (DESIGN.md §4.1). On a conflict (another instance published first) it waits for its
+//! view to catch up and decides again, a bounded number of times.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use tokio::sync::{Mutex, watch};
+use uuid::Uuid;
+
+use crate::domain::stage_pool::{PoolError, PoolLimits, PoolStage, SeatDecision, StagePool};
+use crate::domain::user_id::UserId;
+use crate::event_store::{EventStore, EventStoreError, NewEvent, Published};
+use crate::events::{
+    Event, EventEnvelope, HEARTBEAT_SUBJECT_FILTER, StageCreated, ViewerHeartbeatRecorded,
+    ViewerJoined, ViewerLeft, ViewerTokenRenewed, cloudevents, pool_subject_filter,
+};
+use crate::ivs::{Capability, ParticipantToken, ProviderError, StageProvider, TokenRequest};
+
+/// How many times a decision is retried after losing a race to another instance.
+const MAX_ATTEMPTS: usize = 20;
+/// How long to wait for the view to catch up after a conflict or an unknown seat.
+const CATCH_UP_WAIT: Duration = Duration::from_millis(500);
+
+/// Name of the master stage (seeds/ivs-api.md).
+pub const MASTER_STAGE_NAME: &str = "master-stage";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PoolServiceError {
+    #[error(transparent)]
+    Rule(#[from] PoolError),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error(transparent)]
+    Store(#[from] EventStoreError),
+    #[error("the stage pool is busy; try again")]
+    Contended,
+    #[error("the stage pool has no master stage yet")]
+    NoMasterStage,
+}
+
+/// Token lifetimes and tags.
+#[derive(Clone, Debug)]
+pub struct PoolServiceSettings {
+    pub limits: PoolLimits,
+    /// seeds/ivs-api.md: publisher tokens live 4 h (14400 s).
+    pub publisher_token_seconds: u64,
+    /// seeds/ivs-api.md: viewer tokens live 1 h (3600 s).
+    pub viewer_token_seconds: u64,
+    /// Value of the `Environment` tag on stages onair creates.
+    pub environment: String,
+}
+
+#[derive(Default)]
+struct View {
+    pool: StagePool,
+    /// Stream sequence of the last pool event applied (the expected-sequence guard's value).
+    pool_sequence: u64,
+}
+
+/// A seat with its token.
+#[derive(Clone, Debug)]
+pub struct SeatGranted {
+    pub stage_arn: String,
+    pub token: ParticipantToken,
+    /// Viewers on that stage after this request.
+    pub current_viewers: u32,
+    pub published: Published,
+}
+
+/// The stage pool service; cheap to clone.
+#[derive(Clone)]
+pub struct PoolService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: EventStore,
+    provider: Arc<dyn StageProvider>,
+    settings: PoolServiceSettings,
+    view: RwLock<View>,
+    /// Bumped whenever the view changes.
+    changed: watch::Sender<u64>,
+    /// One decision at a time per instance (instances race through the guard).
+    decide: Mutex<()>,
+}
+
+impl PoolService {
+    /// Starts following the stream and returns once the view has caught up with it.
+    pub async fn start(
+        store: EventStore,
+        provider: Arc<dyn StageProvider>,
+        settings: PoolServiceSettings,
+    ) -> anyhow::Result<(Self, tokio::task::JoinHandle<()>)> {
+        let service = Self {
+            inner: Arc::new(Inner {
+                store,
+                provider,
+                settings,
+                view: RwLock::new(View::default()),
+                changed: watch::Sender::new(0),
+                decide: Mutex::new(()),
+            }),
+        };
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let follower = service.clone();
+        let task = tokio::spawn(async move { follower.follow(ready_tx).await });
+        ready_rx
+            .await
+            .map_err(|_| anyhow::anyhow!("the stage pool follower stopped before catching up"))?;
+        Ok((service, task))
+    }
+
+    /// Follows the pool's events and heartbeats with an ordered consumer (in order, recreated by the
+    /// client after gaps); `ready` fires once the backlog is applied.
+    async fn follow(&self, ready: tokio::sync::oneshot::Sender<()>) {
+        let mut ready = Some(ready);
+        loop {
+            if let Err(e) = self.follow_once(&mut ready).await {
+                tracing::warn!(error.cause_chain = ?e, "stage pool follower restarting");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn follow_once(
+        &self,
+        ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
+    ) -> anyhow::Result<()> {
+        let stream = self.inner.store.stream().await?;
+        // Start after what the view already holds (a restart of the follower keeps the view).
+        let start = self.inner.view.read().expect("view lock").pool_sequence;
+        let deliver_policy = if start == 0 {
+            DeliverPolicy::All
+        } else {
+            DeliverPolicy::ByStartSequence {
+                start_sequence: start + 1,
+            }
+        };
+        let mut consumer = stream
+            .create_consumer(pull::OrderedConfig {
+                filter_subjects: vec![pool_subject_filter(), HEARTBEAT_SUBJECT_FILTER.to_owned()],
+                deliver_policy,
+                ..Default::default()
+            })
+            .await?;
+        if consumer.info().await?.num_pending == 0
+            && let Some(ready) = ready.take()
+        {
+            let _ = ready.send(());
+        }
+        let mut messages = consumer.messages().await?;
+        while let Some(message) = messages.next().await {
+            let message = message?;
+            let info = message
+                .info()
+                .map_err(|e| anyhow::anyhow!("message without metadata: {e}"))?;
+            let (sequence, pending) = (info.stream_sequence, info.pending);
+            match cloudevents::decode(message.headers.as_ref(), &message.payload, sequence) {
+                Ok(envelope) => self.apply(&envelope),
+                Err(e) => tracing::warn!(sequence, error = %e, "stage pool skipped an event"),
+            }
+            if pending == 0
+                && let Some(ready) = ready.take()
+            {
+                let _ = ready.send(());
+            }
+        }
+        anyhow::bail!("ordered consumer ended")
+    }
+
+    /// Applies an event once: pool events at or below the view's sequence are already in it
+    /// (published by this instance); heartbeats are idempotent.
+    fn apply(&self, envelope: &EventEnvelope) {
+        let mut view = self.inner.view.write().expect("view lock");
+        if envelope.event.is_pool_event() {
+            if envelope.sequence <= view.pool_sequence {
+                return;
+            }
+            view.pool_sequence = envelope.sequence;
+        }
+        view.pool.apply(envelope);
+        drop(view);
+        self.inner.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Reads the current view.
+    pub fn read<T>(&self, f: impl FnOnce(&StagePool) -> T) -> T {
+        f(&self.inner.view.read().expect("view lock").pool)
+    }
+
+    fn snapshot<T>(&self, f: impl FnOnce(&StagePool) -> T) -> (T, u64) {
+        let view = self.inner.view.read().expect("view lock");
+        (f(&view.pool), view.pool_sequence)
+    }
+
+    /// Waits until the view changes or `timeout` passes.
+    async fn wait_for_change(&self, timeout: Duration) {
+        let mut rx = self.inner.changed.subscribe();
+        let _ = tokio::time::timeout(timeout, rx.changed()).await;
+    }
+
+    /// Publishes a pool event guarded by `expected` and applies it to the view at once.
+    async fn publish_pool_event(
+        &self,
+        new: NewEvent,
+        expected: u64,
+    ) -> Result<Published, EventStoreError> {
+        let occurred_at = new.occurred_at;
+        let id = new.id;
+        let event = new.event.clone();
+        let published = self
+            .inner
+            .store
+            .publish(new.expecting(pool_subject_filter(), expected))
+            .await?;
+        self.apply(&EventEnvelope {
+            id,
+            occurred_at,
+            sequence: published.sequence,
+            event,
+        });
+        Ok(published)
+    }
+
+    fn stage_tags(&self, auto_scaled: bool) -> BTreeMap<String, String> {
+        let mut tags = BTreeMap::from([
+            (
+                "Environment".to_owned(),
+                self.inner.settings.environment.clone(),
+            ),
+            ("ManagedBy".to_owned(), "onair".to_owned()),
+        ]);
+        if auto_scaled {
+            tags.insert("AutoScaled".to_owned(), "true".to_owned());
+        }
+        tags
+    }
+
+    /// Creates the master stage if the pool has none (first start). Safe on several instances at
+    /// once: the guard lets one win, the others see its stage.
+    pub async fn ensure_master_stage(&self) -> Result<(), PoolServiceError> {
+        let _turn = self.inner.decide.lock().await;
+        for _ in 0..MAX_ATTEMPTS {
+            let (exists, expected) = self.snapshot(|p| p.master().is_some());
+            if exists {
+                return Ok(());
+            }
+            let stage = self
+                .inner
+                .provider
+                .create_stage(MASTER_STAGE_NAME.to_owned(), self.stage_tags(false))
+                .await?;
+            let event = Event::StageCreated(StageCreated {
+                stage_arn: stage.arn.clone(),
+                name: stage.name,
+                auto_scaled: false,
+                is_master: true,
+                tags: stage.tags,
+            });
+            match self
+                .publish_pool_event(NewEvent::new(now(), event), expected)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(EventStoreError::Conflict { .. }) => {
+                    let _ = self.inner.provider.delete_stage(stage.arn).await;
+                    self.wait_for_change(CATCH_UP_WAIT).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(PoolServiceError::Contended)
+    }
+
+    /// Seats a viewer (or keeps their seat) and mints their token (SUBSCRIBE, viewer TTL).
+    /// `event_id` makes a retried request publish the same event (idempotency key).
+    pub async fn assign_viewer_seat(
+        &self,
+        user: &UserId,
+        attributes: serde_json::Map<String, serde_json::Value>,
+        token_attributes: BTreeMap<String, String>,
+        event_id: Option<Uuid>,
+    ) -> Result<SeatGranted, PoolServiceError> {
+        let limits = self.inner.settings.limits;
+        let _turn = self.inner.decide.lock().await;
+        let mut stage_creation_refused: Option<String> = None;
+        for _ in 0..MAX_ATTEMPTS {
+            let (decision, expected) = self.snapshot(|p| match &stage_creation_refused {
+                None => p.decide_seat(user, limits),
+                Some(reason) => match p.decide_seat(user, limits) {
+                    Ok(SeatDecision::CreateStage) => {
+                        p.seat_below_cap(limits)
+                            .map_err(|_| PoolError::StageLimitReached {
+                                reason: reason.clone(),
+                            })
+                    }
+                    other => other,
+                },
+            });
+            let at = now();
+            let (stage_arn, renewing) = match decision? {
+                SeatDecision::AlreadySeated { stage_arn } => (stage_arn, true),
+                SeatDecision::Join { stage_arn } => (stage_arn, false),
+                SeatDecision::CreateStage => {
+                    match self.create_auto_stage(at, expected).await {
+                        Ok(()) => {}
+                        Err(PoolServiceError::Provider(ProviderError::QuotaExceeded(reason))) => {
+                            stage_creation_refused = Some(reason);
+                        }
+                        Err(PoolServiceError::Store(EventStoreError::Conflict { .. })) => {
+                            self.wait_for_change(CATCH_UP_WAIT).await;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                    continue;
+                }
+            };
+            let token = self
+                .inner
+                .provider
+                .create_participant_token(TokenRequest {
+                    stage_arn: stage_arn.clone(),
+                    user_id: format!("viewer-{user}"),
+                    capabilities: vec![Capability::Subscribe],
+                    duration_seconds: self.inner.settings.viewer_token_seconds,
+                    attributes: token_attributes.clone(),
+                    issued_at: at,
+                })
+                .await?;
+            let event = if renewing {
+                Event::ViewerTokenRenewed(ViewerTokenRenewed {
+                    user_id: user.to_string(),
+                    stage_arn: stage_arn.clone(),
+                    participant_id: token.participant_id.clone(),
+                    token_expires_at: token.expires_at,
+                })
+            } else {
+                Event::ViewerJoined(ViewerJoined {
+                    user_id: user.to_string(),
+                    stage_arn: stage_arn.clone(),
+                    participant_id: token.participant_id.clone(),
+                    token_expires_at: token.expires_at,
+                    attributes: attributes.clone(),
+                })
+            };
+            let mut new = NewEvent::new(at, event);
+            if let Some(id) = event_id {
+                new = new.with_id(id);
+            }
+            match self.publish_pool_event(new, expected).await {
+                Ok(published) => {
+                    let current_viewers = self.read(|p| {
+                        p.stage(&stage_arn)
+                            .map(PoolStage::viewer_count)
+                            .unwrap_or(0)
+                    });
+                    return Ok(SeatGranted {
+                        stage_arn,
+                        token,
+                        current_viewers,
+                        published,
+                    });
+                }
+                Err(EventStoreError::Conflict { .. }) => self.wait_for_change(CATCH_UP_WAIT).await,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(PoolServiceError::Contended)
+    }
+
+    async fn create_auto_stage(
+        &self,
+        at: OffsetDateTime,
+        expected: u64,
+    ) -> Result<(), PoolServiceError> {
+        let stage = self
+            .inner
+            .provider
+            .create_stage(StagePool::auto_stage_name(at), self.stage_tags(true))
+            .await?;
+        let event = Event::StageCreated(StageCreated {
+            stage_arn: stage.arn.clone(),
+            name: stage.name,
+            auto_scaled: true,
+            is_master: false,
+            tags: stage.tags,
+        });
+        match self
+            .publish_pool_event(NewEvent::new(at, event), expected)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(stage_arn = %stage.arn, "auto-scaled stage created");
+                Ok(())
+            }
+            Err(e) => {
+                // Another instance changed the pool first: this stage was never announced.
+                let _ = self.inner.provider.delete_stage(stage.arn).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Mints a publisher token (PUBLISH, publisher TTL) for the master stage.
+    pub async fn issue_publisher_token(
+        &self,
+        user: &UserId,
+        token_attributes: BTreeMap<String, String>,
+        event_id: Option<Uuid>,
+    ) -> Result<(String, ParticipantToken, Published), PoolServiceError> {
+        let stage_arn = self
+            .read(|p| p.master().map(|s| s.arn.clone()))
+            .ok_or(PoolServiceError::NoMasterStage)?;
+        let at = now();
+        let token = self
+            .inner
+            .provider
+            .create_participant_token(TokenRequest {
+                stage_arn: stage_arn.clone(),
+                user_id: format!("broadcaster-{user}"),
+                capabilities: vec![Capability::Publish],
+                duration_seconds: self.inner.settings.publisher_token_seconds,
+                attributes: token_attributes,
+                issued_at: at,
+            })
+            .await?;
+        let event = Event::PublisherTokenIssued(crate::events::PublisherTokenIssued {
+            user_id: user.to_string(),
+            stage_arn: stage_arn.clone(),
+            participant_id: token.participant_id.clone(),
+            expires_at: token.expires_at,
+        });
+        let mut new = NewEvent::new(at, event);
+        if let Some(id) = event_id {
+            new = new.with_id(id);
+        }
+        let published = self.inner.store.publish(new).await?;
+        Ok((stage_arn, token, published))
+    }
+
+    /// Looks a rule up against the view; if it fails because the view may lag behind another
+    /// instance's write, waits briefly once and looks again.
+    async fn check_fresh<T>(
+        &self,
+        f: impl Fn(&StagePool) -> Result<T, PoolError>,
+    ) -> Result<T, PoolError> {
+        match self.read(&f) {
+            Ok(v) => Ok(v),
+            Err(_) => {
+                self.wait_for_change(Duration::from_millis(150)).await;
+                self.read(&f)
+            }
+        }
+    }
+
+    /// Records a heartbeat of a seated viewer (seeds/ivs-api.md: every 30 s).
+    pub async fn record_heartbeat(
+        &self,
+        user: &UserId,
+        stage_arn: &str,
+    ) -> Result<(OffsetDateTime, Published), PoolServiceError> {
+        self.check_fresh(|p| p.check_heartbeat(user, stage_arn))
+            .await?;
+        let at = now();
+        let event = Event::ViewerHeartbeatRecorded(ViewerHeartbeatRecorded {
+            user_id: user.to_string(),
+            stage_arn: stage_arn.to_owned(),
+        });
+        let published = self.inner.store.publish(NewEvent::new(at, event)).await?;
+        Ok((at, published))
+    }
+
+    /// A viewer leaves; returns the session's event (with its watch duration).
+    pub async fn leave(
+        &self,
+        user: &UserId,
+        stage_arn: &str,
+        event_id: Option<Uuid>,
+    ) -> Result<(ViewerLeft, Published), PoolServiceError> {
+        self.check_fresh(|p| p.decide_leave(user, stage_arn, now()).map(|_| ()))
+            .await?;
+        let _turn = self.inner.decide.lock().await;
+        for _ in 0..MAX_ATTEMPTS {
+            let at = now();
+            let (left, expected) = self.snapshot(|p| p.decide_leave(user, stage_arn, at));
+            let left = left?;
+            let mut new = NewEvent::new(at, Event::ViewerLeft(left.clone()));
+            if let Some(id) = event_id {
+                new = new.with_id(id);
+            }
+            match self.publish_pool_event(new, expected).await {
+                Ok(published) => return Ok((left, published)),
+                Err(EventStoreError::Conflict { .. }) => self.wait_for_change(CATCH_UP_WAIT).await,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(PoolServiceError::Contended)
+    }
+
+    /// Expires every viewer silent longer than `timeout`; returns how many were expired. Event ids
+    /// are derived from the seat, so instances expiring the same viewer store one event.
+    pub async fn expire_silent_viewers(
+        &self,
+        timeout: Duration,
+    ) -> Result<usize, PoolServiceError> {
+        let mut expired_count = 0;
+        if self.read(|p| p.decide_expiry(now(), timeout).is_empty()) {
+            return Ok(0);
+        }
+        let _turn = self.inner.decide.lock().await;
+        for _ in 0..MAX_ATTEMPTS {
+            let at = now();
+            let (expired, expected) = self.snapshot(|p| p.decide_expiry(at, timeout));
+            let Some(first) = expired.into_iter().next() else {
+                return Ok(expired_count);
+            };
+            let id = derived_event_id(&[
+                "viewer-expired",
+                &first.user_id,
+                &first.stage_arn,
+                &cloudevents::format_time(first.joined_at),
+            ]);
+            let new = NewEvent::new(at, Event::ViewerExpired(first)).with_id(id);
+            match self.publish_pool_event(new, expected).await {
+                Ok(_) => expired_count += 1,
+                Err(EventStoreError::Conflict { .. }) => self.wait_for_change(CATCH_UP_WAIT).await,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(expired_count)
+    }
+}
+
+/// The current time, UTC, truncated to milliseconds (the precision of `ce-time`).
+pub fn now() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
+    t.replace_nanosecond(t.millisecond() as u32 * 1_000_000)
+        .expect("milliseconds are a valid nanosecond value")
+}
+
+/// A deterministic event id (UUID v8 from SHA-256 of the parts), for events that several instances
+/// or retries may publish for the same fact.
+pub fn derived_event_id(parts: &[&str]) -> Uuid {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    let digest = hasher.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}

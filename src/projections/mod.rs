@@ -1,0 +1,225 @@
+//! Projectors: build Postgres read models from the stream (DESIGN.md §2, STYLE.md §2.14).
+//!
+//! Each projection has a durable pull consumer `projector-<name>` and a row in
+//! `projection_checkpoints`. A batch of events is applied in **one** transaction together with the new
+//! checkpoint (the last stream sequence applied); the batch is acknowledged only after the commit.
+//! Events at or below the checkpoint are skipped, so redelivery after a crash changes nothing twice.
+//!
+//! Only one instance applies a given projection at a time: the runner holds a Postgres advisory lock
+//! (`pg_try_advisory_lock`) on a dedicated connection while it works; the other instances wait and
+//! take over when that connection goes away. When the runner (re)starts it recreates the consumer at
+//! `checkpoint + 1`, so delivery is strictly in stream order. Projectors never read the clock.
+
+pub mod stages;
+pub mod viewers;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt};
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::watch;
+
+use crate::event_store::EventStore;
+use crate::events::{EventEnvelope, cloudevents};
+
+/// One read model.
+pub trait Projection: Send + Sync + 'static {
+    /// Stable name: the checkpoint key and the consumer `projector-<name>`.
+    fn name(&self) -> &'static str;
+    /// The subjects whose events it applies.
+    fn subjects(&self) -> Vec<String>;
+    /// Applies one event inside the batch's transaction. Must not read the clock.
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        event: &'a EventEnvelope,
+    ) -> BoxFuture<'a, Result<(), sqlx::Error>>;
+}
+
+/// The projections the server runs.
+pub fn all() -> Vec<Arc<dyn Projection>> {
+    vec![
+        Arc::new(stages::StagesProjection),
+        Arc::new(viewers::ViewersProjection),
+    ]
+}
+
+/// The durable consumer's name for a projection.
+pub fn consumer_name(projection: &str) -> String {
+    format!("projector-{projection}")
+}
+
+/// Reads a projection's checkpoint (0 when it has none).
+pub async fn checkpoint(pool: &PgPool, projection: &str) -> Result<u64, sqlx::Error> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT last_sequence FROM projection_checkpoints WHERE projection = $1")
+            .bind(projection)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|r| r.0 as u64).unwrap_or(0))
+}
+
+/// Runs one projection.
+pub struct ProjectorRunner {
+    pool: PgPool,
+    store: EventStore,
+    projection: Arc<dyn Projection>,
+    batch_size: usize,
+    applied: watch::Sender<u64>,
+}
+
+impl ProjectorRunner {
+    pub fn new(pool: PgPool, store: EventStore, projection: Arc<dyn Projection>) -> Self {
+        Self {
+            pool,
+            store,
+            projection,
+            batch_size: 500,
+            applied: watch::Sender::new(0),
+        }
+    }
+
+    /// The last sequence this runner committed (0 until it commits a batch).
+    pub fn applied(&self) -> watch::Receiver<u64> {
+        self.applied.subscribe()
+    }
+
+    /// Runs until the task is dropped; restarts itself after errors.
+    pub async fn run(self) {
+        let name = self.projection.name();
+        loop {
+            if let Err(e) = self.run_as_leader().await {
+                tracing::warn!(projection = name, error.cause_chain = ?e, "projector stopped; restarting");
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    async fn run_as_leader(&self) -> anyhow::Result<()> {
+        let name = self.projection.name();
+        let mut lock = PgConnection::connect_with(&self.pool.connect_options()).await?;
+        let key = format!("onair.projection.{name}");
+        loop {
+            let (locked,): (bool,) =
+                sqlx::query_as("SELECT pg_try_advisory_lock(hashtext($1)::bigint)")
+                    .bind(&key)
+                    .fetch_one(&mut lock)
+                    .await?;
+            if locked {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        tracing::info!(projection = name, "projector started as leader");
+        let result = self.consume().await;
+        // Closing the connection releases the lock.
+        let _ = lock.close().await;
+        result
+    }
+
+    async fn consume(&self) -> anyhow::Result<()> {
+        let name = self.projection.name();
+        sqlx::query(
+            "INSERT INTO projection_checkpoints (projection) VALUES ($1)
+             ON CONFLICT (projection) DO NOTHING",
+        )
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        let start = checkpoint(&self.pool, name).await?;
+        self.applied.send_replace(start);
+
+        let stream = self.store.stream().await?;
+        let durable = consumer_name(name);
+        // Recreate the consumer at the checkpoint: delivery restarts in stream order, whatever the
+        // previous leader left unacknowledged.
+        let _ = stream.delete_consumer(&durable).await;
+        let consumer = stream
+            .create_consumer(pull::Config {
+                durable_name: Some(durable.clone()),
+                description: Some(format!("onair projection {name}")),
+                filter_subjects: self.projection.subjects(),
+                deliver_policy: if start == 0 {
+                    DeliverPolicy::All
+                } else {
+                    DeliverPolicy::ByStartSequence {
+                        start_sequence: start + 1,
+                    }
+                },
+                ack_policy: AckPolicy::All,
+                ack_wait: Duration::from_secs(60),
+                max_ack_pending: 20_000,
+                ..Default::default()
+            })
+            .await?;
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(self.batch_size)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await?;
+
+        loop {
+            let Some(first) = messages.next().await else {
+                anyhow::bail!("consumer {durable} ended");
+            };
+            let mut batch = vec![first?];
+            while batch.len() < self.batch_size {
+                match messages.next().now_or_never() {
+                    Some(Some(message)) => batch.push(message?),
+                    _ => break,
+                }
+            }
+            self.apply_batch(&batch).await?;
+        }
+    }
+
+    async fn apply_batch(&self, batch: &[async_nats::jetstream::Message]) -> anyhow::Result<()> {
+        let name = self.projection.name();
+        let mut tx = self.pool.begin().await?;
+        let (checkpoint,): (i64,) = sqlx::query_as(
+            "SELECT last_sequence FROM projection_checkpoints WHERE projection = $1 FOR UPDATE",
+        )
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut last = checkpoint as u64;
+        for message in batch {
+            let sequence = message
+                .info()
+                .map_err(|e| anyhow::anyhow!("message without metadata: {e}"))?
+                .stream_sequence;
+            if sequence <= last {
+                continue;
+            }
+            match cloudevents::decode(message.headers.as_ref(), &message.payload, sequence) {
+                Ok(envelope) => self.projection.apply(&mut tx, &envelope).await?,
+                Err(e) => {
+                    tracing::warn!(projection = name, sequence, error = %e, "event skipped")
+                }
+            }
+            last = sequence;
+        }
+        sqlx::query(
+            "UPDATE projection_checkpoints SET last_sequence = $2, updated_at = now()
+             WHERE projection = $1",
+        )
+        .bind(name)
+        .bind(last as i64)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        if let Some(message) = batch.last() {
+            message
+                .ack()
+                .await
+                .map_err(|e| anyhow::anyhow!("ack failed: {e}"))?;
+        }
+        self.applied.send_replace(last);
+        Ok(())
+    }
+}

@@ -1,0 +1,3 @@
+//! Reactors: side effects driven by events or time, kept apart from projectors (DESIGN.md §2).
+
+pub mod expiry;

@@ -1,0 +1,83 @@
+//! Queries behind the GET routes, over the read models the projectors build.
+
+use std::collections::BTreeMap;
+
+use sqlx::PgPool;
+use sqlx::types::Json;
+use time::OffsetDateTime;
+
+/// A row of `rm_stages`.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct StageRow {
+    pub stage_arn: String,
+    pub name: String,
+    pub auto_scaled: bool,
+    pub is_master: bool,
+    pub tags: Json<BTreeMap<String, String>>,
+    pub created_at: OffsetDateTime,
+    pub viewer_count: i32,
+}
+
+/// Every stage, master first, then by creation time.
+pub async fn stages(pool: &PgPool) -> Result<Vec<StageRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT stage_arn, name, auto_scaled, is_master, tags, created_at, viewer_count
+         FROM rm_stages ORDER BY is_master DESC, created_at, stage_arn",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn stage(pool: &PgPool, stage_arn: &str) -> Result<Option<StageRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT stage_arn, name, auto_scaled, is_master, tags, created_at, viewer_count
+         FROM rm_stages WHERE stage_arn = $1",
+    )
+    .bind(stage_arn)
+    .fetch_optional(pool)
+    .await
+}
+
+/// A row of `rm_viewer_seats`.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ViewerRow {
+    pub user_id: String,
+    pub participant_id: String,
+    pub joined_at: OffsetDateTime,
+    pub last_heartbeat_at: OffsetDateTime,
+}
+
+/// The viewers seated on a stage, earliest join first.
+pub async fn viewers(pool: &PgPool, stage_arn: &str) -> Result<Vec<ViewerRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT user_id, participant_id, joined_at, last_heartbeat_at FROM rm_viewer_seats
+         WHERE stage_arn = $1 ORDER BY joined_at, user_id",
+    )
+    .bind(stage_arn)
+    .fetch_all(pool)
+    .await
+}
+
+/// Watch time of a user on a stage, in whole seconds: completed sessions plus the current one up to
+/// its last heartbeat. `None` if the user never watched that stage.
+pub async fn watch_duration_seconds(
+    pool: &PgPool,
+    user_id: &str,
+    stage_arn: &str,
+) -> Result<Option<u64>, sqlx::Error> {
+    let row: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(
+        "SELECT w.completed_seconds,
+                FLOOR(EXTRACT(EPOCH FROM (s.last_heartbeat_at - s.joined_at)))::bigint
+         FROM (SELECT $1::text AS user_id, $2::text AS stage_arn) k
+         LEFT JOIN rm_watch_time w ON w.user_id = k.user_id AND w.stage_arn = k.stage_arn
+         LEFT JOIN rm_viewer_seats s ON s.user_id = k.user_id AND s.stage_arn = k.stage_arn
+         WHERE w.user_id IS NOT NULL OR s.user_id IS NOT NULL",
+    )
+    .bind(user_id)
+    .bind(stage_arn)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(completed, current)| {
+        (completed.unwrap_or(0).max(0) + current.unwrap_or(0).max(0)) as u64
+    }))
+}

@@ -1,0 +1,191 @@
+//! Builds the application from settings and runs it: the HTTP server, the stage pool follower, the
+//! projectors and the expiry reactor, in one process (DESIGN.md §8: one `onair serve` runs every role).
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use poem::listener::{Acceptor, Listener, TcpListener};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tokio::task::JoinHandle;
+
+use crate::config::ServeSettings;
+use crate::event_store::EventStore;
+use crate::http::{self, AppState, PublicKeyInfo};
+use crate::ivs::arn::public_key_arn;
+use crate::ivs::local::LocalStageProvider;
+use crate::ivs::token::TokenSigner;
+use crate::ivs::{StageProvider, keys};
+use crate::pool_service::{PoolService, PoolServiceSettings};
+use crate::projections::{self, ProjectorRunner};
+use crate::reactors;
+
+/// The embedded migrations (`migrations/`).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Connects to Postgres with the pool used by every part of the server.
+pub async fn connect_postgres(url: &str) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(20)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot connect to PostgreSQL at {}: {e}",
+                crate::config::redact_url(url)
+            )
+        })
+}
+
+/// Applies the migrations (idempotent; concurrent callers are serialized by sqlx's lock).
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .map_err(|e| anyhow::anyhow!("migrations failed: {e}"))
+}
+
+/// A built, bound, not yet serving application.
+pub struct Application {
+    acceptor: poem::listener::TcpAcceptor,
+    port: u16,
+    state: Arc<AppState>,
+    settings: ServeSettings,
+    background: Vec<JoinHandle<()>>,
+    projectors: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Application {
+    /// Connects to Postgres and NATS, applies migrations and the stream config, loads the signing
+    /// key, catches the stage pool up with the stream, creates the master stage on first start,
+    /// starts the projectors and the expiry reactor, and binds the listener (port 0 picks one).
+    pub async fn build(settings: ServeSettings) -> anyhow::Result<Self> {
+        let db = connect_postgres(&settings.connection.database_url).await?;
+        migrate(&db).await?;
+        let store = EventStore::connect(&settings.connection.nats_url, "/onair/stage-api").await?;
+        store.ensure_stream(settings.stream_replicas).await?;
+
+        let signing_key = keys::load_or_create(&db).await?;
+        let kid = public_key_arn(
+            &settings.ivs_region,
+            &settings.ivs_account_id,
+            &signing_key.key_id,
+        );
+        let signer = TokenSigner::new(
+            &signing_key.pair.private_key_pem,
+            kid.clone(),
+            settings.ivs_events_url.clone(),
+            settings.ivs_whip_url.clone(),
+        )?;
+        let provider: Arc<dyn StageProvider> = Arc::new(LocalStageProvider::new(
+            settings.ivs_region.clone(),
+            settings.ivs_account_id.clone(),
+            signer,
+        ));
+
+        let (pool, follower) = PoolService::start(
+            store.clone(),
+            provider.clone(),
+            PoolServiceSettings {
+                limits: settings.pool_limits(),
+                publisher_token_seconds: settings.publisher_token_ttl_secs,
+                viewer_token_seconds: settings.viewer_token_ttl_secs,
+                environment: settings.environment.clone(),
+            },
+        )
+        .await?;
+        pool.ensure_master_stage().await?;
+
+        let expiry = tokio::spawn(reactors::expiry::run(
+            pool.clone(),
+            settings.heartbeat_timeout(),
+            settings.expiry_check_interval(),
+        ));
+
+        let state = Arc::new(AppState {
+            db,
+            store,
+            pool,
+            provider_name: provider.name(),
+            public_key: PublicKeyInfo {
+                kid,
+                pem: signing_key.pair.public_key_pem,
+            },
+            started_at: Instant::now(),
+            projection_names: projections::all().iter().map(|p| p.name()).collect(),
+        });
+
+        let acceptor = TcpListener::bind(settings.listen).into_acceptor().await?;
+        let port = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().map(|s| s.port()))
+            .ok_or_else(|| anyhow::anyhow!("the listener has no TCP address"))?;
+
+        let app = Self {
+            acceptor,
+            port,
+            state,
+            settings,
+            background: vec![follower, expiry],
+            projectors: Mutex::new(Vec::new()),
+        };
+        app.start_projectors();
+        Ok(app)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Starts one runner per projection (they wait for leadership if another instance holds it).
+    pub fn start_projectors(&self) {
+        let mut handles = self.projectors.lock().expect("projector handles");
+        for projection in projections::all() {
+            let runner =
+                ProjectorRunner::new(self.state.db.clone(), self.state.store.clone(), projection);
+            handles.push(tokio::spawn(runner.run()));
+        }
+    }
+
+    /// Stops this instance's projectors at once, as a crash would (an open batch is rolled back).
+    pub fn kill_projectors(&self) {
+        for handle in self.projectors.lock().expect("projector handles").drain(..) {
+            handle.abort();
+        }
+    }
+
+    /// Serves until `shutdown` completes, then drains requests (at most 10 s) and stops the
+    /// background tasks.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        let Self {
+            acceptor,
+            port,
+            state,
+            settings,
+            background,
+            projectors,
+        } = self;
+        let routes = http::routes(state, settings.max_body_bytes);
+        tracing::info!(port, "onair is serving");
+        let result = poem::Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(routes, shutdown, Some(Duration::from_secs(10)))
+            .await;
+        for handle in background
+            .iter()
+            .chain(projectors.lock().expect("projector handles").iter())
+        {
+            handle.abort();
+        }
+        result.map_err(Into::into)
+    }
+}

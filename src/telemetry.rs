@@ -1,0 +1,17 @@
+//! Logging: `tracing` with `RUST_LOG`-style filtering (`ONAIR_LOG`, default `info`); JSON lines with
+//! `ONAIR_LOG_FORMAT=json`. Logs go to standard error.
+
+use tracing_subscriber::EnvFilter;
+
+pub fn init() {
+    let filter = EnvFilter::try_from_env("ONAIR_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,async_nats=warn,poem=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("ONAIR_LOG_FORMAT").as_deref() == Ok("json") {
+        let _ = builder.json().try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
