@@ -54,7 +54,33 @@ pub struct Application {
     state: Arc<AppState>,
     settings: ServeSettings,
     background: Vec<JoinHandle<()>>,
-    projectors: Mutex<Vec<JoinHandle<()>>>,
+    projectors: ProjectorControl,
+}
+
+/// Starts and stops this instance's projectors.
+#[derive(Clone)]
+pub struct ProjectorControl {
+    db: PgPool,
+    store: EventStore,
+    handles: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl ProjectorControl {
+    /// Starts one runner per projection (they wait for leadership if another instance holds it).
+    pub fn start(&self) {
+        let mut handles = self.handles.lock().expect("projector handles");
+        for projection in projections::all() {
+            let runner = ProjectorRunner::new(self.db.clone(), self.store.clone(), projection);
+            handles.push(tokio::spawn(runner.run()));
+        }
+    }
+
+    /// Stops them at once, as a crash would: an open batch is rolled back, nothing is acknowledged.
+    pub fn kill(&self) {
+        for handle in self.handles.lock().expect("projector handles").drain(..) {
+            handle.abort();
+        }
+    }
 }
 
 impl Application {
@@ -124,16 +150,20 @@ impl Application {
             .and_then(|a| a.as_socket_addr().map(|s| s.port()))
             .ok_or_else(|| anyhow::anyhow!("the listener has no TCP address"))?;
 
-        let app = Self {
+        let projectors = ProjectorControl {
+            db: state.db.clone(),
+            store: state.store.clone(),
+            handles: Arc::new(Mutex::new(Vec::new())),
+        };
+        projectors.start();
+        Ok(Self {
             acceptor,
             port,
             state,
             settings,
             background: vec![follower, expiry],
-            projectors: Mutex::new(Vec::new()),
-        };
-        app.start_projectors();
-        Ok(app)
+            projectors,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -144,21 +174,9 @@ impl Application {
         self.state.clone()
     }
 
-    /// Starts one runner per projection (they wait for leadership if another instance holds it).
-    pub fn start_projectors(&self) {
-        let mut handles = self.projectors.lock().expect("projector handles");
-        for projection in projections::all() {
-            let runner =
-                ProjectorRunner::new(self.state.db.clone(), self.state.store.clone(), projection);
-            handles.push(tokio::spawn(runner.run()));
-        }
-    }
-
-    /// Stops this instance's projectors at once, as a crash would (an open batch is rolled back).
-    pub fn kill_projectors(&self) {
-        for handle in self.projectors.lock().expect("projector handles").drain(..) {
-            handle.abort();
-        }
+    /// Control over this instance's projectors (tests use it to simulate a crash).
+    pub fn projectors(&self) -> ProjectorControl {
+        self.projectors.clone()
     }
 
     /// Serves until `shutdown` completes, then drains requests (at most 10 s) and stops the
@@ -180,12 +198,10 @@ impl Application {
         let result = poem::Server::new_with_acceptor(acceptor)
             .run_with_graceful_shutdown(routes, shutdown, Some(Duration::from_secs(10)))
             .await;
-        for handle in background
-            .iter()
-            .chain(projectors.lock().expect("projector handles").iter())
-        {
+        for handle in &background {
             handle.abort();
         }
+        projectors.kill();
         result.map_err(Into::into)
     }
 }

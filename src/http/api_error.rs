@@ -170,6 +170,10 @@ impl From<PoolServiceError> for ApiError {
 /// Turns the framework's own errors (bad JSON, wrong types, missing key, unknown route, ...) into the
 /// same error body as everything else.
 pub async fn framework_error_to_response(err: poem::Error) -> Response {
+    // Our own error answers pass through untouched.
+    if err.is_from_response() {
+        return err.into_response();
+    }
     let status = err.status();
     let (code, message) = match status {
         StatusCode::BAD_REQUEST => ("VALIDATION_ERROR", describe_parse_error(&err.to_string())),

@@ -8,6 +8,7 @@ use crate::events::cloudevents::format_time;
 
 /// `{"success": true, "data": T}`.
 #[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
 pub struct Envelope<T: ParseFromJSON + ToJSON> {
     /// Always `true` (errors use the error body).
     pub success: bool,

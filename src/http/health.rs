@@ -12,6 +12,7 @@ use super::{ApiTags, AppState, now_timestamp};
 use crate::projections;
 
 #[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
 pub struct ServiceStates {
     /// `connected` or `disconnected`.
     pub nats: String,
@@ -23,6 +24,7 @@ pub struct ServiceStates {
 
 /// A projector's progress.
 #[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
 pub struct ProjectionLag {
     /// Last stream sequence applied to the read model.
     pub checkpoint: u64,
@@ -31,6 +33,7 @@ pub struct ProjectionLag {
 }
 
 #[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
 pub struct Health {
     /// `ok`, or `degraded` when a service is down.
     pub status: String,

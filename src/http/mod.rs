@@ -3,6 +3,7 @@
 
 pub mod api_error;
 pub mod envelope;
+pub mod field;
 pub mod health;
 pub mod security;
 pub mod stats;
@@ -12,7 +13,6 @@ pub mod viewer;
 use std::sync::Arc;
 use std::time::Instant;
 
-use poem::middleware::SizeLimit;
 use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::{OpenApiService, Tags};
 use sqlx::PgPool;
@@ -166,7 +166,36 @@ pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint {
         .nest("/docs", docs)
         .at("/openapi.json", spec_json)
         .at("/openapi.yaml", spec_yaml)
-        .with(SizeLimit::new(max_body_bytes))
+        .around(move |ep, req| limit_body(ep, req, max_body_bytes))
         .data(state)
         .catch_all_error(framework_error_to_response)
+}
+
+/// Refuses bodies above `max` bytes with 413 `PAYLOAD_TOO_LARGE`, whether or not they announce a
+/// `Content-Length`.
+async fn limit_body<E: Endpoint>(
+    ep: std::sync::Arc<E>,
+    mut req: poem::Request,
+    max: usize,
+) -> poem::Result<poem::Response> {
+    use poem::IntoResponse;
+    let too_large = || poem::Error::from_status(poem::http::StatusCode::PAYLOAD_TOO_LARGE);
+    let declared = req
+        .headers()
+        .get(poem::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    match declared {
+        Some(len) if len > max => return Err(too_large()),
+        Some(_) => {}
+        None => {
+            let bytes = req
+                .take_body()
+                .into_bytes_limit(max)
+                .await
+                .map_err(|_| too_large())?;
+            req.set_body(bytes);
+        }
+    }
+    Ok(ep.call(req).await?.into_response())
 }

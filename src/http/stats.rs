@@ -16,6 +16,7 @@ use super::{ApiTags, AppState, now_timestamp, parse_stage_arn};
 use crate::read_models::{self, StageRow};
 
 #[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
 pub struct StageSummary {
     pub stage_arn: String,
     pub stage_name: String,
@@ -26,6 +27,7 @@ pub struct StageSummary {
 }
 
 #[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
 pub struct StageSummaryWithTags {
     pub stage_arn: String,
     pub stage_name: String,
@@ -36,6 +38,7 @@ pub struct StageSummaryWithTags {
 }
 
 #[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
 pub struct OverallStats {
     /// Sum of the viewers of every stage.
     pub total_viewers: u32,
@@ -48,6 +51,7 @@ pub struct OverallStats {
 }
 
 #[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
 pub struct ViewerStats {
     pub total_viewers: u32,
     /// `real-time sum`.
@@ -56,6 +60,7 @@ pub struct ViewerStats {
 }
 
 #[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
 pub struct StageStats {
     pub total_stages: u32,
     pub stages: Vec<StageSummaryWithTags>,
@@ -63,6 +68,7 @@ pub struct StageStats {
 }
 
 #[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
 pub struct StageInfo {
     pub name: String,
     pub auto_scaled: bool,
@@ -70,6 +76,7 @@ pub struct StageInfo {
 }
 
 #[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
 pub struct OneStageStats {
     pub stage_arn: String,
     pub viewer_count: u32,
@@ -78,6 +85,7 @@ pub struct OneStageStats {
 }
 
 #[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
 pub struct PublisherStatus {
     pub is_live: bool,
     pub timestamp: String,
@@ -241,10 +249,12 @@ impl StatsApi {
         &self,
         state: Data<&Arc<AppState>>,
         _auth: ApiKeyAuth,
-    ) -> PublisherStatusResponse {
-        PublisherStatusResponse::Ok(Json(Envelope::ok(PublisherStatus {
-            is_live: state.is_publisher_live(),
-            timestamp: now_timestamp(),
-        })))
+    ) -> Result<PublisherStatusResponse, ApiError> {
+        Ok(PublisherStatusResponse::Ok(Json(Envelope::ok(
+            PublisherStatus {
+                is_live: state.is_publisher_live(),
+                timestamp: now_timestamp(),
+            },
+        ))))
     }
 }

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::api_error::ApiError;
 use super::envelope::{Envelope, timestamp};
+use super::field::Checked;
 use super::security::ApiKeyAuth;
 use super::{ApiTags, AppState, idempotency_event_id};
 use crate::domain::user_id::UserId;
@@ -19,16 +20,18 @@ use crate::ivs::token::MAX_ATTRIBUTES_BYTES;
 
 /// Body of both token routes.
 #[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
 pub struct TokenRequest {
     /// The app's user id: 1 to 100 characters, no control characters.
-    pub user_id: String,
+    pub user_id: Checked<String>,
     /// Custom attributes shown to every participant of the stage. Non-string values are passed to
     /// IVS as their JSON text; at most 1024 bytes in total (IVS limit).
-    pub attributes: Option<BTreeMap<String, Value>>,
+    pub attributes: Checked<Option<BTreeMap<String, Value>>>,
 }
 
 /// A publisher token.
 #[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
 pub struct PublisherToken {
     /// The participant token (JWT, ES384).
     pub token: String,
@@ -48,6 +51,7 @@ pub struct PublisherToken {
 
 /// A viewer token and the seat it belongs to.
 #[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
 pub struct ViewerToken {
     /// The participant token (JWT, ES384).
     pub token: String,
@@ -69,6 +73,7 @@ pub struct ViewerToken {
 
 /// The key that verifies every participant token onair signs.
 #[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
 pub struct PublicKey {
     /// The `kid` header of the tokens (an IVS public-key ARN).
     pub kid: String,
@@ -148,8 +153,10 @@ impl TokenApi {
         #[oai(name = "Idempotency-Key")]
         idempotency_key: Header<Option<String>>,
     ) -> Result<PublisherTokenResponse, ApiError> {
-        let user = UserId::parse(&body.user_id, "userId")?;
-        let attributes = token_attributes(&body.attributes)?;
+        let body = body.0;
+        let user = UserId::parse(&body.user_id.get("userId")?, "userId")?;
+        let original = body.attributes.get("attributes")?;
+        let attributes = token_attributes(&original)?;
         let event_id =
             idempotency_event_id(&auth, "publisher-token", idempotency_key.0.as_deref())?;
         let (stage_arn, token, published) = state
@@ -164,7 +171,7 @@ impl TokenApi {
                 user_id: format!("broadcaster-{user}"),
                 expires_at: timestamp(token.expires_at),
                 capabilities: vec!["PUBLISH".to_owned()],
-                attributes: body.0.attributes.unwrap_or_default(),
+                attributes: original.unwrap_or_default(),
             })),
             published.sequence,
         ))
@@ -191,10 +198,12 @@ impl TokenApi {
         #[oai(name = "Idempotency-Key")]
         idempotency_key: Header<Option<String>>,
     ) -> Result<ViewerTokenResponse, ApiError> {
-        let user = UserId::parse(&body.user_id, "userId")?;
-        let attributes = token_attributes(&body.attributes)?;
+        let body = body.0;
+        let user = UserId::parse(&body.user_id.get("userId")?, "userId")?;
+        let original = body.attributes.get("attributes")?;
+        let attributes = token_attributes(&original)?;
         let event_id = idempotency_event_id(&auth, "viewer-token", idempotency_key.0.as_deref())?;
-        let original = body.0.attributes.unwrap_or_default();
+        let original = original.unwrap_or_default();
         let granted = state
             .pool
             .assign_viewer_seat(

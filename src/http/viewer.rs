@@ -9,6 +9,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::api_error::ApiError;
 use super::envelope::{Envelope, timestamp};
+use super::field::Checked;
 use super::security::ApiKeyAuth;
 use super::{ApiTags, AppState, idempotency_event_id, now_timestamp, parse_stage_arn};
 use crate::domain::user_id::UserId;
@@ -17,14 +18,16 @@ use crate::read_models;
 
 /// A viewer on a stage.
 #[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
 pub struct ViewerOnStage {
     /// The app's user id.
-    pub user_id: String,
+    pub user_id: Checked<String>,
     /// The stage ARN.
-    pub stage_arn: String,
+    pub stage_arn: Checked<String>,
 }
 
 #[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
 pub struct HeartbeatRecorded {
     pub user_id: String,
     pub stage_arn: String,
@@ -33,6 +36,7 @@ pub struct HeartbeatRecorded {
 }
 
 #[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
 pub struct WatchDuration {
     pub user_id: String,
     pub stage_arn: String,
@@ -43,6 +47,7 @@ pub struct WatchDuration {
 }
 
 #[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
 pub struct ViewerEntry {
     pub user_id: String,
     pub participant_id: String,
@@ -53,6 +58,7 @@ pub struct ViewerEntry {
 }
 
 #[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
 pub struct ViewerList {
     pub stage_arn: String,
     pub viewers: Vec<ViewerEntry>,
@@ -112,13 +118,15 @@ impl ViewerApi {
         _auth: ApiKeyAuth,
         body: Json<ViewerOnStage>,
     ) -> Result<HeartbeatResponse, ApiError> {
-        let user = UserId::parse(&body.user_id, "userId")?;
-        let stage_arn = parse_stage_arn(&body.stage_arn)?;
+        let body = body.0;
+        let user = UserId::parse(&body.user_id.get("userId")?, "userId")?;
+        let stage_arn = body.stage_arn.get("stageArn")?;
+        let stage_arn = parse_stage_arn(&stage_arn)?;
         let (at, published) = state.pool.record_heartbeat(&user, stage_arn).await?;
         Ok(HeartbeatResponse::Ok(
             Json(Envelope::ok(HeartbeatRecorded {
-                user_id: body.0.user_id,
-                stage_arn: body.0.stage_arn,
+                user_id: user.to_string(),
+                stage_arn: stage_arn.to_owned(),
                 last_heartbeat: timestamp(at),
             })),
             published.sequence,
@@ -143,8 +151,10 @@ impl ViewerApi {
         #[oai(name = "Idempotency-Key")]
         idempotency_key: Header<Option<String>>,
     ) -> Result<LeaveResponse, ApiError> {
-        let user = UserId::parse(&body.user_id, "userId")?;
-        let stage_arn = parse_stage_arn(&body.stage_arn)?;
+        let body = body.0;
+        let user = UserId::parse(&body.user_id.get("userId")?, "userId")?;
+        let stage_arn = body.stage_arn.get("stageArn")?;
+        let stage_arn = parse_stage_arn(&stage_arn)?;
         let event_id = idempotency_event_id(&auth, "viewer-leave", idempotency_key.0.as_deref())?;
         let (left, published) = state.pool.leave(&user, stage_arn, event_id).await?;
         Ok(LeaveResponse::Ok(

@@ -1,0 +1,151 @@
+use serde_json::json;
+
+use crate::helpers::{Services, spawn_app};
+
+#[tokio::test]
+async fn every_api_route_needs_a_valid_api_key() {
+    let services = Services::start().await;
+    let app = spawn_app(&services).await;
+    let client = reqwest::Client::new();
+
+    for key in [None, Some("onair_wrong"), Some("")] {
+        let mut request = client
+            .post(format!("{}/api/token/viewer", app.address))
+            .json(&json!({"userId": "v"}));
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "key {key:?}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "UNAUTHORIZED");
+    }
+    let stats = client
+        .get(format!("{}/api/stats", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stats.status(), 401);
+}
+
+#[tokio::test]
+async fn a_revoked_key_is_refused() {
+    let services = Services::start().await;
+    let app = spawn_app(&services).await;
+    let (record, key) = onair::api_keys::create(&app.db, "temp", 100).await.unwrap();
+    let call = || {
+        app.client
+            .get(format!("{}/api/stats", app.address))
+            .header("x-api-key", &key)
+            .send()
+    };
+    assert_eq!(call().await.unwrap().status(), 200);
+
+    assert!(onair::api_keys::revoke(&app.db, record.id).await.unwrap());
+
+    assert_eq!(call().await.unwrap().status(), 401);
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_validation_error_naming_the_field_and_stores_nothing() {
+    let services = Services::start().await;
+    let app = spawn_app(&services).await;
+    let before = app.stream_messages().await;
+    let master = app.master_stage_arn().await;
+
+    let cases = [
+        ("/api/token/viewer", json!({}).to_string(), "userId"),
+        (
+            "/api/token/viewer",
+            json!({"userId": ""}).to_string(),
+            "userId",
+        ),
+        (
+            "/api/token/viewer",
+            json!({"userId": "   "}).to_string(),
+            "userId",
+        ),
+        (
+            "/api/token/viewer",
+            json!({"userId": "x".repeat(101)}).to_string(),
+            "userId",
+        ),
+        (
+            "/api/token/viewer",
+            json!({"userId": 123}).to_string(),
+            "userId",
+        ),
+        (
+            "/api/token/viewer",
+            json!({"userId": "a\nb"}).to_string(),
+            "userId",
+        ),
+        (
+            "/api/token/viewer",
+            json!({"userId": "v", "attributes": "x"}).to_string(),
+            "attributes",
+        ),
+        (
+            "/api/token/viewer",
+            json!({"userId": "v", "attributes": {"a": "x".repeat(1100)}}).to_string(),
+            "attributes",
+        ),
+        ("/api/token/publisher", "{not json".to_owned(), ""),
+        (
+            "/api/token/publisher",
+            json!({"attributes": {}}).to_string(),
+            "userId",
+        ),
+        (
+            "/api/viewer/heartbeat",
+            json!({"userId": "v"}).to_string(),
+            "stageArn",
+        ),
+        (
+            "/api/viewer/heartbeat",
+            json!({"userId": "v", "stageArn": "not-an-arn"}).to_string(),
+            "stageArn",
+        ),
+        (
+            "/api/viewer/heartbeat",
+            json!({"stageArn": master}).to_string(),
+            "userId",
+        ),
+        (
+            "/api/viewer/leave",
+            json!({"userId": "", "stageArn": master}).to_string(),
+            "userId",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let answer = app.post_raw(path, body.clone()).await;
+        let message = answer.expect_error(400, "VALIDATION_ERROR");
+        assert!(message.contains(field), "{path} {body}: {message}");
+    }
+    let missing_query = app.get("/api/viewer/duration?userId=v").await;
+    let message = missing_query.expect_error(400, "VALIDATION_ERROR");
+    assert!(message.contains("stageArn"), "{message}");
+
+    assert_eq!(app.stream_messages().await, before, "nothing was published");
+}
+
+#[tokio::test]
+async fn unknown_routes_and_wrong_methods_get_the_error_body() {
+    let services = Services::start().await;
+    let app = spawn_app(&services).await;
+
+    app.get("/api/nothing-here")
+        .await
+        .expect_error(404, "NOT_FOUND");
+    let wrong_method = app.get("/api/token/viewer").await;
+    assert_eq!(wrong_method.status, 405, "{}", wrong_method.body);
+    assert_eq!(wrong_method.body["error"], "METHOD_NOT_ALLOWED");
+    let big = app
+        .post_raw(
+            "/api/token/viewer",
+            format!("{{\"userId\":\"{}\"}}", "x".repeat(70_000)),
+        )
+        .await;
+    assert_eq!(big.status, 413, "{}", big.body);
+    assert_eq!(big.body["error"], "PAYLOAD_TOO_LARGE");
+}
