@@ -76,3 +76,54 @@ pub async fn revoke(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
             .await?;
     Ok(result.rows_affected() > 0)
 }
+
+/// Remembers verified keys for a short time so that a request does not cost a database round trip;
+/// a revoked key stops working within `ttl`. Unknown keys are never cached.
+pub struct VerifiedKeyCache {
+    ttl: std::time::Duration,
+    entries:
+        std::sync::RwLock<std::collections::HashMap<Vec<u8>, (ApiKeyRecord, std::time::Instant)>>,
+}
+
+/// Most keys remembered at once; the cache is emptied when full.
+const CACHE_CAPACITY: usize = 10_000;
+
+impl VerifiedKeyCache {
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Self {
+            ttl,
+            entries: Default::default(),
+        }
+    }
+
+    /// Like [`verify`], answered from memory when the key was verified less than `ttl` ago.
+    pub async fn verify(
+        &self,
+        pool: &PgPool,
+        key: &str,
+    ) -> Result<Option<ApiKeyRecord>, sqlx::Error> {
+        if self.ttl.is_zero() {
+            return verify(pool, key).await;
+        }
+        let hashed = hash(key);
+        if let Some((record, at)) = self.entries.read().expect("key cache").get(&hashed)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(Some(record.clone()));
+        }
+        let found = verify(pool, key).await?;
+        let mut entries = self.entries.write().expect("key cache");
+        match &found {
+            Some(record) => {
+                if entries.len() >= CACHE_CAPACITY {
+                    entries.clear();
+                }
+                entries.insert(hashed, (record.clone(), std::time::Instant::now()));
+            }
+            None => {
+                entries.remove(&hashed);
+            }
+        }
+        Ok(found)
+    }
+}

@@ -101,6 +101,10 @@ pub struct ServeSettings {
     /// Replicas of the JetStream stream (1 on a single node, 3 in a cluster).
     #[arg(long, env = "ONAIR_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
+    /// Seconds a verified API key is remembered; a revoked key stops working within this time
+    /// (0: check the database on every request).
+    #[arg(long, env = "ONAIR_API_KEY_CACHE_SECS", default_value_t = 5)]
+    pub api_key_cache_secs: u64,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "ONAIR_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,

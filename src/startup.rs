@@ -141,6 +141,9 @@ impl Application {
             },
             started_at: Instant::now(),
             projection_names: projections::all().iter().map(|p| p.name()).collect(),
+            api_keys: crate::api_keys::VerifiedKeyCache::new(Duration::from_secs(
+                settings.api_key_cache_secs,
+            )),
         });
 
         let acceptor = TcpListener::bind(settings.listen).into_acceptor().await?;

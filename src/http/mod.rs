@@ -54,6 +54,7 @@ pub struct AppState {
     pub public_key: PublicKeyInfo,
     pub started_at: Instant,
     pub projection_names: Vec<&'static str>,
+    pub api_keys: crate::api_keys::VerifiedKeyCache,
 }
 
 impl AppState {

@@ -7,8 +7,10 @@ use poem_openapi::SecurityScheme;
 use poem_openapi::auth::ApiKey;
 
 use super::AppState;
-use super::api_error::framework_error_to_response;
-use crate::api_keys::{self, ApiKeyRecord};
+use poem::IntoResponse;
+
+use super::api_error::ErrorBody;
+use crate::api_keys::ApiKeyRecord;
 
 /// A request authenticated by a valid, unrevoked API key.
 #[derive(SecurityScheme)]
@@ -25,18 +27,23 @@ async fn check_api_key(req: &Request, key: ApiKey) -> poem::Result<ApiKeyRecord>
     let state = req
         .data::<Arc<AppState>>()
         .expect("AppState is attached to every route");
-    match api_keys::verify(&state.db, &key.key).await {
+    match state.api_keys.verify(&state.db, &key.key).await {
         Ok(Some(record)) => Ok(record),
         Ok(None) => Err(poem::Error::from_status(
             poem::http::StatusCode::UNAUTHORIZED,
         )),
         Err(e) => {
             tracing::warn!(error.cause_chain = %e, "api key lookup failed");
-            let response = framework_error_to_response(poem::Error::from_status(
-                poem::http::StatusCode::SERVICE_UNAVAILABLE,
+            let body = ErrorBody {
+                error: "SERVICE_UNAVAILABLE".to_owned(),
+                message: "the database did not answer; try again".to_owned(),
+                details: None,
+            };
+            Err(poem::Error::from_response(
+                poem::web::Json(body)
+                    .with_status(poem::http::StatusCode::SERVICE_UNAVAILABLE)
+                    .into_response(),
             ))
-            .await;
-            Err(poem::Error::from_response(response))
         }
     }
 }

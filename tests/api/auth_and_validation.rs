@@ -1,6 +1,8 @@
 use serde_json::json;
 
-use crate::helpers::{Services, spawn_app};
+use std::time::Duration;
+
+use crate::helpers::{Services, eventually, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn every_api_route_needs_a_valid_api_key() {
@@ -29,9 +31,9 @@ async fn every_api_route_needs_a_valid_api_key() {
 }
 
 #[tokio::test]
-async fn a_revoked_key_is_refused() {
+async fn a_revoked_key_is_refused_within_the_cache_time() {
     let services = Services::start().await;
-    let app = spawn_app(&services).await;
+    let app = spawn_app_with(&services, |s| s.api_key_cache_secs = 1).await;
     let (record, key) = onair::api_keys::create(&app.db, "temp", 100).await.unwrap();
     let call = || {
         app.client
@@ -43,7 +45,10 @@ async fn a_revoked_key_is_refused() {
 
     assert!(onair::api_keys::revoke(&app.db, record.id).await.unwrap());
 
-    assert_eq!(call().await.unwrap().status(), 401);
+    eventually(Duration::from_secs(3), || async {
+        (call().await.unwrap().status() == 401).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
