@@ -37,11 +37,47 @@ impl StageProvider for LocalStageProvider {
         tags: BTreeMap<String, String>,
     ) -> BoxFuture<'_, Result<ProvidedStage, ProviderError>> {
         let arn = stage_arn(&self.region, &self.account_id, &random_id(12));
-        async move { Ok(ProvidedStage { arn, name, tags }) }.boxed()
+        async move {
+            Ok(ProvidedStage {
+                arn,
+                name,
+                tags,
+                active_session_id: None,
+            })
+        }
+        .boxed()
+    }
+
+    fn update_stage(
+        &self,
+        arn: String,
+        name: String,
+    ) -> BoxFuture<'_, Result<ProvidedStage, ProviderError>> {
+        async move {
+            Ok(ProvidedStage {
+                arn,
+                name,
+                tags: BTreeMap::new(),
+                active_session_id: None,
+            })
+        }
+        .boxed()
     }
 
     fn delete_stage(&self, _arn: String) -> BoxFuture<'_, Result<(), ProviderError>> {
         async { Ok(()) }.boxed()
+    }
+
+    /// The local provider keeps no stages of its own: the stream is their only record.
+    fn get_stage(
+        &self,
+        _arn: String,
+    ) -> BoxFuture<'_, Result<Option<ProvidedStage>, ProviderError>> {
+        async { Ok(None) }.boxed()
+    }
+
+    fn list_stages(&self) -> BoxFuture<'_, Result<Vec<ProvidedStage>, ProviderError>> {
+        async { Ok(Vec::new()) }.boxed()
     }
 
     fn create_participant_token(

@@ -31,12 +31,14 @@ impl Capability {
     }
 }
 
-/// A stage the provider created.
+/// A stage as the provider reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProvidedStage {
     pub arn: String,
     pub name: String,
     pub tags: BTreeMap<String, String>,
+    /// IVS `activeSessionId` (`st-...`), present while the stage has an active session.
+    pub active_session_id: Option<String>,
 }
 
 /// A participant token request.
@@ -84,7 +86,19 @@ pub trait StageProvider: Send + Sync {
         name: String,
         tags: BTreeMap<String, String>,
     ) -> BoxFuture<'_, Result<ProvidedStage, ProviderError>>;
+    /// Renames a stage.
+    fn update_stage(
+        &self,
+        arn: String,
+        name: String,
+    ) -> BoxFuture<'_, Result<ProvidedStage, ProviderError>>;
+    /// Deletes a stage (IVS disconnects everyone on it: callers make sure it is empty).
     fn delete_stage(&self, arn: String) -> BoxFuture<'_, Result<(), ProviderError>>;
+    /// One stage; `Ok(None)` when the provider does not know it.
+    fn get_stage(&self, arn: String)
+    -> BoxFuture<'_, Result<Option<ProvidedStage>, ProviderError>>;
+    /// Every stage the provider has (all pages), for adoption and reconciliation at start.
+    fn list_stages(&self) -> BoxFuture<'_, Result<Vec<ProvidedStage>, ProviderError>>;
     fn create_participant_token(
         &self,
         request: TokenRequest,
