@@ -5,6 +5,7 @@
 //! (protocols/ivs-realtime.md §1b), so no AWS account is needed.
 
 pub mod arn;
+pub mod aws;
 pub mod keys;
 pub mod local;
 pub mod token;

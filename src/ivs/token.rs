@@ -74,8 +74,22 @@ impl TokenSigner {
         &self.kid
     }
 
-    /// Mints one token; the participant id is 12 random alphanumerics.
+    /// Mints one token with the signer's own `events_url` / `whip_url`; the participant id is
+    /// 12 random alphanumerics.
     pub fn sign(&self, request: &TokenRequest) -> Result<ParticipantToken, ProviderError> {
+        self.sign_with_endpoints(request, &self.events_url, &self.whip_url)
+    }
+
+    /// Mints one token whose `events_url` / `whip_url` claims are the given stage endpoints
+    /// (IVS `GetStage` → `stage.endpoints`, protocols/ivs-realtime.md §1b), not the signer's own.
+    ///
+    /// Errors: [`ProviderError::Token`] when the claims cannot be encoded or signed.
+    pub fn sign_with_endpoints(
+        &self,
+        request: &TokenRequest,
+        events_url: &str,
+        whip_url: &str,
+    ) -> Result<ParticipantToken, ProviderError> {
         let participant_id = random_id(12);
         let iat = request.issued_at.unix_timestamp();
         let exp = iat + request.duration_seconds as i64;
@@ -85,8 +99,8 @@ impl TokenSigner {
             jti: participant_id.clone(),
             resource: request.stage_arn.clone(),
             topic: stage_id(&request.stage_arn).to_owned(),
-            events_url: self.events_url.clone(),
-            whip_url: self.whip_url.clone(),
+            events_url: events_url.to_owned(),
+            whip_url: whip_url.to_owned(),
             capabilities: CapabilityClaims {
                 allow_publish: request.capabilities.contains(&Capability::Publish),
                 allow_subscribe: request.capabilities.contains(&Capability::Subscribe),

@@ -37,6 +37,22 @@ pub trait Projection: Send + Sync + 'static {
         tx: &'a mut PgConnection,
         event: &'a EventEnvelope,
     ) -> BoxFuture<'a, Result<(), sqlx::Error>>;
+
+    /// Applies a batch in stream order, inside one transaction. The default applies each event; a
+    /// projection may override it to write several events in one statement, with the same result.
+    fn apply_batch<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        events: &'a [EventEnvelope],
+    ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+        async move {
+            for event in events {
+                self.apply(tx, event).await?;
+            }
+            Ok(())
+        }
+        .boxed()
+    }
 }
 
 /// The projections the server runs.
@@ -188,6 +204,7 @@ impl ProjectorRunner {
         .fetch_one(&mut *tx)
         .await?;
         let mut last = checkpoint as u64;
+        let mut events = Vec::with_capacity(batch.len());
         for message in batch {
             let sequence = message
                 .info()
@@ -197,13 +214,14 @@ impl ProjectorRunner {
                 continue;
             }
             match cloudevents::decode(message.headers.as_ref(), &message.payload, sequence) {
-                Ok(envelope) => self.projection.apply(&mut tx, &envelope).await?,
+                Ok(envelope) => events.push(envelope),
                 Err(e) => {
                     tracing::warn!(projection = name, sequence, error = %e, "event skipped")
                 }
             }
             last = sequence;
         }
+        self.projection.apply_batch(&mut tx, &events).await?;
         sqlx::query(
             "UPDATE projection_checkpoints SET last_sequence = $2, updated_at = now()
              WHERE projection = $1",

@@ -1,9 +1,12 @@
 //! Projection `viewers` -> tables `rm_viewer_seats` (who sits where, last heartbeat) and
 //! `rm_watch_time` (completed watch time per user and stage).
 
+use std::collections::HashMap;
+
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use sqlx::PgConnection;
+use time::OffsetDateTime;
 
 use super::Projection;
 use crate::events::{Event, EventEnvelope, HEARTBEAT_SUBJECT_FILTER, pool_subject_filter};
@@ -41,7 +44,64 @@ impl ViewersProjection {
     }
 }
 
+impl ViewersProjection {
+    /// Writes coalesced heartbeats: per seat, the latest time (the same as applying them one by one,
+    /// since a heartbeat only ever raises `last_heartbeat_at`).
+    async fn flush_heartbeats(
+        tx: &mut PgConnection,
+        pending: &mut HashMap<(String, String), OffsetDateTime>,
+    ) -> Result<(), sqlx::Error> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let mut users = Vec::with_capacity(pending.len());
+        let mut stages = Vec::with_capacity(pending.len());
+        let mut times = Vec::with_capacity(pending.len());
+        for ((user, stage), at) in pending.drain() {
+            users.push(user);
+            stages.push(stage);
+            times.push(at);
+        }
+        sqlx::query(
+            "UPDATE rm_viewer_seats s SET last_heartbeat_at = GREATEST(s.last_heartbeat_at, b.at)
+             FROM UNNEST($1::text[], $2::text[], $3::timestamptz[]) AS b(user_id, stage_arn, at)
+             WHERE s.user_id = b.user_id AND s.stage_arn = b.stage_arn",
+        )
+        .bind(users)
+        .bind(stages)
+        .bind(times)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+}
+
 impl Projection for ViewersProjection {
+    /// Heartbeats between two other events are coalesced into one statement; every other event is
+    /// applied in order after the heartbeats before it.
+    fn apply_batch<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        events: &'a [EventEnvelope],
+    ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+        async move {
+            let mut pending: HashMap<(String, String), OffsetDateTime> = HashMap::new();
+            for envelope in events {
+                if let Event::ViewerHeartbeatRecorded(e) = &envelope.event {
+                    let at = pending
+                        .entry((e.user_id.clone(), e.stage_arn.clone()))
+                        .or_insert(envelope.occurred_at);
+                    *at = (*at).max(envelope.occurred_at);
+                } else {
+                    Self::flush_heartbeats(tx, &mut pending).await?;
+                    self.apply(tx, envelope).await?;
+                }
+            }
+            Self::flush_heartbeats(tx, &mut pending).await
+        }
+        .boxed()
+    }
+
     fn name(&self) -> &'static str {
         "viewers"
     }
