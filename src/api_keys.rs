@@ -77,6 +77,24 @@ pub async fn revoke(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
     Ok(result.rows_affected() > 0)
 }
 
+/// Sets the rate limit (requests per minute, at least 1) of the active key with this id; returns
+/// whether there was one. Running servers apply it once their cached copy of the key expires
+/// (`ONAIR_API_KEY_CACHE_SECS`); the budget the key has used this minute carries over.
+pub async fn set_rate_limit(
+    pool: &PgPool,
+    id: Uuid,
+    rate_limit_per_minute: i32,
+) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "UPDATE api_keys SET rate_limit_per_minute = $2 WHERE id = $1 AND revoked_at IS NULL",
+    )
+    .bind(id)
+    .bind(rate_limit_per_minute)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected() > 0)
+}
+
 /// Remembers verified keys for a short time so that a request does not cost a database round trip;
 /// a revoked key stops working within `ttl`. Unknown keys are never cached.
 pub struct VerifiedKeyCache {

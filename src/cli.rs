@@ -59,6 +59,13 @@ enum ApiKeyCommand {
     List,
     /// Revoke a key by id.
     Revoke { id: Uuid },
+    /// Set a key's rate limit; running servers apply it within ONAIR_API_KEY_CACHE_SECS.
+    SetLimit {
+        id: Uuid,
+        /// Requests per minute allowed with this key (also the burst).
+        #[arg(value_parser = clap::value_parser!(i32).range(1..))]
+        per_minute: i32,
+    },
     /// Exit 0 if the key is valid and active, 1 otherwise.
     Verify { key: String },
 }
@@ -141,6 +148,14 @@ async fn api_key_command(pool: &sqlx::PgPool, command: ApiKeyCommand) -> anyhow:
         ApiKeyCommand::Revoke { id } => {
             if api_keys::revoke(pool, id).await? {
                 eprintln!("revoked {id}");
+            } else {
+                eprintln!("no active key with id {id}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        ApiKeyCommand::SetLimit { id, per_minute } => {
+            if api_keys::set_rate_limit(pool, id, per_minute).await? {
+                eprintln!("rate limit of {id} set to {per_minute} requests per minute");
             } else {
                 eprintln!("no active key with id {id}");
                 return Ok(ExitCode::FAILURE);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::domain::stage_pool::PoolLimits;
+use crate::domain::stage_pool::{PoolLimits, ScaleDownPolicy};
 
 /// Where the services are.
 #[derive(Args, Clone)]
@@ -69,6 +69,15 @@ pub struct ServeSettings {
     /// How often the expiry reactor looks for silent viewers, in milliseconds.
     #[arg(long, env = "ONAIR_EXPIRY_CHECK_INTERVAL_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(10..))]
     pub expiry_check_interval_ms: u64,
+    /// An auto-scaled stage with fewer viewers than this drains (seeds/ivs-api.md: 5).
+    #[arg(long, env = "ONAIR_SCALE_DOWN_THRESHOLD", default_value_t = 5)]
+    pub scale_down_threshold: u32,
+    /// ... once it is at least this many seconds old (seeds/ivs-api.md: 5 minutes).
+    #[arg(long, env = "ONAIR_SCALE_DOWN_MIN_AGE_SECS", default_value_t = 300.0)]
+    pub scale_down_min_age_secs: f64,
+    /// How often the scale-down reactor runs, in milliseconds.
+    #[arg(long, env = "ONAIR_SCALE_DOWN_CHECK_INTERVAL_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..))]
+    pub scale_down_check_interval_ms: u64,
     /// Publisher token lifetime in seconds (seeds/ivs-api.md: 4 h).
     #[arg(long, env = "ONAIR_PUBLISHER_TOKEN_TTL_SECS", default_value_t = 14_400, value_parser = clap::value_parser!(u64).range(60..=1_209_600))]
     pub publisher_token_ttl_secs: u64,
@@ -105,6 +114,10 @@ pub struct ServeSettings {
     /// (0: check the database on every request).
     #[arg(long, env = "ONAIR_API_KEY_CACHE_SECS", default_value_t = 5)]
     pub api_key_cache_secs: u64,
+    /// Enforce each API key's rate limit (`onair apikey set-limit`); `false` when a gateway in
+    /// front already does.
+    #[arg(long, env = "ONAIR_RATE_LIMITS", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub rate_limits: bool,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "ONAIR_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
@@ -116,6 +129,13 @@ impl ServeSettings {
             max_viewers_per_stage: self.max_viewers_per_stage,
             scale_up_threshold: self.scale_up_threshold,
             max_stages: self.max_stages,
+        }
+    }
+
+    pub fn scale_down_policy(&self) -> ScaleDownPolicy {
+        ScaleDownPolicy {
+            min_viewers: self.scale_down_threshold,
+            min_age: Duration::from_secs_f64(self.scale_down_min_age_secs.max(0.0)),
         }
     }
 

@@ -16,6 +16,7 @@
 //! - [`ivs`]: the stage provider port, ARNs and self-signed ES384 participant tokens.
 //! - [`http`]: the poem-openapi routes, errors, API-key auth.
 //! - [`api_keys`]: API key records.
+//! - [`rate_limit`]: per-API-key rate limits (GCRA in Postgres, shared by every instance).
 //! - [`config`], [`telemetry`], [`startup`], [`cli`]: settings, logs, wiring, commands.
 
 pub mod api_keys;
@@ -28,6 +29,7 @@ pub mod http;
 pub mod ivs;
 pub mod pool_service;
 pub mod projections;
+pub mod rate_limit;
 pub mod reactors;
 pub mod read_models;
 pub mod startup;

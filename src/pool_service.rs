@@ -14,14 +14,18 @@ use time::OffsetDateTime;
 use tokio::sync::{Mutex, watch};
 use uuid::Uuid;
 
-use crate::domain::stage_pool::{PoolError, PoolLimits, PoolStage, SeatDecision, StagePool};
+use crate::domain::stage_pool::{
+    PoolError, PoolLimits, PoolStage, ScaleDownPolicy, SeatDecision, StagePool,
+};
 use crate::domain::user_id::UserId;
 use crate::event_store::{EventStore, EventStoreError, NewEvent, Published};
 use crate::events::{
     Event, EventEnvelope, HEARTBEAT_SUBJECT_FILTER, StageCreated, ViewerHeartbeatRecorded,
     ViewerJoined, ViewerLeft, ViewerTokenRenewed, cloudevents, pool_subject_filter,
 };
-use crate::ivs::{Capability, ParticipantToken, ProviderError, StageProvider, TokenRequest};
+use crate::ivs::{
+    Capability, ParticipantToken, ProvidedStage, ProviderError, StageProvider, TokenRequest,
+};
 
 /// How many times a decision is retried after losing a race to another instance.
 const MAX_ATTEMPTS: usize = 20;
@@ -308,6 +312,23 @@ impl PoolService {
             let (stage_arn, renewing) = match decision? {
                 SeatDecision::AlreadySeated { stage_arn } => (stage_arn, true),
                 SeatDecision::Join { stage_arn } => (stage_arn, false),
+                SeatDecision::ReopenStage { stage_arn } => {
+                    let reopen = self.read(|p| p.decide_reopen(&stage_arn))?;
+                    match self
+                        .publish_pool_event(
+                            NewEvent::new(at, Event::StageDrainEnded(reopen)),
+                            expected,
+                        )
+                        .await
+                    {
+                        Ok(_) => tracing::info!(%stage_arn, "draining stage reopened"),
+                        Err(EventStoreError::Conflict { .. }) => {
+                            self.wait_for_change(CATCH_UP_WAIT).await
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                    continue;
+                }
                 SeatDecision::CreateStage => {
                     match self.create_auto_stage(at, expected).await {
                         Ok(()) => {}
@@ -477,6 +498,30 @@ impl PoolService {
         Ok((at, published))
     }
 
+    /// Decides one pool event against the current view and publishes it with the pool's guard,
+    /// deciding again after losing a race. Call with the decision lock held.
+    async fn decide_and_publish<T: Clone>(
+        &self,
+        decide: impl Fn(&StagePool, OffsetDateTime) -> Result<(Event, T), PoolError>,
+        event_id: Option<Uuid>,
+    ) -> Result<(T, Published), PoolServiceError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let at = now();
+            let (decision, expected) = self.snapshot(|p| decide(p, at));
+            let (event, value) = decision?;
+            let mut new = NewEvent::new(at, event);
+            if let Some(id) = event_id {
+                new = new.with_id(id);
+            }
+            match self.publish_pool_event(new, expected).await {
+                Ok(published) => return Ok((value, published)),
+                Err(EventStoreError::Conflict { .. }) => self.wait_for_change(CATCH_UP_WAIT).await,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(PoolServiceError::Contended)
+    }
+
     /// A viewer leaves; returns the session's event (with its watch duration).
     pub async fn leave(
         &self,
@@ -487,21 +532,132 @@ impl PoolService {
         self.check_fresh(|p| p.decide_leave(user, stage_arn, now()).map(|_| ()))
             .await?;
         let _turn = self.inner.decide.lock().await;
+        self.decide_and_publish(
+            |p, at| {
+                let left = p.decide_leave(user, stage_arn, at)?;
+                Ok((Event::ViewerLeft(left.clone()), left))
+            },
+            event_id,
+        )
+        .await
+    }
+
+    /// An operator adds a stage (`POST /api/stage`): created at the provider with `tags` plus
+    /// `Environment` and `ManagedBy=onair`, then recorded. `STAGE_LIMIT_REACHED` at the limit.
+    pub async fn create_stage(
+        &self,
+        name: &str,
+        tags: BTreeMap<String, String>,
+        event_id: Option<Uuid>,
+    ) -> Result<(ProvidedStage, Published), PoolServiceError> {
+        let limits = self.inner.settings.limits;
+        let _turn = self.inner.decide.lock().await;
+        self.read(|p| p.decide_create_stage(limits))?;
+        let mut all_tags = tags;
+        all_tags.extend(self.stage_tags(false));
+        let stage = self
+            .inner
+            .provider
+            .create_stage(name.to_owned(), all_tags)
+            .await?;
+        let result = self
+            .decide_and_publish(
+                |p, _| {
+                    p.decide_create_stage(limits)?;
+                    Ok((
+                        Event::StageCreated(StageCreated {
+                            stage_arn: stage.arn.clone(),
+                            name: stage.name.clone(),
+                            auto_scaled: false,
+                            is_master: false,
+                            tags: stage.tags.clone(),
+                        }),
+                        (),
+                    ))
+                },
+                event_id,
+            )
+            .await;
+        match result {
+            Ok(((), published)) => Ok((stage, published)),
+            Err(e) => {
+                self.delete_at_provider(&stage.arn).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Renames a stage at the provider and records it.
+    pub async fn rename_stage(
+        &self,
+        stage_arn: &str,
+        name: &str,
+    ) -> Result<Published, PoolServiceError> {
+        let _turn = self.inner.decide.lock().await;
+        self.read(|p| p.decide_rename(stage_arn, name))?;
+        self.inner
+            .provider
+            .update_stage(stage_arn.to_owned(), name.to_owned())
+            .await?;
+        let ((), published) = self
+            .decide_and_publish(
+                |p, _| Ok((Event::StageRenamed(p.decide_rename(stage_arn, name)?), ())),
+                None,
+            )
+            .await?;
+        Ok(published)
+    }
+
+    /// Deletes an empty stage that is not the master: recorded first (so nobody is seated on it
+    /// any more), then deleted at the provider.
+    pub async fn delete_stage(&self, stage_arn: &str) -> Result<Published, PoolServiceError> {
+        let _turn = self.inner.decide.lock().await;
+        let ((), published) = self
+            .decide_and_publish(
+                |p, _| Ok((Event::StageDeleted(p.decide_delete(stage_arn)?), ())),
+                None,
+            )
+            .await?;
+        self.delete_at_provider(stage_arn).await;
+        Ok(published)
+    }
+
+    async fn delete_at_provider(&self, stage_arn: &str) {
+        if let Err(e) = self.inner.provider.delete_stage(stage_arn.to_owned()).await {
+            tracing::warn!(stage_arn, error = %e, "the provider did not delete the stage; the reconciler will report it");
+        }
+    }
+
+    /// Runs the scale-down steps that are due (drain, delete when empty); returns how many events
+    /// were stored.
+    pub async fn scale_down(&self, policy: ScaleDownPolicy) -> Result<usize, PoolServiceError> {
+        if self.read(|p| p.decide_scale_down(now(), policy).is_none()) {
+            return Ok(0);
+        }
+        let _turn = self.inner.decide.lock().await;
+        let mut stored = 0;
         for _ in 0..MAX_ATTEMPTS {
             let at = now();
-            let (left, expected) = self.snapshot(|p| p.decide_leave(user, stage_arn, at));
-            let left = left?;
-            let mut new = NewEvent::new(at, Event::ViewerLeft(left.clone()));
-            if let Some(id) = event_id {
-                new = new.with_id(id);
-            }
-            match self.publish_pool_event(new, expected).await {
-                Ok(published) => return Ok((left, published)),
+            let (step, expected) = self.snapshot(|p| p.decide_scale_down(at, policy));
+            let Some(event) = step else { break };
+            match self
+                .publish_pool_event(NewEvent::new(at, event.clone()), expected)
+                .await
+            {
+                Ok(_) => {
+                    stored += 1;
+                    if let Event::StageDeleted(deleted) = &event {
+                        tracing::info!(stage_arn = %deleted.stage_arn, "drained stage deleted");
+                        self.delete_at_provider(&deleted.stage_arn).await;
+                    } else if let Event::StageDrainStarted(drain) = &event {
+                        tracing::info!(stage_arn = %drain.stage_arn, viewers = drain.viewer_count, "stage draining");
+                    }
+                }
                 Err(EventStoreError::Conflict { .. }) => self.wait_for_change(CATCH_UP_WAIT).await,
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(PoolServiceError::Contended)
+        Ok(stored)
     }
 
     /// Expires every viewer silent longer than `timeout`; returns how many were expired. Event ids

@@ -130,11 +130,18 @@ impl Application {
             settings.expiry_check_interval(),
         ));
 
+        let scale_down = tokio::spawn(reactors::scale_down::run(
+            pool.clone(),
+            settings.scale_down_policy(),
+            Duration::from_millis(settings.scale_down_check_interval_ms),
+        ));
+
         let state = Arc::new(AppState {
             db,
             store,
             pool,
             provider_name: provider.name(),
+            provider: provider.clone(),
             public_key: PublicKeyInfo {
                 kid,
                 pem: signing_key.pair.public_key_pem,
@@ -144,6 +151,7 @@ impl Application {
             api_keys: crate::api_keys::VerifiedKeyCache::new(Duration::from_secs(
                 settings.api_key_cache_secs,
             )),
+            rate_limiter: crate::rate_limit::RateLimiter::new(settings.rate_limits),
         });
 
         let acceptor = TcpListener::bind(settings.listen).into_acceptor().await?;
@@ -164,7 +172,7 @@ impl Application {
             port,
             state,
             settings,
-            background: vec![follower, expiry],
+            background: vec![follower, expiry, scale_down],
             projectors,
         })
     }

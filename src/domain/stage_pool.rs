@@ -11,7 +11,10 @@ use time::OffsetDateTime;
 
 use crate::domain::user_id::UserId;
 use crate::domain::watch_time::seconds_between;
-use crate::events::{Event, EventEnvelope, ViewerExpired, ViewerLeft};
+use crate::events::{
+    Event, EventEnvelope, StageDeleted, StageDeletionReason, StageDrainEnded, StageDrainStarted,
+    StageRenamed, ViewerExpired, ViewerLeft,
+};
 
 /// Pool limits; defaults from seeds/ivs-api.md "系統限制".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +55,8 @@ pub struct PoolStage {
     pub is_master: bool,
     pub created_at: OffsetDateTime,
     pub tags: BTreeMap<String, String>,
+    /// Draining stages take no new viewers and are deleted once empty.
+    pub draining: bool,
     /// Seats by user id.
     pub seats: BTreeMap<String, Seat>,
 }
@@ -72,6 +77,27 @@ pub enum SeatDecision {
     /// Every stage is at the scale-up threshold and the pool may grow: create an auto-scaled stage
     /// first, then decide again.
     CreateStage,
+    /// Every open stage is full but a draining stage has room: end its draining, then decide again.
+    ReopenStage { stage_arn: String },
+}
+
+/// Scale-down thresholds (seeds/ivs-api.md: an auto-scaled stage with fewer than 5 viewers that
+/// exists for more than 5 minutes is removed; DESIGN.md §6: it drains first and never loses a viewer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScaleDownPolicy {
+    /// An auto-scaled stage with fewer viewers than this starts draining.
+    pub min_viewers: u32,
+    /// ... once it is at least this old.
+    pub min_age: Duration,
+}
+
+impl Default for ScaleDownPolicy {
+    fn default() -> Self {
+        Self {
+            min_viewers: 5,
+            min_age: Duration::from_secs(300),
+        }
+    }
 }
 
 /// A rule of the pool said no.
@@ -89,6 +115,12 @@ pub enum PoolError {
     /// No stage with that ARN is in the pool (HTTP 404 `NOT_FOUND`).
     #[error("stage {0} not found")]
     StageNotFound(String),
+    /// The master stage cannot be deleted (HTTP 403 `FORBIDDEN`).
+    #[error("the master stage cannot be deleted")]
+    MasterStage,
+    /// A stage with viewers cannot be deleted (HTTP 400 `VALIDATION_ERROR`).
+    #[error("stage {stage_arn} still has {viewers} viewers")]
+    StageHasViewers { stage_arn: String, viewers: u32 },
     /// The user holds no seat on that stage (HTTP 404 `NOT_FOUND`).
     #[error("viewer {user_id} is not on stage {stage_arn}; request a viewer token first")]
     NotSeated { user_id: String, stage_arn: String },
@@ -116,8 +148,31 @@ impl StagePool {
                         is_master: e.is_master,
                         created_at: at,
                         tags: e.tags.clone(),
+                        draining: false,
                         seats: BTreeMap::new(),
                     });
+            }
+            Event::StageRenamed(e) => {
+                if let Some(stage) = self.stages.get_mut(&e.stage_arn) {
+                    stage.name = e.name.clone();
+                }
+            }
+            Event::StageDrainStarted(e) => {
+                if let Some(stage) = self.stages.get_mut(&e.stage_arn) {
+                    stage.draining = true;
+                }
+            }
+            Event::StageDrainEnded(e) => {
+                if let Some(stage) = self.stages.get_mut(&e.stage_arn) {
+                    stage.draining = false;
+                }
+            }
+            Event::StageDeleted(e) => {
+                if let Some(stage) = self.stages.remove(&e.stage_arn) {
+                    for user in stage.seats.keys() {
+                        self.seat_of.remove(user);
+                    }
+                }
             }
             Event::ViewerJoined(e) => {
                 self.remove_seat(&e.user_id);
@@ -195,12 +250,21 @@ impl StagePool {
         self.seat_of.len() as u32
     }
 
-    /// The least-loaded stage with fewer than `below` viewers (ties: master, then oldest).
+    /// The least-loaded open (not draining) stage with fewer than `below` viewers (ties: master,
+    /// then oldest).
     fn least_loaded_below(&self, below: u32) -> Option<&PoolStage> {
         self.stages()
             .into_iter()
-            .filter(|s| s.viewer_count() < below)
+            .filter(|s| !s.draining && s.viewer_count() < below)
             .min_by_key(|s| s.viewer_count())
+    }
+
+    /// The fullest draining stage with fewer than `below` viewers: the one to reopen first.
+    fn draining_with_room(&self, below: u32) -> Option<&PoolStage> {
+        self.stages()
+            .into_iter()
+            .filter(|s| s.draining && s.viewer_count() < below)
+            .max_by_key(|s| s.viewer_count())
     }
 
     /// Where a viewer token request seats `user` (DESIGN.md §6): the user's own seat if they have
@@ -223,6 +287,11 @@ impl StagePool {
                 stage_arn: stage.arn.clone(),
             });
         }
+        if let Some(stage) = self.draining_with_room(threshold) {
+            return Ok(SeatDecision::ReopenStage {
+                stage_arn: stage.arn.clone(),
+            });
+        }
         if (self.stages.len() as u32) < limits.max_stages {
             return Ok(SeatDecision::CreateStage);
         }
@@ -231,8 +300,13 @@ impl StagePool {
 
     /// The seat to give when no stage can be created: the least-loaded stage below the hard cap.
     pub fn seat_below_cap(&self, limits: PoolLimits) -> Result<SeatDecision, PoolError> {
-        match self.least_loaded_below(limits.max_viewers_per_stage) {
-            Some(stage) => Ok(SeatDecision::Join {
+        if let Some(stage) = self.least_loaded_below(limits.max_viewers_per_stage) {
+            return Ok(SeatDecision::Join {
+                stage_arn: stage.arn.clone(),
+            });
+        }
+        match self.draining_with_room(limits.max_viewers_per_stage) {
+            Some(stage) => Ok(SeatDecision::ReopenStage {
                 stage_arn: stage.arn.clone(),
             }),
             None => Err(PoolError::StageFull {
@@ -245,6 +319,90 @@ impl StagePool {
     /// The name of the next auto-scaled stage, `auto-stage-<unix ms>` as in the seed.
     pub fn auto_stage_name(at: OffsetDateTime) -> String {
         format!("auto-stage-{}", at.unix_timestamp_nanos() / 1_000_000)
+    }
+
+    /// An operator may add a stage while the pool is below its stage limit.
+    pub fn decide_create_stage(&self, limits: PoolLimits) -> Result<(), PoolError> {
+        if (self.stages.len() as u32) < limits.max_stages {
+            Ok(())
+        } else {
+            Err(PoolError::StageLimitReached {
+                reason: format!("the pool holds its limit of {} stages", limits.max_stages),
+            })
+        }
+    }
+
+    /// Renames a stage of the pool.
+    pub fn decide_rename(&self, stage_arn: &str, name: &str) -> Result<StageRenamed, PoolError> {
+        self.stages
+            .get(stage_arn)
+            .ok_or_else(|| PoolError::StageNotFound(stage_arn.to_owned()))?;
+        Ok(StageRenamed {
+            stage_arn: stage_arn.to_owned(),
+            name: name.to_owned(),
+        })
+    }
+
+    /// An operator deletes a stage: never the master, never one with viewers (seeds/ivs-api.md).
+    pub fn decide_delete(&self, stage_arn: &str) -> Result<StageDeleted, PoolError> {
+        let stage = self
+            .stages
+            .get(stage_arn)
+            .ok_or_else(|| PoolError::StageNotFound(stage_arn.to_owned()))?;
+        if stage.is_master {
+            return Err(PoolError::MasterStage);
+        }
+        if stage.viewer_count() > 0 {
+            return Err(PoolError::StageHasViewers {
+                stage_arn: stage_arn.to_owned(),
+                viewers: stage.viewer_count(),
+            });
+        }
+        Ok(StageDeleted {
+            stage_arn: stage_arn.to_owned(),
+            reason: StageDeletionReason::Operator,
+        })
+    }
+
+    /// Reopens a draining stage.
+    pub fn decide_reopen(&self, stage_arn: &str) -> Result<StageDrainEnded, PoolError> {
+        let stage = self
+            .stages
+            .get(stage_arn)
+            .ok_or_else(|| PoolError::StageNotFound(stage_arn.to_owned()))?;
+        Ok(StageDrainEnded {
+            stage_arn: stage_arn.to_owned(),
+            viewer_count: stage.viewer_count(),
+        })
+    }
+
+    /// The next scale-down step at `now`, if any: an empty draining auto-scaled stage is deleted;
+    /// an open auto-scaled stage with fewer than `min_viewers`, at least `min_age` old, starts
+    /// draining. Nobody is ever disconnected. One event at a time: the caller publishes it and asks
+    /// again.
+    pub fn decide_scale_down(&self, now: OffsetDateTime, policy: ScaleDownPolicy) -> Option<Event> {
+        let auto = self
+            .stages()
+            .into_iter()
+            .filter(|s| s.auto_scaled && !s.is_master);
+        for stage in auto {
+            if stage.draining && stage.viewer_count() == 0 {
+                return Some(Event::StageDeleted(StageDeleted {
+                    stage_arn: stage.arn.clone(),
+                    reason: StageDeletionReason::ScaleDown,
+                }));
+            }
+            if !stage.draining
+                && stage.viewer_count() < policy.min_viewers
+                && now - stage.created_at >= policy.min_age
+            {
+                return Some(Event::StageDrainStarted(StageDrainStarted {
+                    stage_arn: stage.arn.clone(),
+                    viewer_count: stage.viewer_count(),
+                }));
+            }
+        }
+        None
     }
 
     /// Checks that a heartbeat comes from a seated viewer of that stage.
@@ -497,6 +655,108 @@ mod tests {
             g.pool
                 .decide_expiry(T0 + time::Duration::seconds(90), timeout)
                 .is_empty()
+        );
+    }
+
+    fn drain_of(g: &Given, at: OffsetDateTime) -> Option<Event> {
+        g.pool.decide_scale_down(at, ScaleDownPolicy::default())
+    }
+
+    #[test]
+    fn a_quiet_old_auto_scaled_stage_drains_then_is_deleted_when_empty() {
+        let g = given()
+            .stage("master", true)
+            .stage("auto", false)
+            .viewers("auto", 4);
+        // Too young.
+        assert_eq!(drain_of(&g, T0 + time::Duration::seconds(299)), None);
+        let later = T0 + time::Duration::seconds(300);
+        let Some(drain @ Event::StageDrainStarted(_)) = drain_of(&g, later) else {
+            panic!("expected a drain");
+        };
+        let mut g = g.event(later, drain);
+        assert_eq!(drain_of(&g, later), None, "viewers are never kicked");
+        // Draining stages take no new viewers.
+        assert_eq!(
+            g.pool.decide_seat(&user("new"), PoolLimits::default()),
+            Ok(SeatDecision::Join {
+                stage_arn: "master".into()
+            })
+        );
+        for i in 0..4 {
+            let left = g
+                .pool
+                .decide_leave(&user(&format!("auto-v{i}")), "auto", later)
+                .unwrap();
+            g = g.event(later, Event::ViewerLeft(left));
+        }
+        assert!(matches!(
+            drain_of(&g, later),
+            Some(Event::StageDeleted(StageDeleted {
+                reason: StageDeletionReason::ScaleDown,
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn the_master_and_busy_stages_never_drain() {
+        let g = given()
+            .stage("master", true)
+            .stage("auto", false)
+            .viewers("auto", 5);
+        assert_eq!(drain_of(&g, T0 + time::Duration::hours(1)), None);
+    }
+
+    #[test]
+    fn demand_reopens_a_draining_stage_before_creating_one() {
+        let g = given()
+            .stage("master", true)
+            .stage("auto", false)
+            .viewers("master", 45)
+            .viewers("auto", 2);
+        let g = g.event(
+            T0,
+            Event::StageDrainStarted(StageDrainStarted {
+                stage_arn: "auto".into(),
+                viewer_count: 2,
+            }),
+        );
+        assert_eq!(
+            g.pool.decide_seat(&user("new"), PoolLimits::default()),
+            Ok(SeatDecision::ReopenStage {
+                stage_arn: "auto".into()
+            })
+        );
+    }
+
+    #[test]
+    fn operators_cannot_delete_the_master_or_a_stage_with_viewers() {
+        let g = given()
+            .stage("master", true)
+            .stage("busy", false)
+            .stage("empty", false)
+            .viewers("busy", 1);
+        assert_eq!(g.pool.decide_delete("master"), Err(PoolError::MasterStage));
+        assert!(matches!(
+            g.pool.decide_delete("busy"),
+            Err(PoolError::StageHasViewers { viewers: 1, .. })
+        ));
+        assert!(matches!(
+            g.pool.decide_delete("nope"),
+            Err(PoolError::StageNotFound(_))
+        ));
+        let deleted = g.pool.decide_delete("empty").unwrap();
+        let g = g.event(T0, Event::StageDeleted(deleted));
+        assert!(g.pool.stage("empty").is_none());
+        assert_eq!(
+            g.pool.decide_create_stage(PoolLimits {
+                max_stages: 2,
+                ..Default::default()
+            }),
+            Err(PoolError::StageLimitReached {
+                reason: "the pool holds its limit of 2 stages".into()
+            })
         );
     }
 

@@ -113,10 +113,58 @@ pub struct PublisherTokenIssued {
     pub expires_at: OffsetDateTime,
 }
 
+/// An operator renamed a stage.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageRenamed {
+    pub stage_arn: String,
+    pub name: String,
+}
+
+/// An auto-scaled stage stopped taking new viewers because it had too few (scale-down); it is
+/// deleted once empty.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageDrainStarted {
+    pub stage_arn: String,
+    /// Viewers on the stage when draining started.
+    pub viewer_count: u32,
+}
+
+/// A draining stage takes viewers again because the pool needed its seats.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageDrainEnded {
+    pub stage_arn: String,
+    pub viewer_count: u32,
+}
+
+/// Why a stage left the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageDeletionReason {
+    /// `DELETE /api/stage/{stageArn}`.
+    Operator,
+    /// An empty draining auto-scaled stage.
+    ScaleDown,
+}
+
+/// A stage left the pool (it had no viewers).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageDeleted {
+    pub stage_arn: String,
+    pub reason: StageDeletionReason,
+}
+
 /// Every event type onair writes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     StageCreated(StageCreated),
+    StageRenamed(StageRenamed),
+    StageDrainStarted(StageDrainStarted),
+    StageDrainEnded(StageDrainEnded),
+    StageDeleted(StageDeleted),
     ViewerJoined(ViewerJoined),
     ViewerTokenRenewed(ViewerTokenRenewed),
     ViewerHeartbeatRecorded(ViewerHeartbeatRecorded),
@@ -144,6 +192,10 @@ impl Event {
     pub fn event_type(&self) -> &'static str {
         match self {
             Event::StageCreated(_) => "onair.stage.created.v1",
+            Event::StageRenamed(_) => "onair.stage.renamed.v1",
+            Event::StageDrainStarted(_) => "onair.stage.drain_started.v1",
+            Event::StageDrainEnded(_) => "onair.stage.drain_ended.v1",
+            Event::StageDeleted(_) => "onair.stage.deleted.v1",
             Event::ViewerJoined(_) => "onair.viewer.joined.v1",
             Event::ViewerTokenRenewed(_) => "onair.viewer.token_renewed.v1",
             Event::ViewerHeartbeatRecorded(_) => "onair.viewer.heartbeat_recorded.v1",
@@ -157,6 +209,10 @@ impl Event {
     pub fn aggregate_id(&self) -> &str {
         match self {
             Event::StageCreated(_)
+            | Event::StageRenamed(_)
+            | Event::StageDrainStarted(_)
+            | Event::StageDrainEnded(_)
+            | Event::StageDeleted(_)
             | Event::ViewerJoined(_)
             | Event::ViewerTokenRenewed(_)
             | Event::ViewerLeft(_)
@@ -170,6 +226,10 @@ impl Event {
     pub fn subject(&self) -> String {
         let (context, name) = match self {
             Event::StageCreated(_) => ("pool", "stage_created"),
+            Event::StageRenamed(_) => ("pool", "stage_renamed"),
+            Event::StageDrainStarted(_) => ("pool", "stage_drain_started"),
+            Event::StageDrainEnded(_) => ("pool", "stage_drain_ended"),
+            Event::StageDeleted(_) => ("pool", "stage_deleted"),
             Event::ViewerJoined(_) => ("pool", "viewer_joined"),
             Event::ViewerTokenRenewed(_) => ("pool", "viewer_token_renewed"),
             Event::ViewerLeft(_) => ("pool", "viewer_left"),
@@ -193,6 +253,10 @@ impl Event {
     pub fn to_json(&self) -> Vec<u8> {
         let value = match self {
             Event::StageCreated(e) => serde_json::to_vec(e),
+            Event::StageRenamed(e) => serde_json::to_vec(e),
+            Event::StageDrainStarted(e) => serde_json::to_vec(e),
+            Event::StageDrainEnded(e) => serde_json::to_vec(e),
+            Event::StageDeleted(e) => serde_json::to_vec(e),
             Event::ViewerJoined(e) => serde_json::to_vec(e),
             Event::ViewerTokenRenewed(e) => serde_json::to_vec(e),
             Event::ViewerHeartbeatRecorded(e) => serde_json::to_vec(e),
@@ -217,6 +281,10 @@ impl Event {
         }
         Ok(match event_type {
             "onair.stage.created.v1" => Event::StageCreated(parse(event_type, data)?),
+            "onair.stage.renamed.v1" => Event::StageRenamed(parse(event_type, data)?),
+            "onair.stage.drain_started.v1" => Event::StageDrainStarted(parse(event_type, data)?),
+            "onair.stage.drain_ended.v1" => Event::StageDrainEnded(parse(event_type, data)?),
+            "onair.stage.deleted.v1" => Event::StageDeleted(parse(event_type, data)?),
             "onair.viewer.joined.v1" => Event::ViewerJoined(parse(event_type, data)?),
             "onair.viewer.token_renewed.v1" => Event::ViewerTokenRenewed(parse(event_type, data)?),
             "onair.viewer.heartbeat_recorded.v1" => {

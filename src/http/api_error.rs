@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | 400 | `VALIDATION_ERROR` | a parameter is missing, empty, too long, of the wrong type, or the body is not JSON |
 //! | 401 | `UNAUTHORIZED` | no `x-api-key`, or an unknown or revoked key |
+//! | 403 | `FORBIDDEN` | deleting the master stage |
 //! | 404 | `NOT_FOUND` | unknown stage, viewer not on the stage, unknown route |
 //! | 405 | `METHOD_NOT_ALLOWED` | a route exists but not for this method |
 //! | 413 | `PAYLOAD_TOO_LARGE` | body above `ONAIR_MAX_BODY_BYTES` |
@@ -49,9 +50,17 @@ pub enum ApiError {
     /// `UNAUTHORIZED`: missing, unknown or revoked `x-api-key`.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
+    /// `FORBIDDEN`: the operation is not allowed (deleting the master stage).
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
     /// `NOT_FOUND`: unknown stage, or the viewer holds no seat on it.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
+    /// `TOO_MANY_REQUESTS`: the API key is over its rate limit (requests per minute); nothing was
+    /// changed. `Retry-After` tells when to try again; every counted answer carries
+    /// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>),
     /// `TOKEN_GENERATION_FAILED` or `INTERNAL_ERROR`.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
@@ -79,6 +88,10 @@ impl ApiError {
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
         ApiError::Unauthorized(body("UNAUTHORIZED", message, None))
+    }
+
+    pub fn too_many_requests(message: impl Into<String>, details: Option<String>) -> Self {
+        ApiError::TooManyRequests(body("TOO_MANY_REQUESTS", message, details))
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
@@ -121,6 +134,8 @@ impl From<PoolError> for ApiError {
             PoolError::StageNotFound(_) | PoolError::NotSeated { .. } => {
                 ApiError::not_found(e.to_string())
             }
+            PoolError::MasterStage => ApiError::Forbidden(body("FORBIDDEN", e.to_string(), None)),
+            PoolError::StageHasViewers { .. } => ApiError::validation(e.to_string()),
         }
     }
 }

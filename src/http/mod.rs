@@ -6,6 +6,7 @@ pub mod envelope;
 pub mod field;
 pub mod health;
 pub mod security;
+pub mod stage;
 pub mod stats;
 pub mod token;
 pub mod viewer;
@@ -32,6 +33,8 @@ pub enum ApiTags {
     Health,
     /// Publisher and viewer participant tokens.
     Token,
+    /// Stages of the pool: list, inspect, create, rename, delete.
+    Stage,
     /// Viewer heartbeats, leaving, lists and watch durations.
     Viewer,
     /// Live statistics.
@@ -50,11 +53,14 @@ pub struct AppState {
     pub db: PgPool,
     pub store: EventStore,
     pub pool: PoolService,
+    pub provider: Arc<dyn crate::ivs::StageProvider>,
     pub provider_name: &'static str,
     pub public_key: PublicKeyInfo,
     pub started_at: Instant,
     pub projection_names: Vec<&'static str>,
     pub api_keys: crate::api_keys::VerifiedKeyCache,
+    /// Per-API-key rate limits (`ONAIR_RATE_LIMITS`), counted in Postgres.
+    pub rate_limiter: crate::rate_limit::RateLimiter,
 }
 
 impl AppState {
@@ -128,6 +134,7 @@ pub fn openapi_service() -> OpenApiService<
     (
         health::HealthApi,
         token::TokenApi,
+        stage::StageApi,
         viewer::ViewerApi,
         stats::StatsApi,
     ),
@@ -137,6 +144,7 @@ pub fn openapi_service() -> OpenApiService<
         (
             health::HealthApi,
             token::TokenApi,
+            stage::StageApi,
             viewer::ViewerApi,
             stats::StatsApi,
         ),
@@ -162,6 +170,9 @@ pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint {
     let docs = api.swagger_ui();
     let spec_json = api.spec_endpoint();
     let spec_yaml = api.spec_endpoint_yaml();
+    // Rate limits count the API's requests only, not the docs and the spec.
+    let limited_state = state.clone();
+    let api = api.around(move |ep, req| crate::rate_limit::enforce(ep, req, limited_state.clone()));
     Route::new()
         .nest("/", api)
         .nest("/docs", docs)

@@ -94,11 +94,15 @@ impl AwsStageProvider {
     /// settings' region, endpoint, standard retries of `max_attempts` attempts and credentials
     /// (or the default credential chain), then [`AwsStageProvider::new`].
     ///
-    /// Makes no network call: credentials are resolved on the first request.
-    pub async fn from_settings(settings: &AwsProviderSettings, signer: Option<TokenSigner>) -> Self {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(
-            RetryConfig::standard().with_max_attempts(settings.max_attempts.max(1)),
-        );
+    /// Makes no IVS call, and none at all when `region` and `credentials` are given; otherwise
+    /// `aws-config` may read the environment, profile files or instance metadata for them.
+    /// Credentials are resolved (and refreshed) on the first request.
+    pub async fn from_settings(
+        settings: &AwsProviderSettings,
+        signer: Option<TokenSigner>,
+    ) -> Self {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::standard().with_max_attempts(settings.max_attempts.max(1)));
         if !settings.region.is_empty() {
             loader = loader.region(Region::new(settings.region.clone()));
         }

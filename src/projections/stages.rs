@@ -39,6 +39,31 @@ impl Projection for StagesProjection {
                     .execute(&mut *tx)
                     .await?;
                 }
+                Event::StageRenamed(e) => {
+                    sqlx::query("UPDATE rm_stages SET name = $2 WHERE stage_arn = $1")
+                        .bind(&e.stage_arn)
+                        .bind(&e.name)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Event::StageDrainStarted(e) => {
+                    sqlx::query("UPDATE rm_stages SET draining = true WHERE stage_arn = $1")
+                        .bind(&e.stage_arn)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Event::StageDrainEnded(e) => {
+                    sqlx::query("UPDATE rm_stages SET draining = false WHERE stage_arn = $1")
+                        .bind(&e.stage_arn)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Event::StageDeleted(e) => {
+                    sqlx::query("DELETE FROM rm_stages WHERE stage_arn = $1")
+                        .bind(&e.stage_arn)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 Event::ViewerJoined(e) => {
                     sqlx::query(
                         "UPDATE rm_stages SET viewer_count = viewer_count + 1 WHERE stage_arn = $1",

@@ -16,12 +16,13 @@ pub struct StageRow {
     pub tags: Json<BTreeMap<String, String>>,
     pub created_at: OffsetDateTime,
     pub viewer_count: i32,
+    pub draining: bool,
 }
 
 /// Every stage, master first, then by creation time.
 pub async fn stages(pool: &PgPool) -> Result<Vec<StageRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT stage_arn, name, auto_scaled, is_master, tags, created_at, viewer_count
+        "SELECT stage_arn, name, auto_scaled, is_master, tags, created_at, viewer_count, draining
          FROM rm_stages ORDER BY is_master DESC, created_at, stage_arn",
     )
     .fetch_all(pool)
@@ -30,12 +31,40 @@ pub async fn stages(pool: &PgPool) -> Result<Vec<StageRow>, sqlx::Error> {
 
 pub async fn stage(pool: &PgPool, stage_arn: &str) -> Result<Option<StageRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT stage_arn, name, auto_scaled, is_master, tags, created_at, viewer_count
+        "SELECT stage_arn, name, auto_scaled, is_master, tags, created_at, viewer_count, draining
          FROM rm_stages WHERE stage_arn = $1",
     )
     .bind(stage_arn)
     .fetch_optional(pool)
     .await
+}
+
+/// A page of stages in creation order, starting after `after` (the `(created_at, stage_arn)` of
+/// the last stage of the previous page), and the total number of stages.
+pub async fn stage_page(
+    pool: &PgPool,
+    after: Option<(OffsetDateTime, String)>,
+    limit: u32,
+) -> Result<(Vec<StageRow>, i64), sqlx::Error> {
+    let (after_time, after_arn) = match after {
+        Some((t, arn)) => (Some(t), Some(arn)),
+        None => (None, None),
+    };
+    let rows: Vec<StageRow> = sqlx::query_as(
+        "SELECT stage_arn, name, auto_scaled, is_master, tags, created_at, viewer_count, draining
+         FROM rm_stages
+         WHERE $1::timestamptz IS NULL OR (created_at, stage_arn) > ($1, $2)
+         ORDER BY created_at, stage_arn LIMIT $3",
+    )
+    .bind(after_time)
+    .bind(after_arn)
+    .bind(limit as i64)
+    .fetch_all(pool)
+    .await?;
+    let (total,): (i64,) = sqlx::query_as("SELECT count(*) FROM rm_stages")
+        .fetch_one(pool)
+        .await?;
+    Ok((rows, total))
 }
 
 /// A row of `rm_viewer_seats`.

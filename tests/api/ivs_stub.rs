@@ -216,7 +216,10 @@ fn new_stage(name: &str, tags: Map<String, Value>) -> StubStage {
         tags,
         active_session_id: None,
         events: "wss://global.events.live-video.net".to_owned(),
-        whip: format!("https://{}.global-bm.whip.live-video.net", id.to_lowercase()),
+        whip: format!(
+            "https://{}.global-bm.whip.live-video.net",
+            id.to_lowercase()
+        ),
     }
 }
 

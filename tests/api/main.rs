@@ -2,13 +2,17 @@
 //! Run them with `scripts/test`.
 
 mod helpers;
+mod ivs_stub;
 
 mod auth_and_validation;
+mod aws_provider;
 mod concurrency;
 mod expiry_and_scaling;
 mod openapi_spec;
 mod projections;
+mod rate_limits;
 mod seed_examples;
+mod stages;
 mod stats;
 mod tokens;
 mod viewers;

@@ -1,0 +1,468 @@
+//! Stage routes (seeds/ivs-api.md "Stage 管理"). Lists come from the `stages` read model, never from
+//! calling IVS per request (DESIGN.md §6); changes go through the stage pool as events.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use poem::web::Data;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::api_error::ApiError;
+use super::envelope::{Envelope, timestamp};
+use super::field::Checked;
+use super::security::ApiKeyAuth;
+use super::{ApiTags, AppState, idempotency_event_id, now_timestamp, parse_stage_arn};
+use crate::read_models::{self, StageRow};
+
+/// IVS limits on stage names and tags (protocols/ivs-realtime.md §2.1).
+const MAX_NAME_CHARS: usize = 128;
+const MAX_TAGS: usize = 50;
+const MAX_TAG_KEY_CHARS: usize = 128;
+const MAX_TAG_VALUE_CHARS: usize = 256;
+
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct StageListItem {
+    pub stage_arn: String,
+    pub name: String,
+    pub viewer_count: u32,
+    pub auto_scaled: bool,
+    /// True while a scale-down drains the stage (no new viewers; deleted when empty).
+    pub draining: bool,
+    /// RFC 3339 UTC with ms.
+    pub created_at: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct StageList {
+    pub stages: Vec<StageListItem>,
+    /// All stages in the pool.
+    pub total_stages: u32,
+    /// Pass as `nextToken` for the next page; null on the last page.
+    pub next_token: Option<String>,
+    pub timestamp: String,
+}
+
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct StageDetail {
+    pub arn: String,
+    pub name: String,
+    /// IVS `activeSessionId` while the stage has an active session (always null with the local
+    /// provider).
+    pub active_session_id: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct MasterStageInfo {
+    pub stage: StageDetail,
+    pub viewer_count: u32,
+    /// Always true.
+    pub is_master: bool,
+    pub timestamp: String,
+}
+
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct StageAnswer {
+    pub stage: StageDetail,
+    pub viewer_count: u32,
+    pub timestamp: String,
+}
+
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct CreatedStage {
+    pub arn: String,
+    pub name: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct StageCreatedAnswer {
+    pub stage: CreatedStage,
+    pub timestamp: String,
+}
+
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct RenamedStage {
+    pub arn: String,
+    pub name: String,
+}
+
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct StageRenamedAnswer {
+    pub stage: RenamedStage,
+    pub timestamp: String,
+}
+
+/// `{"success": true, "message": "Stage 已刪除", "timestamp": ...}` (the seed's shape).
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct StageDeletedAnswer {
+    pub success: bool,
+    pub message: String,
+    pub timestamp: String,
+}
+
+/// Body of `POST /api/stage`.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct CreateStageRequest {
+    /// 1 to 128 characters of `[a-zA-Z0-9-_]` (IVS rule).
+    pub name: Checked<String>,
+    /// Tags (at most 50; keys up to 128 characters, values up to 256); `Environment` and
+    /// `ManagedBy=onair` are added.
+    pub tags: Checked<Option<BTreeMap<String, String>>>,
+}
+
+/// Body of `PUT /api/stage/{stageArn}`.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct RenameStageRequest {
+    /// The new name: 1 to 128 characters of `[a-zA-Z0-9-_]`.
+    pub name: Checked<String>,
+}
+
+#[derive(ApiResponse)]
+pub enum StageListResponse {
+    #[oai(status = 200)]
+    Ok(Json<Envelope<StageList>>),
+}
+#[derive(ApiResponse)]
+pub enum MasterStageResponse {
+    #[oai(status = 200)]
+    Ok(Json<Envelope<MasterStageInfo>>),
+}
+#[derive(ApiResponse)]
+pub enum StageResponse {
+    #[oai(status = 200)]
+    Ok(Json<Envelope<StageAnswer>>),
+}
+#[derive(ApiResponse)]
+pub enum CreateStageResponse {
+    /// Created; `X-Event-Sequence` is the stream sequence of `stage.created`.
+    #[oai(status = 200)]
+    Ok(
+        Json<Envelope<StageCreatedAnswer>>,
+        #[oai(header = "X-Event-Sequence")] u64,
+    ),
+}
+#[derive(ApiResponse)]
+pub enum RenameStageResponse {
+    #[oai(status = 200)]
+    Ok(
+        Json<Envelope<StageRenamedAnswer>>,
+        #[oai(header = "X-Event-Sequence")] u64,
+    ),
+}
+#[derive(ApiResponse)]
+pub enum DeleteStageResponse {
+    #[oai(status = 200)]
+    Ok(
+        Json<StageDeletedAnswer>,
+        #[oai(header = "X-Event-Sequence")] u64,
+    ),
+}
+
+fn parse_stage_name(raw: &str) -> Result<String, ApiError> {
+    if raw.is_empty() {
+        return Err(ApiError::validation(
+            "name is required and must not be empty",
+        ));
+    }
+    if raw.chars().count() > MAX_NAME_CHARS
+        || !raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(ApiError::validation(format!(
+            "name must be 1 to {MAX_NAME_CHARS} characters of [a-zA-Z0-9-_] (IVS rule), got {raw:?}"
+        )));
+    }
+    Ok(raw.to_owned())
+}
+
+fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    if tags.len() > MAX_TAGS {
+        return Err(ApiError::validation(format!(
+            "tags must hold at most {MAX_TAGS} entries"
+        )));
+    }
+    for (key, value) in tags {
+        if key.is_empty() || key.chars().count() > MAX_TAG_KEY_CHARS {
+            return Err(ApiError::validation(format!(
+                "tags: key {key:?} must be 1 to {MAX_TAG_KEY_CHARS} characters"
+            )));
+        }
+        if value.chars().count() > MAX_TAG_VALUE_CHARS {
+            return Err(ApiError::validation(format!(
+                "tags: value of {key:?} must be at most {MAX_TAG_VALUE_CHARS} characters"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn encode_token(row: &StageRow) -> String {
+    let created = row.created_at.format(&Rfc3339).expect("RFC 3339 formats");
+    URL_SAFE_NO_PAD.encode(format!("{created}|{}", row.stage_arn))
+}
+
+fn decode_token(token: &str) -> Option<(OffsetDateTime, String)> {
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(token).ok()?).ok()?;
+    let (created, arn) = text.split_once('|')?;
+    Some((
+        OffsetDateTime::parse(created, &Rfc3339).ok()?,
+        arn.to_owned(),
+    ))
+}
+
+async fn active_session_id(state: &AppState, arn: &str) -> Option<String> {
+    match state.provider.get_stage(arn.to_owned()).await {
+        Ok(stage) => stage.and_then(|s| s.active_session_id),
+        Err(e) => {
+            tracing::warn!(stage_arn = arn, error = %e, "active session unknown");
+            None
+        }
+    }
+}
+
+pub struct StageApi;
+
+#[OpenApi]
+impl StageApi {
+    /// List stages
+    ///
+    /// Stages in creation order, `maxResults` (1 to 100, default 50) per page; pass the answer's
+    /// `nextToken` to get the next page.
+    #[oai(
+        path = "/api/stage/list",
+        method = "get",
+        tag = "ApiTags::Stage",
+        operation_id = "listStages"
+    )]
+    async fn list(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: ApiKeyAuth,
+        /// Page size, 1 to 100 (default 50).
+        #[oai(name = "maxResults")]
+        max_results: Query<Option<u32>>,
+        /// The `nextToken` of the previous page.
+        #[oai(name = "nextToken")]
+        next_token: Query<Option<String>>,
+    ) -> Result<StageListResponse, ApiError> {
+        let limit = max_results.0.unwrap_or(50);
+        if !(1..=100).contains(&limit) {
+            return Err(ApiError::validation(format!(
+                "maxResults must be between 1 and 100, got {limit}"
+            )));
+        }
+        let after = match next_token.0.as_deref().filter(|t| !t.is_empty()) {
+            Some(token) => Some(decode_token(token).ok_or_else(|| {
+                ApiError::validation("nextToken is not a token this API gave out")
+            })?),
+            None => None,
+        };
+        let (rows, total) = read_models::stage_page(&state.db, after, limit + 1).await?;
+        let more = rows.len() > limit as usize;
+        let rows = &rows[..rows.len().min(limit as usize)];
+        Ok(StageListResponse::Ok(Json(Envelope::ok(StageList {
+            next_token: if more {
+                rows.last().map(encode_token)
+            } else {
+                None
+            },
+            stages: rows
+                .iter()
+                .map(|s| StageListItem {
+                    stage_arn: s.stage_arn.clone(),
+                    name: s.name.clone(),
+                    viewer_count: s.viewer_count.max(0) as u32,
+                    auto_scaled: s.auto_scaled,
+                    draining: s.draining,
+                    created_at: timestamp(s.created_at),
+                    tags: s.tags.0.clone(),
+                })
+                .collect(),
+            total_stages: total as u32,
+            timestamp: now_timestamp(),
+        }))))
+    }
+
+    /// Master stage information
+    #[oai(
+        path = "/api/stage/master/info",
+        method = "get",
+        tag = "ApiTags::Stage",
+        operation_id = "getMasterStage"
+    )]
+    async fn master(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: ApiKeyAuth,
+    ) -> Result<MasterStageResponse, ApiError> {
+        let arn = state
+            .pool
+            .read(|p| p.master().map(|s| s.arn.clone()))
+            .ok_or_else(|| ApiError::unavailable("the master stage is not ready yet"))?;
+        let stage = state.require_stage(&arn).await?;
+        Ok(MasterStageResponse::Ok(Json(Envelope::ok(
+            MasterStageInfo {
+                stage: StageDetail {
+                    active_session_id: active_session_id(&state, &arn).await,
+                    arn,
+                    name: stage.name,
+                    tags: stage.tags.0,
+                },
+                viewer_count: stage.viewer_count.max(0) as u32,
+                is_master: true,
+                timestamp: now_timestamp(),
+            },
+        ))))
+    }
+
+    /// Stage information
+    ///
+    /// `stageArn` is URL-encoded. 404 `NOT_FOUND` for an unknown stage.
+    #[oai(
+        path = "/api/stage/:stageArn",
+        method = "get",
+        tag = "ApiTags::Stage",
+        operation_id = "getStage"
+    )]
+    async fn get(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: ApiKeyAuth,
+        /// Stage ARN, URL-encoded.
+        #[oai(name = "stageArn")]
+        stage_arn: Path<String>,
+    ) -> Result<StageResponse, ApiError> {
+        let arn = parse_stage_arn(&stage_arn.0)?;
+        let stage = state.require_stage(arn).await?;
+        Ok(StageResponse::Ok(Json(Envelope::ok(StageAnswer {
+            stage: StageDetail {
+                active_session_id: active_session_id(&state, arn).await,
+                arn: stage.stage_arn,
+                name: stage.name,
+                tags: stage.tags.0,
+            },
+            viewer_count: stage.viewer_count.max(0) as u32,
+            timestamp: now_timestamp(),
+        }))))
+    }
+
+    /// Create a stage
+    ///
+    /// 503 `STAGE_LIMIT_REACHED` when the pool holds its stage limit (default 20) or IVS refuses
+    /// (quota).
+    #[oai(
+        path = "/api/stage",
+        method = "post",
+        tag = "ApiTags::Stage",
+        operation_id = "createStage"
+    )]
+    async fn create(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: ApiKeyAuth,
+        body: Json<CreateStageRequest>,
+        /// Optional idempotency key.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+    ) -> Result<CreateStageResponse, ApiError> {
+        let body = body.0;
+        let name = parse_stage_name(&body.name.get("name")?)?;
+        let tags = body.tags.get("tags")?.unwrap_or_default();
+        check_tags(&tags)?;
+        let event_id = idempotency_event_id(&auth, "stage-create", idempotency_key.0.as_deref())?;
+        let (stage, published) = state.pool.create_stage(&name, tags, event_id).await?;
+        Ok(CreateStageResponse::Ok(
+            Json(Envelope::ok(StageCreatedAnswer {
+                stage: CreatedStage {
+                    arn: stage.arn,
+                    name: stage.name,
+                    tags: stage.tags,
+                },
+                timestamp: now_timestamp(),
+            })),
+            published.sequence,
+        ))
+    }
+
+    /// Rename a stage
+    #[oai(
+        path = "/api/stage/:stageArn",
+        method = "put",
+        tag = "ApiTags::Stage",
+        operation_id = "renameStage"
+    )]
+    async fn rename(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: ApiKeyAuth,
+        /// Stage ARN, URL-encoded.
+        #[oai(name = "stageArn")]
+        stage_arn: Path<String>,
+        body: Json<RenameStageRequest>,
+    ) -> Result<RenameStageResponse, ApiError> {
+        let arn = parse_stage_arn(&stage_arn.0)?;
+        let name = parse_stage_name(&body.0.name.get("name")?)?;
+        let published = state.pool.rename_stage(arn, &name).await?;
+        Ok(RenameStageResponse::Ok(
+            Json(Envelope::ok(StageRenamedAnswer {
+                stage: RenamedStage {
+                    arn: arn.to_owned(),
+                    name,
+                },
+                timestamp: now_timestamp(),
+            })),
+            published.sequence,
+        ))
+    }
+
+    /// Delete a stage
+    ///
+    /// 403 `FORBIDDEN` for the master stage, 400 `VALIDATION_ERROR` while viewers remain, 404
+    /// `NOT_FOUND` for an unknown stage.
+    #[oai(
+        path = "/api/stage/:stageArn",
+        method = "delete",
+        tag = "ApiTags::Stage",
+        operation_id = "deleteStage"
+    )]
+    async fn delete(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: ApiKeyAuth,
+        /// Stage ARN, URL-encoded.
+        #[oai(name = "stageArn")]
+        stage_arn: Path<String>,
+    ) -> Result<DeleteStageResponse, ApiError> {
+        let arn = parse_stage_arn(&stage_arn.0)?;
+        let published = state.pool.delete_stage(arn).await?;
+        Ok(DeleteStageResponse::Ok(
+            Json(StageDeletedAnswer {
+                success: true,
+                message: "Stage 已刪除".to_owned(),
+                timestamp: timestamp(OffsetDateTime::now_utc()),
+            }),
+            published.sequence,
+        ))
+    }
+}
