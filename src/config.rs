@@ -46,6 +46,13 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Which stage provider serves stages and tokens.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StageProviderKind {
+    Local,
+    Aws,
+}
+
 /// Settings of `onair serve`.
 #[derive(Args, Clone, Debug)]
 pub struct ServeSettings {
@@ -84,6 +91,27 @@ pub struct ServeSettings {
     /// Viewer token lifetime in seconds (seeds/ivs-api.md: 1 h).
     #[arg(long, env = "ONAIR_VIEWER_TOKEN_TTL_SECS", default_value_t = 3_600, value_parser = clap::value_parser!(u64).range(60..=1_209_600))]
     pub viewer_token_ttl_secs: u64,
+    /// Where stages and tokens come from: `local` (no AWS; self-signed tokens) or `aws` (Amazon IVS
+    /// real-time through aws-sdk-ivsrealtime; credentials from the usual AWS chain).
+    #[arg(long, env = "ONAIR_STAGE_PROVIDER", value_enum, default_value_t = StageProviderKind::Local)]
+    pub stage_provider: StageProviderKind,
+    /// `aws`: the ARN IVS gave our public key (`ImportPublicKey` of `GET /api/token/public-key`).
+    /// When set, tokens are self-signed (no AWS call per viewer); else each token is a
+    /// `CreateParticipantToken` call.
+    #[arg(long, env = "ONAIR_IVS_PUBLIC_KEY_ARN")]
+    pub ivs_public_key_arn: Option<String>,
+    /// `aws`: another IVS endpoint (tests, proxies).
+    #[arg(long, env = "ONAIR_AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
+    /// `aws`: attempts per IVS call (throttling and 5xx are retried).
+    #[arg(long, env = "ONAIR_AWS_MAX_ATTEMPTS", default_value_t = 3)]
+    pub aws_max_attempts: u32,
+    /// How often the reconciler compares the pool with the provider, in seconds.
+    #[arg(long, env = "ONAIR_RECONCILE_INTERVAL_SECS", default_value_t = 300)]
+    pub reconcile_interval_secs: u64,
+    /// Delete orphans: provider stages tagged `ManagedBy=onair` that the pool does not hold.
+    #[arg(long, env = "ONAIR_RECONCILE_DELETE_ORPHANS", default_value_t = false)]
+    pub reconcile_delete_orphans: bool,
     /// AWS region written into stage and public-key ARNs.
     #[arg(long, env = "ONAIR_IVS_REGION", default_value = "us-east-1")]
     pub ivs_region: String,

@@ -628,6 +628,92 @@ impl PoolService {
         }
     }
 
+    /// Adopts the provider's stages tagged `ManagedBy=onair` that the pool does not hold yet (a
+    /// start on a new stream against an existing IVS account). A stage named `master-stage` becomes
+    /// the master when the pool has none; `AutoScaled=true` marks auto-scaled ones. Returns how many
+    /// were adopted. The local provider has none.
+    pub async fn adopt_managed_stages(&self) -> Result<usize, PoolServiceError> {
+        let provided = self.inner.provider.list_stages().await?;
+        let _turn = self.inner.decide.lock().await;
+        let mut adopted = 0;
+        for stage in provided {
+            if stage.tags.get("ManagedBy").map(String::as_str) != Some("onair") {
+                continue;
+            }
+            let result = self
+                .decide_and_publish(
+                    |p, _| {
+                        if p.stage(&stage.arn).is_some() {
+                            return Err(PoolError::StageNotFound(String::new()));
+                        }
+                        let is_master = stage.name == MASTER_STAGE_NAME && p.master().is_none();
+                        Ok((
+                            Event::StageCreated(StageCreated {
+                                stage_arn: stage.arn.clone(),
+                                name: stage.name.clone(),
+                                auto_scaled: !is_master
+                                    && stage.tags.get("AutoScaled").map(String::as_str)
+                                        == Some("true"),
+                                is_master,
+                                tags: stage.tags.clone(),
+                            }),
+                            (),
+                        ))
+                    },
+                    None,
+                )
+                .await;
+            match result {
+                Ok(_) => adopted += 1,
+                Err(PoolServiceError::Rule(PoolError::StageNotFound(_))) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(adopted)
+    }
+
+    /// Compares the pool with the provider: returns the orphans (provider stages tagged
+    /// `ManagedBy=onair` the pool does not hold; deleted when `delete_orphans`) and the pool stages
+    /// the provider does not have. A provider that keeps no stages (local) reports nothing.
+    pub async fn reconcile(
+        &self,
+        delete_orphans: bool,
+    ) -> Result<(Vec<String>, Vec<String>), PoolServiceError> {
+        let provided = self.inner.provider.list_stages().await?;
+        if self.inner.provider.name() == "local" {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let known: std::collections::HashSet<&str> =
+            provided.iter().map(|s| s.arn.as_str()).collect();
+        let (orphans, missing) = self.read(|p| {
+            let orphans: Vec<String> = provided
+                .iter()
+                .filter(|s| s.tags.get("ManagedBy").map(String::as_str) == Some("onair"))
+                .filter(|s| p.stage(&s.arn).is_none())
+                .map(|s| s.arn.clone())
+                .collect();
+            let missing: Vec<String> = p
+                .stages()
+                .iter()
+                .filter(|s| !known.contains(s.arn.as_str()))
+                .map(|s| s.arn.clone())
+                .collect();
+            (orphans, missing)
+        });
+        for arn in &orphans {
+            if delete_orphans {
+                tracing::warn!(stage_arn = %arn, "orphan stage (ManagedBy=onair, not in the pool): deleting");
+                self.delete_at_provider(arn).await;
+            } else {
+                tracing::warn!(stage_arn = %arn, "orphan stage (ManagedBy=onair, not in the pool); set ONAIR_RECONCILE_DELETE_ORPHANS=true to delete it");
+            }
+        }
+        for arn in &missing {
+            tracing::warn!(stage_arn = %arn, "pool stage missing at the provider");
+        }
+        Ok((orphans, missing))
+    }
+
     /// Runs the scale-down steps that are due (drain, delete when empty); returns how many events
     /// were stored.
     pub async fn scale_down(&self, policy: ScaleDownPolicy) -> Result<usize, PoolServiceError> {

@@ -10,10 +10,11 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::task::JoinHandle;
 
-use crate::config::ServeSettings;
+use crate::config::{ServeSettings, StageProviderKind};
 use crate::event_store::EventStore;
 use crate::http::{self, AppState, PublicKeyInfo};
 use crate::ivs::arn::public_key_arn;
+use crate::ivs::aws::{AwsProviderSettings, AwsStageProvider};
 use crate::ivs::local::LocalStageProvider;
 use crate::ivs::token::TokenSigner;
 use crate::ivs::{StageProvider, keys};
@@ -94,22 +95,39 @@ impl Application {
         store.ensure_stream(settings.stream_replicas).await?;
 
         let signing_key = keys::load_or_create(&db).await?;
-        let kid = public_key_arn(
-            &settings.ivs_region,
-            &settings.ivs_account_id,
-            &signing_key.key_id,
-        );
+        let kid = match (&settings.stage_provider, &settings.ivs_public_key_arn) {
+            (StageProviderKind::Aws, Some(arn)) => arn.clone(),
+            _ => public_key_arn(
+                &settings.ivs_region,
+                &settings.ivs_account_id,
+                &signing_key.key_id,
+            ),
+        };
         let signer = TokenSigner::new(
             &signing_key.pair.private_key_pem,
             kid.clone(),
             settings.ivs_events_url.clone(),
             settings.ivs_whip_url.clone(),
         )?;
-        let provider: Arc<dyn StageProvider> = Arc::new(LocalStageProvider::new(
-            settings.ivs_region.clone(),
-            settings.ivs_account_id.clone(),
-            signer,
-        ));
+        let provider: Arc<dyn StageProvider> = match settings.stage_provider {
+            StageProviderKind::Local => Arc::new(LocalStageProvider::new(
+                settings.ivs_region.clone(),
+                settings.ivs_account_id.clone(),
+                signer,
+            )),
+            StageProviderKind::Aws => Arc::new(
+                AwsStageProvider::from_settings(
+                    &AwsProviderSettings {
+                        region: settings.ivs_region.clone(),
+                        endpoint_url: settings.aws_endpoint_url.clone(),
+                        max_attempts: settings.aws_max_attempts,
+                        credentials: None,
+                    },
+                    settings.ivs_public_key_arn.is_some().then_some(signer),
+                )
+                .await,
+            ),
+        };
 
         let (pool, follower) = PoolService::start(
             store.clone(),
@@ -122,7 +140,19 @@ impl Application {
             },
         )
         .await?;
+        let adopted = pool.adopt_managed_stages().await?;
+        if adopted > 0 {
+            tracing::info!(
+                adopted,
+                "stages tagged ManagedBy=onair adopted from the provider"
+            );
+        }
         pool.ensure_master_stage().await?;
+        let reconciler = tokio::spawn(reactors::reconciler::run(
+            pool.clone(),
+            Duration::from_secs(settings.reconcile_interval_secs.max(1)),
+            settings.reconcile_delete_orphans,
+        ));
 
         let expiry = tokio::spawn(reactors::expiry::run(
             pool.clone(),
@@ -172,7 +202,7 @@ impl Application {
             port,
             state,
             settings,
-            background: vec![follower, expiry, scale_down],
+            background: vec![follower, expiry, scale_down, reconciler],
             projectors,
         })
     }

@@ -173,6 +173,17 @@ impl IvsStub {
         stage
     }
 
+    /// Adds a stage with tags directly, as if another client had created it; returns it.
+    pub fn insert_stage_with_tags(&self, name: &str, tags: &[(&str, &str)]) -> StubStage {
+        let tags = tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+            .collect();
+        let stage = new_stage(name, tags);
+        self.state().stages.push(stage.clone());
+        stage
+    }
+
     /// The stub's stage with this ARN.
     pub fn stage(&self, arn: &str) -> Option<StubStage> {
         self.state().stages.iter().find(|s| s.arn == arn).cloned()

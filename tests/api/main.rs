@@ -6,6 +6,7 @@ mod ivs_stub;
 
 mod auth_and_validation;
 mod aws_provider;
+mod aws_serve;
 mod concurrency;
 mod expiry_and_scaling;
 mod openapi_spec;
