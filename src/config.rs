@@ -85,6 +85,9 @@ pub struct ServeSettings {
     /// How often the scale-down reactor runs, in milliseconds.
     #[arg(long, env = "ONAIR_SCALE_DOWN_CHECK_INTERVAL_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..))]
     pub scale_down_check_interval_ms: u64,
+    /// How often the stats WebSocket pushes `stats_update`, in milliseconds (seeds/ivs-api.md: 5 s).
+    #[arg(long, env = "ONAIR_STATS_PUSH_INTERVAL_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(50..))]
+    pub stats_push_interval_ms: u64,
     /// Publisher token lifetime in seconds (seeds/ivs-api.md: 4 h).
     #[arg(long, env = "ONAIR_PUBLISHER_TOKEN_TTL_SECS", default_value_t = 14_400, value_parser = clap::value_parser!(u64).range(60..=1_209_600))]
     pub publisher_token_ttl_secs: u64,

@@ -33,4 +33,5 @@ pub mod rate_limit;
 pub mod reactors;
 pub mod read_models;
 pub mod startup;
+pub mod stats_socket;
 pub mod telemetry;

@@ -166,7 +166,15 @@ impl Application {
             Duration::from_millis(settings.scale_down_check_interval_ms),
         ));
 
+        let (feed_tx, stats_feed) = tokio::sync::watch::channel(None);
+        let stats_feed_task = tokio::spawn(crate::stats_socket::run_feed(
+            db.clone(),
+            Duration::from_millis(settings.stats_push_interval_ms),
+            feed_tx,
+        ));
+
         let state = Arc::new(AppState {
+            stats_feed,
             db,
             store,
             pool,
@@ -202,7 +210,7 @@ impl Application {
             port,
             state,
             settings,
-            background: vec![follower, expiry, scale_down, reconciler],
+            background: vec![follower, expiry, scale_down, reconciler, stats_feed_task],
             projectors,
         })
     }

@@ -26,6 +26,9 @@ pub fn pool_subject_filter() -> String {
     format!("onair.pool.{}.*", subject::encode_token(POOL_ID))
 }
 
+/// Filter for every stream status event.
+pub const STREAM_SUBJECT_FILTER: &str = "onair.stream.>";
+
 /// Filter for every viewer heartbeat.
 pub const HEARTBEAT_SUBJECT_FILTER: &str = "onair.viewer.*.heartbeat_recorded";
 
@@ -157,6 +160,32 @@ pub struct StageDeleted {
     pub reason: StageDeletionReason,
 }
 
+/// The publisher started streaming on a stage (IVS EventBridge `Participant Published`, or the
+/// room gateway's stream status). `ce-time` is when it happened at the source.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamStarted {
+    pub stage_arn: String,
+    #[serde(default)]
+    pub participant_id: Option<String>,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// Where the fact came from, e.g. `eventbridge`.
+    pub source: String,
+}
+
+/// The publisher stopped streaming (IVS EventBridge `Participant Unpublished`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamEnded {
+    pub stage_arn: String,
+    #[serde(default)]
+    pub participant_id: Option<String>,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    pub source: String,
+}
+
 /// Every event type onair writes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
@@ -171,6 +200,8 @@ pub enum Event {
     ViewerLeft(ViewerLeft),
     ViewerExpired(ViewerExpired),
     PublisherTokenIssued(PublisherTokenIssued),
+    StreamStarted(StreamStarted),
+    StreamEnded(StreamEnded),
 }
 
 /// An event that could not be read back from the stream.
@@ -202,6 +233,8 @@ impl Event {
             Event::ViewerLeft(_) => "onair.viewer.left.v1",
             Event::ViewerExpired(_) => "onair.viewer.expired.v1",
             Event::PublisherTokenIssued(_) => "onair.publisher.token_issued.v1",
+            Event::StreamStarted(_) => "onair.stream.started.v1",
+            Event::StreamEnded(_) => "onair.stream.ended.v1",
         }
     }
 
@@ -219,6 +252,8 @@ impl Event {
             | Event::ViewerExpired(_) => POOL_ID,
             Event::ViewerHeartbeatRecorded(e) => &e.user_id,
             Event::PublisherTokenIssued(e) => &e.user_id,
+            Event::StreamStarted(e) => &e.stage_arn,
+            Event::StreamEnded(e) => &e.stage_arn,
         }
     }
 
@@ -236,17 +271,26 @@ impl Event {
             Event::ViewerExpired(_) => ("pool", "viewer_expired"),
             Event::ViewerHeartbeatRecorded(_) => ("viewer", "heartbeat_recorded"),
             Event::PublisherTokenIssued(_) => ("publisher", "token_issued"),
+            Event::StreamStarted(_) => ("stream", "started"),
+            Event::StreamEnded(_) => ("stream", "ended"),
         };
         subject::subject(context, self.aggregate_id(), name)
     }
 
     /// Whether the event changes seats or stages, so it is guarded by the pool's expected sequence.
     pub fn is_pool_event(&self) -> bool {
-        self.aggregate_id() == POOL_ID
-            && !matches!(
-                self,
-                Event::ViewerHeartbeatRecorded(_) | Event::PublisherTokenIssued(_)
-            )
+        matches!(
+            self,
+            Event::StageCreated(_)
+                | Event::StageRenamed(_)
+                | Event::StageDrainStarted(_)
+                | Event::StageDrainEnded(_)
+                | Event::StageDeleted(_)
+                | Event::ViewerJoined(_)
+                | Event::ViewerTokenRenewed(_)
+                | Event::ViewerLeft(_)
+                | Event::ViewerExpired(_)
+        )
     }
 
     /// The payload as JSON bytes.
@@ -263,6 +307,8 @@ impl Event {
             Event::ViewerLeft(e) => serde_json::to_vec(e),
             Event::ViewerExpired(e) => serde_json::to_vec(e),
             Event::PublisherTokenIssued(e) => serde_json::to_vec(e),
+            Event::StreamStarted(e) => serde_json::to_vec(e),
+            Event::StreamEnded(e) => serde_json::to_vec(e),
         };
         value.expect("event payloads always serialize")
     }
@@ -295,6 +341,8 @@ impl Event {
             "onair.publisher.token_issued.v1" => {
                 Event::PublisherTokenIssued(parse(event_type, data)?)
             }
+            "onair.stream.started.v1" => Event::StreamStarted(parse(event_type, data)?),
+            "onair.stream.ended.v1" => Event::StreamEnded(parse(event_type, data)?),
             other => return Err(DecodeError::UnknownType(other.to_owned())),
         })
     }

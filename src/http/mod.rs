@@ -5,6 +5,7 @@ pub mod api_error;
 pub mod envelope;
 pub mod field;
 pub mod health;
+pub mod ingest;
 pub mod security;
 pub mod stage;
 pub mod stats;
@@ -39,6 +40,8 @@ pub enum ApiTags {
     Viewer,
     /// Live statistics.
     Stats,
+    /// Events from Amazon IVS (EventBridge).
+    Ingest,
 }
 
 /// The signing key's public half, as served.
@@ -54,6 +57,8 @@ pub struct AppState {
     pub store: EventStore,
     pub pool: PoolService,
     pub provider: Arc<dyn crate::ivs::StageProvider>,
+    /// The latest figures pushed on the stats WebSocket.
+    pub stats_feed: tokio::sync::watch::Receiver<Option<crate::stats_socket::StatsSnapshot>>,
     pub provider_name: &'static str,
     pub public_key: PublicKeyInfo,
     pub started_at: Instant,
@@ -80,10 +85,13 @@ impl AppState {
         Err(ApiError::not_found(format!("stage {stage_arn} not found")))
     }
 
-    /// Whether the publisher is live. Fed by stream status events (stream started / ended), which
-    /// no source produces yet: until then the answer is `false`.
-    pub fn is_publisher_live(&self) -> bool {
-        false
+    /// Whether the publisher is live on the master stage (stream status events: IVS EventBridge
+    /// `Participant Published` / `Unpublished` posted to `/api/ingest/eventbridge`).
+    pub async fn is_publisher_live(&self) -> Result<bool, ApiError> {
+        let Some(master) = self.pool.read(|p| p.master().map(|s| s.arn.clone())) else {
+            return Ok(false);
+        };
+        Ok(read_models::is_publisher_live(&self.db, &master).await?)
     }
 }
 
@@ -137,6 +145,7 @@ pub fn openapi_service() -> OpenApiService<
         stage::StageApi,
         viewer::ViewerApi,
         stats::StatsApi,
+        ingest::IngestApi,
     ),
     (),
 > {
@@ -147,6 +156,7 @@ pub fn openapi_service() -> OpenApiService<
             stage::StageApi,
             viewer::ViewerApi,
             stats::StatsApi,
+            ingest::IngestApi,
         ),
         "onair Stage API",
         env!("CARGO_PKG_VERSION"),

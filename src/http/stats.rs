@@ -4,8 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use poem::web::Data;
-use poem_openapi::param::Path;
+use poem::web::websocket::{WebSocket, WebSocketStream, WebSocketUpgraded};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
@@ -127,6 +130,9 @@ fn summary(s: &StageRow) -> StageSummary {
     }
 }
 
+/// What runs on an upgraded stats socket.
+pub type SocketHandler = Box<dyn FnOnce(WebSocketStream) -> BoxFuture<'static, ()> + Send + Sync>;
+
 pub struct StatsApi;
 
 #[OpenApi]
@@ -147,7 +153,7 @@ impl StatsApi {
         Ok(OverallStatsResponse::Ok(Json(Envelope::ok(OverallStats {
             total_viewers: stages.iter().map(|s| s.viewer_count.max(0) as u32).sum(),
             active_stages: stages.len() as u32,
-            is_publisher_live: state.is_publisher_live(),
+            is_publisher_live: state.is_publisher_live().await?,
             stages: stages.iter().map(summary).collect(),
             timestamp: now_timestamp(),
         }))))
@@ -236,6 +242,43 @@ impl StatsApi {
         ))))
     }
 
+    /// Stats WebSocket
+    ///
+    /// Upgrades to a WebSocket (`ws://host/ws`). Send `{"type":"subscribe","channel":"stats"}` to
+    /// get `{"type":"stats_update","data":{"viewerCount","activeStages","timestamp"}}` at once and
+    /// every 5 s; `{"type":"unsubscribe","channel":"stats"}` stops them; `{"type":"ping"}` answers
+    /// `{"type":"pong"}`. Bad frames get `{"type":"error","error":CODE,"message"}` (`INVALID_MESSAGE`,
+    /// `UNKNOWN_TYPE`, `UNKNOWN_CHANNEL`). The API key goes in the `x-api-key` header or, from a
+    /// browser, the `apiKey` query parameter.
+    #[oai(
+        path = "/ws",
+        method = "get",
+        tag = "ApiTags::Stats",
+        operation_id = "statsSocket"
+    )]
+    async fn socket(
+        &self,
+        state: Data<&Arc<AppState>>,
+        ws: WebSocket,
+        /// API key (alternative to the header).
+        #[oai(name = "apiKey")]
+        api_key: Query<Option<String>>,
+        /// API key.
+        #[oai(name = "x-api-key")]
+        header_key: Header<Option<String>>,
+    ) -> Result<WebSocketUpgraded<SocketHandler>, ApiError> {
+        let key = header_key.0.or(api_key.0).ok_or_else(|| {
+            ApiError::unauthorized("missing API key (header x-api-key or query apiKey)")
+        })?;
+        if state.api_keys.verify(&state.db, &key).await?.is_none() {
+            return Err(ApiError::unauthorized("invalid API key"));
+        }
+        let feed = state.stats_feed.clone();
+        let handler: SocketHandler =
+            Box::new(move |socket| crate::stats_socket::serve_socket(socket, feed).boxed());
+        Ok(ws.on_upgrade(handler))
+    }
+
     /// Publisher status
     ///
     /// `isLive` is true from a stream start until its end (stream status events).
@@ -252,7 +295,7 @@ impl StatsApi {
     ) -> Result<PublisherStatusResponse, ApiError> {
         Ok(PublisherStatusResponse::Ok(Json(Envelope::ok(
             PublisherStatus {
-                is_live: state.is_publisher_live(),
+                is_live: state.is_publisher_live().await?,
                 timestamp: now_timestamp(),
             },
         ))))

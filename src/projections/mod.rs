@@ -10,6 +10,7 @@
 //! take over when that connection goes away. When the runner (re)starts it recreates the consumer at
 //! `checkpoint + 1`, so delivery is strictly in stream order. Projectors never read the clock.
 
+pub mod publisher;
 pub mod stages;
 pub mod viewers;
 
@@ -60,6 +61,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
     vec![
         Arc::new(stages::StagesProjection),
         Arc::new(viewers::ViewersProjection),
+        Arc::new(publisher::PublisherProjection),
     ]
 }
 

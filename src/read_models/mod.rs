@@ -110,3 +110,13 @@ pub async fn watch_duration_seconds(
         (completed.unwrap_or(0).max(0) + current.unwrap_or(0).max(0)) as u64
     }))
 }
+
+/// Whether a publisher is live on the stage (false when no stream status was ever recorded).
+pub async fn is_publisher_live(pool: &PgPool, stage_arn: &str) -> Result<bool, sqlx::Error> {
+    let row: Option<(bool,)> =
+        sqlx::query_as("SELECT is_live FROM rm_publisher_status WHERE stage_arn = $1")
+            .bind(stage_arn)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.is_some_and(|(live,)| live))
+}

@@ -300,7 +300,7 @@ impl TestApp {
         let mut stream = self.state.store.stream().await.unwrap();
         let last = stream.info().await.unwrap().state.last_sequence;
         eventually(Duration::from_secs(10), || async {
-            for name in ["stages", "viewers"] {
+            for name in ["stages", "viewers", "publisher"] {
                 let (checkpoint,): (i64,) = sqlx::query_as(
                     "SELECT last_sequence FROM projection_checkpoints WHERE projection = $1",
                 )

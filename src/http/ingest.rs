@@ -1,0 +1,161 @@
+//! `POST /api/ingest/eventbridge`: Amazon EventBridge "IVS Stage Update" events (for example
+//! through an EventBridge API destination with the `x-api-key` header) become stream status
+//! events. Only `Participant Published` / `Participant Unpublished` on the master stage count; any
+//! other IVS event is acknowledged and ignored, so EventBridge does not retry it
+//! (protocols/ivs-realtime.md §5).
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::api_error::ApiError;
+use super::envelope::Envelope;
+use super::field::Checked;
+use super::security::ApiKeyAuth;
+use super::{ApiTags, AppState};
+use crate::event_store::NewEvent;
+use crate::events::{Event, StreamEnded, StreamStarted};
+use crate::pool_service::now;
+
+/// `detail` of an "IVS Stage Update" event (field names as IVS sends them).
+#[derive(Object, Debug, Clone)]
+pub struct IvsStageUpdateDetail {
+    /// e.g. `Participant Published`, `Participant Unpublished`.
+    pub event_name: String,
+    pub participant_id: Option<String>,
+    pub session_id: Option<String>,
+    pub user_id: Option<String>,
+    /// RFC 3339.
+    pub event_time: Option<String>,
+}
+
+/// An EventBridge event as delivered (`detail-type`, `source`, `resources`, `time`, `detail`).
+#[derive(Object, Debug)]
+pub struct EventBridgeEvent {
+    /// Must be `IVS Stage Update` to count.
+    #[oai(rename = "detail-type")]
+    pub detail_type: Checked<String>,
+    /// Must be `aws.ivs`.
+    pub source: Checked<String>,
+    /// `resources[0]` is the stage ARN.
+    pub resources: Checked<Vec<String>>,
+    /// RFC 3339; used when `detail.event_time` is absent.
+    pub time: Option<String>,
+    pub detail: Checked<IvsStageUpdateDetail>,
+}
+
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct IngestResult {
+    /// Whether the event changed the publisher status (false: acknowledged and ignored).
+    pub accepted: bool,
+    /// The stored event type, e.g. `onair.stream.started.v1`.
+    pub event_type: Option<String>,
+    /// Why an event was ignored.
+    pub reason: Option<String>,
+}
+
+#[derive(ApiResponse)]
+pub enum IngestResponse {
+    /// Stored; `X-Event-Sequence` is its stream sequence.
+    #[oai(status = 200)]
+    Accepted(
+        Json<Envelope<IngestResult>>,
+        #[oai(header = "X-Event-Sequence")] u64,
+    ),
+    /// Acknowledged but not relevant (another event, another stage).
+    #[oai(status = 202)]
+    Ignored(Json<Envelope<IngestResult>>),
+}
+
+fn ignored(reason: impl Into<String>) -> IngestResponse {
+    IngestResponse::Ignored(Json(Envelope::ok(IngestResult {
+        accepted: false,
+        event_type: None,
+        reason: Some(reason.into()),
+    })))
+}
+
+pub struct IngestApi;
+
+#[OpenApi]
+impl IngestApi {
+    /// Ingest an IVS EventBridge event
+    ///
+    /// `Participant Published` / `Participant Unpublished` on the master stage set
+    /// `isPublisherLive`. Late or out-of-order deliveries never override a newer state (the
+    /// event time decides).
+    #[oai(
+        path = "/api/ingest/eventbridge",
+        method = "post",
+        tag = "ApiTags::Ingest",
+        operation_id = "ingestEventBridgeEvent"
+    )]
+    async fn eventbridge(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: ApiKeyAuth,
+        body: Json<EventBridgeEvent>,
+    ) -> Result<IngestResponse, ApiError> {
+        let body = body.0;
+        let source = body.source.get("source")?;
+        if source != "aws.ivs" {
+            return Err(ApiError::validation(format!(
+                "source must be aws.ivs, got {source:?}"
+            )));
+        }
+        let detail_type = body.detail_type.get("detail-type")?;
+        let resources = body.resources.get("resources")?;
+        let detail = body.detail.get("detail")?;
+        let stage_arn = resources
+            .first()
+            .ok_or_else(|| ApiError::validation("resources must hold the stage ARN"))?
+            .clone();
+        let at = match detail.event_time.as_deref().or(body.time.as_deref()) {
+            Some(t) => OffsetDateTime::parse(t, &Rfc3339).map_err(|_| {
+                ApiError::validation(format!("detail.event_time must be RFC 3339, got {t:?}"))
+            })?,
+            None => now(),
+        };
+        if detail_type != "IVS Stage Update" {
+            return Ok(ignored(format!("detail-type {detail_type:?} is not used")));
+        }
+        let master = state.pool.read(|p| p.master().map(|s| s.arn.clone()));
+        if master.as_deref() != Some(stage_arn.as_str()) {
+            return Ok(ignored("not the master stage"));
+        }
+        let event = match detail.event_name.as_str() {
+            "Participant Published" => Event::StreamStarted(StreamStarted {
+                stage_arn,
+                participant_id: detail.participant_id,
+                session_id: detail.session_id,
+                source: "eventbridge".to_owned(),
+            }),
+            "Participant Unpublished" => Event::StreamEnded(StreamEnded {
+                stage_arn,
+                participant_id: detail.participant_id,
+                session_id: detail.session_id,
+                source: "eventbridge".to_owned(),
+            }),
+            other => return Ok(ignored(format!("event_name {other:?} is not used"))),
+        };
+        let event_type = event.event_type().to_owned();
+        let published = state
+            .store
+            .publish(NewEvent::new(at, event))
+            .await
+            .map_err(|e| ApiError::from(crate::pool_service::PoolServiceError::Store(e)))?;
+        Ok(IngestResponse::Accepted(
+            Json(Envelope::ok(IngestResult {
+                accepted: true,
+                event_type: Some(event_type),
+                reason: None,
+            })),
+            published.sequence,
+        ))
+    }
+}

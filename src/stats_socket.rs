@@ -1,0 +1,188 @@
+//! The stats WebSocket `ws://host/ws` (seeds/ivs-api.md "WebSocket 連接").
+//!
+//! Client frames (JSON text): `{"type":"subscribe","channel":"stats"}`,
+//! `{"type":"unsubscribe","channel":"stats"}`, `{"type":"ping"}`.
+//! Server frames: `{"type":"subscribed","channel":"stats"}`, then
+//! `{"type":"stats_update","data":{"viewerCount","activeStages","timestamp"}}` at once and every
+//! push interval (seed: 5 s); `{"type":"unsubscribed","channel":"stats"}`; `{"type":"pong"}`; and
+//! `{"type":"error","error":CODE,"message":...}` for a bad frame (`INVALID_MESSAGE`), an unknown
+//! type (`UNKNOWN_TYPE`) or channel (`UNKNOWN_CHANNEL`); the socket stays open. The server pings
+//! every 30 s so idle sockets survive proxies.
+//!
+//! One task computes the figures for every socket ([`run_feed`]) from the `stages` read model.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use poem::web::websocket::{Message, WebSocketStream};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use crate::events::cloudevents::format_time;
+use crate::read_models;
+
+/// Server ping interval.
+const PING_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The figures of a `stats_update`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatsSnapshot {
+    /// Sum of the viewers of every stage.
+    pub viewer_count: u32,
+    /// Stages in the pool.
+    pub active_stages: u32,
+    /// RFC 3339 UTC with ms.
+    pub timestamp: String,
+}
+
+/// Recomputes the snapshot every `interval` and publishes it to every socket.
+pub async fn run_feed(db: PgPool, interval: Duration, feed: watch::Sender<Option<StatsSnapshot>>) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match read_models::stages(&db).await {
+            Ok(stages) => {
+                feed.send_replace(Some(StatsSnapshot {
+                    viewer_count: stages.iter().map(|s| s.viewer_count.max(0) as u32).sum(),
+                    active_stages: stages.len() as u32,
+                    timestamp: format_time(time::OffsetDateTime::now_utc()),
+                }));
+            }
+            Err(e) => tracing::warn!(error = %e, "stats feed could not read the read model"),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ClientFrame {
+    #[serde(rename = "type")]
+    kind: String,
+    channel: Option<String>,
+}
+
+fn error_frame(code: &str, message: impl Into<String>) -> String {
+    json!({"type": "error", "error": code, "message": message.into()}).to_string()
+}
+
+fn update_frame(snapshot: &StatsSnapshot) -> String {
+    json!({"type": "stats_update", "data": snapshot}).to_string()
+}
+
+/// Answers one client frame; `subscribed` tracks the stats subscription.
+fn answer(text: &str, subscribed: &mut bool) -> Vec<String> {
+    let frame: ClientFrame = match serde_json::from_str(text) {
+        Ok(frame) => frame,
+        Err(e) => {
+            return vec![error_frame(
+                "INVALID_MESSAGE",
+                format!("frames are JSON objects with a \"type\": {e}"),
+            )];
+        }
+    };
+    let channel_ok = || frame.channel.as_deref() == Some("stats");
+    match frame.kind.as_str() {
+        "subscribe" | "unsubscribe" if !channel_ok() => vec![error_frame(
+            "UNKNOWN_CHANNEL",
+            format!(
+                "unknown channel {:?}; the only channel is \"stats\"",
+                frame.channel.unwrap_or_default()
+            ),
+        )],
+        "subscribe" => {
+            *subscribed = true;
+            vec![json!({"type": "subscribed", "channel": "stats"}).to_string()]
+        }
+        "unsubscribe" => {
+            *subscribed = false;
+            vec![json!({"type": "unsubscribed", "channel": "stats"}).to_string()]
+        }
+        "ping" => vec![json!({"type": "pong"}).to_string()],
+        other => vec![error_frame(
+            "UNKNOWN_TYPE",
+            format!("unknown type {other:?}; use subscribe, unsubscribe or ping"),
+        )],
+    }
+}
+
+/// Serves one socket until the client leaves.
+pub async fn serve_socket(
+    socket: WebSocketStream,
+    mut feed: watch::Receiver<Option<StatsSnapshot>>,
+) {
+    let (mut sink, mut stream) = socket.split();
+    let mut subscribed = false;
+    let mut ping =
+        tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
+    loop {
+        let outgoing: Vec<Message> = tokio::select! {
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    let was_subscribed = subscribed;
+                    let mut frames: Vec<Message> =
+                        answer(&text, &mut subscribed).into_iter().map(Message::Text).collect();
+                    if subscribed && !was_subscribed
+                        && let Some(snapshot) = feed.borrow_and_update().clone()
+                    {
+                        frames.push(Message::Text(update_frame(&snapshot)));
+                    }
+                    frames
+                }
+                Some(Ok(Message::Binary(_))) => vec![Message::Text(error_frame(
+                    "INVALID_MESSAGE",
+                    "binary frames are not supported; send JSON text",
+                ))],
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => vec![],
+            },
+            changed = feed.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                match (subscribed, feed.borrow_and_update().clone()) {
+                    (true, Some(snapshot)) => vec![Message::Text(update_frame(&snapshot))],
+                    _ => vec![],
+                }
+            }
+            _ = ping.tick() => vec![Message::Ping(Vec::new())],
+        };
+        for message in outgoing {
+            if sink.send(message).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_answered_and_bad_ones_get_an_error_not_a_crash() {
+        let mut subscribed = false;
+        assert!(
+            answer(r#"{"type":"subscribe","channel":"stats"}"#, &mut subscribed)[0]
+                .contains("subscribed")
+        );
+        assert!(subscribed);
+        assert!(
+            answer(r#"{"type":"subscribe","channel":"chat"}"#, &mut subscribed)[0]
+                .contains("UNKNOWN_CHANNEL")
+        );
+        assert!(answer("not json", &mut subscribed)[0].contains("INVALID_MESSAGE"));
+        assert!(answer(r#"{"type":"dance"}"#, &mut subscribed)[0].contains("UNKNOWN_TYPE"));
+        assert!(subscribed, "errors leave the subscription alone");
+        assert!(
+            answer(
+                r#"{"type":"unsubscribe","channel":"stats"}"#,
+                &mut subscribed
+            )[0]
+            .contains("unsubscribed")
+        );
+        assert!(!subscribed);
+    }
+}
