@@ -30,6 +30,14 @@ fn the_spec_documents_every_seed_route_with_its_errors() {
         ("/api/stats/stages", "get"),
         ("/api/stats/stages/{stageArn}", "get"),
         ("/api/stats/publisher", "get"),
+        ("/api/stage/list", "get"),
+        ("/api/stage/master/info", "get"),
+        ("/api/stage/{stageArn}", "get"),
+        ("/api/stage", "post"),
+        ("/api/stage/{stageArn}", "put"),
+        ("/api/stage/{stageArn}", "delete"),
+        ("/api/ingest/eventbridge", "post"),
+        ("/ws", "get"),
     ] {
         let operation = &spec["paths"][path][method];
         assert!(operation.is_object(), "{method} {path} is missing");
@@ -41,4 +49,6 @@ fn the_spec_documents_every_seed_route_with_its_errors() {
         }
     }
     assert!(spec["paths"]["/api/token/viewer"]["post"]["responses"]["503"].is_object());
+    assert!(spec["paths"]["/api/stage/{stageArn}"]["delete"]["responses"]["403"].is_object());
+    assert!(spec["paths"]["/ws"]["get"]["responses"]["101"].is_object());
 }
