@@ -241,19 +241,12 @@ impl Event {
     /// The aggregate the event belongs to (CloudEvents `subject`).
     pub fn aggregate_id(&self) -> &str {
         match self {
-            Event::StageCreated(_)
-            | Event::StageRenamed(_)
-            | Event::StageDrainStarted(_)
-            | Event::StageDrainEnded(_)
-            | Event::StageDeleted(_)
-            | Event::ViewerJoined(_)
-            | Event::ViewerTokenRenewed(_)
-            | Event::ViewerLeft(_)
-            | Event::ViewerExpired(_) => POOL_ID,
+            _ if self.is_pool_event() => POOL_ID,
             Event::ViewerHeartbeatRecorded(e) => &e.user_id,
             Event::PublisherTokenIssued(e) => &e.user_id,
             Event::StreamStarted(e) => &e.stage_arn,
             Event::StreamEnded(e) => &e.stage_arn,
+            _ => POOL_ID,
         }
     }
 

@@ -10,10 +10,7 @@ async fn a_silent_viewer_expires_and_a_heartbeating_one_stays() {
         s.expiry_check_interval_ms = 100;
     })
     .await;
-    let stage = app.viewer_token("quiet").await.data()["stageArn"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let stage = app.seat("quiet").await;
     assert_eq!(app.viewer_token("chatty").await.status, 200);
 
     // chatty beats every 300 ms for 2 s; quiet says nothing.

@@ -269,6 +269,38 @@ impl TestApp {
         .await
     }
 
+    pub async fn put(&self, path: &str, body: &Value) -> Answer {
+        answer(
+            self.client
+                .put(format!("{}{path}", self.address))
+                .header("x-api-key", &self.api_key)
+                .json(body)
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Answer {
+        answer(
+            self.client
+                .delete(format!("{}{path}", self.address))
+                .header("x-api-key", &self.api_key)
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
+    }
+
+    /// Seats `user_id` and returns the stage ARN.
+    pub async fn seat(&self, user_id: &str) -> String {
+        let answer = self.viewer_token(user_id).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        answer.data()["stageArn"].as_str().unwrap().to_owned()
+    }
+
     pub async fn viewer_token(&self, user_id: &str) -> Answer {
         self.post("/api/token/viewer", &json!({ "userId": user_id }))
             .await

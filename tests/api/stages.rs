@@ -5,36 +5,11 @@ use serde_json::json;
 use crate::helpers::{Services, TestApp, encode, eventually, spawn_app, spawn_app_with};
 
 async fn delete(app: &TestApp, arn: &str) -> crate::helpers::Answer {
-    let response = app
-        .client
-        .delete(format!("{}/api/stage/{}", app.address, encode(arn)))
-        .header("x-api-key", &app.api_key)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    crate::helpers::Answer {
-        status,
-        headers,
-        body: response.json().await.unwrap_or(serde_json::Value::Null),
-    }
+    app.delete(&format!("/api/stage/{}", encode(arn))).await
 }
 
 async fn put(app: &TestApp, arn: &str, body: serde_json::Value) -> crate::helpers::Answer {
-    let response = app
-        .client
-        .put(format!("{}/api/stage/{}", app.address, encode(arn)))
-        .header("x-api-key", &app.api_key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    crate::helpers::Answer {
-        status: response.status(),
-        headers: response.headers().clone(),
-        body: response.json().await.unwrap_or(serde_json::Value::Null),
-    }
+    app.put(&format!("/api/stage/{}", encode(arn)), &body).await
 }
 
 #[tokio::test]
@@ -208,10 +183,7 @@ async fn an_auto_scaled_stage_drains_and_is_deleted_once_empty() {
     let master = app.master_stage_arn().await;
     assert_eq!(app.viewer_token("a").await.data()["stageArn"], master);
     assert_eq!(app.viewer_token("b").await.data()["stageArn"], master);
-    let auto = app.viewer_token("c").await.data()["stageArn"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let auto = app.seat("c").await;
     assert_ne!(auto, master);
 
     // The auto-scaled stage has 1 viewer (< 2): after 0.5 s it drains, without kicking c.
@@ -262,10 +234,7 @@ async fn a_draining_stage_reopens_when_the_pool_needs_its_seats() {
     .await;
     assert_eq!(app.viewer_token("a").await.status, 200);
     assert_eq!(app.viewer_token("b").await.status, 200);
-    let auto = app.viewer_token("c").await.data()["stageArn"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let auto = app.seat("c").await;
     eventually(Duration::from_secs(5), || async {
         app.state
             .pool

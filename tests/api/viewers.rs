@@ -6,10 +6,7 @@ use crate::helpers::{Services, encode, spawn_app};
 async fn a_heartbeat_is_recorded_for_a_seated_viewer() {
     let services = Services::start().await;
     let app = spawn_app(&services).await;
-    let stage = app.viewer_token("viewer-001").await.data()["stageArn"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let stage = app.seat("viewer-001").await;
 
     let answer = app.heartbeat("viewer-001", &stage).await;
 
@@ -45,10 +42,7 @@ async fn a_heartbeat_from_someone_without_a_seat_is_not_found_and_stores_nothing
 async fn leaving_frees_the_seat_and_answers_the_watch_duration() {
     let services = Services::start().await;
     let app = spawn_app(&services).await;
-    let stage = app.viewer_token("viewer-001").await.data()["stageArn"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let stage = app.seat("viewer-001").await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
 
     let answer = app
