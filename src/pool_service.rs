@@ -59,6 +59,8 @@ pub struct PoolServiceSettings {
     pub viewer_token_seconds: u64,
     /// Value of the `Environment` tag on stages onair creates.
     pub environment: String,
+    /// How far back heartbeats are read at start-up: more than the heartbeat timeout.
+    pub heartbeat_lookback: Duration,
 }
 
 #[derive(Default)]
@@ -66,6 +68,8 @@ struct View {
     pool: StagePool,
     /// Stream sequence of the last pool event applied (the expected-sequence guard's value).
     pool_sequence: u64,
+    /// Stream sequence of the last heartbeat applied.
+    heartbeat_sequence: u64,
 }
 
 /// A seat with its token.
@@ -139,29 +143,56 @@ impl PoolService {
     ) -> anyhow::Result<()> {
         let stream = self.inner.store.stream().await?;
         // Start after what the view already holds (a restart of the follower keeps the view).
-        let start = self.inner.view.read().expect("view lock").pool_sequence;
-        let deliver_policy = if start == 0 {
-            DeliverPolicy::All
-        } else {
-            DeliverPolicy::ByStartSequence {
-                start_sequence: start + 1,
-            }
+        let (pool_start, beat_start) = {
+            let view = self.inner.view.read().expect("view lock");
+            (view.pool_sequence, view.heartbeat_sequence)
         };
-        let mut consumer = stream
+        // Pool events from the beginning; heartbeats only from the recent past, since only the
+        // last sign of life of a seated viewer matters (start-up time does not grow with them).
+        let pool_policy = match pool_start {
+            0 => DeliverPolicy::All,
+            s => DeliverPolicy::ByStartSequence {
+                start_sequence: s + 1,
+            },
+        };
+        let beat_policy = match beat_start {
+            0 => DeliverPolicy::ByStartTime {
+                start_time: OffsetDateTime::now_utc() - self.inner.settings.heartbeat_lookback,
+            },
+            s => DeliverPolicy::ByStartSequence {
+                start_sequence: s + 1,
+            },
+        };
+        let mut pool_consumer = stream
             .create_consumer(pull::OrderedConfig {
-                filter_subjects: vec![pool_subject_filter(), HEARTBEAT_SUBJECT_FILTER.to_owned()],
-                deliver_policy,
+                filter_subject: pool_subject_filter(),
+                deliver_policy: pool_policy,
                 ..Default::default()
             })
             .await?;
-        if consumer.info().await?.num_pending == 0
-            && let Some(ready) = ready.take()
-        {
-            let _ = ready.send(());
-        }
-        let mut messages = consumer.messages().await?;
-        while let Some(message) = messages.next().await {
-            let message = message?;
+        let mut beat_consumer = stream
+            .create_consumer(pull::OrderedConfig {
+                filter_subject: HEARTBEAT_SUBJECT_FILTER.to_owned(),
+                deliver_policy: beat_policy,
+                ..Default::default()
+            })
+            .await?;
+        let mut pool_caught_up = pool_consumer.info().await?.num_pending == 0;
+        let mut beats_caught_up = beat_consumer.info().await?.num_pending == 0;
+        let mut pool_messages = pool_consumer.messages().await?;
+        let mut beat_messages = beat_consumer.messages().await?;
+        loop {
+            if pool_caught_up
+                && beats_caught_up
+                && let Some(ready) = ready.take()
+            {
+                let _ = ready.send(());
+            }
+            let (message, from_pool) = tokio::select! {
+                m = pool_messages.next() => (m, true),
+                m = beat_messages.next() => (m, false),
+            };
+            let message = message.ok_or_else(|| anyhow::anyhow!("ordered consumer ended"))??;
             let info = message
                 .info()
                 .map_err(|e| anyhow::anyhow!("message without metadata: {e}"))?;
@@ -170,13 +201,14 @@ impl PoolService {
                 Ok(envelope) => self.apply(&envelope),
                 Err(e) => tracing::warn!(sequence, error = %e, "stage pool skipped an event"),
             }
-            if pending == 0
-                && let Some(ready) = ready.take()
-            {
-                let _ = ready.send(());
+            if pending == 0 {
+                if from_pool {
+                    pool_caught_up = true;
+                } else {
+                    beats_caught_up = true;
+                }
             }
         }
-        anyhow::bail!("ordered consumer ended")
     }
 
     /// Applies an event once: pool events at or below the view's sequence are already in it
@@ -188,6 +220,8 @@ impl PoolService {
                 return;
             }
             view.pool_sequence = envelope.sequence;
+        } else if matches!(envelope.event, Event::ViewerHeartbeatRecorded(_)) {
+            view.heartbeat_sequence = view.heartbeat_sequence.max(envelope.sequence);
         }
         view.pool.apply(envelope);
         drop(view);

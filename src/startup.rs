@@ -137,6 +137,7 @@ impl Application {
                 publisher_token_seconds: settings.publisher_token_ttl_secs,
                 viewer_token_seconds: settings.viewer_token_ttl_secs,
                 environment: settings.environment.clone(),
+                heartbeat_lookback: settings.heartbeat_timeout() * 2 + Duration::from_secs(5),
             },
         )
         .await?;

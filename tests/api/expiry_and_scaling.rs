@@ -103,3 +103,32 @@ async fn when_every_stage_is_full_viewers_get_stage_full() {
     // A seated viewer can still renew.
     assert_eq!(app.viewer_token("v0").await.status, 200);
 }
+
+/// A new instance reads recent heartbeats at start-up, so it does not expire viewers who are alive.
+#[tokio::test]
+async fn an_instance_started_later_knows_recent_heartbeats() {
+    let services = Services::start().await;
+    let quick = |s: &mut onair::config::ServeSettings| {
+        s.heartbeat_timeout_secs = 1.5;
+        s.expiry_check_interval_ms = 100;
+    };
+    let first = spawn_app_with(&services, quick).await;
+    let stage = first.seat("alive").await;
+    for _ in 0..7 {
+        assert_eq!(first.heartbeat("alive", &stage).await.status, 200);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    let second = spawn_app_with(&services, quick).await;
+    assert!(
+        second.state.pool.read(|p| p
+            .seat_of("alive")
+            .is_some_and(|(_, seat)| seat.last_seen_at > seat.joined_at)),
+        "the second instance saw the heartbeats"
+    );
+    for _ in 0..7 {
+        assert_eq!(second.heartbeat("alive", &stage).await.status, 200);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(first.heartbeat("alive", &stage).await.status, 200);
+}
