@@ -102,7 +102,15 @@ impl AwsStageProvider {
         signer: Option<TokenSigner>,
     ) -> Self {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::standard().with_max_attempts(settings.max_attempts.max(1)));
+            .retry_config(RetryConfig::standard().with_max_attempts(settings.max_attempts.max(1)))
+            // A hung IVS call must not hold the stage pool's decision lock for long.
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(std::time::Duration::from_secs(3))
+                    .operation_attempt_timeout(std::time::Duration::from_secs(5))
+                    .operation_timeout(std::time::Duration::from_secs(15))
+                    .build(),
+            );
         if !settings.region.is_empty() {
             loader = loader.region(Region::new(settings.region.clone()));
         }
