@@ -8,6 +8,8 @@
 //! | 403 | `FORBIDDEN` | deleting the master stage |
 //! | 404 | `NOT_FOUND` | unknown stage, viewer not on the stage, unknown route |
 //! | 405 | `METHOD_NOT_ALLOWED` | a route exists but not for this method |
+//! | 409 | `REQUEST_IN_PROGRESS` | a retry while the first request with its `Idempotency-Key` runs |
+//! | 422 | `IDEMPOTENCY_KEY_REUSED` | an `Idempotency-Key` sent again with another route or body |
 //! | 413 | `PAYLOAD_TOO_LARGE` | body above `ONAIR_MAX_BODY_BYTES` |
 //! | 415 | `UNSUPPORTED_MEDIA_TYPE` | a body that is not `application/json` |
 //! | 500 | `TOKEN_GENERATION_FAILED` | the participant token could not be signed |
@@ -61,6 +63,13 @@ pub enum ApiError {
     /// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`.
     #[oai(status = 429)]
     TooManyRequests(Json<ErrorBody>),
+    /// `REQUEST_IN_PROGRESS`: a request with the same `Idempotency-Key` is still being answered
+    /// (`Retry-After: 1`).
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// `IDEMPOTENCY_KEY_REUSED`: the `Idempotency-Key` was used with another route or body.
+    #[oai(status = 422)]
+    UnprocessableEntity(Json<ErrorBody>),
     /// `TOKEN_GENERATION_FAILED` or `INTERNAL_ERROR`.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),

@@ -5,6 +5,7 @@ pub mod api_error;
 pub mod envelope;
 pub mod field;
 pub mod health;
+pub mod idempotency;
 pub mod ingest;
 pub mod security;
 pub mod stage;
@@ -182,7 +183,10 @@ pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint {
     let spec_yaml = api.spec_endpoint_yaml();
     // Rate limits count the API's requests only, not the docs and the spec.
     let limited_state = state.clone();
-    let api = api.around(move |ep, req| crate::rate_limit::enforce(ep, req, limited_state.clone()));
+    let idempotency_state = state.clone();
+    let api = api
+        .around(move |ep, req| idempotency::replay_or_record(ep, req, idempotency_state.clone()))
+        .around(move |ep, req| crate::rate_limit::enforce(ep, req, limited_state.clone()));
     Route::new()
         .nest("/", api)
         .nest("/docs", docs)

@@ -112,29 +112,62 @@ async fn asking_again_renews_the_token_on_the_same_seat() {
 }
 
 #[tokio::test]
-async fn an_idempotency_key_stores_a_retried_publisher_token_once() {
+async fn a_retry_with_the_same_idempotency_key_gets_the_first_answer_and_stores_nothing_new() {
     let services = Services::start().await;
     let app = spawn_app(&services).await;
     let before = app.stream_messages().await;
-    let send = || {
+    let send = |key: &'static str, user: &'static str| {
         app.client
-            .post(format!("{}/api/token/publisher", app.address))
+            .post(format!("{}/api/token/viewer", app.address))
             .header("x-api-key", &app.api_key)
-            .header("Idempotency-Key", "retry-42")
-            .json(&json!({"userId": "broadcaster-001"}))
+            .header("Idempotency-Key", key)
+            .json(&json!({"userId": user}))
             .send()
     };
 
-    let first = send().await.unwrap();
-    let second = send().await.unwrap();
+    let first = send("retry-42", "viewer-001").await.unwrap();
+    let second = send("retry-42", "viewer-001").await.unwrap();
 
     assert_eq!(first.status(), 200);
     assert_eq!(second.status(), 200);
+    assert_eq!(second.headers()["idempotent-replayed"], "true");
     assert_eq!(
         first.headers()["x-event-sequence"],
         second.headers()["x-event-sequence"]
     );
+    let first: serde_json::Value = first.json().await.unwrap();
+    let second: serde_json::Value = second.json().await.unwrap();
+    assert_eq!(first, second, "the same token, participant and seat");
     assert_eq!(app.stream_messages().await, before + 1);
+
+    let reused = send("retry-42", "someone-else").await.unwrap();
+    assert_eq!(reused.status(), 422);
+    let body: serde_json::Value = reused.json().await.unwrap();
+    assert_eq!(body["error"], "IDEMPOTENCY_KEY_REUSED");
+    assert_eq!(app.stream_messages().await, before + 1);
+
+    let other_key = send("retry-43", "viewer-002").await.unwrap();
+    assert_eq!(other_key.status(), 200);
+    assert!(other_key.headers().get("idempotent-replayed").is_none());
+}
+
+#[tokio::test]
+async fn a_failed_request_does_not_keep_its_idempotency_key() {
+    let services = Services::start().await;
+    let app = spawn_app(&services).await;
+    let send = |body: serde_json::Value| {
+        app.client
+            .post(format!("{}/api/token/publisher", app.address))
+            .header("x-api-key", &app.api_key)
+            .header("Idempotency-Key", "fix-and-retry")
+            .json(&body)
+            .send()
+    };
+
+    let bad = send(json!({"userId": ""})).await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let fixed = send(json!({"userId": "broadcaster-001"})).await.unwrap();
+    assert_eq!(fixed.status(), 200);
 }
 
 #[tokio::test]
