@@ -787,11 +787,13 @@ impl PoolService {
         timeout: Duration,
     ) -> Result<usize, PoolServiceError> {
         let mut expired_count = 0;
-        if self.read(|p| p.decide_expiry(now(), timeout).is_empty()) {
+        let due = self.read(|p| p.decide_expiry(now(), timeout).len());
+        if due == 0 {
             return Ok(0);
         }
         let _turn = self.inner.decide.lock().await;
-        for _ in 0..MAX_ATTEMPTS {
+        // One event per silent viewer, plus room for lost races.
+        for _ in 0..due + MAX_ATTEMPTS {
             let at = now();
             let (expired, expected) = self.snapshot(|p| p.decide_expiry(at, timeout));
             let Some(first) = expired.into_iter().next() else {

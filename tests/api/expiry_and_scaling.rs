@@ -132,3 +132,24 @@ async fn an_instance_started_later_knows_recent_heartbeats() {
     }
     assert_eq!(first.heartbeat("alive", &stage).await.status, 200);
 }
+
+/// A crowd that goes silent at once is expired in one pass, not a few at a time.
+#[tokio::test]
+async fn many_silent_viewers_expire_in_one_pass() {
+    let services = Services::start().await;
+    let app = spawn_app(&services).await;
+    for i in 0..60 {
+        app.seat(&format!("crowd-{i}")).await;
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    let expired = app
+        .state
+        .pool
+        .expire_silent_viewers(Duration::from_millis(1))
+        .await
+        .unwrap();
+
+    assert_eq!(expired, 60);
+    assert_eq!(app.state.pool.read(|p| p.total_viewers()), 0);
+}
