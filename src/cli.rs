@@ -6,8 +6,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use uuid::Uuid;
 
 use crate::config::{ConnectionSettings, ServeSettings};
+use crate::domain::member::{MemberId, Role};
 use crate::startup::{Application, connect_postgres, migrate};
-use crate::{api_keys, http};
+use crate::{api_keys, gift_catalog, http, members, operators};
 
 /// onair: event-sourced backend for live-streaming platforms (Stage API on Amazon IVS real-time,
 /// NATS JetStream, PostgreSQL).
@@ -36,6 +37,103 @@ enum Command {
         #[command(subcommand)]
         command: ApiKeyCommand,
     },
+    /// Manage back-office operators (`website` + `key` of /api/backoffice/*).
+    Operator {
+        #[command(flatten)]
+        connection: ConnectionSettings,
+        #[command(subcommand)]
+        command: OperatorCommand,
+    },
+    /// Register members and streamers (publishes `member.registered`).
+    Member {
+        #[command(flatten)]
+        connection: ConnectionSettings,
+        #[command(subcommand)]
+        command: MemberCommand,
+    },
+    /// Manage the gift catalog (publishes `gift_catalog.defined`).
+    Gift {
+        #[command(flatten)]
+        connection: ConnectionSettings,
+        #[command(subcommand)]
+        command: GiftCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum OperatorCommand {
+    /// Create the operator of a website (or re-key a revoked one); prints only the key on standard
+    /// output (it is shown this once).
+    Create {
+        #[arg(long)]
+        website: String,
+    },
+    /// List operators (website, created, revoked).
+    List,
+    /// Revoke a website's key.
+    Revoke { website: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum MemberCommand {
+    /// Register a member or streamer.
+    Create {
+        /// `account@agent.masterAgent`.
+        #[arg(long)]
+        member_id: String,
+        /// 1 to 50 characters.
+        #[arg(long)]
+        nickname: String,
+        #[arg(long, value_enum, default_value_t = RoleArg::Member)]
+        role: RoleArg,
+        /// The password (8 to 128 characters); prefer --password-stdin or the environment.
+        #[arg(
+            long,
+            env = "ONAIR_MEMBER_PASSWORD",
+            hide_env_values = true,
+            required_unless_present = "password_stdin"
+        )]
+        password: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long, default_value = "")]
+        avatar: String,
+        #[arg(long, default_value = "")]
+        vip: String,
+        #[arg(long, default_value = "")]
+        equipment_bar: String,
+        /// Defaults to the account part of the member id.
+        #[arg(long)]
+        account_id: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum RoleArg {
+    Member,
+    Streamer,
+}
+
+#[derive(Subcommand, Debug)]
+enum GiftCommand {
+    /// Create or replace a gift.
+    Set {
+        #[arg(long)]
+        gift_id: i64,
+        #[arg(long)]
+        name: String,
+        /// Ranking points per gift.
+        #[arg(long)]
+        points: i32,
+        #[arg(long, default_value = "")]
+        anime_url: String,
+        /// Stop members from sending it.
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// List the catalog.
+    List,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -111,6 +209,22 @@ impl Command {
                 migrate(&pool).await?;
                 return api_key_command(&pool, command).await;
             }
+            Command::Operator {
+                connection,
+                command,
+            } => {
+                let pool = connect_postgres(&connection.database_url).await?;
+                migrate(&pool).await?;
+                return operator_command(&pool, command).await;
+            }
+            Command::Member {
+                connection,
+                command,
+            } => return member_command(&connection, command).await,
+            Command::Gift {
+                connection,
+                command,
+            } => return gift_command(&connection, command).await,
         }
         Ok(ExitCode::SUCCESS)
     }
@@ -172,6 +286,143 @@ async fn api_key_command(pool: &sqlx::PgPool, command: ApiKeyCommand) -> anyhow:
                     ExitCode::FAILURE
                 }
             });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn operator_command(
+    pool: &sqlx::PgPool,
+    command: OperatorCommand,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        OperatorCommand::Create { website } => {
+            let key = operators::create(pool, &website).await?;
+            eprintln!("created operator {website}; store the key now, it is not shown again:");
+            println!("{key}");
+        }
+        OperatorCommand::List => {
+            println!("website\tcreated_at\trevoked_at");
+            for o in operators::list(pool).await? {
+                println!(
+                    "{}\t{}\t{}",
+                    o.website,
+                    crate::events::cloudevents::format_time(o.created_at),
+                    o.revoked_at
+                        .map(crate::events::cloudevents::format_time)
+                        .unwrap_or_else(|| "-".into())
+                );
+            }
+        }
+        OperatorCommand::Revoke { website } => {
+            if operators::revoke(pool, &website).await? {
+                eprintln!("revoked {website}");
+            } else {
+                eprintln!("no active operator {website}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Postgres (migrated) and the event stream, for commands that publish.
+async fn connect_all(
+    connection: &ConnectionSettings,
+) -> anyhow::Result<(sqlx::PgPool, crate::event_store::EventStore)> {
+    let pool = connect_postgres(&connection.database_url).await?;
+    migrate(&pool).await?;
+    let store = crate::event_store::EventStore::connect(&connection.nats_url, "/onair/cli").await?;
+    store.ensure_stream(1).await.ok();
+    Ok((pool, store))
+}
+
+async fn member_command(
+    connection: &ConnectionSettings,
+    command: MemberCommand,
+) -> anyhow::Result<ExitCode> {
+    let MemberCommand::Create {
+        member_id,
+        nickname,
+        role,
+        password,
+        password_stdin,
+        avatar,
+        vip,
+        equipment_bar,
+        account_id,
+    } = command;
+    let password = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    } else {
+        password.unwrap_or_default()
+    };
+    let member_id = MemberId::parse(&member_id, "member-id")?;
+    let (pool, store) = connect_all(connection).await?;
+    let profile = members::register(
+        &pool,
+        &store,
+        members::NewMember {
+            member_id,
+            role: match role {
+                RoleArg::Member => Role::Member,
+                RoleArg::Streamer => Role::Streamer,
+            },
+            password,
+            nickname,
+            avatar,
+            vip,
+            equipment_bar,
+            account_id,
+        },
+        time::OffsetDateTime::now_utc(),
+    )
+    .await?;
+    eprintln!("registered {} ({})", profile.member_id, profile.role);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn gift_command(
+    connection: &ConnectionSettings,
+    command: GiftCommand,
+) -> anyhow::Result<ExitCode> {
+    let (pool, store) = connect_all(connection).await?;
+    match command {
+        GiftCommand::Set {
+            gift_id,
+            name,
+            points,
+            anime_url,
+            disabled,
+        } => {
+            let gift = gift_catalog::define(
+                &pool,
+                &store,
+                gift_catalog::Gift {
+                    gift_id,
+                    name,
+                    points,
+                    anime_url,
+                    enabled: !disabled,
+                },
+                time::OffsetDateTime::now_utc(),
+            )
+            .await?;
+            eprintln!(
+                "gift {} set: {} ({} points)",
+                gift.gift_id, gift.name, gift.points
+            );
+        }
+        GiftCommand::List => {
+            println!("gift_id\tname\tpoints\tanime_url\tenabled");
+            for g in gift_catalog::list(&pool).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    g.gift_id, g.name, g.points, g.anime_url, g.enabled
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -46,6 +46,23 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// A secret setting: shown as `***` in `Debug` output and logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(pub String);
+
+impl std::fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::str::FromStr for SecretString {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
 /// Which stage provider serves stages and tokens.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StageProviderKind {
@@ -149,6 +166,16 @@ pub struct ServeSettings {
     /// front already does.
     #[arg(long, env = "ONAIR_RATE_LIMITS", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub rate_limits: bool,
+    /// Lifetime of member `Authorization` tokens (`loginAction`, `loginStreamer`), in seconds.
+    #[arg(long, env = "ONAIR_MEMBER_TOKEN_TTL_SECS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=2_592_000))]
+    pub member_token_ttl_secs: u64,
+    /// Secret that signs member tokens; when unset, one is generated and kept in Postgres
+    /// (`auth_secrets`), shared by every instance.
+    #[arg(long, env = "ONAIR_MEMBER_TOKEN_SECRET", hide_env_values = true)]
+    pub member_token_secret: Option<SecretString>,
+    /// How often room popularity is recomputed, in milliseconds (src/domain/popularity.rs).
+    #[arg(long, env = "ONAIR_POPULARITY_INTERVAL_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(50..))]
+    pub popularity_interval_ms: u64,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "ONAIR_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,

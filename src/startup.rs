@@ -174,7 +174,26 @@ impl Application {
             feed_tx,
         ));
 
+        let token_secret = crate::member_auth::load_or_create_secret(
+            &db,
+            settings.member_token_secret.as_ref().map(|s| s.0.as_str()),
+        )
+        .await?;
+        let dummy_password_hash = crate::members::hash_password(crate::ivs::arn::random_id(24))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let popularity = tokio::spawn(reactors::popularity::run(
+            db.clone(),
+            store.clone(),
+            Duration::from_millis(settings.popularity_interval_ms),
+        ));
+
         let state = Arc::new(AppState {
+            member_tokens: crate::member_auth::MemberTokens::new(
+                &token_secret,
+                settings.member_token_ttl_secs,
+            ),
+            dummy_password_hash,
             stats_feed,
             db,
             store,
@@ -211,7 +230,14 @@ impl Application {
             port,
             state,
             settings,
-            background: vec![follower, expiry, scale_down, reconciler, stats_feed_task],
+            background: vec![
+                follower,
+                expiry,
+                scale_down,
+                reconciler,
+                stats_feed_task,
+                popularity,
+            ],
             projectors,
         })
     }

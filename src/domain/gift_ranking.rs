@@ -106,6 +106,17 @@ impl Presenter {
     }
 }
 
+/// A presenter's state as a read model stores it, to [`GiftRanking::restore`] a ranking without
+/// replaying its gifts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredStanding {
+    pub member_id: MemberId,
+    pub nick_name: String,
+    pub score: u64,
+    /// The ranking's gift counter when `score` was reached (the tie-break).
+    pub reached_at: u64,
+}
+
 /// The gift ranking of one room, for a live session or all time (see the module docs).
 #[derive(Clone, Debug)]
 pub struct GiftRanking {
@@ -145,6 +156,46 @@ impl GiftRanking {
 
     pub fn top_n(&self) -> Option<NonZeroUsize> {
         self.top_n
+    }
+
+    /// Rebuilds a ranking from stored standings (in any order) and its gift counter; applying the
+    /// next gift to it gives what applying it to the original ranking gives.
+    pub fn restore(
+        top_n: Option<NonZeroUsize>,
+        standings: impl IntoIterator<Item = StoredStanding>,
+        gifts: u64,
+    ) -> Self {
+        let mut ranking = Self::new(top_n);
+        ranking.gifts = gifts;
+        for s in standings {
+            ranking.presenters.insert(
+                s.member_id.clone(),
+                Presenter {
+                    nick_name: s.nick_name,
+                    score: s.score,
+                    reached_at: s.reached_at,
+                },
+            );
+            ranking.order.push(s.member_id);
+        }
+        let presenters = &ranking.presenters;
+        ranking.order.sort_by_key(|m| presenters[m].key());
+        ranking
+    }
+
+    /// `member`'s stored state, to write back after a gift.
+    pub fn stored(&self, member: &MemberId) -> Option<StoredStanding> {
+        self.presenters.get(member).map(|p| StoredStanding {
+            member_id: member.clone(),
+            nick_name: p.nick_name.clone(),
+            score: p.score,
+            reached_at: p.reached_at,
+        })
+    }
+
+    /// Gifts applied so far (the tie-break clock; a session reset keeps it).
+    pub fn gifts(&self) -> u64 {
+        self.gifts
     }
 
     /// Starts a new live session: every score is dropped, the next giver is `NEW` at rank 1.
@@ -667,6 +718,33 @@ mod tests {
                 let giver = expected.iter().find(|e| e.0 == who).unwrap();
                 assert_eq!(update.rank_state, giver.2, "gift {gift}");
             }
+        }
+    }
+
+    #[test]
+    fn a_ranking_restored_from_stored_standings_continues_exactly_like_the_original() {
+        let gifts = [
+            ("ann", 5, 1),
+            ("bob", 5, 1),
+            ("cid", 2, 2),
+            ("dan", 1, 9),
+            ("bob", 1, 1),
+            ("ann", 1, 1),
+        ];
+        let original = given(&gifts);
+        let stored: Vec<StoredStanding> = original
+            .standings()
+            .map(|s| original.stored(s.member_id).unwrap())
+            .rev()
+            .collect();
+        let mut restored = GiftRanking::restore(original.top_n(), stored, original.gifts());
+        let mut original = original;
+        for (who, points, count) in [("cid", 3, 1), ("eve", 6, 1), ("dan", 1, 1)] {
+            assert_eq!(
+                when(&mut restored, who, points, count),
+                when(&mut original, who, points, count),
+                "after {who}"
+            );
         }
     }
 }

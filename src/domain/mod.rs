@@ -3,6 +3,8 @@
 
 pub mod gift_ranking;
 pub mod member;
+pub mod popularity;
+pub mod room;
 pub mod stage_pool;
 pub mod user_id;
 pub mod watch_time;

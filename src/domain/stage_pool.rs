@@ -203,7 +203,7 @@ impl StagePool {
             | Event::ViewerExpired(ViewerExpired { user_id, .. }) => {
                 self.remove_seat(user_id);
             }
-            Event::PublisherTokenIssued(_) | Event::StreamStarted(_) | Event::StreamEnded(_) => {}
+            _ => {}
         }
     }
 

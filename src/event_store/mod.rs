@@ -137,6 +137,29 @@ impl EventStore {
         Ok(self.jetstream.get_stream(STREAM_NAME).await?)
     }
 
+    /// The last event stored on one literal `subject`, if any: the current state of an aggregate
+    /// whose state is its last event (a room's broadcast, a follow relation), read from the stream
+    /// itself rather than a read model that may lag.
+    pub async fn last_on_subject(
+        &self,
+        subject: &str,
+    ) -> Result<Option<crate::events::EventEnvelope>, EventStoreError> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        let stream = self
+            .stream()
+            .await
+            .map_err(|e| EventStoreError::Unavailable(e.to_string()))?;
+        match stream.get_last_raw_message_by_subject(subject).await {
+            Ok(message) => {
+                cloudevents::decode(Some(&message.headers), &message.payload, message.sequence)
+                    .map(Some)
+                    .map_err(|e| EventStoreError::Unavailable(format!("unreadable event: {e}")))
+            }
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(EventStoreError::Unavailable(e.to_string())),
+        }
+    }
+
     /// Publishes one event and waits for JetStream's acknowledgement.
     pub async fn publish(&self, new: NewEvent) -> Result<Published, EventStoreError> {
         let headers = cloudevents::headers(new.id, new.occurred_at, &self.source, &new.event);

@@ -43,7 +43,7 @@ pub fn headers(id: Uuid, occurred_at: OffsetDateTime, source: &str, event: &Even
     headers.insert(SOURCE, source);
     headers.insert(TYPE, event.event_type());
     headers.insert(TIME, format_time(occurred_at).as_str());
-    headers.insert(SUBJECT, event.aggregate_id());
+    headers.insert(SUBJECT, event.aggregate_id().as_ref());
     headers.insert(DATA_CONTENT_TYPE, "application/json");
     headers
 }

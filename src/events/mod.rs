@@ -10,13 +10,23 @@
 //!   one expected-sequence guard covers all of them (DESIGN.md §4).
 
 pub mod cloudevents;
+pub mod notice;
+pub mod room;
 pub mod subject;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+pub use self::notice::{ChatNotice, FollowerNoticePublished, RoomNoticePublished};
+pub use self::room::{
+    BroadcastEnded, BroadcastStarted, GiftDefined, GiftSent, MemberEdited, MemberLoggedIn,
+    MemberProfile, MemberRegistered, PopularityChanged, RoomInfoSet, StreamerFollowed,
+    StreamerUnfollowed,
+};
 
 /// The one stage pool of a deployment; its events live on `onair.pool.default.*`.
 pub const POOL_ID: &str = "default";
@@ -28,6 +38,21 @@ pub fn pool_subject_filter() -> String {
 
 /// Filter for every stream status event.
 pub const STREAM_SUBJECT_FILTER: &str = "onair.stream.>";
+
+/// Filters of the room facts: broadcasts, room info, follows, gifts, popularity.
+pub const BROADCAST_SUBJECT_FILTER: &str = "onair.broadcast.>";
+pub const ROOM_SUBJECT_FILTER: &str = "onair.room.>";
+pub const FOLLOW_SUBJECT_FILTER: &str = "onair.follow.>";
+pub const GIFT_SUBJECT_FILTER: &str = "onair.gift.>";
+pub const POPULARITY_SUBJECT_FILTER: &str = "onair.popularity.>";
+/// Filter of every chat-facing notice.
+pub const NOTICE_SUBJECT_FILTER: &str = "onair.notice.>";
+
+/// The aggregate id of a follow relation: `"<follower> <streamer>"` (member ids never contain
+/// spaces, so the pair is unambiguous).
+pub fn follow_pair_id(follower: &str, streamer: &str) -> String {
+    format!("{follower} {streamer}")
+}
 
 /// Filter for every viewer heartbeat.
 pub const HEARTBEAT_SUBJECT_FILTER: &str = "onair.viewer.*.heartbeat_recorded";
@@ -202,6 +227,19 @@ pub enum Event {
     PublisherTokenIssued(PublisherTokenIssued),
     StreamStarted(StreamStarted),
     StreamEnded(StreamEnded),
+    MemberRegistered(MemberRegistered),
+    MemberEdited(MemberEdited),
+    MemberLoggedIn(MemberLoggedIn),
+    GiftDefined(GiftDefined),
+    RoomInfoSet(RoomInfoSet),
+    BroadcastStarted(BroadcastStarted),
+    BroadcastEnded(BroadcastEnded),
+    StreamerFollowed(StreamerFollowed),
+    StreamerUnfollowed(StreamerUnfollowed),
+    GiftSent(GiftSent),
+    PopularityChanged(PopularityChanged),
+    RoomNoticePublished(RoomNoticePublished),
+    FollowerNoticePublished(FollowerNoticePublished),
 }
 
 /// An event that could not be read back from the stream.
@@ -235,19 +273,49 @@ impl Event {
             Event::PublisherTokenIssued(_) => "onair.publisher.token_issued.v1",
             Event::StreamStarted(_) => "onair.stream.started.v1",
             Event::StreamEnded(_) => "onair.stream.ended.v1",
+            Event::MemberRegistered(_) => "onair.member.registered.v1",
+            Event::MemberEdited(_) => "onair.member.edited.v1",
+            Event::MemberLoggedIn(_) => "onair.member.logged_in.v1",
+            Event::GiftDefined(_) => "onair.gift_catalog.defined.v1",
+            Event::RoomInfoSet(_) => "onair.room.info_set.v1",
+            Event::BroadcastStarted(_) => "onair.broadcast.started.v1",
+            Event::BroadcastEnded(_) => "onair.broadcast.ended.v1",
+            Event::StreamerFollowed(_) => "onair.follow.followed.v1",
+            Event::StreamerUnfollowed(_) => "onair.follow.unfollowed.v1",
+            Event::GiftSent(_) => "onair.gift.sent.v1",
+            Event::PopularityChanged(_) => "onair.popularity.changed.v1",
+            Event::RoomNoticePublished(_) => "onair.notice.published_to_room.v1",
+            Event::FollowerNoticePublished(_) => "onair.notice.published_to_followers.v1",
         }
     }
 
     /// The aggregate the event belongs to (CloudEvents `subject`).
-    pub fn aggregate_id(&self) -> &str {
-        match self {
+    pub fn aggregate_id(&self) -> Cow<'_, str> {
+        Cow::Borrowed(match self {
             _ if self.is_pool_event() => POOL_ID,
             Event::ViewerHeartbeatRecorded(e) => &e.user_id,
             Event::PublisherTokenIssued(e) => &e.user_id,
             Event::StreamStarted(e) => &e.stage_arn,
             Event::StreamEnded(e) => &e.stage_arn,
+            Event::MemberRegistered(e) => &e.profile.member_id,
+            Event::MemberEdited(e) => &e.profile.member_id,
+            Event::MemberLoggedIn(e) => &e.member_id,
+            Event::GiftDefined(e) => return Cow::Owned(e.gift_id.to_string()),
+            Event::RoomInfoSet(e) => &e.streamer,
+            Event::BroadcastStarted(e) => &e.streamer,
+            Event::BroadcastEnded(e) => &e.streamer,
+            Event::StreamerFollowed(e) => {
+                return Cow::Owned(follow_pair_id(&e.follower, &e.streamer));
+            }
+            Event::StreamerUnfollowed(e) => {
+                return Cow::Owned(follow_pair_id(&e.follower, &e.streamer));
+            }
+            Event::GiftSent(e) => &e.recipient,
+            Event::PopularityChanged(e) => &e.streamer,
+            Event::RoomNoticePublished(e) => &e.room,
+            Event::FollowerNoticePublished(e) => &e.streamer,
             _ => POOL_ID,
-        }
+        })
     }
 
     /// The NATS subject: `onair.<context>.<encoded aggregate id>.<event>`.
@@ -266,8 +334,21 @@ impl Event {
             Event::PublisherTokenIssued(_) => ("publisher", "token_issued"),
             Event::StreamStarted(_) => ("stream", "started"),
             Event::StreamEnded(_) => ("stream", "ended"),
+            Event::MemberRegistered(_) => ("member", "registered"),
+            Event::MemberEdited(_) => ("member", "edited"),
+            Event::MemberLoggedIn(_) => ("member", "logged_in"),
+            Event::GiftDefined(_) => ("gift_catalog", "defined"),
+            Event::RoomInfoSet(_) => ("room", "info_set"),
+            Event::BroadcastStarted(_) => ("broadcast", "started"),
+            Event::BroadcastEnded(_) => ("broadcast", "ended"),
+            Event::StreamerFollowed(_) => ("follow", "followed"),
+            Event::StreamerUnfollowed(_) => ("follow", "unfollowed"),
+            Event::GiftSent(_) => ("gift", "sent"),
+            Event::PopularityChanged(_) => ("popularity", "changed"),
+            Event::RoomNoticePublished(_) => ("notice", "published_to_room"),
+            Event::FollowerNoticePublished(_) => ("notice", "published_to_followers"),
         };
-        subject::subject(context, self.aggregate_id(), name)
+        subject::subject(context, &self.aggregate_id(), name)
     }
 
     /// Whether the event changes seats or stages, so it is guarded by the pool's expected sequence.
@@ -302,6 +383,19 @@ impl Event {
             Event::PublisherTokenIssued(e) => serde_json::to_vec(e),
             Event::StreamStarted(e) => serde_json::to_vec(e),
             Event::StreamEnded(e) => serde_json::to_vec(e),
+            Event::MemberRegistered(e) => serde_json::to_vec(e),
+            Event::MemberEdited(e) => serde_json::to_vec(e),
+            Event::MemberLoggedIn(e) => serde_json::to_vec(e),
+            Event::GiftDefined(e) => serde_json::to_vec(e),
+            Event::RoomInfoSet(e) => serde_json::to_vec(e),
+            Event::BroadcastStarted(e) => serde_json::to_vec(e),
+            Event::BroadcastEnded(e) => serde_json::to_vec(e),
+            Event::StreamerFollowed(e) => serde_json::to_vec(e),
+            Event::StreamerUnfollowed(e) => serde_json::to_vec(e),
+            Event::GiftSent(e) => serde_json::to_vec(e),
+            Event::PopularityChanged(e) => serde_json::to_vec(e),
+            Event::RoomNoticePublished(e) => serde_json::to_vec(e),
+            Event::FollowerNoticePublished(e) => serde_json::to_vec(e),
         };
         value.expect("event payloads always serialize")
     }
@@ -336,6 +430,23 @@ impl Event {
             }
             "onair.stream.started.v1" => Event::StreamStarted(parse(event_type, data)?),
             "onair.stream.ended.v1" => Event::StreamEnded(parse(event_type, data)?),
+            "onair.member.registered.v1" => Event::MemberRegistered(parse(event_type, data)?),
+            "onair.member.edited.v1" => Event::MemberEdited(parse(event_type, data)?),
+            "onair.member.logged_in.v1" => Event::MemberLoggedIn(parse(event_type, data)?),
+            "onair.gift_catalog.defined.v1" => Event::GiftDefined(parse(event_type, data)?),
+            "onair.room.info_set.v1" => Event::RoomInfoSet(parse(event_type, data)?),
+            "onair.broadcast.started.v1" => Event::BroadcastStarted(parse(event_type, data)?),
+            "onair.broadcast.ended.v1" => Event::BroadcastEnded(parse(event_type, data)?),
+            "onair.follow.followed.v1" => Event::StreamerFollowed(parse(event_type, data)?),
+            "onair.follow.unfollowed.v1" => Event::StreamerUnfollowed(parse(event_type, data)?),
+            "onair.gift.sent.v1" => Event::GiftSent(parse(event_type, data)?),
+            "onair.popularity.changed.v1" => Event::PopularityChanged(parse(event_type, data)?),
+            "onair.notice.published_to_room.v1" => {
+                Event::RoomNoticePublished(parse(event_type, data)?)
+            }
+            "onair.notice.published_to_followers.v1" => {
+                Event::FollowerNoticePublished(parse(event_type, data)?)
+            }
             other => return Err(DecodeError::UnknownType(other.to_owned())),
         })
     }

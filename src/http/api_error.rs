@@ -4,9 +4,17 @@
 //! | status | code | when |
 //! |---|---|---|
 //! | 400 | `VALIDATION_ERROR` | a parameter is missing, empty, too long, of the wrong type, or the body is not JSON |
-//! | 401 | `UNAUTHORIZED` | no `x-api-key`, or an unknown or revoked key |
-//! | 403 | `FORBIDDEN` | deleting the master stage |
+//! | 401 | `UNAUTHORIZED` | no `x-api-key`, or an unknown or revoked key; no member `Authorization`; unknown back-office `website` or wrong `key` |
+//! | 401 | `TOKEN_INVALID` | a member `Authorization` that is malformed or not signed by onair |
+//! | 401 | `TOKEN_EXPIRED` | a member `Authorization` past its expiry: log in again |
+//! | 401 | `LOGIN_FAILED` | unknown `memberID` or wrong password (one answer for both) |
+//! | 403 | `FORBIDDEN` | deleting the master stage; a member acting as another member; a member using a streamer action or login |
 //! | 404 | `NOT_FOUND` | unknown stage, viewer not on the stage, unknown route |
+//! | 404 | `UNKNOWN_ACTION` | `POST /api/action/{actionName}` with a name that is not an action |
+//! | 404 | `MEMBER_NOT_FOUND`, `STREAMER_NOT_FOUND`, `GIFT_NOT_FOUND` | the member, streamer or gift does not exist (or the gift is disabled) |
+//! | 409 | `MEMBER_EXISTS` | registering a member id that exists |
+//! | 409 | `ALREADY_LIVE`, `NOT_LIVE` | `startStream` while live, `endStream` while offline |
+//! | 409 | `ALREADY_FOLLOWING`, `NOT_FOLLOWING` | `follow` twice, `unfollow` without following |
 //! | 405 | `METHOD_NOT_ALLOWED` | a route exists but not for this method |
 //! | 409 | `REQUEST_IN_PROGRESS` | a retry while the first request with its `Idempotency-Key` runs |
 //! | 422 | `IDEMPOTENCY_KEY_REUSED` | an `Idempotency-Key` sent again with another route or body |
@@ -49,13 +57,16 @@ pub enum ApiError {
     /// `VALIDATION_ERROR`: a parameter is missing or invalid; nothing was changed.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
-    /// `UNAUTHORIZED`: missing, unknown or revoked `x-api-key`.
+    /// `UNAUTHORIZED` (missing, unknown or revoked `x-api-key`; missing member `Authorization`;
+    /// wrong back-office credentials), `TOKEN_INVALID`, `TOKEN_EXPIRED` or `LOGIN_FAILED`.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
-    /// `FORBIDDEN`: the operation is not allowed (deleting the master stage).
+    /// `FORBIDDEN`: the operation is not allowed (deleting the master stage, acting as another
+    /// member, a streamer action by a member).
     #[oai(status = 403)]
     Forbidden(Json<ErrorBody>),
-    /// `NOT_FOUND`: unknown stage, or the viewer holds no seat on it.
+    /// `NOT_FOUND` (unknown stage, or the viewer holds no seat on it), `UNKNOWN_ACTION`,
+    /// `MEMBER_NOT_FOUND`, `STREAMER_NOT_FOUND` or `GIFT_NOT_FOUND`.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
     /// `TOO_MANY_REQUESTS`: the API key is over its rate limit (requests per minute); nothing was
@@ -63,8 +74,9 @@ pub enum ApiError {
     /// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`.
     #[oai(status = 429)]
     TooManyRequests(Json<ErrorBody>),
-    /// `REQUEST_IN_PROGRESS`: a request with the same `Idempotency-Key` is still being answered
-    /// (`Retry-After: 1`).
+    /// `REQUEST_IN_PROGRESS` (a request with the same `Idempotency-Key` is still being answered,
+    /// `Retry-After: 1`), `MEMBER_EXISTS`, `ALREADY_LIVE`, `NOT_LIVE`, `ALREADY_FOLLOWING` or
+    /// `NOT_FOLLOWING`.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
     /// `IDEMPOTENCY_KEY_REUSED`: the `Idempotency-Key` was used with another route or body.
@@ -107,6 +119,27 @@ impl ApiError {
         ApiError::Unavailable(body("SERVICE_UNAVAILABLE", message, None))
     }
 
+    /// An error with its own code; `status` picks the answer (400, 401, 403, 404, 409, 422, 429,
+    /// 503; anything else is a 500).
+    pub fn coded(status: u16, code: &str, message: impl Into<String>) -> Self {
+        let b = body(code, message, None);
+        match status {
+            400 => ApiError::BadRequest(b),
+            401 => ApiError::Unauthorized(b),
+            403 => ApiError::Forbidden(b),
+            404 => ApiError::NotFound(b),
+            409 => ApiError::Conflict(b),
+            422 => ApiError::UnprocessableEntity(b),
+            429 => ApiError::TooManyRequests(b),
+            503 => ApiError::Unavailable(b),
+            _ => ApiError::Internal(b),
+        }
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError::coded(403, "FORBIDDEN", message)
+    }
+
     /// A 500 whose cause is logged, not shown.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error.cause_chain = %cause, "internal error");
@@ -117,6 +150,70 @@ impl ApiError {
 impl From<IdError> for ApiError {
     fn from(e: IdError) -> Self {
         ApiError::validation(e.to_string())
+    }
+}
+
+impl From<crate::domain::member::MemberIdError> for ApiError {
+    fn from(e: crate::domain::member::MemberIdError) -> Self {
+        ApiError::validation(e.to_string())
+    }
+}
+
+impl From<crate::member_auth::TokenError> for ApiError {
+    fn from(e: crate::member_auth::TokenError) -> Self {
+        use crate::member_auth::TokenError;
+        let code = match e {
+            TokenError::Missing => "UNAUTHORIZED",
+            TokenError::Invalid => "TOKEN_INVALID",
+            TokenError::Expired => "TOKEN_EXPIRED",
+        };
+        ApiError::coded(401, code, e.to_string())
+    }
+}
+
+impl From<crate::event_store::EventStoreError> for ApiError {
+    fn from(e: crate::event_store::EventStoreError) -> Self {
+        tracing::warn!(error.cause_chain = %e, "event store error");
+        ApiError::unavailable("the event store did not answer; nothing was stored, try again")
+    }
+}
+
+impl From<crate::domain::room::RoomError> for ApiError {
+    fn from(e: crate::domain::room::RoomError) -> Self {
+        use crate::domain::room::RoomError;
+        let code = match &e {
+            RoomError::AlreadyLive { .. } => "ALREADY_LIVE",
+            RoomError::NotLive => "NOT_LIVE",
+            RoomError::AlreadyFollowing { .. } => "ALREADY_FOLLOWING",
+            RoomError::NotFollowing { .. } => "NOT_FOLLOWING",
+            _ => return ApiError::validation(e.to_string()),
+        };
+        ApiError::coded(409, code, e.to_string())
+    }
+}
+
+impl From<crate::members::MemberError> for ApiError {
+    fn from(e: crate::members::MemberError) -> Self {
+        use crate::members::MemberError;
+        match e {
+            MemberError::Invalid(m) => ApiError::validation(m),
+            MemberError::Exists(_) => ApiError::coded(409, "MEMBER_EXISTS", e.to_string()),
+            MemberError::NotFound(_) => ApiError::coded(404, "MEMBER_NOT_FOUND", e.to_string()),
+            MemberError::Store(e) => e.into(),
+            MemberError::Database(e) => e.into(),
+            MemberError::Hash(_) => ApiError::internal(&e),
+        }
+    }
+}
+
+impl From<crate::gift_catalog::GiftCatalogError> for ApiError {
+    fn from(e: crate::gift_catalog::GiftCatalogError) -> Self {
+        use crate::gift_catalog::GiftCatalogError;
+        match e {
+            GiftCatalogError::Invalid(m) => ApiError::validation(m),
+            GiftCatalogError::Store(e) => e.into(),
+            GiftCatalogError::Database(e) => e.into(),
+        }
     }
 }
 

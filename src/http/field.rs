@@ -92,3 +92,72 @@ impl<T: ToJSON> ToJSON for Checked<T> {
         self.0.as_ref().ok().and_then(|v| v.to_json())
     }
 }
+
+/// A back-office field that forms send as a string or a number (the seed's getGiftRecord example
+/// sends every value as a string, `page: ""`). `null`, absent and `""` all mean "not given".
+/// Documented as a string.
+#[derive(Debug, Clone, Default)]
+pub struct Loose(Option<String>);
+
+impl Loose {
+    /// The value as text, if one was given.
+    pub fn text(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+
+    /// The value as a whole number, or 400 `VALIDATION_ERROR` naming `field`.
+    pub fn integer(&self, field: &str) -> Result<Option<i64>, ApiError> {
+        match self.text() {
+            None => Ok(None),
+            Some(raw) => raw.trim().parse::<i64>().map(Some).map_err(|_| {
+                ApiError::validation(format!(
+                    "invalid parameter {field}: expected a whole number, found {raw:?}"
+                ))
+            }),
+        }
+    }
+}
+
+impl Type for Loose {
+    const IS_REQUIRED: bool = false;
+    type RawValueType = String;
+    type RawElementValueType = String;
+
+    fn name() -> Cow<'static, str> {
+        "string".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        String::schema_ref()
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        self.0.as_ref()
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.0.iter())
+    }
+}
+
+impl ParseFromJSON for Loose {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value {
+            None | Some(Value::Null) => Ok(Self(None)),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(Self(None)),
+            Some(Value::String(s)) => Ok(Self(Some(s))),
+            Some(Value::Number(n)) => Ok(Self(Some(n.to_string()))),
+            Some(other) => Err(poem_openapi::types::ParseError::custom(format!(
+                "expected a string or a number, found {other}"
+            ))),
+        }
+    }
+}
+
+impl ToJSON for Loose {
+    fn to_json(&self) -> Option<Value> {
+        self.0.clone().map(Value::String)
+    }
+}

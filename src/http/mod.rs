@@ -1,9 +1,12 @@
 //! The HTTP edge: poem-openapi APIs, one file per tag, combined into one service with the spec at
 //! `/openapi.json` / `/openapi.yaml` and Swagger UI at `/docs`.
 
+pub mod action_query;
 pub mod api_error;
+pub mod backoffice;
 pub mod envelope;
 pub mod field;
+pub mod gateway;
 pub mod health;
 pub mod idempotency;
 pub mod ingest;
@@ -43,6 +46,10 @@ pub enum ApiTags {
     Stats,
     /// Events from Amazon IVS (EventBridge).
     Ingest,
+    /// Client gateway: member actions (login, rooms, follows, live status, gifts).
+    Gateway,
+    /// Back-office gateway: members, the gift catalog, gift records (operator `website` + `key`).
+    BackOffice,
 }
 
 /// The signing key's public half, as served.
@@ -67,6 +74,10 @@ pub struct AppState {
     pub api_keys: crate::api_keys::VerifiedKeyCache,
     /// Per-API-key rate limits (`ONAIR_RATE_LIMITS`), counted in Postgres.
     pub rate_limiter: crate::rate_limit::RateLimiter,
+    /// Member `Authorization` tokens.
+    pub member_tokens: crate::member_auth::MemberTokens,
+    /// A hash checked for unknown members at login, so a failed login takes as long either way.
+    pub dummy_password_hash: String,
 }
 
 impl AppState {
@@ -147,6 +158,8 @@ pub fn openapi_service() -> OpenApiService<
         viewer::ViewerApi,
         stats::StatsApi,
         ingest::IngestApi,
+        gateway::GatewayApi,
+        backoffice::BackOfficeApi,
     ),
     (),
 > {
@@ -158,15 +171,20 @@ pub fn openapi_service() -> OpenApiService<
             viewer::ViewerApi,
             stats::StatsApi,
             ingest::IngestApi,
+            gateway::GatewayApi,
+            backoffice::BackOfficeApi,
         ),
-        "onair Stage API",
+        "onair API",
         env!("CARGO_PKG_VERSION"),
     )
     .description(
         "Publisher and viewer tokens for Amazon IVS real-time stages, a self-scaling stage pool, \
          viewer heartbeats and watch durations, and live statistics. Every write is an event on \
-         NATS JetStream; reads come from read models projected into PostgreSQL. Authenticate with \
-         the `x-api-key` header. Errors are `{error, message, details}` with a stable `error` code.",
+         NATS JetStream; reads come from read models projected into PostgreSQL. The Stage API \
+         authenticates with the `x-api-key` header; the client gateway (`/api/action/*`) with a \
+         member `Authorization` token from `loginAction` / `loginStreamer`; the back-office \
+         gateway (`/api/backoffice/*`) with the operator's `website` and `key`. Errors are \
+         `{error, message, details}` with a stable `error` code.",
     )
 }
 

@@ -10,7 +10,11 @@
 //! take over when that connection goes away. When the runner (re)starts it recreates the consumer at
 //! `checkpoint + 1`, so delivery is strictly in stream order. Projectors never read the clock.
 
+pub mod followers;
+pub mod gifts;
 pub mod publisher;
+pub mod room_activity;
+pub mod rooms;
 pub mod stages;
 pub mod viewers;
 
@@ -23,8 +27,9 @@ use futures_util::{FutureExt, StreamExt};
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::watch;
 
-use crate::event_store::EventStore;
-use crate::events::{EventEnvelope, cloudevents};
+use crate::event_store::{EventStore, NewEvent};
+use crate::events::{Event, EventEnvelope, cloudevents};
+use crate::pool_service::derived_event_id;
 
 /// One read model.
 pub trait Projection: Send + Sync + 'static {
@@ -54,6 +59,36 @@ pub trait Projection: Send + Sync + 'static {
         }
         .boxed()
     }
+
+    /// Chat-facing notices derived from the batch just applied (see [`Notices`]); the runner
+    /// publishes them before it commits the batch. Most projections derive none.
+    fn take_notices(&self) -> Vec<NewEvent> {
+        Vec::new()
+    }
+}
+
+/// Notices a projection derives while applying events (the seed's `gift`, `giftRank`, `follow`,
+/// `streamStatus`, `sub`, `popularity` chat messages). Each gets an id derived from the fact it
+/// comes from and its kind, and that fact's time, so applying the fact again (redelivery after a
+/// crash between publish and commit) publishes the same notice again, which JetStream's duplicate
+/// window drops.
+#[derive(Default)]
+pub struct Notices(std::sync::Mutex<Vec<NewEvent>>);
+
+impl Notices {
+    /// Queues `event`, derived from `source`; `kind` tells the notices of one fact apart.
+    pub fn push(&self, source: &EventEnvelope, kind: &str, event: Event) {
+        let id = derived_event_id(&["notice", &source.id.to_string(), kind]);
+        self.0
+            .lock()
+            .expect("notices lock")
+            .push(NewEvent::new(source.occurred_at, event).with_id(id));
+    }
+
+    /// Everything queued since the last call.
+    pub fn take(&self) -> Vec<NewEvent> {
+        std::mem::take(&mut *self.0.lock().expect("notices lock"))
+    }
 }
 
 /// The projections the server runs.
@@ -62,6 +97,10 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(stages::StagesProjection),
         Arc::new(viewers::ViewersProjection),
         Arc::new(publisher::PublisherProjection),
+        Arc::new(rooms::RoomsProjection::default()),
+        Arc::new(followers::FollowersProjection::default()),
+        Arc::new(gifts::GiftsProjection::default()),
+        Arc::new(room_activity::RoomActivityProjection),
     ]
 }
 
@@ -223,7 +262,15 @@ impl ProjectorRunner {
             }
             last = sequence;
         }
+        // Notices left over from a batch that failed belong to a rolled-back transaction.
+        let _ = self.projection.take_notices();
         self.projection.apply_batch(&mut tx, &events).await?;
+        for notice in self.projection.take_notices() {
+            self.store
+                .publish(notice)
+                .await
+                .map_err(|e| anyhow::anyhow!("notice not published: {e}"))?;
+        }
         sqlx::query(
             "UPDATE projection_checkpoints SET last_sequence = $2, updated_at = now()
              WHERE projection = $1",

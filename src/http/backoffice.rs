@@ -1,0 +1,491 @@
+//! The back-office gateway (seeds/gateway-chat.md "API Gateway"): `POST /api/backoffice/{action}`
+//! with the operator's `website` and `key` in the JSON body (operators are managed with
+//! `onair operator`). Actions: `CreateMember`, `EditMember` (the renamed UpdateStreamer),
+//! `SetGift`, `ListGifts`, `getGiftRecord`. Wrong or missing credentials: 401 `UNAUTHORIZED`.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use time::macros::format_description;
+use time::{Date, Duration, OffsetDateTime, PrimitiveDateTime, Time};
+
+use super::api_error::ApiError;
+use super::envelope::{Envelope, timestamp};
+use super::field::{Checked, Loose};
+use super::gateway::MemberView;
+use super::{ApiTags, AppState};
+use crate::domain::member::{MemberFilter, MemberId, Role};
+use crate::gift_catalog::{self, Gift};
+use crate::members::{self, MemberEdit, NewMember};
+use crate::read_models::gift_records::{self, AgentScope, GiftRecordQuery};
+
+/// Longest period one `getGiftRecord` may cover, in days.
+pub const MAX_RECORD_DAYS: i64 = 93;
+/// Largest `pagelimit` of `getGiftRecord`.
+pub const MAX_PAGE_LIMIT: i64 = 500;
+
+async fn authenticate(
+    state: &AppState,
+    website: Checked<String>,
+    key: Checked<String>,
+) -> Result<String, ApiError> {
+    let website = website.get("website")?;
+    let key = key.get("key")?;
+    if crate::operators::verify(&state.db, &website, &key).await? {
+        Ok(website)
+    } else {
+        Err(ApiError::unauthorized("unknown website or wrong key"))
+    }
+}
+
+/// `CreateMember`.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct CreateMemberRequest {
+    pub website: Checked<String>,
+    pub key: Checked<String>,
+    /// `account@agent.masterAgent`.
+    #[oai(rename = "memberID")]
+    pub member_id: Checked<String>,
+    /// 8 to 128 characters; stored as an Argon2id hash.
+    pub password: Checked<String>,
+    /// `member` (default) or `streamer`.
+    pub role: Option<String>,
+    /// 1 to 50 characters.
+    pub nickname: Checked<String>,
+    pub avatar: Option<String>,
+    pub vip: Option<String>,
+    pub equipment_bar: Option<String>,
+    /// Defaults to the account part of `memberID`.
+    #[oai(rename = "accountID")]
+    pub account_id: Option<String>,
+}
+
+/// `EditMember`: absent fields keep their value.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct EditMemberRequest {
+    pub website: Checked<String>,
+    pub key: Checked<String>,
+    #[oai(rename = "memberID")]
+    pub member_id: Checked<String>,
+    /// A new password (8 to 128 characters); tokens already issued stay valid until they expire.
+    pub password: Option<String>,
+    /// `member` or `streamer`.
+    pub role: Option<String>,
+    pub nickname: Option<String>,
+    pub avatar: Option<String>,
+    pub vip: Option<String>,
+    pub equipment_bar: Option<String>,
+    #[oai(rename = "accountID")]
+    pub account_id: Option<String>,
+}
+
+/// `SetGift`: create or replace a catalog entry.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct SetGiftRequest {
+    pub website: Checked<String>,
+    pub key: Checked<String>,
+    /// 1 or more.
+    #[oai(rename = "giftID")]
+    pub gift_id: Checked<i64>,
+    /// 1 to 100 characters.
+    pub name: Checked<String>,
+    /// Ranking points per gift (1 or more): a gift of `count` adds `points × count`.
+    pub points: Checked<i32>,
+    /// Animation URL or partial path.
+    pub anime_url: Option<String>,
+    /// `false` stops members from sending it (default `true`).
+    pub enabled: Option<bool>,
+}
+
+/// Operator credentials only (`ListGifts`).
+#[derive(Object, Debug)]
+pub struct CredentialsRequest {
+    pub website: Checked<String>,
+    pub key: Checked<String>,
+}
+
+/// A catalog entry.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct GiftView {
+    #[oai(rename = "giftID")]
+    pub gift_id: i64,
+    pub name: String,
+    pub points: i32,
+    pub anime_url: String,
+    pub enabled: bool,
+}
+
+impl From<Gift> for GiftView {
+    fn from(g: Gift) -> Self {
+        Self {
+            gift_id: g.gift_id,
+            name: g.name,
+            points: g.points,
+            anime_url: g.anime_url,
+            enabled: g.enabled,
+        }
+    }
+}
+
+/// `getGiftRecord` (seeds/gateway-chat.md): required `website, username, uppername, key,
+/// startDate, endDate`; optional filters. Values may be strings or numbers; `""` means "not
+/// given", as the seed's example sends them.
+#[derive(Object, Debug)]
+pub struct GiftRecordRequest {
+    pub website: Checked<String>,
+    /// The back-office user asking (logged with the query).
+    pub username: Checked<String>,
+    /// The agent line asked about: `agent.masterAgent` (one agent) or `masterAgent` (all its
+    /// agents); matched against each gift's room agent.
+    pub uppername: Checked<String>,
+    pub key: Checked<String>,
+    /// First day, `YYYY-MM-DD` (UTC).
+    #[oai(rename = "startDate")]
+    pub start_date: Checked<String>,
+    /// Last day, `YYYY-MM-DD` (UTC), inclusive; at most 93 days after `startDate`.
+    #[oai(rename = "endDate")]
+    pub end_date: Checked<String>,
+    /// Streamer filter: `account`, `account@agent` or `account@agent.masterAgent`.
+    #[oai(rename = "streamerAccount")]
+    pub streamer_account: Option<Loose>,
+    /// Sender filter: `account`, `account@agent` or `account@agent.masterAgent`.
+    pub account: Option<Loose>,
+    /// Time of day on `startDate` to start from, `HH:MM[:SS]` (default `00:00:00`).
+    pub starttime: Option<Loose>,
+    /// Time of day on `endDate` to end at, inclusive, `HH:MM[:SS]` (default the day's end).
+    pub endtime: Option<Loose>,
+    /// Only this gift.
+    #[oai(rename = "giftID")]
+    pub gift_id: Option<Loose>,
+    /// Page, from 1 (default 1).
+    pub page: Option<Loose>,
+    /// Records per page, 1 to 500 (default 20).
+    pub pagelimit: Option<Loose>,
+}
+
+/// One gift record, newest first.
+#[derive(Object, Debug)]
+pub struct GiftRecordItem {
+    #[oai(rename = "recordID")]
+    pub record_id: String,
+    /// RFC 3339, UTC, ms.
+    #[oai(rename = "sentAt")]
+    pub sent_at: String,
+    #[oai(rename = "giftID")]
+    pub gift_id: i64,
+    #[oai(rename = "giftName")]
+    pub gift_name: String,
+    pub points: i32,
+    #[oai(rename = "giftCount")]
+    pub gift_count: i32,
+    /// `points × giftCount`.
+    pub score: i64,
+    /// The sender's member id.
+    pub account: String,
+    pub nickname: String,
+    /// The streamer's member id.
+    #[oai(rename = "streamerAccount")]
+    pub streamer_account: String,
+    #[oai(rename = "agentID")]
+    pub agent_id: String,
+}
+
+/// Answer of `getGiftRecord`.
+#[derive(Object, Debug)]
+pub struct GiftRecordList {
+    pub list: Vec<GiftRecordItem>,
+    /// Matching records in all pages.
+    pub total: i64,
+    /// Sum of `giftCount` over all matching records.
+    #[oai(rename = "totalGiftCount")]
+    pub total_gift_count: i64,
+    /// Sum of `score` over all matching records.
+    #[oai(rename = "totalScore")]
+    pub total_score: i64,
+    pub page: i64,
+    pub pagelimit: i64,
+    #[oai(rename = "totalPages")]
+    pub total_pages: i64,
+}
+
+fn parse_role(raw: Option<&str>, field: &str) -> Result<Option<Role>, ApiError> {
+    raw.map(|r| {
+        r.parse::<Role>()
+            .map_err(|e| ApiError::validation(format!("invalid parameter {field}: {e}")))
+    })
+    .transpose()
+}
+
+fn parse_date(raw: &str, field: &str) -> Result<Date, ApiError> {
+    Date::parse(raw.trim(), format_description!("[year]-[month]-[day]")).map_err(|_| {
+        ApiError::validation(format!(
+            "invalid parameter {field}: expected YYYY-MM-DD, found {raw:?}"
+        ))
+    })
+}
+
+fn parse_time_of_day(raw: &str, field: &str) -> Result<Time, ApiError> {
+    let raw = raw.trim();
+    Time::parse(raw, format_description!("[hour]:[minute]:[second]"))
+        .or_else(|_| Time::parse(raw, format_description!("[hour]:[minute]")))
+        .map_err(|_| {
+            ApiError::validation(format!(
+                "invalid parameter {field}: expected HH:MM or HH:MM:SS, found {raw:?}"
+            ))
+        })
+}
+
+/// The UTC period `[from, until)` of a `getGiftRecord`.
+fn period(
+    req: &GiftRecordRequest,
+    start: &str,
+    end: &str,
+) -> Result<(OffsetDateTime, OffsetDateTime), ApiError> {
+    let start_date = parse_date(start, "startDate")?;
+    let end_date = parse_date(end, "endDate")?;
+    if end_date < start_date {
+        return Err(ApiError::validation("endDate must not be before startDate"));
+    }
+    if (end_date - start_date).whole_days() >= MAX_RECORD_DAYS {
+        return Err(ApiError::validation(format!(
+            "startDate to endDate may cover at most {MAX_RECORD_DAYS} days"
+        )));
+    }
+    let start_time = match req.starttime.as_ref().and_then(Loose::text) {
+        Some(t) => parse_time_of_day(t, "starttime")?,
+        None => Time::MIDNIGHT,
+    };
+    let from = PrimitiveDateTime::new(start_date, start_time).assume_utc();
+    let until = match req.endtime.as_ref().and_then(Loose::text) {
+        // Inclusive: the whole last second (or minute) named.
+        Some(t) => {
+            let time = parse_time_of_day(t, "endtime")?;
+            let step = if t.trim().len() <= 5 {
+                Duration::minutes(1)
+            } else {
+                Duration::seconds(1)
+            };
+            PrimitiveDateTime::new(end_date, time).assume_utc() + step
+        }
+        None => PrimitiveDateTime::new(end_date, Time::MIDNIGHT).assume_utc() + Duration::days(1),
+    };
+    if until <= from {
+        return Err(ApiError::validation(
+            "the period from startDate starttime to endDate endtime is empty",
+        ));
+    }
+    Ok((from, until))
+}
+
+/// Back-office actions.
+pub struct BackOfficeApi;
+
+#[OpenApi(prefix_path = "/api/backoffice", tag = "ApiTags::BackOffice")]
+impl BackOfficeApi {
+    /// CreateMember: register a member or streamer
+    ///
+    /// Publishes `member.registered` (without the password). Existing `memberID`: 409
+    /// `MEMBER_EXISTS`.
+    #[oai(path = "/CreateMember", method = "post", operation_id = "CreateMember")]
+    async fn create_member(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: Json<CreateMemberRequest>,
+    ) -> Result<Json<Envelope<MemberView>>, ApiError> {
+        let body = body.0;
+        authenticate(&state, body.website, body.key).await?;
+        let member_id = MemberId::parse(&body.member_id.get("memberID")?, "memberID")?;
+        let password = body.password.get("password")?;
+        let nickname = body.nickname.get("nickname")?;
+        let role = parse_role(body.role.as_deref(), "role")?.unwrap_or(Role::Member);
+        let profile = members::register(
+            &state.db,
+            &state.store,
+            NewMember {
+                member_id,
+                role,
+                password,
+                nickname,
+                avatar: body.avatar.unwrap_or_default(),
+                vip: body.vip.unwrap_or_default(),
+                equipment_bar: body.equipment_bar.unwrap_or_default(),
+                account_id: body.account_id.filter(|a| !a.is_empty()),
+            },
+            OffsetDateTime::now_utc(),
+        )
+        .await?;
+        Ok(Json(Envelope::ok(profile.into())))
+    }
+
+    /// EditMember: change a member's profile, role or password (the renamed UpdateStreamer)
+    ///
+    /// Publishes `member.edited` (without the password). Unknown `memberID`: 404
+    /// `MEMBER_NOT_FOUND`.
+    #[oai(path = "/EditMember", method = "post", operation_id = "EditMember")]
+    async fn edit_member(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: Json<EditMemberRequest>,
+    ) -> Result<Json<Envelope<MemberView>>, ApiError> {
+        let body = body.0;
+        authenticate(&state, body.website, body.key).await?;
+        let member_id = MemberId::parse(&body.member_id.get("memberID")?, "memberID")?;
+        let edit = MemberEdit {
+            role: parse_role(body.role.as_deref(), "role")?,
+            password: body.password,
+            nickname: body.nickname,
+            avatar: body.avatar,
+            vip: body.vip,
+            equipment_bar: body.equipment_bar,
+            account_id: body.account_id,
+        };
+        let profile = members::edit(
+            &state.db,
+            &state.store,
+            member_id.as_str(),
+            edit,
+            OffsetDateTime::now_utc(),
+        )
+        .await?;
+        Ok(Json(Envelope::ok(profile.into())))
+    }
+
+    /// SetGift: create or replace a gift of the catalog
+    ///
+    /// Publishes `gift_catalog.defined`. Gifts already sent keep the name and points they had.
+    #[oai(path = "/SetGift", method = "post", operation_id = "SetGift")]
+    async fn set_gift(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: Json<SetGiftRequest>,
+    ) -> Result<Json<Envelope<GiftView>>, ApiError> {
+        let body = body.0;
+        authenticate(&state, body.website, body.key).await?;
+        let gift = Gift {
+            gift_id: body.gift_id.get("giftID")?,
+            name: body.name.get("name")?,
+            points: body.points.get("points")?,
+            anime_url: body.anime_url.unwrap_or_default(),
+            enabled: body.enabled.unwrap_or(true),
+        };
+        let gift =
+            gift_catalog::define(&state.db, &state.store, gift, OffsetDateTime::now_utc()).await?;
+        Ok(Json(Envelope::ok(gift.into())))
+    }
+
+    /// ListGifts: the gift catalog, by id
+    #[oai(path = "/ListGifts", method = "post", operation_id = "ListGifts")]
+    async fn list_gifts(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: Json<CredentialsRequest>,
+    ) -> Result<Json<Envelope<Vec<GiftView>>>, ApiError> {
+        let body = body.0;
+        authenticate(&state, body.website, body.key).await?;
+        let gifts = gift_catalog::list(&state.db).await?;
+        Ok(Json(Envelope::ok(
+            gifts.into_iter().map(Into::into).collect(),
+        )))
+    }
+
+    /// getGiftRecord: gifts sent, filtered and paged, newest first, with totals
+    #[oai(
+        path = "/getGiftRecord",
+        method = "post",
+        operation_id = "getGiftRecord"
+    )]
+    async fn get_gift_record(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: Json<GiftRecordRequest>,
+    ) -> Result<Json<Envelope<GiftRecordList>>, ApiError> {
+        let GiftRecordRequest {
+            website,
+            key,
+            username,
+            uppername,
+            start_date,
+            end_date,
+            ..
+        } = &body.0;
+        let website = authenticate(&state, website.clone(), key.clone()).await?;
+        let username = username.clone().get("username")?;
+        let uppername = uppername.clone().get("uppername")?;
+        if username.trim().is_empty() || uppername.trim().is_empty() {
+            return Err(ApiError::validation(
+                "username and uppername must not be empty",
+            ));
+        }
+        let start = start_date.clone().get("startDate")?;
+        let end = end_date.clone().get("endDate")?;
+        let req = &body.0;
+        let (from, until) = period(req, &start, &end)?;
+        let text = |f: &Option<Loose>| f.as_ref().and_then(Loose::text).map(str::to_owned);
+        let streamer = MemberFilter::parse_optional(
+            text(&req.streamer_account).as_deref(),
+            "streamerAccount",
+        )?;
+        let presenter = MemberFilter::parse_optional(text(&req.account).as_deref(), "account")?;
+        let integer = |f: &Option<Loose>, name: &str| match f {
+            Some(v) => v.integer(name),
+            None => Ok(None),
+        };
+        let gift_id = integer(&req.gift_id, "giftID")?;
+        let page = integer(&req.page, "page")?.unwrap_or(1);
+        let page_limit = integer(&req.pagelimit, "pagelimit")?.unwrap_or(20);
+        if page < 1 {
+            return Err(ApiError::validation("page must be at least 1"));
+        }
+        if !(1..=MAX_PAGE_LIMIT).contains(&page_limit) {
+            return Err(ApiError::validation(format!(
+                "pagelimit must be between 1 and {MAX_PAGE_LIMIT}"
+            )));
+        }
+        tracing::info!(%website, %username, %uppername, "getGiftRecord");
+        let result = gift_records::query(
+            &state.db,
+            &GiftRecordQuery {
+                scope: AgentScope::parse(&uppername),
+                from,
+                until,
+                streamer,
+                presenter,
+                gift_id,
+                page,
+                page_limit,
+            },
+        )
+        .await?;
+        Ok(Json(Envelope::ok(GiftRecordList {
+            list: result
+                .rows
+                .into_iter()
+                .map(|r| GiftRecordItem {
+                    record_id: r.event_id.to_string(),
+                    sent_at: timestamp(r.sent_at),
+                    gift_id: r.gift_id,
+                    gift_name: r.gift_name,
+                    points: r.points,
+                    gift_count: r.gift_count,
+                    score: r.score,
+                    account: r.presenter_id,
+                    nickname: r.presenter_nickname,
+                    streamer_account: r.streamer_id,
+                    agent_id: r.agent_id,
+                })
+                .collect(),
+            total: result.total,
+            total_gift_count: result.total_gift_count,
+            total_score: result.total_score,
+            page,
+            pagelimit: page_limit,
+            total_pages: (result.total + page_limit - 1) / page_limit,
+        })))
+    }
+}

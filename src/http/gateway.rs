@@ -1,0 +1,762 @@
+//! The client gateway (seeds/gateway-chat.md "Client Gateway"): `POST /api/action/{actionName}`
+//! with `{"query": "<JSON text>", "Authorization": "<member token>"}`. Each action has its own
+//! route so the spec documents its `query` and answer; any other name is 404 `UNKNOWN_ACTION`.
+//!
+//! The member token may also sit inside `query` (the seed's `sendGift` example). No API key: front
+//! ends call these routes as members. A `query` that is not a JSON object, or misses or mistypes a
+//! field, is 400 `VALIDATION_ERROR` naming the field (`query.giftID is required`), and nothing is
+//! published. Writes answer after JetStream's ack, with `X-Event-Sequence`.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use time::OffsetDateTime;
+
+use super::action_query::ActionQuery;
+use super::api_error::ApiError;
+use super::envelope::{Envelope, timestamp};
+use super::field::Checked;
+use super::{ApiTags, AppState};
+use crate::domain::member::{MemberId, Role, chatroom_name};
+use crate::domain::room::{self, MAX_ANNOUNCEMENT_CHARS, MAX_TITLE_CHARS};
+use crate::event_store::NewEvent;
+use crate::events::{Event, GiftSent, MemberLoggedIn, MemberProfile, RoomInfoSet};
+use crate::member_auth::MemberClaims;
+use crate::read_models::rooms::{self as room_queries, RoomRow};
+use crate::{gift_catalog, members, room_service};
+
+/// Body of every action.
+#[derive(Object, Debug)]
+pub struct ActionRequest {
+    /// The action's parameters: the **text** of a JSON object (see each action), e.g.
+    /// `"{\"giftID\":1,\"giftCount\":1}"`.
+    pub query: Checked<String>,
+    /// The member token from `loginAction` / `loginStreamer` (bare or `Bearer <token>`); may also
+    /// be given inside `query` as `Authorization`.
+    #[oai(rename = "Authorization")]
+    pub authorization: Option<String>,
+}
+
+/// A member's public profile.
+#[derive(Object, Debug, Clone)]
+#[oai(rename_all = "camelCase")]
+pub struct MemberView {
+    /// `account@agent.masterAgent`.
+    #[oai(rename = "memberID")]
+    pub member_id: String,
+    /// `member` or `streamer`.
+    pub role: String,
+    pub nickname: String,
+    pub avatar: String,
+    pub vip: String,
+    pub equipment_bar: String,
+    #[oai(rename = "accountID")]
+    pub account_id: String,
+}
+
+impl From<MemberProfile> for MemberView {
+    fn from(p: MemberProfile) -> Self {
+        Self {
+            member_id: p.member_id,
+            role: p.role.as_str().to_owned(),
+            nickname: p.nickname,
+            avatar: p.avatar,
+            vip: p.vip,
+            equipment_bar: p.equipment_bar,
+            account_id: p.account_id,
+        }
+    }
+}
+
+/// Answer of `loginAction` and `loginStreamer`.
+#[derive(Object, Debug)]
+pub struct LoginAnswer {
+    /// The member token: send it as `Authorization` with later actions and to the chat's `verify`.
+    #[oai(rename = "Authorization")]
+    pub authorization: String,
+    /// When it expires (RFC 3339, UTC); log in again after.
+    #[oai(rename = "expiresAt")]
+    pub expires_at: String,
+    pub member: MemberView,
+}
+
+/// One entry of a gift ranking.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct RankingItem {
+    pub member_id: String,
+    pub nick_name: String,
+    /// 1-based.
+    pub rank: u32,
+    /// Points × count of every gift in the ranking's scope.
+    pub score: i64,
+}
+
+/// A room (`getRoomInfo`, and each entry of `getRankingRoomList`).
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct RoomInfo {
+    /// The streamer's member id.
+    #[oai(rename = "streamerID")]
+    pub streamer_id: String,
+    #[oai(rename = "agentID")]
+    pub agent_id: String,
+    /// The chat room: `chatroomSystem-chatroom-{agentID}-{streamerID}`.
+    pub room: String,
+    pub nickname: String,
+    pub avatar: String,
+    pub title: String,
+    pub announcement: String,
+    /// Cover image URL (empty: none).
+    pub cover: String,
+    /// Whether the streamer is live (`startStream` / `endStream`).
+    pub is_live: bool,
+    /// When the live session started (RFC 3339, UTC), while live.
+    pub live_since: Option<String>,
+    /// Members and guests present in the room's chat.
+    pub viewer_count: i32,
+    /// src/domain/popularity.rs: `10 × viewers + gift points + 2 × chat messages` over 5 minutes.
+    pub popularity: i64,
+    pub followers: i64,
+    /// Whether the caller follows this streamer (only when an `Authorization` was given).
+    pub is_following: Option<bool>,
+    /// The live session's top 10 givers (`getRoomInfo` only; empty in lists).
+    pub gift_ranking: Vec<RankingItem>,
+}
+
+/// Answer of `getRankingRoomList`.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct RoomList {
+    /// Live rooms, most popular first.
+    pub list: Vec<RoomInfo>,
+    /// Live rooms in all.
+    pub total: i64,
+    pub page: i64,
+    pub page_limit: i64,
+}
+
+/// Answer of `setRoomInfo`: the room's info as it is now.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct RoomInfoAnswer {
+    #[oai(rename = "streamerID")]
+    pub streamer_id: String,
+    pub title: String,
+    pub announcement: String,
+    pub cover: String,
+}
+
+/// Answer of `follow` and `unfollow`.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct FollowAnswer {
+    #[oai(rename = "streamerID")]
+    pub streamer_id: String,
+    #[oai(rename = "memberID")]
+    pub member_id: String,
+    /// Whether the member follows the streamer now.
+    pub following: bool,
+}
+
+/// Answer of `startStream` and `endStream`.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct StreamAnswer {
+    #[oai(rename = "streamerID")]
+    pub streamer_id: String,
+    /// `start` or `done` (the seed's `streamStatus`).
+    pub status: String,
+    /// The live session that started or ended.
+    #[oai(rename = "sessionID")]
+    pub session_id: String,
+}
+
+/// Answer of `sendGift`.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct GiftAnswer {
+    /// The gift record's id (the event id), as `getGiftRecord` lists it.
+    #[oai(rename = "recordID")]
+    pub record_id: String,
+    #[oai(rename = "giftID")]
+    pub gift_id: i64,
+    pub gift_name: String,
+    pub gift_count: u32,
+    /// Points per gift.
+    pub points: u32,
+    /// `points × giftCount`.
+    pub score: u64,
+    #[oai(rename = "memberID")]
+    pub member_id: String,
+    /// The streamer.
+    #[oai(rename = "gameID")]
+    pub game_id: String,
+    #[oai(rename = "agentID")]
+    pub agent_id: String,
+    /// RFC 3339, UTC.
+    pub sent_at: String,
+}
+
+macro_rules! write_response {
+    ($name:ident, $answer:ty, $doc:literal) => {
+        #[derive(ApiResponse)]
+        pub enum $name {
+            #[doc = $doc]
+            #[oai(status = 200)]
+            Ok(
+                Json<Envelope<$answer>>,
+                #[oai(header = "X-Event-Sequence")] u64,
+            ),
+        }
+    };
+}
+
+write_response!(
+    LoginResponse,
+    LoginAnswer,
+    "Logged in; `X-Event-Sequence` is the sequence of `member.logged_in`."
+);
+write_response!(
+    RoomInfoResponse,
+    RoomInfoAnswer,
+    "Stored; `X-Event-Sequence` is the sequence of `room.info_set`."
+);
+write_response!(
+    FollowResponse,
+    FollowAnswer,
+    "Stored; `X-Event-Sequence` is the sequence of `follow.followed` / `follow.unfollowed`."
+);
+write_response!(
+    StreamResponse,
+    StreamAnswer,
+    "Stored; `X-Event-Sequence` is the sequence of `broadcast.started` / `broadcast.ended`."
+);
+write_response!(
+    GiftResponse,
+    GiftAnswer,
+    "Sent; `X-Event-Sequence` is the sequence of `gift.sent`."
+);
+
+/// The parsed body: the query and the token wherever it was given.
+struct Action {
+    query: ActionQuery,
+    authorization: Option<String>,
+}
+
+impl Action {
+    fn parse(body: ActionRequest) -> Result<Self, ApiError> {
+        let query = ActionQuery::parse(&body.query.get("query")?)?;
+        let authorization = match body.authorization.filter(|a| !a.trim().is_empty()) {
+            Some(a) => Some(a),
+            None => query.optional_text("Authorization")?,
+        };
+        Ok(Self {
+            query,
+            authorization,
+        })
+    }
+
+    /// The caller's verified claims (401 `UNAUTHORIZED`, `TOKEN_INVALID`, `TOKEN_EXPIRED`).
+    fn member(&self, state: &AppState) -> Result<MemberClaims, ApiError> {
+        Ok(state.member_tokens.verify(self.authorization.as_deref())?)
+    }
+
+    /// The caller's claims, which must be a streamer's (403 `FORBIDDEN` otherwise).
+    fn streamer(&self, state: &AppState) -> Result<MemberClaims, ApiError> {
+        let claims = self.member(state)?;
+        if claims.role != Role::Streamer {
+            return Err(ApiError::forbidden("only a streamer may use this action"));
+        }
+        Ok(claims)
+    }
+}
+
+fn member_id(query: &ActionQuery, field: &'static str) -> Result<MemberId, ApiError> {
+    let raw = query.text(field)?;
+    MemberId::parse(&raw, field).map_err(|e| ApiError::validation(format!("query.{e}")))
+}
+
+/// A registered streamer, or 404 `STREAMER_NOT_FOUND`.
+async fn require_streamer(state: &AppState, id: &MemberId) -> Result<RoomRow, ApiError> {
+    room_queries::room(&state.db, id.as_str())
+        .await?
+        .ok_or_else(|| {
+            ApiError::coded(
+                404,
+                "STREAMER_NOT_FOUND",
+                format!("streamer {id} not found"),
+            )
+        })
+}
+
+fn room_info(row: RoomRow, is_following: Option<bool>, ranking: Vec<RankingItem>) -> RoomInfo {
+    let room = MemberId::parse(&row.streamer_id, "streamerID")
+        .map(|id| chatroom_name(id.agent_id(), &id))
+        .unwrap_or_default();
+    RoomInfo {
+        room,
+        streamer_id: row.streamer_id,
+        agent_id: row.agent_id,
+        nickname: row.nickname,
+        avatar: row.avatar,
+        title: row.title,
+        announcement: row.announcement,
+        cover: row.cover,
+        is_live: row.is_live,
+        live_since: row.live_since.map(timestamp),
+        viewer_count: row.viewers,
+        popularity: row.popularity,
+        followers: row.followers,
+        is_following,
+        gift_ranking: ranking,
+    }
+}
+
+/// Client actions.
+pub struct GatewayApi;
+
+#[OpenApi(prefix_path = "/api/action", tag = "ApiTags::Gateway")]
+impl GatewayApi {
+    /// loginAction: a member logs in
+    ///
+    /// `query`: `{"memberID": "account@agent.masterAgent", "password": "..."}`. Members only
+    /// (streamers use `loginStreamer`). Unknown member or wrong password: 401 `LOGIN_FAILED`.
+    #[oai(path = "/loginAction", method = "post", operation_id = "loginAction")]
+    async fn login_action(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: Json<ActionRequest>,
+    ) -> Result<LoginResponse, ApiError> {
+        login(&state, body.0, Role::Member).await
+    }
+
+    /// loginStreamer: a streamer logs in
+    ///
+    /// `query`: `{"memberID": "account@agent.masterAgent", "password": "..."}`. Streamers only.
+    /// Unknown streamer or wrong password: 401 `LOGIN_FAILED`.
+    #[oai(
+        path = "/loginStreamer",
+        method = "post",
+        operation_id = "loginStreamer"
+    )]
+    async fn login_streamer(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: Json<ActionRequest>,
+    ) -> Result<LoginResponse, ApiError> {
+        login(&state, body.0, Role::Streamer).await
+    }
+
+    /// getRoomInfo: a streamer's room
+    ///
+    /// `query`: `{"streamerID": "account@agent.masterAgent"}`. `Authorization` is optional; with
+    /// it, `isFollowing` tells whether the caller follows the streamer. Unknown streamer: 404
+    /// `STREAMER_NOT_FOUND`.
+    #[oai(path = "/getRoomInfo", method = "post", operation_id = "getRoomInfo")]
+    async fn get_room_info(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: Json<ActionRequest>,
+    ) -> Result<Json<Envelope<RoomInfo>>, ApiError> {
+        let action = Action::parse(body.0)?;
+        let streamer = member_id(&action.query, "streamerID")?;
+        let caller = match &action.authorization {
+            Some(_) => Some(action.member(&state)?),
+            None => None,
+        };
+        let row = require_streamer(&state, &streamer).await?;
+        let is_following = match caller {
+            Some(c) => {
+                Some(room_queries::is_following(&state.db, &c.sub, streamer.as_str()).await?)
+            }
+            None => None,
+        };
+        let ranking = room_queries::ranking(&state.db, streamer.as_str(), "session", 10)
+            .await?
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| RankingItem {
+                member_id: r.member_id,
+                nick_name: r.nickname,
+                rank: i as u32 + 1,
+                score: r.score,
+            })
+            .collect();
+        Ok(Json(Envelope::ok(room_info(row, is_following, ranking))))
+    }
+
+    /// setRoomInfo: the streamer sets their room's title, announcement or cover
+    ///
+    /// `query`: `{"title"?: "...", "announcement"?: "...", "cover"?: "https://..."}` (at least one;
+    /// absent fields keep their value). Streamer `Authorization` required; the room is the
+    /// token's streamer (a `streamerID` naming another room is 403 `FORBIDDEN`). Limits: title 100
+    /// characters, announcement 1000, cover an http(s) URL.
+    #[oai(path = "/setRoomInfo", method = "post", operation_id = "setRoomInfo")]
+    async fn set_room_info(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: Json<ActionRequest>,
+    ) -> Result<RoomInfoResponse, ApiError> {
+        let action = Action::parse(body.0)?;
+        let claims = action.streamer(&state)?;
+        if let Some(other) = action.query.optional_text("streamerID")?
+            && other != claims.sub
+        {
+            return Err(ApiError::forbidden(
+                "a streamer may only set their own room's info",
+            ));
+        }
+        let title = action.query.optional_text("title")?;
+        let announcement = action.query.optional_text("announcement")?;
+        let cover = action.query.optional_text("cover")?;
+        if title.is_none() && announcement.is_none() && cover.is_none() {
+            return Err(ApiError::validation(
+                "query must set at least one of title, announcement, cover",
+            ));
+        }
+        let streamer = MemberId::parse(&claims.sub, "streamerID")?;
+        let current = require_streamer(&state, &streamer).await?;
+        let event = RoomInfoSet {
+            streamer: claims.sub.clone(),
+            title: title.unwrap_or(current.title),
+            announcement: announcement.unwrap_or(current.announcement),
+            cover: cover.unwrap_or(current.cover),
+        };
+        room::check_text(&event.title, "query.title", MAX_TITLE_CHARS)?;
+        room::check_text(
+            &event.announcement,
+            "query.announcement",
+            MAX_ANNOUNCEMENT_CHARS,
+        )?;
+        room::check_cover(&event.cover)?;
+        let published = state
+            .store
+            .publish(NewEvent::new(
+                OffsetDateTime::now_utc(),
+                Event::RoomInfoSet(event.clone()),
+            ))
+            .await?;
+        Ok(RoomInfoResponse::Ok(
+            Json(Envelope::ok(RoomInfoAnswer {
+                streamer_id: event.streamer,
+                title: event.title,
+                announcement: event.announcement,
+                cover: event.cover,
+            })),
+            published.sequence,
+        ))
+    }
+
+    /// getRankingRoomList: live rooms, most popular first
+    ///
+    /// `query`: `{"page"?: 1, "pageLimit"?: 20}` (page from 1; pageLimit 1 to 100, default 20).
+    /// No `Authorization` needed.
+    #[oai(
+        path = "/getRankingRoomList",
+        method = "post",
+        operation_id = "getRankingRoomList"
+    )]
+    async fn get_ranking_room_list(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: Json<ActionRequest>,
+    ) -> Result<Json<Envelope<RoomList>>, ApiError> {
+        let action = Action::parse(body.0)?;
+        let page = action.query.optional_integer("page")?.unwrap_or(1);
+        let page_limit = match action.query.optional_integer("pageLimit")? {
+            Some(n) => n,
+            None => action.query.optional_integer("pagelimit")?.unwrap_or(20),
+        };
+        if page < 1 {
+            return Err(ApiError::validation("query.page must be at least 1"));
+        }
+        if !(1..=100).contains(&page_limit) {
+            return Err(ApiError::validation(
+                "query.pageLimit must be between 1 and 100",
+            ));
+        }
+        let (rows, total) =
+            room_queries::live_rooms(&state.db, (page - 1).saturating_mul(page_limit), page_limit)
+                .await?;
+        Ok(Json(Envelope::ok(RoomList {
+            list: rows
+                .into_iter()
+                .map(|r| room_info(r, None, Vec::new()))
+                .collect(),
+            total,
+            page,
+            page_limit,
+        })))
+    }
+
+    /// follow: the member follows a streamer
+    ///
+    /// `query`: `{"streamerID": "account@agent.masterAgent"}`. `Authorization` required. Already
+    /// following: 409 `ALREADY_FOLLOWING`; following oneself: 400. The streamer's room gets a
+    /// `follow` chat message.
+    #[oai(path = "/follow", method = "post", operation_id = "follow")]
+    async fn follow(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: Json<ActionRequest>,
+    ) -> Result<FollowResponse, ApiError> {
+        set_following(&state, body.0, true).await
+    }
+
+    /// unfollow: the member stops following a streamer
+    ///
+    /// `query`: `{"streamerID": "account@agent.masterAgent"}`. `Authorization` required. Not
+    /// following: 409 `NOT_FOLLOWING`.
+    #[oai(path = "/unfollow", method = "post", operation_id = "unfollow")]
+    async fn unfollow(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: Json<ActionRequest>,
+    ) -> Result<FollowResponse, ApiError> {
+        set_following(&state, body.0, false).await
+    }
+
+    /// startStream: the streamer goes live
+    ///
+    /// `query`: `{}`. Streamer `Authorization` required. Starts a live session (the session gift
+    /// ranking starts empty); the room gets `streamStatus` `start`, every follower `sub` `start`.
+    /// Already live: 409 `ALREADY_LIVE`.
+    #[oai(path = "/startStream", method = "post", operation_id = "startStream")]
+    async fn start_stream(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: Json<ActionRequest>,
+    ) -> Result<StreamResponse, ApiError> {
+        let action = Action::parse(body.0)?;
+        let claims = action.streamer(&state)?;
+        let (published, session) =
+            room_service::start_stream(&state.store, &claims.sub, OffsetDateTime::now_utc())
+                .await?;
+        Ok(StreamResponse::Ok(
+            Json(Envelope::ok(StreamAnswer {
+                streamer_id: claims.sub,
+                status: "start".into(),
+                session_id: session.to_string(),
+            })),
+            published.sequence,
+        ))
+    }
+
+    /// endStream: the streamer ends the live session
+    ///
+    /// `query`: `{}`. Streamer `Authorization` required. The room gets `streamStatus` `done`, every
+    /// follower `sub` `done`. Not live: 409 `NOT_LIVE`.
+    #[oai(path = "/endStream", method = "post", operation_id = "endStream")]
+    async fn end_stream(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: Json<ActionRequest>,
+    ) -> Result<StreamResponse, ApiError> {
+        let action = Action::parse(body.0)?;
+        let claims = action.streamer(&state)?;
+        let (published, session) =
+            room_service::end_stream(&state.store, &claims.sub, OffsetDateTime::now_utc()).await?;
+        Ok(StreamResponse::Ok(
+            Json(Envelope::ok(StreamAnswer {
+                streamer_id: claims.sub,
+                status: "done".into(),
+                session_id: session.to_string(),
+            })),
+            published.sequence,
+        ))
+    }
+
+    /// sendGift: a member sends gifts to a streamer
+    ///
+    /// `query` (seeds/gateway-chat.md): `{"giftID": 1, "giftCount": 1, "memberID":
+    /// "member@agent.masterAgent", "gameID": "streamer@agent.masterAgent", "agentID":
+    /// "agent.masterAgent", "Authorization"?: "..."}`. `memberID` must be the token's member (403
+    /// `FORBIDDEN` otherwise); `giftCount` 1 to 9999; `agentID` the streamer's agent; the gift must
+    /// exist and be enabled (404 `GIFT_NOT_FOUND`); the streamer must exist (404
+    /// `STREAMER_NOT_FOUND`). The room gets `gift` and `giftRank` chat messages.
+    #[oai(path = "/sendGift", method = "post", operation_id = "sendGift")]
+    async fn send_gift(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: Json<ActionRequest>,
+    ) -> Result<GiftResponse, ApiError> {
+        let action = Action::parse(body.0)?;
+        let q = &action.query;
+        let gift_id = q.integer("giftID")?;
+        let count = room::check_gift_count(q.integer("giftCount")?)
+            .map_err(|e| ApiError::validation(format!("query.{e}")))?;
+        let presenter = member_id(q, "memberID")?;
+        let streamer = member_id(q, "gameID")?;
+        let agent_id = q.text("agentID")?;
+        let claims = action.member(&state)?;
+        if claims.sub != presenter.as_str() {
+            return Err(ApiError::forbidden(
+                "memberID differs from the member of the Authorization token",
+            ));
+        }
+        if presenter == streamer {
+            return Err(ApiError::validation(
+                "query.gameID: a member cannot send gifts to themselves",
+            ));
+        }
+        if agent_id != streamer.agent_id().as_str() {
+            return Err(ApiError::validation(format!(
+                "query.agentID must be the streamer's agent {}, got {agent_id:?}",
+                streamer.agent_id()
+            )));
+        }
+        require_streamer(&state, &streamer).await?;
+        let gift = gift_catalog::get(&state.db, gift_id)
+            .await?
+            .filter(|g| g.enabled)
+            .ok_or_else(|| {
+                ApiError::coded(404, "GIFT_NOT_FOUND", format!("gift {gift_id} not found"))
+            })?;
+        let sender = members::find(&state.db, presenter.as_str())
+            .await?
+            .ok_or_else(|| {
+                ApiError::coded(
+                    404,
+                    "MEMBER_NOT_FOUND",
+                    format!("member {presenter} not found"),
+                )
+            })?;
+        let (broadcast, _) = room_service::broadcast_state(&state.store, streamer.as_str()).await?;
+        let session_id = match broadcast {
+            room::BroadcastState::Live { session_id } => Some(session_id),
+            room::BroadcastState::Offline => None,
+        };
+        let now = OffsetDateTime::now_utc();
+        let points = gift.points as u32;
+        let event = GiftSent {
+            gift_id,
+            gift_name: gift.name.clone(),
+            anime_url: gift.anime_url.clone(),
+            points,
+            count,
+            presenter: presenter.to_string(),
+            presenter_nickname: sender.nickname,
+            recipient: streamer.to_string(),
+            agent_id: agent_id.clone(),
+            session_id,
+        };
+        let published = state
+            .store
+            .publish(NewEvent::new(now, Event::GiftSent(event)))
+            .await?;
+        Ok(GiftResponse::Ok(
+            Json(Envelope::ok(GiftAnswer {
+                record_id: published.id.to_string(),
+                gift_id,
+                gift_name: gift.name,
+                gift_count: count,
+                points,
+                score: u64::from(points) * u64::from(count),
+                member_id: presenter.to_string(),
+                game_id: streamer.to_string(),
+                agent_id,
+                sent_at: timestamp(now),
+            })),
+            published.sequence,
+        ))
+    }
+
+    /// Any other action name: 404 `UNKNOWN_ACTION`
+    #[oai(
+        path = "/:action_name",
+        method = "post",
+        operation_id = "unknownAction"
+    )]
+    async fn unknown_action(
+        &self,
+        action_name: Path<String>,
+    ) -> Result<Json<Envelope<RoomInfoAnswer>>, ApiError> {
+        Err(ApiError::coded(
+            404,
+            "UNKNOWN_ACTION",
+            format!(
+                "unknown action {:?}; actions: loginAction, loginStreamer, getRoomInfo, \
+                 setRoomInfo, getRankingRoomList, follow, unfollow, startStream, endStream, sendGift",
+                action_name.0
+            ),
+        ))
+    }
+}
+
+async fn login(
+    state: &AppState,
+    body: ActionRequest,
+    role: Role,
+) -> Result<LoginResponse, ApiError> {
+    let action = Action::parse(body)?;
+    let id = member_id(&action.query, "memberID")?;
+    let password = action.query.text("password")?;
+    let failed = || ApiError::coded(401, "LOGIN_FAILED", "wrong memberID or password");
+    let record = members::find(&state.db, id.as_str()).await?;
+    let Some(record) = record else {
+        // Spend the same time as a real check, so timing does not tell which members exist.
+        let _ = members::verify_password(state.dummy_password_hash.clone(), password).await;
+        return Err(failed());
+    };
+    if !members::verify_password(record.password_hash.clone(), password).await {
+        return Err(failed());
+    }
+    if record.role() != role {
+        return Err(ApiError::forbidden(match role {
+            Role::Member => "this account is a streamer: log in with loginStreamer",
+            Role::Streamer => "this account is not a streamer: log in with loginAction",
+        }));
+    }
+    let now = OffsetDateTime::now_utc();
+    let issued = state.member_tokens.issue(id.as_str(), role, now);
+    let published = state
+        .store
+        .publish(NewEvent::new(
+            now,
+            Event::MemberLoggedIn(MemberLoggedIn {
+                member_id: id.to_string(),
+                role,
+                token_id: issued.claims.jti,
+            }),
+        ))
+        .await?;
+    Ok(LoginResponse::Ok(
+        Json(Envelope::ok(LoginAnswer {
+            authorization: issued.token,
+            expires_at: timestamp(issued.expires_at),
+            member: record.profile().into(),
+        })),
+        published.sequence,
+    ))
+}
+
+async fn set_following(
+    state: &AppState,
+    body: ActionRequest,
+    follow: bool,
+) -> Result<FollowResponse, ApiError> {
+    let action = Action::parse(body)?;
+    let streamer = member_id(&action.query, "streamerID")?;
+    let claims = action.member(state)?;
+    require_streamer(state, &streamer).await?;
+    let published = room_service::set_following(
+        &state.store,
+        &claims.sub,
+        streamer.as_str(),
+        follow,
+        OffsetDateTime::now_utc(),
+    )
+    .await?;
+    Ok(FollowResponse::Ok(
+        Json(Envelope::ok(FollowAnswer {
+            streamer_id: streamer.to_string(),
+            member_id: claims.sub,
+            following: follow,
+        })),
+        published.sequence,
+    ))
+}

@@ -1,0 +1,182 @@
+//! Member `Authorization` tokens (seeds/gateway-chat.md: `loginAction` / `loginStreamer` return
+//! one; `sendGift`, `setRoomInfo`, the chat's `verify` ... take it).
+//!
+//! A token is a JWT signed with HMAC-SHA256 (the `jsonwebtoken` crate). Claims: `sub` (member id),
+//! `role` (`member` or `streamer`), `iat` and `exp` (Unix seconds, UTC), `jti` (UUID), `iss`
+//! (`onair`). The secret is generated once and kept in Postgres (`auth_secrets`), so every instance
+//! accepts the tokens of every other; `ONAIR_MEMBER_TOKEN_SECRET` may set it instead.
+//! Expiry is exact (no leeway). Clients may send the token bare or as `Bearer <token>`.
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::domain::member::Role;
+
+const ISSUER: &str = "onair";
+
+/// The claims of a member token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberClaims {
+    /// The member id, `account@agent.masterAgent`.
+    pub sub: String,
+    pub role: Role,
+    /// Issued at, Unix seconds.
+    pub iat: i64,
+    /// Expires at, Unix seconds.
+    pub exp: i64,
+    pub jti: Uuid,
+    pub iss: String,
+}
+
+/// Why a token was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("Authorization is required")]
+    Missing,
+    #[error("the Authorization token is not valid")]
+    Invalid,
+    #[error("the Authorization token has expired; log in again")]
+    Expired,
+}
+
+/// A freshly issued token.
+#[derive(Clone, Debug)]
+pub struct IssuedToken {
+    pub token: String,
+    pub claims: MemberClaims,
+    pub expires_at: OffsetDateTime,
+}
+
+/// Issues and checks member tokens; cheap to clone.
+#[derive(Clone)]
+pub struct MemberTokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    ttl_seconds: i64,
+}
+
+impl MemberTokens {
+    /// Tokens signed with `secret`, valid for `ttl_seconds`.
+    pub fn new(secret: &[u8], ttl_seconds: u64) -> Self {
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            ttl_seconds: i64::try_from(ttl_seconds).unwrap_or(i64::MAX / 2),
+        }
+    }
+
+    /// A token for `member_id` with `role`, issued at `now`.
+    pub fn issue(&self, member_id: &str, role: Role, now: OffsetDateTime) -> IssuedToken {
+        let iat = now.unix_timestamp();
+        let claims = MemberClaims {
+            sub: member_id.to_owned(),
+            role,
+            iat,
+            exp: iat + self.ttl_seconds,
+            jti: Uuid::now_v7(),
+            iss: ISSUER.to_owned(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HMAC signing of plain claims cannot fail");
+        IssuedToken {
+            expires_at: OffsetDateTime::from_unix_timestamp(claims.exp)
+                .unwrap_or(OffsetDateTime::now_utc()),
+            token,
+            claims,
+        }
+    }
+
+    /// Checks a token (bare or `Bearer <token>`) and returns its claims.
+    pub fn verify(&self, raw: Option<&str>) -> Result<MemberClaims, TokenError> {
+        let raw = raw.map(str::trim).filter(|t| !t.is_empty());
+        let Some(raw) = raw else {
+            return Err(TokenError::Missing);
+        };
+        let token = raw
+            .strip_prefix("Bearer ")
+            .or_else(|| raw.strip_prefix("bearer "))
+            .unwrap_or(raw)
+            .trim();
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "sub", "iss"]);
+        jsonwebtoken::decode::<MemberClaims>(token, &self.decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            })
+    }
+}
+
+/// The token secret: `configured` when given, else the one in Postgres, created on first use
+/// (64 random bytes; concurrent first starts agree on one).
+pub async fn load_or_create_secret(
+    db: &PgPool,
+    configured: Option<&str>,
+) -> Result<Vec<u8>, sqlx::Error> {
+    if let Some(secret) = configured.filter(|s| !s.is_empty()) {
+        return Ok(secret.as_bytes().to_vec());
+    }
+    let mut fresh = vec![0u8; 64];
+    rand::rng().fill_bytes(&mut fresh);
+    sqlx::query(
+        "INSERT INTO auth_secrets (name, secret) VALUES ('member-token', $1)
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(&fresh)
+    .execute(db)
+    .await?;
+    let (secret,): (Vec<u8>,) =
+        sqlx::query_as("SELECT secret FROM auth_secrets WHERE name = 'member-token'")
+            .fetch_one(db)
+            .await?;
+    Ok(secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::Duration;
+
+    #[test]
+    fn a_token_verifies_until_it_expires() {
+        let tokens = MemberTokens::new(b"secret", 60);
+        let now = OffsetDateTime::now_utc();
+        let issued = tokens.issue("ben@mabu.mabumaster", Role::Member, now);
+        let claims = tokens.verify(Some(&issued.token)).unwrap();
+        assert_eq!(claims.sub, "ben@mabu.mabumaster");
+        assert_eq!(claims.role, Role::Member);
+        assert_eq!(
+            tokens.verify(Some(&format!("Bearer {}", issued.token))),
+            Ok(claims)
+        );
+        let old = tokens.issue(
+            "ben@mabu.mabumaster",
+            Role::Member,
+            now - Duration::hours(1),
+        );
+        assert_eq!(tokens.verify(Some(&old.token)), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn foreign_tampered_and_missing_tokens_are_refused() {
+        let tokens = MemberTokens::new(b"secret", 60);
+        let other = MemberTokens::new(b"another", 60);
+        let now = OffsetDateTime::now_utc();
+        let foreign = other.issue("ben@mabu.mabumaster", Role::Streamer, now);
+        assert_eq!(
+            tokens.verify(Some(&foreign.token)),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(tokens.verify(Some("abc.def.ghi")), Err(TokenError::Invalid));
+        assert_eq!(tokens.verify(None), Err(TokenError::Missing));
+        assert_eq!(tokens.verify(Some("  ")), Err(TokenError::Missing));
+    }
+}

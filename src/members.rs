@@ -1,0 +1,336 @@
+//! Member records: members and streamers, with their profile and password hash (issue 4 §1).
+//!
+//! Members are operator records in Postgres (table `members`): they hold a password hash, which
+//! must never reach the event stream. Every change is also published as an event carrying the
+//! profile only (`onair.member.registered.v1`, `onair.member.edited.v1`): the row is written in a
+//! transaction that commits only after JetStream acknowledged the event, so a member the stream
+//! does not know is never created.
+//!
+//! Passwords are hashed with Argon2id (the `argon2` crate, its default parameters: 19 MiB, 2
+//! passes), in a blocking task so a login never stalls the async runtime.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use rand::RngCore;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+
+use crate::domain::member::{MemberId, Role};
+use crate::event_store::{EventStore, EventStoreError, NewEvent};
+use crate::events::{Event, MemberEdited, MemberProfile, MemberRegistered};
+
+/// Shortest accepted password, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// Longest accepted password, in characters (Argon2 accepts more; this bounds the work per login).
+pub const MAX_PASSWORD_CHARS: usize = 128;
+/// Longest nickname, in characters.
+pub const MAX_NICKNAME_CHARS: usize = 50;
+/// Longest avatar URL, in characters.
+pub const MAX_AVATAR_CHARS: usize = 2048;
+/// Longest `vip`, `equipmentBar` or `accountID`, in characters.
+pub const MAX_SHORT_FIELD_CHARS: usize = 256;
+
+/// A member as stored.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct MemberRecord {
+    pub member_id: String,
+    pub role: String,
+    pub password_hash: String,
+    pub nickname: String,
+    pub avatar: String,
+    pub vip: String,
+    pub equipment_bar: String,
+    pub account_id: String,
+}
+
+impl MemberRecord {
+    pub fn role(&self) -> Role {
+        self.role.parse().unwrap_or(Role::Member)
+    }
+
+    /// The public profile (no password hash).
+    pub fn profile(&self) -> MemberProfile {
+        MemberProfile {
+            member_id: self.member_id.clone(),
+            role: self.role(),
+            nickname: self.nickname.clone(),
+            avatar: self.avatar.clone(),
+            vip: self.vip.clone(),
+            equipment_bar: self.equipment_bar.clone(),
+            account_id: self.account_id.clone(),
+        }
+    }
+}
+
+/// A member to register. `account_id` defaults to the account part of the member id.
+#[derive(Clone, Debug)]
+pub struct NewMember {
+    pub member_id: MemberId,
+    pub role: Role,
+    pub password: String,
+    pub nickname: String,
+    pub avatar: String,
+    pub vip: String,
+    pub equipment_bar: String,
+    pub account_id: Option<String>,
+}
+
+/// Changes to a member (`EditMember`): `None` keeps a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct MemberEdit {
+    pub role: Option<Role>,
+    pub password: Option<String>,
+    pub nickname: Option<String>,
+    pub avatar: Option<String>,
+    pub vip: Option<String>,
+    pub equipment_bar: Option<String>,
+    pub account_id: Option<String>,
+}
+
+/// Why a member could not be registered or edited; nothing was stored or published.
+#[derive(Debug, thiserror::Error)]
+pub enum MemberError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("member {0} already exists")]
+    Exists(String),
+    #[error("member {0} not found")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] EventStoreError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+fn check_field(value: &str, field: &str, max: usize, required: bool) -> Result<(), MemberError> {
+    if required && value.trim().is_empty() {
+        return Err(MemberError::Invalid(format!(
+            "{field} is required and must not be empty"
+        )));
+    }
+    if value.chars().count() > max {
+        return Err(MemberError::Invalid(format!(
+            "{field} must be at most {max} characters"
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(MemberError::Invalid(format!(
+            "{field} must not contain control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a new password's length.
+pub fn check_password(password: &str) -> Result<(), MemberError> {
+    let n = password.chars().count();
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&n) {
+        return Err(MemberError::Invalid(format!(
+            "password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+fn check_profile(p: &MemberProfile) -> Result<(), MemberError> {
+    check_field(&p.nickname, "nickname", MAX_NICKNAME_CHARS, true)?;
+    check_field(&p.avatar, "avatar", MAX_AVATAR_CHARS, false)?;
+    check_field(&p.vip, "vip", MAX_SHORT_FIELD_CHARS, false)?;
+    check_field(
+        &p.equipment_bar,
+        "equipmentBar",
+        MAX_SHORT_FIELD_CHARS,
+        false,
+    )?;
+    check_field(&p.account_id, "accountID", MAX_SHORT_FIELD_CHARS, true)?;
+    Ok(())
+}
+
+/// Hashes a password with Argon2id and a random salt (PHC string).
+pub async fn hash_password(password: String) -> Result<String, MemberError> {
+    tokio::task::spawn_blocking(move || {
+        let mut salt = [0u8; 16];
+        rand::rng().fill_bytes(&mut salt);
+        let salt = SaltString::encode_b64(&salt).map_err(|e| MemberError::Hash(e.to_string()))?;
+        argon2::Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| MemberError::Hash(e.to_string()))
+    })
+    .await
+    .map_err(|e| MemberError::Hash(e.to_string()))?
+}
+
+/// Whether `password` matches the stored PHC hash (false for a malformed hash).
+pub async fn verify_password(hash: String, password: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .map(|parsed| {
+                argon2::Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// A member by id, if registered.
+pub async fn find(db: &PgPool, member_id: &str) -> Result<Option<MemberRecord>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT member_id, role, password_hash, nickname, avatar, vip, equipment_bar, account_id
+         FROM members WHERE member_id = $1",
+    )
+    .bind(member_id)
+    .fetch_optional(db)
+    .await
+}
+
+/// Registers a member and publishes `onair.member.registered.v1`.
+pub async fn register(
+    db: &PgPool,
+    store: &EventStore,
+    new: NewMember,
+    now: OffsetDateTime,
+) -> Result<MemberProfile, MemberError> {
+    check_password(&new.password)?;
+    let profile = MemberProfile {
+        member_id: new.member_id.to_string(),
+        role: new.role,
+        nickname: new.nickname,
+        avatar: new.avatar,
+        vip: new.vip,
+        equipment_bar: new.equipment_bar,
+        account_id: new
+            .account_id
+            .unwrap_or_else(|| new.member_id.account().to_owned()),
+    };
+    check_profile(&profile)?;
+    let hash = hash_password(new.password).await?;
+    let mut tx = db.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO members (member_id, account, agent_id, role, password_hash, nickname, avatar,
+                              vip, equipment_bar, account_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (member_id) DO NOTHING",
+    )
+    .bind(&profile.member_id)
+    .bind(new.member_id.account())
+    .bind(new.member_id.agent_id().as_str())
+    .bind(profile.role.as_str())
+    .bind(&hash)
+    .bind(&profile.nickname)
+    .bind(&profile.avatar)
+    .bind(&profile.vip)
+    .bind(&profile.equipment_bar)
+    .bind(&profile.account_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(MemberError::Exists(profile.member_id));
+    }
+    store
+        .publish(NewEvent::new(
+            now,
+            Event::MemberRegistered(MemberRegistered {
+                profile: profile.clone(),
+            }),
+        ))
+        .await?;
+    tx.commit().await?;
+    Ok(profile)
+}
+
+/// Edits a member (`EditMember`) and publishes `onair.member.edited.v1` with the new profile.
+pub async fn edit(
+    db: &PgPool,
+    store: &EventStore,
+    member_id: &str,
+    edit: MemberEdit,
+    now: OffsetDateTime,
+) -> Result<MemberProfile, MemberError> {
+    if let Some(password) = &edit.password {
+        check_password(password)?;
+    }
+    let new_hash = match edit.password.clone() {
+        Some(password) => Some(hash_password(password).await?),
+        None => None,
+    };
+    let mut tx = db.begin().await?;
+    let current: Option<MemberRecord> = sqlx::query_as(
+        "SELECT member_id, role, password_hash, nickname, avatar, vip, equipment_bar, account_id
+         FROM members WHERE member_id = $1 FOR UPDATE",
+    )
+    .bind(member_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(current) = current else {
+        return Err(MemberError::NotFound(member_id.to_owned()));
+    };
+    let mut profile = current.profile();
+    if let Some(role) = edit.role {
+        profile.role = role;
+    }
+    for (target, value) in [
+        (&mut profile.nickname, edit.nickname),
+        (&mut profile.avatar, edit.avatar),
+        (&mut profile.vip, edit.vip),
+        (&mut profile.equipment_bar, edit.equipment_bar),
+        (&mut profile.account_id, edit.account_id),
+    ] {
+        if let Some(value) = value {
+            *target = value;
+        }
+    }
+    check_profile(&profile)?;
+    sqlx::query(
+        "UPDATE members SET role = $2, password_hash = COALESCE($3, password_hash), nickname = $4,
+                avatar = $5, vip = $6, equipment_bar = $7, account_id = $8, updated_at = now()
+         WHERE member_id = $1",
+    )
+    .bind(member_id)
+    .bind(profile.role.as_str())
+    .bind(&new_hash)
+    .bind(&profile.nickname)
+    .bind(&profile.avatar)
+    .bind(&profile.vip)
+    .bind(&profile.equipment_bar)
+    .bind(&profile.account_id)
+    .execute(&mut *tx)
+    .await?;
+    store
+        .publish(NewEvent::new(
+            now,
+            Event::MemberEdited(MemberEdited {
+                profile: profile.clone(),
+                password_changed: new_hash.is_some(),
+            }),
+        ))
+        .await?;
+    tx.commit().await?;
+    Ok(profile)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_password_verifies_against_its_hash_and_nothing_else() {
+        let hash = hash_password("correct horse".into()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(verify_password(hash.clone(), "correct horse".into()).await);
+        assert!(!verify_password(hash, "Correct horse".into()).await);
+        assert!(!verify_password("not a hash".into(), "x".into()).await);
+    }
+
+    #[test]
+    fn passwords_have_a_length_range() {
+        assert!(check_password("1234567").is_err());
+        assert!(check_password("12345678").is_ok());
+        assert!(check_password(&"x".repeat(129)).is_err());
+    }
+}

@@ -1,0 +1,181 @@
+//! Projection `rooms` -> table `rm_rooms`: each streamer's room info, live status and popularity
+//! (seeds/gateway-chat.md `getRoomInfo`, `getRankingRoomList`). Derives the chat notices
+//! `streamStatus` (to the room), `sub` (to the followers) and `popularity` (to the room).
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use sqlx::PgConnection;
+
+use super::{Notices, Projection};
+use crate::domain::member::{MemberId, chatroom_name};
+use crate::event_store::NewEvent;
+use crate::events::notice::StreamStatus;
+use crate::events::{
+    BROADCAST_SUBJECT_FILTER, ChatNotice, Event, EventEnvelope, FollowerNoticePublished,
+    POPULARITY_SUBJECT_FILTER, ROOM_SUBJECT_FILTER, RoomNoticePublished,
+};
+
+#[derive(Default)]
+pub struct RoomsProjection {
+    notices: Notices,
+}
+
+/// The chat room of a streamer, when the id is a valid member id (every id in the stream is).
+pub fn room_of(streamer: &str) -> Option<String> {
+    let id = MemberId::parse(streamer, "streamer").ok()?;
+    Some(chatroom_name(id.agent_id(), &id))
+}
+
+fn agent_of(streamer: &str) -> String {
+    MemberId::parse(streamer, "streamer")
+        .map(|id| id.agent_id().to_string())
+        .unwrap_or_default()
+}
+
+/// Ensures the streamer's row exists.
+async fn ensure_room(
+    tx: &mut PgConnection,
+    streamer: &str,
+    at: time::OffsetDateTime,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO rm_rooms (streamer_id, agent_id, updated_at) VALUES ($1, $2, $3)
+         ON CONFLICT (streamer_id) DO NOTHING",
+    )
+    .bind(streamer)
+    .bind(agent_of(streamer))
+    .bind(at)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+impl RoomsProjection {
+    fn stream_status(&self, source: &EventEnvelope, streamer: &str, status: StreamStatus) {
+        if let Some(room) = room_of(streamer) {
+            self.notices.push(
+                source,
+                "streamStatus",
+                Event::RoomNoticePublished(RoomNoticePublished {
+                    room,
+                    message: ChatNotice::StreamStatus {
+                        streamer: streamer.to_owned(),
+                        status,
+                    },
+                }),
+            );
+        }
+        self.notices.push(
+            source,
+            "sub",
+            Event::FollowerNoticePublished(FollowerNoticePublished {
+                streamer: streamer.to_owned(),
+                message: ChatNotice::Sub {
+                    streamer: streamer.to_owned(),
+                    status,
+                },
+            }),
+        );
+    }
+}
+
+impl Projection for RoomsProjection {
+    fn name(&self) -> &'static str {
+        "rooms"
+    }
+
+    fn subjects(&self) -> Vec<String> {
+        vec![
+            BROADCAST_SUBJECT_FILTER.to_owned(),
+            ROOM_SUBJECT_FILTER.to_owned(),
+            POPULARITY_SUBJECT_FILTER.to_owned(),
+        ]
+    }
+
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        envelope: &'a EventEnvelope,
+    ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+        async move {
+            let at = envelope.occurred_at;
+            match &envelope.event {
+                Event::RoomInfoSet(e) => {
+                    ensure_room(tx, &e.streamer, at).await?;
+                    sqlx::query(
+                        "UPDATE rm_rooms SET title = $2, announcement = $3, cover = $4,
+                             updated_at = $5
+                         WHERE streamer_id = $1",
+                    )
+                    .bind(&e.streamer)
+                    .bind(&e.title)
+                    .bind(&e.announcement)
+                    .bind(&e.cover)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Event::BroadcastStarted(e) => {
+                    ensure_room(tx, &e.streamer, at).await?;
+                    sqlx::query(
+                        "UPDATE rm_rooms SET is_live = true, session_id = $2, live_since = $3,
+                             updated_at = $3
+                         WHERE streamer_id = $1",
+                    )
+                    .bind(&e.streamer)
+                    .bind(e.session_id)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                    self.stream_status(envelope, &e.streamer, StreamStatus::Start);
+                }
+                Event::BroadcastEnded(e) => {
+                    ensure_room(tx, &e.streamer, at).await?;
+                    sqlx::query(
+                        "UPDATE rm_rooms SET is_live = false, session_id = NULL,
+                             live_since = NULL, updated_at = $2
+                         WHERE streamer_id = $1",
+                    )
+                    .bind(&e.streamer)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                    self.stream_status(envelope, &e.streamer, StreamStatus::Done);
+                }
+                Event::PopularityChanged(e) => {
+                    ensure_room(tx, &e.streamer, at).await?;
+                    sqlx::query(
+                        "UPDATE rm_rooms SET popularity = $2, viewers = $3, updated_at = $4
+                         WHERE streamer_id = $1",
+                    )
+                    .bind(&e.streamer)
+                    .bind(i64::try_from(e.value).unwrap_or(i64::MAX))
+                    .bind(i32::try_from(e.viewers).unwrap_or(i32::MAX))
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                    if let Some(room) = room_of(&e.streamer) {
+                        self.notices.push(
+                            envelope,
+                            "popularity",
+                            Event::RoomNoticePublished(RoomNoticePublished {
+                                room,
+                                message: ChatNotice::Popularity {
+                                    streamer: e.streamer.clone(),
+                                    value: e.value,
+                                },
+                            }),
+                        );
+                    }
+                }
+                _ => {}
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn take_notices(&self) -> Vec<NewEvent> {
+        self.notices.take()
+    }
+}

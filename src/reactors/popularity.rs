@@ -1,0 +1,88 @@
+//! Popularity: every interval, recomputes the popularity of each live room (and of rooms cooling
+//! down to 0 after going offline) from the activity read model and publishes
+//! `onair.popularity.changed.v1` when the value changed (src/domain/popularity.rs). The `rooms`
+//! projection stores it and derives the `popularity` chat message.
+//!
+//! Time drives this, so it is a reactor: the value and its inputs travel in the event, and a
+//! replay reproduces them without reading the clock. One instance computes at a time (a Postgres
+//! advisory lock on a dedicated connection), so two instances never publish competing values.
+
+use std::time::Duration;
+
+use sqlx::{Connection, PgConnection, PgPool};
+use time::OffsetDateTime;
+
+use crate::domain::popularity::{PopularityInputs, WINDOW_SECONDS, popularity, window_start};
+use crate::event_store::{EventStore, NewEvent};
+use crate::events::{Event, PopularityChanged};
+use crate::read_models::rooms::{activity_since, rooms_for_popularity};
+
+/// Runs until the task is dropped.
+pub async fn run(db: PgPool, store: EventStore, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut leader: Option<PgConnection> = None;
+    loop {
+        ticker.tick().await;
+        if leader.is_none() {
+            leader = try_lead(&db).await;
+        }
+        if leader.is_none() {
+            continue;
+        }
+        if let Err(e) = update_all(&db, &store).await {
+            tracing::warn!(error = %e, "popularity update failed; will retry");
+            // The lock connection may be gone too: take the lock again next time.
+            if let Some(conn) = leader.take() {
+                let _ = conn.close().await;
+            }
+        }
+    }
+}
+
+async fn try_lead(db: &PgPool) -> Option<PgConnection> {
+    let mut conn = PgConnection::connect_with(&db.connect_options())
+        .await
+        .ok()?;
+    let (locked,): (bool,) =
+        sqlx::query_as("SELECT pg_try_advisory_lock(hashtext('onair.reactor.popularity')::bigint)")
+            .fetch_one(&mut conn)
+            .await
+            .ok()?;
+    locked.then_some(conn)
+}
+
+/// One pass over the rooms; returns how many changed.
+pub async fn update_all(db: &PgPool, store: &EventStore) -> anyhow::Result<usize> {
+    let now = OffsetDateTime::now_utc();
+    let since = OffsetDateTime::from_unix_timestamp(window_start(now.unix_timestamp()))?;
+    let mut changed = 0;
+    for (streamer, _is_live, current) in rooms_for_popularity(db).await? {
+        let (gift_points, chat_messages) = activity_since(db, &streamer, since).await?;
+        let inputs = PopularityInputs {
+            // Presence in the room's chat: counted by the chat gateway once it reports it.
+            viewers: 0,
+            gift_points: gift_points.max(0) as u64,
+            chat_messages: chat_messages.max(0) as u64,
+        };
+        let value = popularity(inputs);
+        if i64::try_from(value).unwrap_or(i64::MAX) == current {
+            continue;
+        }
+        store
+            .publish(NewEvent::new(
+                now,
+                Event::PopularityChanged(PopularityChanged {
+                    streamer,
+                    value,
+                    viewers: inputs.viewers,
+                    gift_points: inputs.gift_points,
+                    chat_messages: inputs.chat_messages,
+                    window_seconds: WINDOW_SECONDS as u64,
+                }),
+            ))
+            .await?;
+        changed += 1;
+    }
+    Ok(changed)
+}
