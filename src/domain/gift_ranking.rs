@@ -732,11 +732,11 @@ mod tests {
             ("ann", 1, 1),
         ];
         let original = given(&gifts);
-        let stored: Vec<StoredStanding> = original
+        let mut stored: Vec<StoredStanding> = original
             .standings()
             .map(|s| original.stored(s.member_id).unwrap())
-            .rev()
             .collect();
+        stored.reverse();
         let mut restored = GiftRanking::restore(original.top_n(), stored, original.gifts());
         let mut original = original;
         for (who, points, count) in [("cid", 3, 1), ("eve", 6, 1), ("dan", 1, 1)] {

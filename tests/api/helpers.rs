@@ -269,6 +269,19 @@ impl TestApp {
         .await
     }
 
+    /// A POST without `x-api-key`, as front ends and back offices call the gateways.
+    pub async fn post_public(&self, path: &str, body: &Value) -> Answer {
+        answer(
+            self.client
+                .post(format!("{}{path}", self.address))
+                .json(body)
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
+    }
+
     pub async fn put(&self, path: &str, body: &Value) -> Answer {
         answer(
             self.client
@@ -332,7 +345,7 @@ impl TestApp {
         let mut stream = self.state.store.stream().await.unwrap();
         let last = stream.info().await.unwrap().state.last_sequence;
         eventually(Duration::from_secs(10), || async {
-            for name in ["stages", "viewers", "publisher"] {
+            for name in onair::projections::all().iter().map(|p| p.name()) {
                 let (checkpoint,): (i64,) = sqlx::query_as(
                     "SELECT last_sequence FROM projection_checkpoints WHERE projection = $1",
                 )

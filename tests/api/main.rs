@@ -1,14 +1,17 @@
 //! Integration tests: the real application against a real nats-server (JetStream) and PostgreSQL.
 //! Run them with `scripts/test`.
 
+mod gateway_support;
 mod helpers;
 mod ivs_stub;
 
 mod auth_and_validation;
 mod aws_provider;
 mod aws_serve;
+mod backoffice;
 mod concurrency;
 mod expiry_and_scaling;
+mod gateway;
 mod openapi_spec;
 mod projections;
 mod publisher_status;
