@@ -284,6 +284,7 @@ fn period(
 }
 
 /// Back-office actions.
+#[derive(Default)]
 pub struct BackOfficeApi;
 
 #[OpenApi(prefix_path = "/api/backoffice", tag = "ApiTags::BackOffice")]

@@ -317,6 +317,7 @@ fn room_info(row: RoomRow, is_following: Option<bool>, ranking: Vec<RankingItem>
 }
 
 /// Client actions.
+#[derive(Default)]
 pub struct GatewayApi;
 
 #[OpenApi(prefix_path = "/api/action", tag = "ApiTags::Gateway")]

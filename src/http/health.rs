@@ -58,6 +58,7 @@ pub enum HealthResponse {
     Degraded(Json<Health>),
 }
 
+#[derive(Default)]
 pub struct HealthApi;
 
 #[OpenApi]

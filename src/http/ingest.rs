@@ -80,6 +80,7 @@ fn ignored(reason: impl Into<String>) -> IngestResponse {
     })))
 }
 
+#[derive(Default)]
 pub struct IngestApi;
 
 #[OpenApi]

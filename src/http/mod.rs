@@ -149,37 +149,25 @@ pub fn now_timestamp() -> String {
     envelope::timestamp(time::OffsetDateTime::now_utc())
 }
 
+/// Every API of the server, in spec order.
+pub type AllApis = (
+    health::HealthApi,
+    token::TokenApi,
+    stage::StageApi,
+    viewer::ViewerApi,
+    stats::StatsApi,
+    ingest::IngestApi,
+    gateway::GatewayApi,
+    backoffice::BackOfficeApi,
+);
+
 /// The OpenAPI service with every API.
-pub fn openapi_service() -> OpenApiService<
-    (
-        health::HealthApi,
-        token::TokenApi,
-        stage::StageApi,
-        viewer::ViewerApi,
-        stats::StatsApi,
-        ingest::IngestApi,
-        gateway::GatewayApi,
-        backoffice::BackOfficeApi,
-    ),
-    (),
-> {
-    OpenApiService::new(
-        (
-            health::HealthApi,
-            token::TokenApi,
-            stage::StageApi,
-            viewer::ViewerApi,
-            stats::StatsApi,
-            ingest::IngestApi,
-            gateway::GatewayApi,
-            backoffice::BackOfficeApi,
-        ),
-        "onair API",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .description(
+pub fn openapi_service() -> OpenApiService<AllApis, ()> {
+    OpenApiService::new(AllApis::default(), "onair API", env!("CARGO_PKG_VERSION")).description(
         "Publisher and viewer tokens for Amazon IVS real-time stages, a self-scaling stage pool, \
-         viewer heartbeats and watch durations, and live statistics. Every write is an event on \
+         viewer heartbeats and watch durations, live statistics; member and streamer login, rooms, \
+         follows, gifts with gift rankings, and a back office for members, gifts and gift \
+         records. Every write is an event on \
          NATS JetStream; reads come from read models projected into PostgreSQL. The Stage API \
          authenticates with the `x-api-key` header; the client gateway (`/api/action/*`) with a \
          member `Authorization` token from `loginAction` / `loginStreamer`; the back-office \

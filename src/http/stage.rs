@@ -241,6 +241,7 @@ async fn active_session_id(state: &AppState, arn: &str) -> Option<String> {
     }
 }
 
+#[derive(Default)]
 pub struct StageApi;
 
 #[OpenApi]

@@ -133,6 +133,7 @@ fn summary(s: &StageRow) -> StageSummary {
 /// What runs on an upgraded stats socket.
 pub type SocketHandler = Box<dyn FnOnce(WebSocketStream) -> BoxFuture<'static, ()> + Send + Sync>;
 
+#[derive(Default)]
 pub struct StatsApi;
 
 #[OpenApi]

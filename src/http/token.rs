@@ -131,6 +131,7 @@ fn token_attributes(
     Ok(out)
 }
 
+#[derive(Default)]
 pub struct TokenApi;
 
 #[OpenApi]

@@ -98,6 +98,7 @@ pub enum WatchDurationResponse {
     Ok(Json<Envelope<WatchDuration>>),
 }
 
+#[derive(Default)]
 pub struct ViewerApi;
 
 #[OpenApi]

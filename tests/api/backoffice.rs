@@ -133,6 +133,9 @@ async fn operators_manage_members_and_gifts_and_bad_credentials_change_nothing()
     }
 }
 
+/// A gift sent in the test: (member, streamer, gift id, count).
+type SentGift<'a> = (&'a str, &'a str, i64, i64);
+
 const STAR: &str = "star@mabu.mabumaster";
 const MOON: &str = "moon@luna.mabumaster";
 const OTHER_MASTER: &str = "star@mabu.othermaster";
@@ -191,7 +194,7 @@ async fn gift_records_filter_page_and_total_over_hundreds_of_gifts() {
     gw.app.wait_for_projections().await;
 
     let score = |g: i64, c: i64| if g == 1 { 10 * c } else { 500 * c };
-    let matching = |f: &dyn Fn(&(&str, &str, i64, i64)) -> bool| {
+    let matching = |f: &dyn Fn(&SentGift) -> bool| {
         let rows: Vec<_> = expected.iter().filter(|e| f(e)).collect();
         (
             rows.len() as i64,
