@@ -15,6 +15,7 @@
 //! | 409 | `MEMBER_EXISTS` | registering a member id that exists |
 //! | 409 | `ALREADY_LIVE`, `NOT_LIVE` | `startStream` while live, `endStream` while offline |
 //! | 409 | `ALREADY_FOLLOWING`, `NOT_FOLLOWING` | `follow` twice, `unfollow` without following |
+//! | 429 | `TOO_MANY_REQUESTS` | an API key over its rate limit; more than 10 login attempts per minute for one member id |
 //! | 405 | `METHOD_NOT_ALLOWED` | a route exists but not for this method |
 //! | 409 | `REQUEST_IN_PROGRESS` | a retry while the first request with its `Idempotency-Key` runs |
 //! | 422 | `IDEMPOTENCY_KEY_REUSED` | an `Idempotency-Key` sent again with another route or body |
@@ -69,7 +70,8 @@ pub enum ApiError {
     /// `MEMBER_NOT_FOUND`, `STREAMER_NOT_FOUND` or `GIFT_NOT_FOUND`.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
-    /// `TOO_MANY_REQUESTS`: the API key is over its rate limit (requests per minute); nothing was
+    /// `TOO_MANY_REQUESTS`: the API key is over its rate limit (requests per minute), or a member
+    /// id over its login attempts (10 per minute); nothing was
     /// changed. `Retry-After` tells when to try again; every counted answer carries
     /// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`.
     #[oai(status = 429)]

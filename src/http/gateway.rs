@@ -326,6 +326,7 @@ impl GatewayApi {
     ///
     /// `query`: `{"memberID": "account@agent.masterAgent", "password": "..."}`. Members only
     /// (streamers use `loginStreamer`). Unknown member or wrong password: 401 `LOGIN_FAILED`.
+    /// More than 10 attempts per minute for one `memberID`: 429 `TOO_MANY_REQUESTS`.
     #[oai(path = "/loginAction", method = "post", operation_id = "loginAction")]
     async fn login_action(
         &self,
@@ -338,7 +339,8 @@ impl GatewayApi {
     /// loginStreamer: a streamer logs in
     ///
     /// `query`: `{"memberID": "account@agent.masterAgent", "password": "..."}`. Streamers only.
-    /// Unknown streamer or wrong password: 401 `LOGIN_FAILED`.
+    /// Unknown streamer or wrong password: 401 `LOGIN_FAILED`. More than 10 attempts per minute
+    /// for one `memberID`: 429 `TOO_MANY_REQUESTS`.
     #[oai(
         path = "/loginStreamer",
         method = "post",
@@ -696,6 +698,7 @@ async fn login(
     let action = Action::parse(body)?;
     let id = member_id(&action.query, "memberID")?;
     let password = action.query.text("password")?;
+    check_login_rate(state, &id).await?;
     let failed = || ApiError::coded(401, "LOGIN_FAILED", "wrong memberID or password");
     let record = members::find(&state.db, id.as_str()).await?;
     let Some(record) = record else {
@@ -733,6 +736,30 @@ async fn login(
         })),
         published.sequence,
     ))
+}
+
+/// Login attempts allowed per member id per minute (also the burst), whatever their outcome: a
+/// password cannot be guessed faster than this from any number of clients and instances.
+pub const LOGIN_ATTEMPTS_PER_MINUTE: i32 = 10;
+
+/// Counts a login attempt for `id` (GCRA in Postgres, src/rate_limit.rs); over the limit: 429
+/// `TOO_MANY_REQUESTS`. Fails open if Postgres cannot be asked, like every rate limit here.
+async fn check_login_rate(state: &AppState, id: &MemberId) -> Result<(), ApiError> {
+    let bucket = crate::pool_service::derived_event_id(&["login-attempts", id.as_str()]);
+    match crate::rate_limit::check(&state.db, bucket, LOGIN_ATTEMPTS_PER_MINUTE).await {
+        Ok(decision) if !decision.allowed => Err(ApiError::too_many_requests(
+            format!(
+                "too many login attempts for {id}; try again in {} s",
+                decision.retry_after_secs.unwrap_or(1)
+            ),
+            None,
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::warn!(error = %e, "login rate check failed; allowing the attempt");
+            Ok(())
+        }
+    }
 }
 
 async fn set_following(
