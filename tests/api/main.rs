@@ -16,6 +16,7 @@ mod openapi_spec;
 mod projections;
 mod publisher_status;
 mod rate_limits;
+mod room_projections;
 mod seed_examples;
 mod stages;
 mod stats;
