@@ -55,3 +55,46 @@ async fn the_seeds_python_ivs_client_works_unchanged() {
     // The stats read model may trail the token by a few milliseconds.
     assert!(result["stats"]["data"]["totalViewers"].as_u64().unwrap() <= 1);
 }
+
+/// seeds/gateway-chat.md: the axios interceptor puts `Authorization` beside `query`, and the
+/// sendGift example sends `server` and `actionName` too, with `Authorization` inside `query` and
+/// lower-case `masteragent` ids. Both bodies are taken as they are.
+#[tokio::test]
+async fn the_seeds_gateway_bodies_work_unchanged() {
+    use serde_json::json;
+
+    let services = Services::start().await;
+    let gw = crate::gateway_support::Gateway::start(&services).await;
+    gw.create_member("livestreamer@agent.masteragent", "streamer")
+        .await;
+    let token = gw.member("member@agent.masteragent", "member").await;
+    gw.set_gift(1, "Rose", 10).await;
+
+    // The interceptor's shape: `{query, Authorization}`.
+    let follow = gw
+        .app
+        .post_public(
+            "/api/action/follow",
+            &json!({"query": "{\"streamerID\":\"livestreamer@agent.masteragent\"}",
+                    "Authorization": token}),
+        )
+        .await;
+    assert_eq!(follow.status, 200, "{}", follow.body);
+
+    // The sendGift example, verbatim but for the token.
+    let query = format!(
+        "{{\"Authorization\": \"{token}\", \"giftID\":1,\"giftCount\":1,\
+         \"memberID\":\"member@agent.masteragent\",\"gameID\":\"livestreamer@agent.masteragent\",\
+         \"agentID\":\"agent.masteragent\"}}"
+    );
+    let gift = gw
+        .app
+        .post_public(
+            "/api/action/sendGift",
+            &json!({"server": "giftSystem", "actionName": "sendGift", "query": query}),
+        )
+        .await;
+    assert_eq!(gift.status, 200, "{}", gift.body);
+    assert_eq!(gift.data()["gameID"], "livestreamer@agent.masteragent");
+    assert_eq!(gift.data()["score"], 10);
+}
