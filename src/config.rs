@@ -176,6 +176,18 @@ pub struct ServeSettings {
     /// How often room popularity is recomputed, in milliseconds (src/domain/popularity.rs).
     #[arg(long, env = "ONAIR_POPULARITY_INTERVAL_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(50..))]
     pub popularity_interval_ms: u64,
+    /// Chat: Primus heartbeat interval, in milliseconds (clients give up after 1.5 × this).
+    #[arg(long, env = "ONAIR_CHAT_PING_INTERVAL_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(50..))]
+    pub chat_ping_interval_ms: u64,
+    /// Chat: longest chat text, in characters.
+    #[arg(long, env = "ONAIR_CHAT_MAX_TEXT_CHARS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub chat_max_text_chars: u64,
+    /// Chat: a member's `welcome` is shown at most once per room per this many seconds.
+    #[arg(long, env = "ONAIR_CHAT_WELCOME_WINDOW_SECS", default_value_t = 600)]
+    pub chat_welcome_window_secs: u64,
+    /// Chat: messages a member may say per minute (also the burst), per instance.
+    #[arg(long, env = "ONAIR_CHAT_MESSAGES_PER_MINUTE", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    pub chat_messages_per_minute: u32,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "ONAIR_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
@@ -194,6 +206,16 @@ impl ServeSettings {
         ScaleDownPolicy {
             min_viewers: self.scale_down_threshold,
             min_age: Duration::from_secs_f64(self.scale_down_min_age_secs.max(0.0)),
+        }
+    }
+
+    pub fn chat_settings(&self) -> crate::chat::ChatSettings {
+        crate::chat::ChatSettings {
+            ping_interval: Duration::from_millis(self.chat_ping_interval_ms),
+            max_text_chars: self.chat_max_text_chars as usize,
+            welcome_window: Duration::from_secs(self.chat_welcome_window_secs),
+            messages_per_minute: self.chat_messages_per_minute,
+            ..Default::default()
         }
     }
 

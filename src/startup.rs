@@ -188,11 +188,19 @@ impl Application {
             Duration::from_millis(settings.popularity_interval_ms),
         ));
 
+        let member_tokens =
+            crate::member_auth::MemberTokens::new(&token_secret, settings.member_token_ttl_secs);
+        let chat = Arc::new(crate::chat::ChatService::new(
+            store.clone(),
+            db.clone(),
+            member_tokens.clone(),
+            settings.chat_settings(),
+        ));
+        let chat_tasks = chat.start();
+
         let state = Arc::new(AppState {
-            member_tokens: crate::member_auth::MemberTokens::new(
-                &token_secret,
-                settings.member_token_ttl_secs,
-            ),
+            chat,
+            member_tokens,
             dummy_password_hash,
             stats_feed,
             db,
@@ -237,7 +245,10 @@ impl Application {
                 reconciler,
                 stats_feed_task,
                 popularity,
-            ],
+            ]
+            .into_iter()
+            .chain(chat_tasks)
+            .collect(),
             projectors,
         })
     }

@@ -478,6 +478,17 @@ pub fn chatroom_name(agent_id: &AgentId, streamer: &MemberId) -> String {
     format!("chatroomSystem-chatroom-{agent_id}-{streamer}")
 }
 
+/// The streamer of a chat room named by [`chatroom_name`], if the name is one: the part after
+/// `chatroomSystem-chatroom-{agentID}-` that is a member id of that agent.
+pub fn chatroom_streamer(room: &str) -> Option<MemberId> {
+    let rest = room.strip_prefix("chatroomSystem-chatroom-")?;
+    rest.match_indices('-').find_map(|(i, _)| {
+        let agent = &rest[..i];
+        let streamer = MemberId::parse(&rest[i + 1..], "chatroom").ok()?;
+        (streamer.agent_id().as_str() == agent).then_some(streamer)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,6 +504,23 @@ mod tests {
 
     fn err(raw: &str) -> MemberIdError {
         MemberId::parse(raw, "memberID").unwrap_err()
+    }
+
+    #[test]
+    fn a_room_name_gives_back_its_streamer() {
+        let star = member("ben001@mabu.mabumaster");
+        let room = chatroom_name(star.agent_id(), &star);
+        assert_eq!(chatroom_streamer(&room), Some(star));
+        let dashed = member("a-b@x-y.z-w");
+        assert_eq!(
+            chatroom_streamer(&chatroom_name(dashed.agent_id(), &dashed)),
+            Some(dashed)
+        );
+        assert_eq!(chatroom_streamer("lobby"), None);
+        assert_eq!(
+            chatroom_streamer("chatroomSystem-chatroom-other.agent-ben@mabu.mabumaster"),
+            None
+        );
     }
 
     #[test]

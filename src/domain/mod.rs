@@ -1,6 +1,7 @@
 //! Pure domain rules: no I/O, no clock, no tokio, sqlx, NATS or poem. Commands carry the time and
 //! every other outside fact a decision needs.
 
+pub mod chat;
 pub mod gift_ranking;
 pub mod member;
 pub mod popularity;

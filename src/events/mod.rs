@@ -9,6 +9,7 @@
 //! - Seat-changing events of the stage pool share the pool's subjects (`onair.pool.<pool>.*`), so
 //!   one expected-sequence guard covers all of them (DESIGN.md §4).
 
+pub mod chat;
 pub mod cloudevents;
 pub mod notice;
 pub mod room;
@@ -21,7 +22,12 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use self::notice::{ChatNotice, FollowerNoticePublished, RoomNoticePublished};
+pub use self::chat::{
+    ChatMessagePosted, MaintenanceModeSet, MemberJoinedRoom, MemberLeftRoom, MemberModerated,
+};
+pub use self::notice::{
+    AllRoomsNoticePublished, ChatNotice, FollowerNoticePublished, RoomNoticePublished,
+};
 pub use self::room::{
     BroadcastEnded, BroadcastStarted, GiftDefined, GiftSent, MemberEdited, MemberLoggedIn,
     MemberProfile, MemberRegistered, PopularityChanged, RoomInfoSet, StreamerFollowed,
@@ -45,6 +51,10 @@ pub const ROOM_SUBJECT_FILTER: &str = "onair.room.>";
 pub const FOLLOW_SUBJECT_FILTER: &str = "onair.follow.>";
 pub const GIFT_SUBJECT_FILTER: &str = "onair.gift.>";
 pub const POPULARITY_SUBJECT_FILTER: &str = "onair.popularity.>";
+/// Filters of the chat: messages and presence, moderation, maintenance.
+pub const CHAT_SUBJECT_FILTER: &str = "onair.chat.>";
+pub const MODERATION_SUBJECT_FILTER: &str = "onair.moderation.>";
+pub const SYSTEM_SUBJECT_FILTER: &str = "onair.system.>";
 /// Filter of every chat-facing notice.
 pub const NOTICE_SUBJECT_FILTER: &str = "onair.notice.>";
 
@@ -240,6 +250,12 @@ pub enum Event {
     PopularityChanged(PopularityChanged),
     RoomNoticePublished(RoomNoticePublished),
     FollowerNoticePublished(FollowerNoticePublished),
+    ChatMessagePosted(ChatMessagePosted),
+    MemberJoinedRoom(MemberJoinedRoom),
+    MemberLeftRoom(MemberLeftRoom),
+    MemberModerated(MemberModerated),
+    MaintenanceModeSet(MaintenanceModeSet),
+    AllRoomsNoticePublished(AllRoomsNoticePublished),
 }
 
 /// An event that could not be read back from the stream.
@@ -286,6 +302,12 @@ impl Event {
             Event::PopularityChanged(_) => "onair.popularity.changed.v1",
             Event::RoomNoticePublished(_) => "onair.notice.published_to_room.v1",
             Event::FollowerNoticePublished(_) => "onair.notice.published_to_followers.v1",
+            Event::ChatMessagePosted(_) => "onair.chat.message_posted.v1",
+            Event::MemberJoinedRoom(_) => "onair.chat.member_joined_room.v1",
+            Event::MemberLeftRoom(_) => "onair.chat.member_left_room.v1",
+            Event::MemberModerated(_) => "onair.moderation.member_moderated.v1",
+            Event::MaintenanceModeSet(_) => "onair.system.maintenance_mode_set.v1",
+            Event::AllRoomsNoticePublished(_) => "onair.notice.published_to_all_rooms.v1",
         }
     }
 
@@ -314,6 +336,12 @@ impl Event {
             Event::PopularityChanged(e) => &e.streamer,
             Event::RoomNoticePublished(e) => &e.room,
             Event::FollowerNoticePublished(e) => &e.streamer,
+            Event::ChatMessagePosted(e) => &e.room,
+            Event::MemberJoinedRoom(e) => &e.room,
+            Event::MemberLeftRoom(e) => &e.room,
+            Event::MemberModerated(e) => &e.room,
+            Event::MaintenanceModeSet(_) => "maintenance",
+            Event::AllRoomsNoticePublished(_) => "all",
             _ => POOL_ID,
         })
     }
@@ -347,6 +375,12 @@ impl Event {
             Event::PopularityChanged(_) => ("popularity", "changed"),
             Event::RoomNoticePublished(_) => ("notice", "published_to_room"),
             Event::FollowerNoticePublished(_) => ("notice", "published_to_followers"),
+            Event::ChatMessagePosted(_) => ("chat", "message_posted"),
+            Event::MemberJoinedRoom(_) => ("chat", "member_joined"),
+            Event::MemberLeftRoom(_) => ("chat", "member_left"),
+            Event::MemberModerated(_) => ("moderation", "member_moderated"),
+            Event::MaintenanceModeSet(_) => ("system", "maintenance_mode_set"),
+            Event::AllRoomsNoticePublished(_) => ("notice", "published_to_all_rooms"),
         };
         subject::subject(context, &self.aggregate_id(), name)
     }
@@ -396,6 +430,12 @@ impl Event {
             Event::PopularityChanged(e) => serde_json::to_vec(e),
             Event::RoomNoticePublished(e) => serde_json::to_vec(e),
             Event::FollowerNoticePublished(e) => serde_json::to_vec(e),
+            Event::ChatMessagePosted(e) => serde_json::to_vec(e),
+            Event::MemberJoinedRoom(e) => serde_json::to_vec(e),
+            Event::MemberLeftRoom(e) => serde_json::to_vec(e),
+            Event::MemberModerated(e) => serde_json::to_vec(e),
+            Event::MaintenanceModeSet(e) => serde_json::to_vec(e),
+            Event::AllRoomsNoticePublished(e) => serde_json::to_vec(e),
         };
         value.expect("event payloads always serialize")
     }
@@ -446,6 +486,18 @@ impl Event {
             }
             "onair.notice.published_to_followers.v1" => {
                 Event::FollowerNoticePublished(parse(event_type, data)?)
+            }
+            "onair.chat.message_posted.v1" => Event::ChatMessagePosted(parse(event_type, data)?),
+            "onair.chat.member_joined_room.v1" => Event::MemberJoinedRoom(parse(event_type, data)?),
+            "onair.chat.member_left_room.v1" => Event::MemberLeftRoom(parse(event_type, data)?),
+            "onair.moderation.member_moderated.v1" => {
+                Event::MemberModerated(parse(event_type, data)?)
+            }
+            "onair.system.maintenance_mode_set.v1" => {
+                Event::MaintenanceModeSet(parse(event_type, data)?)
+            }
+            "onair.notice.published_to_all_rooms.v1" => {
+                Event::AllRoomsNoticePublished(parse(event_type, data)?)
             }
             other => return Err(DecodeError::UnknownType(other.to_owned())),
         })

@@ -30,6 +30,22 @@ pub enum StreamStatus {
     Done,
 }
 
+/// The member fields of `joinRoom` and `welcome`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Presence {
+    pub member: String,
+    /// 1 muted, 2 banned, 3 admin, 4 following, 5 temporarily muted.
+    pub relationship: Vec<u8>,
+    pub nickname: String,
+    #[serde(rename = "accountID")]
+    pub account_id: String,
+    pub avatar: String,
+    pub equipment_bar: String,
+    pub vip: String,
+    pub role: String,
+}
+
 /// One chat message of the system, tagged by the seed's `type`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
@@ -65,6 +81,13 @@ pub enum ChatNotice {
     },
     /// `{"type":"system","message"}`: an operator's broadcast.
     System { message: String },
+    /// `{"type":"joinRoom", member, relationship, nickname, accountID, avatar, equipmentBar, vip,
+    /// role}`: a member verified in the room.
+    JoinRoom(Presence),
+    /// Like `joinRoom`, at most once per member per room per window, for display.
+    Welcome(Presence),
+    /// `{"type":"leaveRoom","member","nickname"}`.
+    LeaveRoom { member: String, nickname: String },
 }
 
 /// A notice for everyone in one chat room.
@@ -81,6 +104,13 @@ pub struct RoomNoticePublished {
 #[serde(rename_all = "camelCase")]
 pub struct FollowerNoticePublished {
     pub streamer: String,
+    pub message: ChatNotice,
+}
+
+/// A notice for every room on every instance (an operator's `system` broadcast to all rooms).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AllRoomsNoticePublished {
     pub message: ChatNotice,
 }
 

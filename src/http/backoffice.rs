@@ -283,6 +283,34 @@ fn period(
     Ok((from, until))
 }
 
+/// `SetMaintenance`.
+#[derive(Object, Debug)]
+pub struct MaintenanceRequest {
+    pub website: Checked<String>,
+    pub key: Checked<String>,
+    /// `true`: chat messages are refused with 40308 "System is maintaining".
+    pub enabled: Checked<bool>,
+}
+
+/// `BroadcastSystemMessage`.
+#[derive(Object, Debug)]
+pub struct SystemMessageRequest {
+    pub website: Checked<String>,
+    pub key: Checked<String>,
+    /// The text (1 to 1000 characters), sent as the seed's `{"type":"system","message"}`.
+    pub message: Checked<String>,
+    /// Only this streamer's room; every room when absent.
+    #[oai(rename = "streamerID")]
+    pub streamer_id: Option<String>,
+}
+
+/// Answer of the chat operator routes.
+#[derive(Object, Debug)]
+pub struct Published {
+    /// The event's stream sequence.
+    pub sequence: u64,
+}
+
 /// Back-office actions.
 #[derive(Default)]
 pub struct BackOfficeApi;
@@ -393,6 +421,77 @@ impl BackOfficeApi {
         Ok(Json(Envelope::ok(
             gifts.into_iter().map(Into::into).collect(),
         )))
+    }
+
+    /// SetMaintenance: switch the chat's maintenance mode
+    ///
+    /// While on, every chat message is refused with the system message 40308, on every instance.
+    #[oai(
+        path = "/SetMaintenance",
+        method = "post",
+        operation_id = "SetMaintenance"
+    )]
+    async fn set_maintenance(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: Json<MaintenanceRequest>,
+    ) -> Result<Json<Envelope<Published>>, ApiError> {
+        let body = body.0;
+        authenticate(&state, body.website, body.key).await?;
+        let enabled = body.enabled.get("enabled")?;
+        let published = state
+            .store
+            .publish(crate::event_store::NewEvent::new(
+                OffsetDateTime::now_utc(),
+                crate::events::Event::MaintenanceModeSet(crate::events::MaintenanceModeSet {
+                    enabled,
+                }),
+            ))
+            .await?;
+        Ok(Json(Envelope::ok(Published {
+            sequence: published.sequence,
+        })))
+    }
+
+    /// BroadcastSystemMessage: a `system` chat message to one room or every room
+    #[oai(
+        path = "/BroadcastSystemMessage",
+        method = "post",
+        operation_id = "BroadcastSystemMessage"
+    )]
+    async fn broadcast_system_message(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: Json<SystemMessageRequest>,
+    ) -> Result<Json<Envelope<Published>>, ApiError> {
+        use crate::events::{AllRoomsNoticePublished, ChatNotice, Event, RoomNoticePublished};
+        let body = body.0;
+        authenticate(&state, body.website, body.key).await?;
+        let message = body.message.get("message")?;
+        if message.trim().is_empty() || message.chars().count() > 1000 {
+            return Err(ApiError::validation("message must be 1 to 1000 characters"));
+        }
+        let notice = ChatNotice::System { message };
+        let event = match body.streamer_id.filter(|s| !s.is_empty()) {
+            Some(raw) => {
+                let streamer = MemberId::parse(&raw, "streamerID")?;
+                Event::RoomNoticePublished(RoomNoticePublished {
+                    room: crate::domain::member::chatroom_name(streamer.agent_id(), &streamer),
+                    message: notice,
+                })
+            }
+            None => Event::AllRoomsNoticePublished(AllRoomsNoticePublished { message: notice }),
+        };
+        let published = state
+            .store
+            .publish(crate::event_store::NewEvent::new(
+                OffsetDateTime::now_utc(),
+                event,
+            ))
+            .await?;
+        Ok(Json(Envelope::ok(Published {
+            sequence: published.sequence,
+        })))
     }
 
     /// getGiftRecord: gifts sent, filtered and paged, newest first, with totals

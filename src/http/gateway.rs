@@ -201,6 +201,18 @@ pub struct GiftAnswer {
     pub sent_at: String,
 }
 
+/// Answer of `moderate`.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct ModerationAnswer {
+    pub action: String,
+    #[oai(rename = "memberID")]
+    pub member_id: String,
+    pub chatroom: String,
+    /// End of a temporary mute (RFC 3339, UTC).
+    pub until: Option<String>,
+}
+
 macro_rules! write_response {
     ($name:ident, $answer:ty, $doc:literal) => {
         #[derive(ApiResponse)]
@@ -668,6 +680,65 @@ impl GatewayApi {
         ))
     }
 
+    /// moderate: the room's streamer or an admin bans, unbans, mutes, unmutes, grants or revokes
+    /// admin
+    ///
+    /// `query`: `{"action": "ban" | "unban" | "mute" | "unmute" | "grantAdmin" | "revokeAdmin",
+    /// "memberID": "...", "streamerID"?: "..." (default: the caller's own room), "seconds"?: N}`
+    /// (`seconds` makes a mute temporary, 1 to 2592000). `Authorization` required. Only the
+    /// room's streamer or one of its admins may moderate, only the streamer grants or revokes
+    /// admin (403 `FORBIDDEN` otherwise). Every chat instance enforces it within a second; a ban
+    /// closes the member's sockets in the room.
+    #[oai(path = "/moderate", method = "post", operation_id = "moderate")]
+    async fn moderate(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: Json<ActionRequest>,
+    ) -> Result<Json<Envelope<ModerationAnswer>>, ApiError> {
+        let action = Action::parse(body.0)?;
+        let claims = action.member(&state)?;
+        let name = action.query.text("action")?;
+        let Some(kind) = crate::chat::service::parse_action(&name) else {
+            return Err(ApiError::validation(
+                "query.action must be one of ban, unban, mute, unmute, grantAdmin, revokeAdmin",
+            ));
+        };
+        let target = member_id(&action.query, "memberID")?;
+        let streamer = match action.query.optional_text("streamerID")? {
+            Some(raw) => MemberId::parse(&raw, "streamerID")
+                .map_err(|e| ApiError::validation(format!("query.{e}")))?,
+            None => MemberId::parse(&claims.sub, "streamerID")?,
+        };
+        let seconds = match action.query.optional_integer("seconds")? {
+            Some(s) if s < 1 => {
+                return Err(ApiError::validation("query.seconds must be at least 1"));
+            }
+            other => other.map(|s| s as u64),
+        };
+        require_streamer(&state, &streamer).await?;
+        let room = chatroom_name(streamer.agent_id(), &streamer);
+        use crate::chat::service::ModerateError;
+        use crate::domain::chat::ModerationError;
+        let until = state
+            .chat
+            .moderate(&claims.sub, &room, target.as_str(), kind, seconds)
+            .await
+            .map_err(|e| match e {
+                ModerateError::Invalid(m) => ApiError::validation(m),
+                ModerateError::Rule(ModerationError::Duration) => {
+                    ApiError::validation(format!("query.{}", ModerationError::Duration))
+                }
+                ModerateError::Rule(rule) => ApiError::forbidden(rule.to_string()),
+                ModerateError::Store(s) => s.into(),
+            })?;
+        Ok(Json(Envelope::ok(ModerationAnswer {
+            action: name,
+            member_id: target.to_string(),
+            chatroom: room,
+            until: until.map(timestamp),
+        })))
+    }
+
     /// Any other action name: 404 `UNKNOWN_ACTION`
     #[oai(
         path = "/:action_name",
@@ -683,7 +754,8 @@ impl GatewayApi {
             "UNKNOWN_ACTION",
             format!(
                 "unknown action {:?}; actions: loginAction, loginStreamer, getRoomInfo, \
-                 setRoomInfo, getRankingRoomList, follow, unfollow, startStream, endStream, sendGift",
+                 setRoomInfo, getRankingRoomList, follow, unfollow, startStream, endStream, sendGift, \
+                 moderate",
                 action_name.0
             ),
         ))

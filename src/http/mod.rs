@@ -78,6 +78,8 @@ pub struct AppState {
     pub member_tokens: crate::member_auth::MemberTokens,
     /// A hash checked for unknown members at login, so a failed login takes as long either way.
     pub dummy_password_hash: String,
+    /// The chat gateway of this instance.
+    pub chat: Arc<crate::chat::ChatService>,
 }
 
 impl AppState {
@@ -198,6 +200,8 @@ pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint {
         .nest("/docs", docs)
         .at("/openapi.json", spec_json)
         .at("/openapi.yaml", spec_yaml)
+        .at("/primus", crate::chat::socket::primus)
+        .at("/primus/*rest", crate::chat::socket::primus)
         .around(move |ep, req| limit_body(ep, req, max_body_bytes))
         .data(state)
         .catch_all_error(framework_error_to_response)

@@ -87,6 +87,19 @@ impl Gateway {
             .to_owned()
     }
 
+    /// Logs an existing member in again (`loginAction`) and returns the token.
+    pub async fn member_token(&self, member_id: &str) -> String {
+        let answer = self
+            .action(
+                "loginAction",
+                json!({"memberID": member_id, "password": PASSWORD}),
+                None,
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        answer.data()["Authorization"].as_str().unwrap().to_owned()
+    }
+
     pub async fn set_gift(&self, gift_id: i64, name: &str, points: i32) {
         let answer = self
             .backoffice(

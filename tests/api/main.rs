@@ -1,6 +1,7 @@
 //! Integration tests: the real application against a real nats-server (JetStream) and PostgreSQL.
 //! Run them with `scripts/test`.
 
+mod chat_support;
 mod gateway_support;
 mod helpers;
 mod ivs_stub;
@@ -9,6 +10,7 @@ mod auth_and_validation;
 mod aws_provider;
 mod aws_serve;
 mod backoffice;
+mod chat;
 mod concurrency;
 mod expiry_and_scaling;
 mod gateway;

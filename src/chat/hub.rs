@@ -1,0 +1,247 @@
+//! This instance's sockets and their rooms. Nothing here is shared between instances: messages
+//! reach other instances' sockets through NATS (src/chat/fanout.rs).
+//!
+//! Each socket has a bounded outgoing queue; a socket whose queue is full (a client that does not
+//! read) is dropped and logged, so one slow client never holds up a room.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio::sync::mpsc;
+
+use crate::domain::chat::Speaker;
+
+/// What the writer of a socket is asked to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outgoing {
+    /// Send one text frame.
+    Text(String),
+    /// Send `"primus::server::close"`, then close: the client does not reconnect.
+    CloseForGood,
+    /// Close without `server::close`: the client reconnects (a missed heartbeat).
+    Close,
+}
+
+/// A socket's changing state.
+#[derive(Debug, Default)]
+pub struct SocketState {
+    pub rooms: BTreeSet<String>,
+    /// The member bound by `verify`, and the room it was verified in.
+    pub member: Option<Speaker>,
+    /// Answered since the last ping (a pong, or the socket is new).
+    pub alive: bool,
+}
+
+/// One connected socket.
+#[derive(Debug)]
+pub struct Socket {
+    /// A UUID v4: the `from` of what it says.
+    pub id: String,
+    /// The `sessionID` query value, else the id (protocols/actionhero.md §6.1).
+    pub fingerprint: String,
+    pub remote_ip: String,
+    pub remote_port: u16,
+    /// Unix ms.
+    pub connected_at: i64,
+    pub state: Mutex<SocketState>,
+    tx: mpsc::Sender<Outgoing>,
+    /// Wakes the writer to close the socket at once (its queue may be full).
+    pub kill: tokio::sync::Notify,
+}
+
+impl Socket {
+    /// Queues a frame; `false` when the queue is full or the socket is gone.
+    pub fn send(&self, out: Outgoing) -> bool {
+        self.tx.try_send(out).is_ok()
+    }
+
+    pub fn member_id(&self) -> Option<String> {
+        self.state
+            .lock()
+            .expect("socket state")
+            .member
+            .as_ref()
+            .map(|m| m.member_id.clone())
+    }
+
+    pub fn rooms(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .expect("socket state")
+            .rooms
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    pub fn in_room(&self, room: &str) -> bool {
+        self.state
+            .lock()
+            .expect("socket state")
+            .rooms
+            .contains(room)
+    }
+}
+
+/// Sockets and room membership of this instance.
+#[derive(Default)]
+pub struct Hub {
+    sockets: RwLock<HashMap<String, Arc<Socket>>>,
+    /// room -> socket id -> joined at (Unix ms).
+    rooms: RwLock<HashMap<String, BTreeMap<String, i64>>>,
+}
+
+impl Hub {
+    /// Registers a new socket; the receiver feeds its writer.
+    pub fn register(
+        &self,
+        id: String,
+        fingerprint: String,
+        remote_ip: String,
+        remote_port: u16,
+        connected_at: i64,
+        queue: usize,
+    ) -> (Arc<Socket>, mpsc::Receiver<Outgoing>) {
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        let socket = Arc::new(Socket {
+            id: id.clone(),
+            fingerprint,
+            remote_ip,
+            remote_port,
+            connected_at,
+            state: Mutex::new(SocketState {
+                alive: true,
+                ..Default::default()
+            }),
+            tx,
+            kill: tokio::sync::Notify::new(),
+        });
+        self.sockets
+            .write()
+            .expect("sockets")
+            .insert(id, socket.clone());
+        (socket, rx)
+    }
+
+    /// Removes a socket from every room; returns the rooms it was in.
+    pub fn unregister(&self, socket: &Socket) -> Vec<String> {
+        self.sockets.write().expect("sockets").remove(&socket.id);
+        let rooms = socket.rooms();
+        let mut map = self.rooms.write().expect("rooms");
+        for room in &rooms {
+            if let Some(members) = map.get_mut(room) {
+                members.remove(&socket.id);
+                if members.is_empty() {
+                    map.remove(room);
+                }
+            }
+        }
+        rooms
+    }
+
+    /// Adds the socket to a room; `false` if it already is in it.
+    pub fn join(&self, socket: &Socket, room: &str, now_ms: i64) -> bool {
+        if !socket
+            .state
+            .lock()
+            .expect("socket state")
+            .rooms
+            .insert(room.to_owned())
+        {
+            return false;
+        }
+        self.rooms
+            .write()
+            .expect("rooms")
+            .entry(room.to_owned())
+            .or_default()
+            .insert(socket.id.clone(), now_ms);
+        true
+    }
+
+    /// Removes the socket from a room; `false` if it was not in it.
+    pub fn leave(&self, socket: &Socket, room: &str) -> bool {
+        if !socket
+            .state
+            .lock()
+            .expect("socket state")
+            .rooms
+            .remove(room)
+        {
+            return false;
+        }
+        let mut map = self.rooms.write().expect("rooms");
+        if let Some(members) = map.get_mut(room) {
+            members.remove(&socket.id);
+            if members.is_empty() {
+                map.remove(room);
+            }
+        }
+        true
+    }
+
+    /// This instance's members of a room: socket id -> joined at.
+    pub fn members(&self, room: &str) -> BTreeMap<String, i64> {
+        self.rooms
+            .read()
+            .expect("rooms")
+            .get(room)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Every room with at least one socket here.
+    pub fn rooms(&self) -> Vec<String> {
+        self.rooms.read().expect("rooms").keys().cloned().collect()
+    }
+
+    pub fn socket(&self, id: &str) -> Option<Arc<Socket>> {
+        self.sockets.read().expect("sockets").get(id).cloned()
+    }
+
+    /// Every socket here.
+    pub fn sockets(&self) -> Vec<Arc<Socket>> {
+        self.sockets
+            .read()
+            .expect("sockets")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// How many sockets are open here.
+    pub fn len(&self) -> usize {
+        self.sockets.read().expect("sockets").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sends a frame to every socket in a room; a socket whose queue is full is dropped.
+    pub fn deliver(&self, room: &str, frame: &str) {
+        let ids: Vec<String> = self.members(room).into_keys().collect();
+        for id in ids {
+            if let Some(socket) = self.socket(&id) {
+                self.send_or_drop(&socket, Outgoing::Text(frame.to_owned()));
+            }
+        }
+    }
+
+    /// Sends to one socket; drops it when its queue is full (a slow consumer).
+    pub fn send_or_drop(&self, socket: &Socket, out: Outgoing) {
+        if !socket.send(out) {
+            tracing::warn!(socket = %socket.id, "slow chat consumer dropped: its queue is full");
+            self.unregister(socket);
+            socket.kill.notify_one();
+        }
+    }
+
+    /// The sockets on which `member` is verified.
+    pub fn sockets_of_member(&self, member: &str) -> Vec<Arc<Socket>> {
+        self.sockets()
+            .into_iter()
+            .filter(|s| s.member_id().as_deref() == Some(member))
+            .collect()
+    }
+}

@@ -1,0 +1,499 @@
+//! Chat rules (seeds/gateway-chat.md "Websocket 連線訊息格式"; issue 5): the system codes, what a
+//! member may say, moderation of a room (bans, mutes, timed mutes, admins) and the `relationship`
+//! codes of `joinRoom` / `welcome`. Pure: the caller passes the time and the room's state.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::domain::member::Role;
+
+/// The seed's system messages (`{"context":"api","data":{"code","message"}}`), plus 42901 for the
+/// per-member message rate limit, which the seed does not name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SystemCode {
+    /// 40101: `say` before `verify`.
+    NotLoggedIn,
+    /// 40301: banned from the room.
+    Banned,
+    /// 40302: the token is invalid or expired.
+    TokenInvalid,
+    /// 40303: temporarily muted.
+    TemporarilyMuted,
+    /// 40304: muted.
+    Muted,
+    /// 40305: the message's `memberID` differs from the verified one.
+    AuthenticationFailed,
+    /// 40306: a URL from anyone but the streamer.
+    UrlNotAllowed,
+    /// 40308: maintenance mode.
+    Maintenance,
+    /// 42901: more messages than the rate limit allows.
+    TooFast,
+}
+
+impl SystemCode {
+    pub fn code(self) -> u32 {
+        match self {
+            Self::NotLoggedIn => 40101,
+            Self::Banned => 40301,
+            Self::TokenInvalid => 40302,
+            Self::TemporarilyMuted => 40303,
+            Self::Muted => 40304,
+            Self::AuthenticationFailed => 40305,
+            Self::UrlNotAllowed => 40306,
+            Self::Maintenance => 40308,
+            Self::TooFast => 42901,
+        }
+    }
+
+    /// The seed's message text.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::NotLoggedIn => "The account is not logged in",
+            Self::Banned => "The account had been ban",
+            Self::TokenInvalid => "The token is not valid",
+            Self::TemporarilyMuted => "This account has been temporarily banned from chat",
+            Self::Muted => "This account has been banned from chat",
+            Self::AuthenticationFailed => "Authentication for this message failed",
+            Self::UrlNotAllowed => "Only streamer can send url",
+            Self::Maintenance => "System is maintaining",
+            Self::TooFast => "You are sending messages too fast; wait a moment",
+        }
+    }
+}
+
+/// The seed's `relationship` codes of `joinRoom` / `welcome`.
+pub mod relationship {
+    pub const MUTED: u8 = 1;
+    pub const BANNED: u8 = 2;
+    pub const ADMIN: u8 = 3;
+    pub const FOLLOWING: u8 = 4;
+    pub const TEMPORARILY_MUTED: u8 = 5;
+}
+
+/// Longest chat text, in characters (the seed names none).
+pub const DEFAULT_MAX_TEXT_CHARS: usize = 500;
+
+/// One room's moderation state, folded from moderation events.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoomModeration {
+    pub banned: BTreeSet<String>,
+    pub muted: BTreeSet<String>,
+    /// Timed mutes: member -> end (UTC).
+    pub muted_until: BTreeMap<String, OffsetDateTime>,
+    pub admins: BTreeSet<String>,
+}
+
+impl RoomModeration {
+    /// Whether `member` may not speak now, and why.
+    pub fn silenced(&self, member: &str, now: OffsetDateTime) -> Option<SystemCode> {
+        if self.banned.contains(member) {
+            Some(SystemCode::Banned)
+        } else if self.muted.contains(member) {
+            Some(SystemCode::Muted)
+        } else if self.muted_until.get(member).is_some_and(|end| *end > now) {
+            Some(SystemCode::TemporarilyMuted)
+        } else {
+            None
+        }
+    }
+
+    /// The `relationship` codes of `member` in this room (following comes from elsewhere).
+    pub fn relationship(&self, member: &str, following: bool, now: OffsetDateTime) -> Vec<u8> {
+        let mut codes = Vec::new();
+        if self.muted.contains(member) {
+            codes.push(relationship::MUTED);
+        }
+        if self.banned.contains(member) {
+            codes.push(relationship::BANNED);
+        }
+        if self.admins.contains(member) {
+            codes.push(relationship::ADMIN);
+        }
+        if following {
+            codes.push(relationship::FOLLOWING);
+        }
+        if self.muted_until.get(member).is_some_and(|end| *end > now) {
+            codes.push(relationship::TEMPORARILY_MUTED);
+        }
+        codes
+    }
+}
+
+/// A moderation command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ModerationAction {
+    Ban,
+    Unban,
+    Mute,
+    Unmute,
+    GrantAdmin,
+    RevokeAdmin,
+}
+
+/// Why a moderation command is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ModerationError {
+    #[error("only the room's streamer or one of its admins may moderate it")]
+    NotModerator,
+    #[error("only the room's streamer may grant or revoke admin")]
+    NotStreamer,
+    #[error("the streamer cannot be moderated in their own room")]
+    TargetIsStreamer,
+    #[error("an admin may not moderate another admin")]
+    TargetIsAdmin,
+    #[error("seconds must be between 1 and {max}", max = MAX_MUTE_SECONDS)]
+    Duration,
+}
+
+/// Longest timed mute, in seconds (30 days).
+pub const MAX_MUTE_SECONDS: u64 = 30 * 24 * 3600;
+
+/// Decides whether `actor` may apply `action` to `target` in the room of `streamer`.
+pub fn authorize_moderation(
+    room: &RoomModeration,
+    streamer: &str,
+    actor: &str,
+    target: &str,
+    action: ModerationAction,
+    seconds: Option<u64>,
+) -> Result<(), ModerationError> {
+    let is_streamer = actor == streamer;
+    if !is_streamer && !room.admins.contains(actor) {
+        return Err(ModerationError::NotModerator);
+    }
+    if matches!(
+        action,
+        ModerationAction::GrantAdmin | ModerationAction::RevokeAdmin
+    ) && !is_streamer
+    {
+        return Err(ModerationError::NotStreamer);
+    }
+    if target == streamer {
+        return Err(ModerationError::TargetIsStreamer);
+    }
+    if !is_streamer && room.admins.contains(target) {
+        return Err(ModerationError::TargetIsAdmin);
+    }
+    if let Some(s) = seconds
+        && !(1..=MAX_MUTE_SECONDS).contains(&s)
+    {
+        return Err(ModerationError::Duration);
+    }
+    Ok(())
+}
+
+/// Who said something, once verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Speaker {
+    pub member_id: String,
+    pub role: Role,
+    pub nickname: String,
+}
+
+/// Why a `say` was refused: a system message for the sender, or a plain error answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SayRefusal {
+    System(SystemCode),
+    Invalid(String),
+}
+
+/// The seed's chat message (`{"type":"chat","memberID","role","name","text","textColor"}`), as it
+/// is broadcast: `role` comes from the speaker's place in the room, not from the client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(rename = "memberID")]
+    pub member_id: String,
+    pub role: String,
+    pub name: String,
+    pub text: String,
+    #[serde(rename = "textColor")]
+    pub text_color: String,
+}
+
+#[derive(Deserialize)]
+struct SaidChat {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(rename = "memberID")]
+    member_id: Option<String>,
+    name: Option<String>,
+    text: Option<String>,
+    #[serde(rename = "textColor")]
+    text_color: Option<String>,
+}
+
+/// Whether `color` is a HEX color: `#RGB`, `#RGBA`, `#RRGGBB` or `#RRGGBBAA`.
+pub fn is_hex_color(color: &str) -> bool {
+    color.strip_prefix('#').is_some_and(|h| {
+        matches!(h.len(), 3 | 4 | 6 | 8) && h.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
+/// Whether `text` holds something a browser would open as a link: a scheme (`http://`, `https://`,
+/// `ftp://`), `www.`, or a host name ending in a common top-level domain (`example.com/x`).
+pub fn contains_url(text: &str) -> bool {
+    const TLDS: [&str; 14] = [
+        "com", "net", "org", "io", "tv", "me", "cc", "co", "tw", "cn", "hk", "info", "xyz", "app",
+    ];
+    let lower = text.to_lowercase();
+    if lower.contains("://") || lower.contains("www.") {
+        return true;
+    }
+    lower.split(|c: char| c.is_whitespace()).any(|word| {
+        let host = word.split(['/', '?', '#', ':']).next().unwrap_or("");
+        let labels: Vec<&str> = host.split('.').collect();
+        labels.len() >= 2
+            && labels
+                .iter()
+                .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+            && TLDS.contains(labels.last().unwrap())
+    })
+}
+
+/// Checks what a verified (or not) connection said in a room whose streamer is `streamer`, and
+/// returns the chat message to broadcast. Order: maintenance, verified, moderation, shape,
+/// identity, URL.
+pub fn check_say(
+    speaker: Option<&Speaker>,
+    streamer: &str,
+    room: &RoomModeration,
+    maintenance: bool,
+    raw: &str,
+    max_text_chars: usize,
+    now: OffsetDateTime,
+) -> Result<ChatMessage, SayRefusal> {
+    if maintenance {
+        return Err(SayRefusal::System(SystemCode::Maintenance));
+    }
+    let Some(speaker) = speaker else {
+        return Err(SayRefusal::System(SystemCode::NotLoggedIn));
+    };
+    if let Some(code) = room.silenced(&speaker.member_id, now) {
+        return Err(SayRefusal::System(code));
+    }
+    let said: SaidChat = serde_json::from_str(raw).map_err(|_| {
+        SayRefusal::Invalid("message must be the JSON text of a chat message".into())
+    })?;
+    if said.kind.as_deref() != Some("chat") {
+        return Err(SayRefusal::Invalid(
+            "only messages of type \"chat\" may be said".into(),
+        ));
+    }
+    if said.member_id.as_deref() != Some(speaker.member_id.as_str()) {
+        return Err(SayRefusal::System(SystemCode::AuthenticationFailed));
+    }
+    let text = said.text.unwrap_or_default();
+    if text.trim().is_empty() {
+        return Err(SayRefusal::Invalid("text must not be empty".into()));
+    }
+    if text.chars().count() > max_text_chars {
+        return Err(SayRefusal::Invalid(format!(
+            "text must be at most {max_text_chars} characters"
+        )));
+    }
+    let text_color = said.text_color.unwrap_or_else(|| "#FFFFFF".into());
+    if !is_hex_color(&text_color) {
+        return Err(SayRefusal::Invalid(
+            "textColor must be a HEX color such as #FFF or #FF8800".into(),
+        ));
+    }
+    let is_streamer = speaker.member_id == streamer;
+    if !is_streamer && contains_url(&text) {
+        return Err(SayRefusal::System(SystemCode::UrlNotAllowed));
+    }
+    Ok(ChatMessage {
+        kind: "chat".into(),
+        member_id: speaker.member_id.clone(),
+        role: if is_streamer { "streamer" } else { "member" }.into(),
+        name: said
+            .name
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| speaker.nickname.clone()),
+        text,
+        text_color,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-22 12:00 UTC);
+    const STAR: &str = "star@mabu.mabumaster";
+
+    fn ben() -> Speaker {
+        Speaker {
+            member_id: "ben@mabu.mabumaster".into(),
+            role: Role::Member,
+            nickname: "Ben".into(),
+        }
+    }
+
+    fn say(
+        speaker: Option<&Speaker>,
+        room: &RoomModeration,
+        raw: &str,
+    ) -> Result<ChatMessage, SayRefusal> {
+        check_say(speaker, STAR, room, false, raw, 20, NOW)
+    }
+
+    const HELLO: &str = r##"{"type":"chat","memberID":"ben@mabu.mabumaster","name":"ben","text":"Hello","textColor":"#FFF"}"##;
+
+    #[test]
+    fn a_verified_member_says_the_seeds_chat_message() {
+        let m = say(Some(&ben()), &RoomModeration::default(), HELLO).unwrap();
+        assert_eq!(
+            serde_json::to_value(&m).unwrap(),
+            serde_json::json!({"type": "chat", "memberID": "ben@mabu.mabumaster", "role": "member",
+                               "name": "ben", "text": "Hello", "textColor": "#FFF"})
+        );
+    }
+
+    #[test]
+    fn each_refusal_has_its_code() {
+        let room = RoomModeration::default();
+        assert_eq!(
+            say(None, &room, HELLO),
+            Err(SayRefusal::System(SystemCode::NotLoggedIn))
+        );
+        assert_eq!(
+            check_say(Some(&ben()), STAR, &room, true, HELLO, 20, NOW),
+            Err(SayRefusal::System(SystemCode::Maintenance))
+        );
+        let other = HELLO.replace("ben@mabu", "amy@mabu");
+        assert_eq!(
+            say(Some(&ben()), &room, &other),
+            Err(SayRefusal::System(SystemCode::AuthenticationFailed))
+        );
+        let url = HELLO.replace("Hello", "see www.x.com");
+        assert_eq!(
+            say(Some(&ben()), &room, &url),
+            Err(SayRefusal::System(SystemCode::UrlNotAllowed))
+        );
+        let star = Speaker {
+            member_id: STAR.into(),
+            role: Role::Streamer,
+            nickname: "Star".into(),
+        };
+        let star_url = HELLO
+            .replace("ben@mabu.mabumaster", STAR)
+            .replace("Hello", "shop.example.com");
+        assert_eq!(say(Some(&star), &room, &star_url).unwrap().role, "streamer");
+
+        let mut room = RoomModeration::default();
+        room.muted_until
+            .insert(ben().member_id, NOW + time::Duration::seconds(5));
+        assert_eq!(
+            say(Some(&ben()), &room, HELLO),
+            Err(SayRefusal::System(SystemCode::TemporarilyMuted))
+        );
+        room.muted_until
+            .insert(ben().member_id, NOW - time::Duration::seconds(1));
+        assert!(say(Some(&ben()), &room, HELLO).is_ok(), "a timed mute ends");
+        room.muted.insert(ben().member_id);
+        assert_eq!(
+            say(Some(&ben()), &room, HELLO),
+            Err(SayRefusal::System(SystemCode::Muted))
+        );
+        room.banned.insert(ben().member_id);
+        assert_eq!(
+            say(Some(&ben()), &room, HELLO),
+            Err(SayRefusal::System(SystemCode::Banned))
+        );
+    }
+
+    #[test]
+    fn shapes_lengths_and_colors_are_checked() {
+        let room = RoomModeration::default();
+        assert!(matches!(
+            say(Some(&ben()), &room, "hello"),
+            Err(SayRefusal::Invalid(_))
+        ));
+        let gift = HELLO.replace("\"chat\"", "\"gift\"");
+        assert!(matches!(
+            say(Some(&ben()), &room, &gift),
+            Err(SayRefusal::Invalid(_))
+        ));
+        let long = HELLO.replace("Hello", &"x".repeat(21));
+        assert!(matches!(
+            say(Some(&ben()), &room, &long),
+            Err(SayRefusal::Invalid(_))
+        ));
+        let red = HELLO.replace("#FFF", "red");
+        assert!(matches!(
+            say(Some(&ben()), &room, &red),
+            Err(SayRefusal::Invalid(_))
+        ));
+        assert!(is_hex_color("#ff8800") && is_hex_color("#FFF") && !is_hex_color("#GGG"));
+    }
+
+    #[test]
+    fn urls_are_recognised() {
+        for yes in [
+            "http://a.b",
+            "HTTPS://x",
+            "www.example",
+            "go to example.com/x",
+            "a.io",
+        ] {
+            assert!(contains_url(yes), "{yes}");
+        }
+        for no in ["hello", "3.14", "v1.2", "well...ok", "ben@mabu.mabumaster"] {
+            assert!(!contains_url(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn moderators_and_their_limits() {
+        let mut room = RoomModeration::default();
+        let ok = |room: &RoomModeration, actor, target, action| {
+            authorize_moderation(room, STAR, actor, target, action, None)
+        };
+        assert_eq!(ok(&room, STAR, "a@b.c", ModerationAction::Ban), Ok(()));
+        assert_eq!(
+            ok(&room, "x@b.c", "a@b.c", ModerationAction::Ban),
+            Err(ModerationError::NotModerator)
+        );
+        room.admins.insert("adm@b.c".into());
+        assert_eq!(
+            ok(&room, "adm@b.c", "a@b.c", ModerationAction::Mute),
+            Ok(())
+        );
+        assert_eq!(
+            ok(&room, "adm@b.c", "a@b.c", ModerationAction::GrantAdmin),
+            Err(ModerationError::NotStreamer)
+        );
+        assert_eq!(
+            ok(&room, "adm@b.c", STAR, ModerationAction::Ban),
+            Err(ModerationError::TargetIsStreamer)
+        );
+        room.admins.insert("adm2@b.c".into());
+        assert_eq!(
+            ok(&room, "adm@b.c", "adm2@b.c", ModerationAction::Ban),
+            Err(ModerationError::TargetIsAdmin)
+        );
+        assert_eq!(
+            authorize_moderation(&room, STAR, STAR, "a@b.c", ModerationAction::Mute, Some(0)),
+            Err(ModerationError::Duration)
+        );
+    }
+
+    #[test]
+    fn relationship_codes_follow_the_seed() {
+        let mut room = RoomModeration::default();
+        let m = "a@b.c";
+        room.muted.insert(m.into());
+        room.admins.insert(m.into());
+        room.muted_until
+            .insert(m.into(), NOW + time::Duration::minutes(1));
+        assert_eq!(room.relationship(m, true, NOW), vec![1, 3, 4, 5]);
+        assert_eq!(room.relationship("z@b.c", false, NOW), Vec::<u8>::new());
+    }
+}

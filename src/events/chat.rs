@@ -1,0 +1,63 @@
+//! Events of the chat (issue 5; DESIGN.md §4.5): messages said in rooms, members joining and
+//! leaving rooms, moderation, and the operator's maintenance switch. Every instance reads them to
+//! deliver messages to its own sockets and to enforce moderation.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::domain::chat::ModerationAction;
+
+/// A verified member's chat message, accepted in a room. `message` is the JSON text broadcast as
+/// the `message` of the `say` payload (seeds/gateway-chat.md chat format); `ce-time` is its
+/// `sentAt`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatMessagePosted {
+    pub room: String,
+    /// The sender's connection id (the payload's `from`).
+    pub from: String,
+    pub member_id: String,
+    pub message: String,
+}
+
+/// A member verified on a connection in a room (the seed's `joinRoom`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberJoinedRoom {
+    pub room: String,
+    pub member_id: String,
+    pub connection_id: String,
+}
+
+/// A verified member's connection left a room (roomLeave or disconnect; the seed's `leaveRoom`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberLeftRoom {
+    pub room: String,
+    pub member_id: String,
+    pub connection_id: String,
+}
+
+/// The room's streamer or an admin banned, muted, ... a member.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberModerated {
+    pub room: String,
+    /// The room's streamer.
+    pub streamer: String,
+    /// Who is moderated.
+    pub member_id: String,
+    pub action: ModerationAction,
+    /// Who did it.
+    pub by: String,
+    /// End of a timed mute (UTC); `None` for a permanent one and every other action.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub until: Option<OffsetDateTime>,
+}
+
+/// An operator switched maintenance mode (40308 while on).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MaintenanceModeSet {
+    pub enabled: bool,
+}
