@@ -188,6 +188,17 @@ pub struct ServeSettings {
     /// Chat: messages a member may say per minute (also the burst), per instance.
     #[arg(long, env = "ONAIR_CHAT_MESSAGES_PER_MINUTE", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
     pub chat_messages_per_minute: u32,
+    /// Chat: where the compatible client script is served (and its `.min.js` twin).
+    #[arg(
+        long,
+        env = "ONAIR_CHAT_CLIENT_PATH",
+        default_value = "/public/javascript/ActionheroWebsocketClient.js"
+    )]
+    pub chat_client_path: String,
+    /// Chat: the origin the client script connects to (e.g. `https://chat.example.com`); empty:
+    /// the page's own origin.
+    #[arg(long, env = "ONAIR_CHAT_CLIENT_URL", default_value = "")]
+    pub chat_client_url: String,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "ONAIR_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
@@ -215,6 +226,8 @@ impl ServeSettings {
             max_text_chars: self.chat_max_text_chars as usize,
             welcome_window: Duration::from_secs(self.chat_welcome_window_secs),
             messages_per_minute: self.chat_messages_per_minute,
+            client_path: self.chat_client_path.clone(),
+            client_url: self.chat_client_url.clone(),
             ..Default::default()
         }
     }

@@ -188,6 +188,11 @@ impl Application {
             Duration::from_millis(settings.popularity_interval_ms),
         ));
 
+        anyhow::ensure!(
+            settings.chat_client_path.starts_with('/') && !settings.chat_client_path.contains('*'),
+            "ONAIR_CHAT_CLIENT_PATH must be a path starting with '/', got {:?}",
+            settings.chat_client_path
+        );
         let member_tokens =
             crate::member_auth::MemberTokens::new(&token_secret, settings.member_token_ttl_secs);
         let chat = Arc::new(crate::chat::ChatService::new(

@@ -245,6 +245,28 @@ onair_ensure_python_requests() {
   python3 -c 'import requests' >/dev/null 2>&1 || { onair_die "python module 'requests' could not be installed"; return 1; }
 }
 
+# The real ActionheroWebsocketClient for the chat tests (protocols/actionhero.md §7): the npm
+# packages it is built from (actionhero, which brings primus and ws), installed into DIR at test
+# time and never committed. Installs Node.js and npm from Debian if missing. Sets
+# ONAIR_AH_CLIENT_DIR.
+ONAIR_ACTIONHERO_VERSION="${ONAIR_ACTIONHERO_VERSION:-29.3.5}"
+onair_ensure_actionhero_client() {
+  local dir="$1"
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    onair_log "node or npm not found; installing nodejs and npm"
+    _onair_apt_install nodejs npm || { onair_die "could not install Node.js"; return 1; }
+  fi
+  if [[ ! -f "$dir/node_modules/actionhero/client/ActionheroWebsocketClient.js" ]] ||
+     ! grep -q "\"version\": \"$ONAIR_ACTIONHERO_VERSION\"" "$dir/node_modules/actionhero/package.json" 2>/dev/null; then
+    onair_log "npm install actionhero@$ONAIR_ACTIONHERO_VERSION (the real chat client, for the tests) into $dir"
+    mkdir -p "$dir"
+    npm install --prefix "$dir" --no-audit --no-fund --loglevel=error \
+      "actionhero@$ONAIR_ACTIONHERO_VERSION" >&2 || { onair_die "npm install actionhero failed"; return 1; }
+  fi
+  ONAIR_AH_CLIENT_DIR="$(cd "$dir" && pwd)"
+  export ONAIR_AH_CLIENT_DIR
+}
+
 # ---------------------------------------------------------------------------
 # PostgreSQL
 # ---------------------------------------------------------------------------

@@ -5,7 +5,9 @@
 //! - [`hub`]: this instance's sockets and rooms.
 //! - [`service`]: verbs, actions, the seed's rules, moderation, delivery across instances.
 //! - [`socket`]: the `/primus*` endpoint.
+//! - [`client_script`]: our own ActionheroWebsocketClient-compatible script.
 
+pub mod client_script;
 pub mod hub;
 pub mod protocol;
 pub mod service;

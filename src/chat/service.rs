@@ -50,6 +50,10 @@ pub struct ChatSettings {
     pub messages_per_minute: u32,
     /// Frames queued per socket before it is dropped as a slow consumer.
     pub queue_size: usize,
+    /// Where the compatible client script is served (its `.min.js` twin beside it).
+    pub client_path: String,
+    /// The origin the client script connects to; empty: the page's own origin.
+    pub client_url: String,
 }
 
 impl Default for ChatSettings {
@@ -60,6 +64,8 @@ impl Default for ChatSettings {
             welcome_window: Duration::from_secs(600),
             messages_per_minute: 30,
             queue_size: 256,
+            client_path: "/public/javascript/ActionheroWebsocketClient.js".into(),
+            client_url: String::new(),
         }
     }
 }

@@ -109,36 +109,30 @@ async fn run(
                         .send_or_drop(&sock, Outgoing::Text(protocol::id_reply(&sock.id)));
                 }
                 Incoming::OtherControl | Incoming::Invalid => {}
-                Incoming::NotAnObject => {
-                    let id = serde_json::Value::String(Uuid::new_v4().to_string());
-                    chat.hub.send_or_drop(
-                        &sock,
-                        Outgoing::Text(protocol::verb_error(
-                            &id,
-                            "verb not found or not allowed (undefined)",
-                            &Map::new(),
-                        )),
-                    );
-                }
+                Incoming::NotAnObject => unknown_verb(&chat, &sock),
                 Incoming::Request(request) => chat.handle(&sock, request).await,
             },
             Message::Ping(_) | Message::Pong(_) => {
                 sock.state.lock().expect("state").alive = true;
             }
-            Message::Binary(_) => {
-                let id = serde_json::Value::String(Uuid::new_v4().to_string());
-                chat.hub.send_or_drop(
-                    &sock,
-                    Outgoing::Text(protocol::verb_error(
-                        &id,
-                        "verb not found or not allowed (undefined)",
-                        &Map::new(),
-                    )),
-                );
-            }
+            // Binary frames are not decoded (protocols/actionhero.md §1.3).
+            Message::Binary(_) => unknown_verb(&chat, &sock),
             Message::Close(_) => break,
         }
     }
     chat.disconnected(&sock).await;
     writer.abort();
+}
+
+/// The answer to a frame that is no request: `verb not found or not allowed (undefined)`.
+fn unknown_verb(chat: &ChatService, sock: &super::hub::Socket) {
+    let id = serde_json::Value::String(Uuid::new_v4().to_string());
+    chat.hub.send_or_drop(
+        sock,
+        Outgoing::Text(protocol::verb_error(
+            &id,
+            "verb not found or not allowed (undefined)",
+            &Map::new(),
+        )),
+    );
 }

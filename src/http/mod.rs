@@ -190,6 +190,7 @@ pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint {
     let spec_json = api.spec_endpoint();
     let spec_yaml = api.spec_endpoint_yaml();
     // Rate limits count the API's requests only, not the docs and the spec.
+    let client_path = state.chat.settings().client_path.clone();
     let limited_state = state.clone();
     let idempotency_state = state.clone();
     let api = api
@@ -200,6 +201,11 @@ pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint {
         .nest("/docs", docs)
         .at("/openapi.json", spec_json)
         .at("/openapi.yaml", spec_yaml)
+        .at(&client_path, crate::chat::client_script::serve)
+        .at(
+            crate::chat::client_script::min_path(&client_path),
+            crate::chat::client_script::serve,
+        )
         .at("/primus", crate::chat::socket::primus)
         .at("/primus/*rest", crate::chat::socket::primus)
         .around(move |ep, req| limit_body(ep, req, max_body_bytes))

@@ -11,6 +11,7 @@ mod aws_provider;
 mod aws_serve;
 mod backoffice;
 mod chat;
+mod chat_clients;
 mod concurrency;
 mod expiry_and_scaling;
 mod gateway;
