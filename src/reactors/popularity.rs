@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use crate::domain::popularity::{PopularityInputs, WINDOW_SECONDS, popularity, window_start};
 use crate::event_store::{EventStore, NewEvent};
 use crate::events::{Event, PopularityChanged};
-use crate::read_models::rooms::{activity_since, rooms_for_popularity};
+use crate::read_models::rooms::{activity_since, present_viewers, rooms_for_popularity};
 
 /// Runs until the task is dropped.
 pub async fn run(db: PgPool, store: EventStore, interval: Duration) {
@@ -59,9 +59,9 @@ pub async fn update_all(db: &PgPool, store: &EventStore) -> anyhow::Result<usize
     let mut changed = 0;
     for (streamer, _is_live, current) in rooms_for_popularity(db).await? {
         let (gift_points, chat_messages) = activity_since(db, &streamer, since).await?;
+        let viewers = present_viewers(db, &streamer).await?;
         let inputs = PopularityInputs {
-            // Presence in the room's chat: counted by the chat gateway once it reports it.
-            viewers: 0,
+            viewers: viewers.max(0) as u64,
             gift_points: gift_points.max(0) as u64,
             chat_messages: chat_messages.max(0) as u64,
         };

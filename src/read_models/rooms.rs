@@ -110,10 +110,23 @@ pub async fn ranking(
 /// popularity has not yet fallen to 0.
 pub async fn rooms_for_popularity(db: &PgPool) -> Result<Vec<(String, bool, i64)>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT streamer_id, is_live, popularity FROM rm_rooms WHERE is_live OR popularity > 0",
+        "SELECT streamer_id, is_live, popularity FROM rm_rooms WHERE is_live OR popularity > 0
+         UNION
+         SELECT DISTINCT p.streamer_id, COALESCE(r.is_live, false), COALESCE(r.popularity, 0)
+         FROM rm_room_presence p LEFT JOIN rm_rooms r ON r.streamer_id = p.streamer_id",
     )
     .fetch_all(db)
     .await
+}
+
+/// Verified members present in a streamer's chat room (one per socket).
+pub async fn present_viewers(db: &PgPool, streamer: &str) -> Result<i64, sqlx::Error> {
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM rm_room_presence WHERE streamer_id = $1")
+            .bind(streamer)
+            .fetch_one(db)
+            .await?;
+    Ok(n)
 }
 
 /// Gift points and chat messages of a room in buckets starting at or after `since`.

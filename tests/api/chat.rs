@@ -513,3 +513,47 @@ async fn two_instances_share_messages_and_bans() {
     );
     assert!(started.elapsed() < Duration::from_secs(1));
 }
+
+#[tokio::test]
+async fn presence_and_chat_count_toward_popularity() {
+    let services = Services::start().await;
+    let gw = Gateway::start_with(&services, |s| s.popularity_interval_ms = 100).await;
+    let star_token = gw.member(STAR, "streamer").await;
+    let ben_token = gw.member(BEN, "member").await;
+    let mut star = ChatClient::connect(&gw.app.address, "").await;
+    star.room_add(ROOM).await;
+    star.verify(STAR, ROOM, &star_token).await;
+    let mut ben = ChatClient::connect(&gw.app.address, "").await;
+    ben.room_add(ROOM).await;
+    ben.verify(BEN, ROOM, &ben_token).await;
+    ben.say(ROOM, &chat(BEN, "one")).await;
+    ben.say(ROOM, &chat(BEN, "two")).await;
+
+    // 2 present × 10 + 2 messages × 2.
+    let info = crate::helpers::eventually(Duration::from_secs(10), || async {
+        let a = gw
+            .action("getRoomInfo", json!({"streamerID": STAR}), None)
+            .await;
+        (a.data()["popularity"] == 24).then_some(a)
+    })
+    .await;
+    assert_eq!(info.data()["viewerCount"], 2);
+    let (_, popularity) = star.said("popularity").await;
+    assert_eq!(popularity["streamer"], STAR);
+
+    // Ben leaves: one viewer fewer.
+    ben.request(json!({"event": "roomLeave", "room": ROOM}))
+        .await;
+    let (_, left) = star.said("leaveRoom").await;
+    assert_eq!(
+        left,
+        json!({"type": "leaveRoom", "member": BEN, "nickname": "BEN"})
+    );
+    crate::helpers::eventually(Duration::from_secs(10), || async {
+        let a = gw
+            .action("getRoomInfo", json!({"streamerID": STAR}), None)
+            .await;
+        (a.data()["popularity"] == 14 && a.data()["viewerCount"] == 1).then_some(())
+    })
+    .await;
+}
