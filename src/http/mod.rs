@@ -206,8 +206,14 @@ pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint {
             crate::chat::client_script::min_path(&client_path),
             crate::chat::client_script::serve,
         )
-        .at("/primus", crate::chat::socket::primus)
-        .at("/primus/*rest", crate::chat::socket::primus)
+        // Every path that begins with /primus is the chat socket (protocols/actionhero.md §1.2).
+        .around(|ep, req| async move {
+            if req.uri().path().starts_with("/primus") {
+                crate::chat::socket::primus.call(req).await
+            } else {
+                ep.call(req).await.map(poem::IntoResponse::into_response)
+            }
+        })
         .around(move |ep, req| limit_body(ep, req, max_body_bytes))
         .data(state)
         .catch_all_error(framework_error_to_response)

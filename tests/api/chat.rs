@@ -36,8 +36,8 @@ async fn the_socket_speaks_primus_and_the_actionhero_verbs() {
     assert_eq!(details["data"]["rooms"], json!([]));
     assert!(uuid::Uuid::parse_str(details["data"]["id"].as_str().unwrap()).is_ok());
 
-    // Any path below /primus upgrades too; without sessionID the fingerprint is the id.
-    let mut b = ChatClient::connect(&format!("{address}/primus/extra"), "").await;
+    // Any path beginning with /primus upgrades too; without sessionID the fingerprint is the id.
+    let mut b = ChatClient::connect(&format!("{address}/primusfoo/extra"), "").await;
     let details = b.request(json!({"event": "detailsView"})).await;
     assert_eq!(details["data"]["fingerprint"], details["data"]["id"]);
 
@@ -556,4 +556,28 @@ async fn presence_and_chat_count_toward_popularity() {
         (a.data()["popularity"] == 14 && a.data()["viewerCount"] == 1).then_some(())
     })
     .await;
+
+    // Ben comes back: joinRoom again, but no second welcome within the window.
+    let is_bens = |kind: &'static str| {
+        move |f: &Frame| match f {
+            Frame::Json(v) if v["context"] == "user" => {
+                let m: Value = serde_json::from_str(v["message"].as_str().unwrap()).unwrap();
+                m["type"] == kind && m["member"] == BEN
+            }
+            _ => false,
+        }
+    };
+    ben.room_add(ROOM).await;
+    ben.verify(BEN, ROOM, &ben_token).await;
+    assert!(
+        star.wait_for(Duration::from_secs(5), is_bens("joinRoom"))
+            .await
+            .is_some()
+    );
+    assert!(
+        star.wait_for(Duration::from_millis(500), is_bens("welcome"))
+            .await
+            .is_none(),
+        "welcome at most once per window"
+    );
 }

@@ -60,6 +60,7 @@ async fn run_flow(mode: &str) -> String {
     for step in [
         "say reaches both clients",
         "40101",
+        "40301",
         "40302",
         "40303",
         "40304",

@@ -29,9 +29,15 @@ pub struct ChatClient {
 }
 
 impl ChatClient {
-    /// Connects to `ws://<address>/primus?<query>` and reads the welcome and the connection id.
+    /// Connects to `ws://<address>/primus?<query>` (or to `<address>` itself when it already has a
+    /// path below /primus) and reads the welcome and the connection id.
     pub async fn connect(address: &str, query: &str) -> Self {
-        let url = format!("{}/primus?{query}", address.replace("http://", "ws://"));
+        let base = address.replace("http://", "ws://");
+        let url = if base.contains("/primus") {
+            format!("{base}?{query}")
+        } else {
+            format!("{base}/primus?{query}")
+        };
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("connect");

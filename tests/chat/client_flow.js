@@ -233,6 +233,13 @@ async function main () {
   await sleep(1500)
   if (reconnected) fail('the banned client reconnected')
   step('a ban closes the socket without reconnect')
+  const amy2 = await connect('amy again')
+  await roomAdd(amy2)
+  p = waitFor(amy2, 'api', code(40301), 5000, '40301')
+  amy2.action('verify', { memberID: config.amy.id, chatroom: room, Authorization: config.amy.token })
+  await p
+  amy2.disconnect()
+  step('40301 banned from the room')
 
   if (mode === 'ours') {
     // A dropped connection (no server::close): our client reconnects and re-joins its rooms.
