@@ -26,8 +26,11 @@ pub enum Outgoing {
 #[derive(Debug, Default)]
 pub struct SocketState {
     pub rooms: BTreeSet<String>,
-    /// The member bound by `verify`, and the room it was verified in.
+    /// The member bound by `verify`.
     pub member: Option<Speaker>,
+    /// The rooms whose members were told this member joined (`joinRoom`), so only those hear
+    /// `leaveRoom`.
+    pub announced: BTreeSet<String>,
     /// Answered since the last ping (a pong, or the socket is new).
     pub alive: bool,
 }

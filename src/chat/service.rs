@@ -280,9 +280,14 @@ impl ChatService {
 
     /// Publishes `member_left_room` and the `leaveRoom` notice for a verified member.
     async fn left(&self, socket: &Socket, room: &str) {
-        let Some(member) = socket.state.lock().expect("state").member.clone() else {
-            return;
+        let member = {
+            let mut state = socket.state.lock().expect("state");
+            if !state.announced.remove(room) {
+                return;
+            }
+            state.member.clone()
         };
+        let Some(member) = member else { return };
         let now = OffsetDateTime::now_utc();
         let fact = NewEvent::new(
             now,
@@ -431,6 +436,13 @@ impl ChatService {
         if !socket.in_room(&room) {
             return Err(format!("connection not in this room ({room})"));
         }
+        if let Some(current) = socket.member_id()
+            && current != member_id
+        {
+            return Err(format!(
+                "this connection is verified as {current}; open another connection for {member_id}"
+            ));
+        }
         let moderation = self.room_moderation(&room);
         if moderation.banned.contains(&member_id) {
             self.system(socket, SystemCode::Banned);
@@ -445,8 +457,14 @@ impl ChatService {
             role: claims.role,
             nickname: record.nickname.clone(),
         };
-        socket.state.lock().expect("state").member = Some(speaker);
-        self.joined(socket, &room, &record, &moderation).await;
+        let first_in_room = {
+            let mut state = socket.state.lock().expect("state");
+            state.member = Some(speaker);
+            state.announced.insert(room.clone())
+        };
+        if first_in_room {
+            self.joined(socket, &room, &record, &moderation).await;
+        }
         let mut answer = Map::new();
         answer.insert("verified".into(), json!(true));
         answer.insert("memberID".into(), json!(member_id));

@@ -271,10 +271,15 @@ fn period(
             } else {
                 Duration::seconds(1)
             };
-            PrimitiveDateTime::new(end_date, time).assume_utc() + step
+            PrimitiveDateTime::new(end_date, time)
+                .assume_utc()
+                .checked_add(step)
         }
-        None => PrimitiveDateTime::new(end_date, Time::MIDNIGHT).assume_utc() + Duration::days(1),
-    };
+        None => PrimitiveDateTime::new(end_date, Time::MIDNIGHT)
+            .assume_utc()
+            .checked_add(Duration::days(1)),
+    }
+    .ok_or_else(|| ApiError::validation("endDate is out of range"))?;
     if until <= from {
         return Err(ApiError::validation(
             "the period from startDate starttime to endDate endtime is empty",

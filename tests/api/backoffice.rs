@@ -334,6 +334,10 @@ async fn gift_records_filter_page_and_total_over_hundreds_of_gifts() {
             json!({"startDate": "2025-01-01", "endDate": "2025-12-31"}),
             "93 days",
         ),
+        (
+            json!({"startDate": "9999-12-31", "endDate": "9999-12-31"}),
+            "endDate",
+        ),
     ] {
         let message = gw
             .backoffice("getGiftRecord", gift_query(extra.clone()))
