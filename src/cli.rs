@@ -361,7 +361,7 @@ async fn member_command(
     };
     let member_id = MemberId::parse(&member_id, "member-id")?;
     let (pool, store) = connect_all(connection).await?;
-    let profile = members::register(
+    let (profile, _) = members::register(
         &pool,
         &store,
         members::NewMember {
@@ -397,7 +397,7 @@ async fn gift_command(
             anime_url,
             disabled,
         } => {
-            let gift = gift_catalog::define(
+            let (gift, _) = gift_catalog::define(
                 &pool,
                 &store,
                 gift_catalog::Gift {

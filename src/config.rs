@@ -199,6 +199,10 @@ pub struct ServeSettings {
     /// the page's own origin.
     #[arg(long, env = "ONAIR_CHAT_CLIENT_URL", default_value = "")]
     pub chat_client_url: String,
+    /// How long a request with `X-Min-Sequence` waits for the read models, in milliseconds
+    /// (DESIGN.md §5: 2 s).
+    #[arg(long, env = "ONAIR_MIN_SEQUENCE_WAIT_MS", default_value_t = 2000)]
+    pub min_sequence_wait_ms: u64,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "ONAIR_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,

@@ -59,13 +59,14 @@ pub fn check(gift: &Gift) -> Result<(), GiftCatalogError> {
     Ok(())
 }
 
-/// Creates or replaces a catalog entry and publishes `onair.gift_catalog.defined.v1`.
+/// Creates or replaces a catalog entry and publishes `onair.gift_catalog.defined.v1`; returns the
+/// entry and the event's stream sequence.
 pub async fn define(
     db: &PgPool,
     store: &EventStore,
     gift: Gift,
     now: OffsetDateTime,
-) -> Result<Gift, GiftCatalogError> {
+) -> Result<(Gift, u64), GiftCatalogError> {
     check(&gift)?;
     let mut tx = db.begin().await?;
     sqlx::query(
@@ -81,7 +82,7 @@ pub async fn define(
     .bind(gift.enabled)
     .execute(&mut *tx)
     .await?;
-    store
+    let published = store
         .publish(NewEvent::new(
             now,
             Event::GiftDefined(GiftDefined {
@@ -94,7 +95,7 @@ pub async fn define(
         ))
         .await?;
     tx.commit().await?;
-    Ok(gift)
+    Ok((gift, published.sequence))
 }
 
 /// One entry by id.

@@ -188,13 +188,14 @@ pub async fn find(db: &PgPool, member_id: &str) -> Result<Option<MemberRecord>, 
     .await
 }
 
-/// Registers a member and publishes `onair.member.registered.v1`.
+/// Registers a member and publishes `onair.member.registered.v1`; returns the profile and the
+/// event's stream sequence.
 pub async fn register(
     db: &PgPool,
     store: &EventStore,
     new: NewMember,
     now: OffsetDateTime,
-) -> Result<MemberProfile, MemberError> {
+) -> Result<(MemberProfile, u64), MemberError> {
     check_password(&new.password)?;
     let profile = MemberProfile {
         member_id: new.member_id.to_string(),
@@ -232,7 +233,7 @@ pub async fn register(
     if inserted == 0 {
         return Err(MemberError::Exists(profile.member_id));
     }
-    store
+    let published = store
         .publish(NewEvent::new(
             now,
             Event::MemberRegistered(MemberRegistered {
@@ -241,17 +242,18 @@ pub async fn register(
         ))
         .await?;
     tx.commit().await?;
-    Ok(profile)
+    Ok((profile, published.sequence))
 }
 
-/// Edits a member (`EditMember`) and publishes `onair.member.edited.v1` with the new profile.
+/// Edits a member (`EditMember`) and publishes `onair.member.edited.v1` with the new profile;
+/// returns the profile and the event's stream sequence.
 pub async fn edit(
     db: &PgPool,
     store: &EventStore,
     member_id: &str,
     edit: MemberEdit,
     now: OffsetDateTime,
-) -> Result<MemberProfile, MemberError> {
+) -> Result<(MemberProfile, u64), MemberError> {
     if let Some(password) = &edit.password {
         check_password(password)?;
     }
@@ -301,7 +303,7 @@ pub async fn edit(
     .bind(&profile.account_id)
     .execute(&mut *tx)
     .await?;
-    store
+    let published = store
         .publish(NewEvent::new(
             now,
             Event::MemberEdited(MemberEdited {
@@ -311,7 +313,7 @@ pub async fn edit(
         ))
         .await?;
     tx.commit().await?;
-    Ok(profile)
+    Ok((profile, published.sequence))
 }
 
 #[cfg(test)]

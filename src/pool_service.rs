@@ -188,9 +188,12 @@ impl PoolService {
             {
                 let _ = ready.send(());
             }
+            // Heartbeats wait until the pool has caught up at start-up: a heartbeat applied before
+            // its seat's join would be dropped.
             let (message, from_pool) = tokio::select! {
+                biased;
                 m = pool_messages.next() => (m, true),
-                m = beat_messages.next() => (m, false),
+                m = beat_messages.next(), if pool_caught_up => (m, false),
             };
             let message = message.ok_or_else(|| anyhow::anyhow!("ordered consumer ended"))??;
             let info = message

@@ -48,9 +48,37 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("migrations failed: {e}"))
 }
 
+/// Accepts TCP connections with Nagle's algorithm off: answers and chat frames are small, and
+/// with Nagle on a reply waits for the peer's delayed ACK (40 ms) whenever an earlier frame is
+/// still unacknowledged (measured: `say` -> `OK` went from 40 ms to under 1 ms).
+pub struct NoDelayAcceptor(poem::listener::TcpAcceptor);
+
+impl poem::listener::Acceptor for NoDelayAcceptor {
+    type Io = tokio::net::TcpStream;
+
+    fn local_addr(&self) -> Vec<poem::web::LocalAddr> {
+        self.0.local_addr()
+    }
+
+    async fn accept(
+        &mut self,
+    ) -> std::io::Result<(
+        Self::Io,
+        poem::web::LocalAddr,
+        poem::web::RemoteAddr,
+        poem::http::uri::Scheme,
+    )> {
+        let (io, local, remote, scheme) = self.0.accept().await?;
+        if let Err(e) = io.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+        Ok((io, local, remote, scheme))
+    }
+}
+
 /// A built, bound, not yet serving application.
 pub struct Application {
-    acceptor: poem::listener::TcpAcceptor,
+    acceptor: NoDelayAcceptor,
     port: u16,
     state: Arc<AppState>,
     settings: ServeSettings,
@@ -204,6 +232,7 @@ impl Application {
         let chat_tasks = chat.start();
 
         let state = Arc::new(AppState {
+            min_sequence_wait: Duration::from_millis(settings.min_sequence_wait_ms),
             chat,
             member_tokens,
             dummy_password_hash,
@@ -225,7 +254,7 @@ impl Application {
             rate_limiter: crate::rate_limit::RateLimiter::new(settings.rate_limits),
         });
 
-        let acceptor = TcpListener::bind(settings.listen).into_acceptor().await?;
+        let acceptor = NoDelayAcceptor(TcpListener::bind(settings.listen).into_acceptor().await?);
         let port = acceptor
             .local_addr()
             .first()

@@ -642,7 +642,7 @@ impl ChatService {
         let room = Self::required(params, "chatroom")?;
         let action = parse_action(name).expect("known action");
         let seconds = params.get("seconds").and_then(Value::as_u64);
-        let until = self
+        let (until, _) = self
             .moderate(&actor, &room, &target, action, seconds)
             .await
             .map_err(|e| e.to_string())?;
@@ -661,7 +661,7 @@ impl ChatService {
     }
 
     /// Applies a moderation command of `actor` in `room` (chat actions and REST share it);
-    /// returns the end of a timed mute.
+    /// returns the end of a timed mute and the event's stream sequence.
     pub async fn moderate(
         &self,
         actor: &str,
@@ -669,7 +669,7 @@ impl ChatService {
         target: &str,
         action: ModerationAction,
         seconds: Option<u64>,
-    ) -> Result<Option<OffsetDateTime>, ModerateError> {
+    ) -> Result<(Option<OffsetDateTime>, u64), ModerateError> {
         let streamer = chatroom_streamer(room).ok_or_else(|| {
             ModerateError::Invalid(format!("{room} is not a streamer's chat room"))
         })?;
@@ -689,7 +689,8 @@ impl ChatService {
         )?;
         let now = OffsetDateTime::now_utc();
         let until = seconds.map(|s| now + time::Duration::seconds(s as i64));
-        self.store
+        let published = self
+            .store
             .publish(NewEvent::new(
                 now,
                 Event::MemberModerated(MemberModerated {
@@ -702,7 +703,7 @@ impl ChatService {
                 }),
             ))
             .await?;
-        Ok(until)
+        Ok((until, published.sequence))
     }
 
     /// Folds moderation and maintenance events from the start of the stream, and enforces bans

@@ -15,7 +15,7 @@ use super::api_error::ApiError;
 use super::envelope::{Envelope, timestamp};
 use super::field::{Checked, Loose};
 use super::gateway::MemberView;
-use super::{ApiTags, AppState};
+use super::{ApiTags, AppState, write_response};
 use crate::domain::member::{MemberFilter, MemberId, Role};
 use crate::gift_catalog::{self, Gift};
 use crate::members::{self, MemberEdit, NewMember};
@@ -316,6 +316,22 @@ pub struct Published {
     pub sequence: u64,
 }
 
+write_response!(
+    MemberResponse,
+    MemberView,
+    "Stored; `X-Event-Sequence` is the sequence of `member.registered` / `member.edited`."
+);
+write_response!(
+    GiftResponse,
+    GiftView,
+    "Stored; `X-Event-Sequence` is the sequence of `gift_catalog.defined`."
+);
+write_response!(
+    PublishedResponse,
+    Published,
+    "Stored; `X-Event-Sequence` is the event's stream sequence."
+);
+
 /// Back-office actions.
 #[derive(Default)]
 pub struct BackOfficeApi;
@@ -331,14 +347,14 @@ impl BackOfficeApi {
         &self,
         state: Data<&Arc<AppState>>,
         body: Json<CreateMemberRequest>,
-    ) -> Result<Json<Envelope<MemberView>>, ApiError> {
+    ) -> Result<MemberResponse, ApiError> {
         let body = body.0;
         authenticate(&state, body.website, body.key).await?;
         let member_id = MemberId::parse(&body.member_id.get("memberID")?, "memberID")?;
         let password = body.password.get("password")?;
         let nickname = body.nickname.get("nickname")?;
         let role = parse_role(body.role.as_deref(), "role")?.unwrap_or(Role::Member);
-        let profile = members::register(
+        let (profile, sequence) = members::register(
             &state.db,
             &state.store,
             NewMember {
@@ -354,7 +370,10 @@ impl BackOfficeApi {
             OffsetDateTime::now_utc(),
         )
         .await?;
-        Ok(Json(Envelope::ok(profile.into())))
+        Ok(MemberResponse::Ok(
+            Json(Envelope::ok(profile.into())),
+            sequence,
+        ))
     }
 
     /// EditMember: change a member's profile, role or password (the renamed UpdateStreamer)
@@ -366,7 +385,7 @@ impl BackOfficeApi {
         &self,
         state: Data<&Arc<AppState>>,
         body: Json<EditMemberRequest>,
-    ) -> Result<Json<Envelope<MemberView>>, ApiError> {
+    ) -> Result<MemberResponse, ApiError> {
         let body = body.0;
         authenticate(&state, body.website, body.key).await?;
         let member_id = MemberId::parse(&body.member_id.get("memberID")?, "memberID")?;
@@ -379,7 +398,7 @@ impl BackOfficeApi {
             equipment_bar: body.equipment_bar,
             account_id: body.account_id,
         };
-        let profile = members::edit(
+        let (profile, sequence) = members::edit(
             &state.db,
             &state.store,
             member_id.as_str(),
@@ -387,7 +406,10 @@ impl BackOfficeApi {
             OffsetDateTime::now_utc(),
         )
         .await?;
-        Ok(Json(Envelope::ok(profile.into())))
+        Ok(MemberResponse::Ok(
+            Json(Envelope::ok(profile.into())),
+            sequence,
+        ))
     }
 
     /// SetGift: create or replace a gift of the catalog
@@ -398,7 +420,7 @@ impl BackOfficeApi {
         &self,
         state: Data<&Arc<AppState>>,
         body: Json<SetGiftRequest>,
-    ) -> Result<Json<Envelope<GiftView>>, ApiError> {
+    ) -> Result<GiftResponse, ApiError> {
         let body = body.0;
         authenticate(&state, body.website, body.key).await?;
         let gift = Gift {
@@ -408,9 +430,9 @@ impl BackOfficeApi {
             anime_url: body.anime_url.unwrap_or_default(),
             enabled: body.enabled.unwrap_or(true),
         };
-        let gift =
+        let (gift, sequence) =
             gift_catalog::define(&state.db, &state.store, gift, OffsetDateTime::now_utc()).await?;
-        Ok(Json(Envelope::ok(gift.into())))
+        Ok(GiftResponse::Ok(Json(Envelope::ok(gift.into())), sequence))
     }
 
     /// ListGifts: the gift catalog, by id
@@ -440,7 +462,7 @@ impl BackOfficeApi {
         &self,
         state: Data<&Arc<AppState>>,
         body: Json<MaintenanceRequest>,
-    ) -> Result<Json<Envelope<Published>>, ApiError> {
+    ) -> Result<PublishedResponse, ApiError> {
         let body = body.0;
         authenticate(&state, body.website, body.key).await?;
         let enabled = body.enabled.get("enabled")?;
@@ -453,9 +475,12 @@ impl BackOfficeApi {
                 }),
             ))
             .await?;
-        Ok(Json(Envelope::ok(Published {
-            sequence: published.sequence,
-        })))
+        Ok(PublishedResponse::Ok(
+            Json(Envelope::ok(Published {
+                sequence: published.sequence,
+            })),
+            published.sequence,
+        ))
     }
 
     /// BroadcastSystemMessage: a `system` chat message to one room or every room
@@ -468,7 +493,7 @@ impl BackOfficeApi {
         &self,
         state: Data<&Arc<AppState>>,
         body: Json<SystemMessageRequest>,
-    ) -> Result<Json<Envelope<Published>>, ApiError> {
+    ) -> Result<PublishedResponse, ApiError> {
         use crate::events::{AllRoomsNoticePublished, ChatNotice, Event, RoomNoticePublished};
         let body = body.0;
         authenticate(&state, body.website, body.key).await?;
@@ -494,9 +519,12 @@ impl BackOfficeApi {
                 event,
             ))
             .await?;
-        Ok(Json(Envelope::ok(Published {
-            sequence: published.sequence,
-        })))
+        Ok(PublishedResponse::Ok(
+            Json(Envelope::ok(Published {
+                sequence: published.sequence,
+            })),
+            published.sequence,
+        ))
     }
 
     /// getGiftRecord: gifts sent, filtered and paged, newest first, with totals

@@ -12,14 +12,14 @@ use std::sync::Arc;
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{Object, OpenApi};
 use time::OffsetDateTime;
 
 use super::action_query::ActionQuery;
 use super::api_error::ApiError;
 use super::envelope::{Envelope, timestamp};
 use super::field::Checked;
-use super::{ApiTags, AppState};
+use super::{ApiTags, AppState, write_response};
 use crate::domain::member::{MemberId, Role, chatroom_name};
 use crate::domain::room::{self, MAX_ANNOUNCEMENT_CHARS, MAX_TITLE_CHARS};
 use crate::event_store::NewEvent;
@@ -213,20 +213,6 @@ pub struct ModerationAnswer {
     pub until: Option<String>,
 }
 
-macro_rules! write_response {
-    ($name:ident, $answer:ty, $doc:literal) => {
-        #[derive(ApiResponse)]
-        pub enum $name {
-            #[doc = $doc]
-            #[oai(status = 200)]
-            Ok(
-                Json<Envelope<$answer>>,
-                #[oai(header = "X-Event-Sequence")] u64,
-            ),
-        }
-    };
-}
-
 write_response!(
     LoginResponse,
     LoginAnswer,
@@ -246,6 +232,11 @@ write_response!(
     StreamResponse,
     StreamAnswer,
     "Stored; `X-Event-Sequence` is the sequence of `broadcast.started` / `broadcast.ended`."
+);
+write_response!(
+    ModerationResponse,
+    ModerationAnswer,
+    "Stored; `X-Event-Sequence` is the sequence of `moderation.member_moderated`."
 );
 write_response!(
     GiftResponse,
@@ -694,7 +685,7 @@ impl GatewayApi {
         &self,
         state: Data<&Arc<AppState>>,
         body: Json<ActionRequest>,
-    ) -> Result<Json<Envelope<ModerationAnswer>>, ApiError> {
+    ) -> Result<ModerationResponse, ApiError> {
         let action = Action::parse(body.0)?;
         let claims = action.member(&state)?;
         let name = action.query.text("action")?;
@@ -731,12 +722,16 @@ impl GatewayApi {
                 ModerateError::Rule(rule) => ApiError::forbidden(rule.to_string()),
                 ModerateError::Store(s) => s.into(),
             })?;
-        Ok(Json(Envelope::ok(ModerationAnswer {
-            action: name,
-            member_id: target.to_string(),
-            chatroom: room,
-            until: until.map(timestamp),
-        })))
+        let (until, sequence) = until;
+        Ok(ModerationResponse::Ok(
+            Json(Envelope::ok(ModerationAnswer {
+                action: name,
+                member_id: target.to_string(),
+                chatroom: room,
+                until: until.map(timestamp),
+            })),
+            sequence,
+        ))
     }
 
     /// Any other action name: 404 `UNKNOWN_ACTION`

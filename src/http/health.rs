@@ -95,19 +95,10 @@ impl HealthApi {
             } else {
                 0
             };
-            let mut pending = None;
-            if let Some(stream) = &stream
-                && let Ok(Ok(mut consumer)) = tokio::time::timeout(
-                    Duration::from_secs(1),
-                    stream.get_consumer::<async_nats::jetstream::consumer::pull::Config>(
-                        &projections::consumer_name(name),
-                    ),
-                )
-                .await
-                && let Ok(info) = consumer.info().await
-            {
-                pending = Some(info.num_pending + info.num_ack_pending as u64);
-            }
+            let pending = match &stream {
+                Some(stream) => projections::consumer_backlog(stream, name).await,
+                None => None,
+            };
             lags.insert(
                 name.to_string(),
                 ProjectionLag {

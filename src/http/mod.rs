@@ -4,6 +4,7 @@
 pub mod action_query;
 pub mod api_error;
 pub mod backoffice;
+pub mod consistency;
 pub mod envelope;
 pub mod field;
 pub mod gateway;
@@ -30,6 +31,23 @@ use crate::event_store::EventStore;
 use crate::ivs::arn::is_stage_arn;
 use crate::pool_service::{PoolService, derived_event_id};
 use crate::read_models::{self, StageRow};
+
+/// Declares the answer of a write route: the body, and `X-Event-Sequence`, the stream sequence
+/// of the event it stored (DESIGN.md §5).
+macro_rules! write_response {
+    ($name:ident, $answer:ty, $doc:literal) => {
+        #[derive(poem_openapi::ApiResponse)]
+        pub enum $name {
+            #[doc = $doc]
+            #[oai(status = 200)]
+            Ok(
+                poem_openapi::payload::Json<$crate::http::envelope::Envelope<$answer>>,
+                #[oai(header = "X-Event-Sequence")] u64,
+            ),
+        }
+    };
+}
+pub(crate) use write_response;
 
 /// The API's tags.
 #[derive(Tags)]
@@ -80,6 +98,8 @@ pub struct AppState {
     pub dummy_password_hash: String,
     /// The chat gateway of this instance.
     pub chat: Arc<crate::chat::ChatService>,
+    /// How long a request with `X-Min-Sequence` waits for the read models.
+    pub min_sequence_wait: std::time::Duration,
 }
 
 impl AppState {
@@ -193,9 +213,13 @@ pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint {
     let client_path = state.chat.settings().client_path.clone();
     let limited_state = state.clone();
     let idempotency_state = state.clone();
+    let consistency_state = state.clone();
     let api = api
         .around(move |ep, req| idempotency::replay_or_record(ep, req, idempotency_state.clone()))
-        .around(move |ep, req| crate::rate_limit::enforce(ep, req, limited_state.clone()));
+        .around(move |ep, req| crate::rate_limit::enforce(ep, req, limited_state.clone()))
+        .around(move |ep, req| {
+            consistency::wait_for_min_sequence(ep, req, consistency_state.clone())
+        });
     Route::new()
         .nest("/", api)
         .nest("/docs", docs)

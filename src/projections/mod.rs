@@ -109,6 +109,23 @@ pub fn consumer_name(projection: &str) -> String {
     format!("projector-{projection}")
 }
 
+/// Events a projection's consumer still has to apply (pending plus delivered but unacknowledged),
+/// or `None` when the consumer cannot be asked (it does not exist, NATS is down).
+pub async fn consumer_backlog(
+    stream: &async_nats::jetstream::stream::Stream,
+    projection: &str,
+) -> Option<u64> {
+    let mut consumer = tokio::time::timeout(
+        Duration::from_secs(1),
+        stream.get_consumer::<pull::Config>(&consumer_name(projection)),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    let info = consumer.info().await.ok()?;
+    Some(info.num_pending + info.num_ack_pending as u64)
+}
+
 /// Reads a projection's checkpoint (0 when it has none).
 pub async fn checkpoint(pool: &PgPool, projection: &str) -> Result<u64, sqlx::Error> {
     let row: Option<(i64,)> =

@@ -19,6 +19,7 @@ mod openapi_spec;
 mod projections;
 mod publisher_status;
 mod rate_limits;
+mod read_your_writes;
 mod room_projections;
 mod seed_examples;
 mod stages;
