@@ -309,10 +309,8 @@ impl ChatService {
             }),
         )
         .with_id(notice_id);
-        for event in [fact, notice] {
-            if let Err(e) = self.store.publish(event).await {
-                tracing::warn!(error = %e, "leave not published");
-            }
+        if let Err(e) = self.store.publish_all(vec![fact, notice]).await {
+            tracing::warn!(error = %e, "leave not published");
         }
     }
 
@@ -538,10 +536,8 @@ impl ChatService {
                 ])),
             );
         }
-        for event in events {
-            if let Err(e) = self.store.publish(event).await {
-                tracing::warn!(error = %e, "join not published");
-            }
+        if let Err(e) = self.store.publish_all(events).await {
+            tracing::warn!(error = %e, "join not published");
         }
     }
 

@@ -282,9 +282,10 @@ impl ProjectorRunner {
         // Notices left over from a batch that failed belong to a rolled-back transaction.
         let _ = self.projection.take_notices();
         self.projection.apply_batch(&mut tx, &events).await?;
-        for notice in self.projection.take_notices() {
+        let notices = self.projection.take_notices();
+        if !notices.is_empty() {
             self.store
-                .publish(notice)
+                .publish_all(notices)
                 .await
                 .map_err(|e| anyhow::anyhow!("notice not published: {e}"))?;
         }
