@@ -31,6 +31,7 @@ pub mod http;
 pub mod ivs;
 pub mod member_auth;
 pub mod members;
+pub mod metrics;
 pub mod operators;
 pub mod pool_service;
 pub mod projections;

@@ -117,6 +117,7 @@ impl Application {
     /// key, catches the stage pool up with the stream, creates the master stage on first start,
     /// starts the projectors and the expiry reactor, and binds the listener (port 0 picks one).
     pub async fn build(settings: ServeSettings) -> anyhow::Result<Self> {
+        crate::metrics::handle();
         let db = connect_postgres(&settings.connection.database_url).await?;
         migrate(&db).await?;
         let store = EventStore::connect(&settings.connection.nats_url, "/onair/stage-api").await?;

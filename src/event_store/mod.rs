@@ -180,6 +180,7 @@ impl EventStore {
         &self,
         events: Vec<NewEvent>,
     ) -> Result<Vec<Published>, EventStoreError> {
+        let started = std::time::Instant::now();
         let mut pending = Vec::with_capacity(events.len());
         for new in events {
             let headers = cloudevents::headers(new.id, new.occurred_at, &self.source, &new.event);
@@ -213,6 +214,9 @@ impl EventStore {
                 duplicate: ack.duplicate,
             });
         }
+        metrics::histogram!("onair_event_publish_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("onair_events_published_total").increment(published.len() as u64);
         Ok(published)
     }
 }

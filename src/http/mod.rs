@@ -219,12 +219,14 @@ pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint {
         .around(move |ep, req| crate::rate_limit::enforce(ep, req, limited_state.clone()))
         .around(move |ep, req| {
             consistency::wait_for_min_sequence(ep, req, consistency_state.clone())
-        });
+        })
+        .around(crate::metrics::track);
     Route::new()
         .nest("/", api)
         .nest("/docs", docs)
         .at("/openapi.json", spec_json)
         .at("/openapi.yaml", spec_yaml)
+        .at("/metrics", crate::metrics::serve)
         .at(&client_path, crate::chat::client_script::serve)
         .at(
             crate::chat::client_script::min_path(&client_path),

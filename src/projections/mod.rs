@@ -305,6 +305,14 @@ impl ProjectorRunner {
                 .map_err(|e| anyhow::anyhow!("ack failed: {e}"))?;
         }
         self.applied.send_replace(last);
+        metrics::counter!("onair_projection_events_applied_total", "projection" => name)
+            .increment(events.len() as u64);
+        metrics::gauge!("onair_projection_checkpoint", "projection" => name).set(last as f64);
+        if let Some(newest) = events.last() {
+            let lag = time::OffsetDateTime::now_utc() - newest.occurred_at;
+            metrics::gauge!("onair_projection_lag_seconds", "projection" => name)
+                .set(lag.as_seconds_f64().max(0.0));
+        }
         Ok(())
     }
 }

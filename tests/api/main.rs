@@ -15,6 +15,7 @@ mod chat_clients;
 mod concurrency;
 mod expiry_and_scaling;
 mod gateway;
+mod metrics;
 mod openapi_spec;
 mod projections;
 mod publisher_status;

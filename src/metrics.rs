@@ -1,0 +1,81 @@
+//! `/metrics` in the Prometheus text format (the `metrics` facade and
+//! `metrics-exporter-prometheus`).
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `onair_http_requests_total` | counter | `operation` (the OpenAPI operation id, or `other`), `status` |
+//! | `onair_http_request_duration_seconds` | histogram | `operation` |
+//! | `onair_event_publish_duration_seconds` | histogram | — (send to JetStream ack, per call) |
+//! | `onair_events_published_total` | counter | — |
+//! | `onair_projection_events_applied_total` | counter | `projection` |
+//! | `onair_projection_checkpoint` | gauge | `projection` (last stream sequence applied) |
+//! | `onair_projection_lag_seconds` | gauge | `projection` (commit time minus the last applied event's time) |
+//! | `onair_projection_pending_events` | gauge | `projection` (read from the consumer at scrape time) |
+//! | `onair_chat_open_sockets` | gauge | — (this instance) |
+//!
+//! The recorder is installed once per process; several applications in one process (tests)
+//! share it.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use poem::{Endpoint, IntoResponse, Request, Response, handler, web::Data};
+
+use crate::http::AppState;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process's recorder (installed on first use).
+pub fn handle() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&[
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ])
+            .expect("static buckets are valid")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be set (an embedding program's); ours then only renders.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// Counts and times every API request by operation and status.
+pub async fn track<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
+    let started = Instant::now();
+    let response = match ep.call(req).await {
+        Ok(r) => r.into_response(),
+        Err(e) => crate::http::api_error::framework_error_to_response(e).await,
+    };
+    let operation = response
+        .extensions()
+        .get::<poem_openapi::OperationId>()
+        .map_or("other", |id| id.0);
+    metrics::counter!("onair_http_requests_total", "operation" => operation,
+        "status" => response.status().as_u16().to_string())
+    .increment(1);
+    metrics::histogram!("onair_http_request_duration_seconds", "operation" => operation)
+        .record(started.elapsed().as_secs_f64());
+    Ok(response)
+}
+
+/// `GET /metrics`.
+#[handler]
+pub async fn serve(state: Data<&Arc<AppState>>) -> Response {
+    let handle = handle();
+    metrics::gauge!("onair_chat_open_sockets").set(state.chat.hub.len() as f64);
+    if let Ok(stream) = state.store.stream().await {
+        for name in &state.projection_names {
+            if let Some(backlog) = crate::projections::consumer_backlog(&stream, name).await {
+                metrics::gauge!("onair_projection_pending_events", "projection" => *name)
+                    .set(backlog as f64);
+            }
+        }
+    }
+    handle
+        .render()
+        .with_content_type("text/plain; version=0.0.4; charset=utf-8")
+        .into_response()
+}
