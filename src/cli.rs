@@ -51,12 +51,69 @@ enum Command {
         #[command(subcommand)]
         command: MemberCommand,
     },
+    /// Read and load the event stream as CloudEvents JSON lines.
+    Events {
+        #[command(flatten)]
+        connection: ConnectionSettings,
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
     /// Manage the gift catalog (publishes `gift_catalog.defined`).
     Gift {
         #[command(flatten)]
         connection: ConnectionSettings,
         #[command(subcommand)]
         command: GiftCommand,
+    },
+}
+
+/// Which events `tail` and `export` read.
+#[derive(clap::Args, Debug)]
+struct EventFilter {
+    /// From this stream sequence or RFC 3339 time (default: the start; `tail`: now).
+    #[arg(long)]
+    since: Option<crate::event_tools::Position>,
+    /// Up to this stream sequence or RFC 3339 time, inclusive (default: the end as it is now).
+    #[arg(long)]
+    until: Option<crate::event_tools::Position>,
+    /// Only these event types (`onair.viewer.joined.v1`); repeat for several.
+    #[arg(long = "type")]
+    types: Vec<String>,
+    /// Only events on this subject filter (`onair.viewer.>`).
+    #[arg(long)]
+    subject: Option<String>,
+}
+
+impl EventFilter {
+    fn selection(self) -> crate::event_tools::Selection {
+        crate::event_tools::Selection {
+            since: self.since,
+            until: self.until,
+            types: self.types,
+            subject: self.subject,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum EventsCommand {
+    /// Print new events as they are stored (CloudEvents JSON lines) until interrupted.
+    Tail {
+        #[command(flatten)]
+        filter: EventFilter,
+    },
+    /// Write the selected events as CloudEvents JSON lines (progress on standard error).
+    Export {
+        #[command(flatten)]
+        filter: EventFilter,
+        /// File to write (default: standard output).
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Load an export into an empty stream, keeping ids, sources and times.
+    Import {
+        /// The file to read (`-`: standard input).
+        file: std::path::PathBuf,
     },
 }
 
@@ -225,6 +282,21 @@ impl Command {
                 connection,
                 command,
             } => return gift_command(&connection, command).await,
+            Command::Events {
+                connection,
+                command,
+            } => {
+                return match events_command(&connection, command).await {
+                    // The reader went away (`onair events tail | head`): not an error.
+                    Err(e)
+                        if e.downcast_ref::<std::io::Error>().map(std::io::Error::kind)
+                            == Some(std::io::ErrorKind::BrokenPipe) =>
+                    {
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    other => other,
+                };
+            }
         }
         Ok(ExitCode::SUCCESS)
     }
@@ -423,6 +495,45 @@ async fn gift_command(
                     g.gift_id, g.name, g.points, g.anime_url, g.enabled
                 );
             }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn events_command(
+    connection: &ConnectionSettings,
+    command: EventsCommand,
+) -> anyhow::Result<ExitCode> {
+    let store = crate::event_store::EventStore::connect(&connection.nats_url, "/onair/cli").await?;
+    match command {
+        EventsCommand::Tail { filter } => {
+            let mut out = std::io::stdout().lock();
+            crate::event_tools::export(&store, &filter.selection(), true, &mut out).await?;
+        }
+        EventsCommand::Export { filter, output } => {
+            let written = match output {
+                Some(path) => {
+                    let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
+                    crate::event_tools::export(&store, &filter.selection(), false, &mut file)
+                        .await?
+                }
+                None => {
+                    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                    crate::event_tools::export(&store, &filter.selection(), false, &mut out).await?
+                }
+            };
+            eprintln!("{written} events exported");
+        }
+        EventsCommand::Import { file } => {
+            store.ensure_stream(1).await?;
+            let loaded = if file.as_os_str() == "-" {
+                let mut input = std::io::stdin().lock();
+                crate::event_tools::import(&store, &mut input).await?
+            } else {
+                let mut input = std::io::BufReader::new(std::fs::File::open(&file)?);
+                crate::event_tools::import(&store, &mut input).await?
+            };
+            eprintln!("{loaded} events imported");
         }
     }
     Ok(ExitCode::SUCCESS)

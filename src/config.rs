@@ -14,12 +14,18 @@ pub struct ConnectionSettings {
     /// PostgreSQL URL (read models, API keys, signing key).
     #[arg(
         long,
+        global = true,
         env = "ONAIR_DATABASE_URL",
         default_value = "postgres://postgres@127.0.0.1:55432/onair"
     )]
     pub database_url: String,
     /// NATS URL (JetStream must be enabled).
-    #[arg(long, env = "ONAIR_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        long,
+        global = true,
+        env = "ONAIR_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
     pub nats_url: String,
 }
 

@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod event_store;
+pub mod event_tools;
 pub mod events;
 pub mod gift_catalog;
 pub mod http;

@@ -144,6 +144,37 @@ impl EventStore {
         Ok(self.jetstream.get_stream(STREAM_NAME).await?)
     }
 
+    /// Stores events exactly as given (id, time, source), pipelined: `onair events import`.
+    /// Returns how many were stored (duplicates of ids already stored are not counted).
+    pub async fn import_batch(
+        &self,
+        events: Vec<(Uuid, OffsetDateTime, String, Event)>,
+    ) -> anyhow::Result<u64> {
+        let mut acks = Vec::with_capacity(events.len());
+        for (id, time, source, event) in events {
+            let headers = cloudevents::headers(id, time, &source, &event);
+            let message = jetstream::message::PublishMessage::build()
+                .payload(event.to_json().into())
+                .headers(headers);
+            acks.push(
+                self.jetstream
+                    .send_publish(event.subject(), message)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("import failed: {e}"))?,
+            );
+        }
+        let mut stored = 0;
+        for ack in acks {
+            let ack = ack
+                .await
+                .map_err(|e| anyhow::anyhow!("import failed: {e}"))?;
+            if !ack.duplicate {
+                stored += 1;
+            }
+        }
+        Ok(stored)
+    }
+
     /// The last event stored on one literal `subject`, if any: the current state of an aggregate
     /// whose state is its last event (a room's broadcast, a follow relation), read from the stream
     /// itself rather than a read model that may lag.
