@@ -30,6 +30,12 @@ enum Command {
         #[arg(long, value_enum, default_value_t = SpecFormat::Yaml)]
         format: SpecFormat,
     },
+    /// Write the event stream's JSON Schemas (`events/<type>.json`) and AsyncAPI document
+    /// (`asyncapi.json`) into a folder (regenerate `openapi/` with it).
+    Schemas {
+        #[arg(long, default_value = "openapi")]
+        out: std::path::PathBuf,
+    },
     /// Manage API keys (header `x-api-key`).
     Apikey {
         #[command(flatten)]
@@ -257,6 +263,17 @@ impl Command {
                     SpecFormat::Yaml => print!("{}", api.spec_yaml()),
                     SpecFormat::Json => println!("{}", api.spec()),
                 }
+            }
+            Command::Schemas { out } => {
+                let files = crate::events::schema::files();
+                for (path, content) in &files {
+                    let path = out.join(path);
+                    if let Some(dir) = path.parent() {
+                        std::fs::create_dir_all(dir)?;
+                    }
+                    std::fs::write(&path, content)?;
+                }
+                eprintln!("{} files written under {}", files.len(), out.display());
             }
             Command::Apikey {
                 connection,

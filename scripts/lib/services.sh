@@ -245,6 +245,24 @@ onair_ensure_python_requests() {
   python3 -c 'import requests' >/dev/null 2>&1 || { onair_die "python module 'requests' could not be installed"; return 1; }
 }
 
+# Python modules of the event-schema consumer test (tests/seed/validate_events.py).
+onair_ensure_python_event_modules() {
+  if (cd / && python3 -c 'import nats.js, jsonschema') >/dev/null 2>&1; then
+    onair_export_test_python
+    return 0
+  fi
+  _onair_pip_install nats-py jsonschema || true
+  (cd / && python3 -c 'import nats.js, jsonschema') >/dev/null 2>&1 ||
+    { onair_die "python modules nats-py and jsonschema could not be installed"; return 1; }
+  onair_export_test_python
+}
+
+# The interpreter that has them, for the tests (a pyenv shim may pick another one in a child).
+onair_export_test_python() {
+  ONAIR_TEST_PYTHON="$(python3 -c 'import sys; print(sys.executable)')"
+  export ONAIR_TEST_PYTHON
+}
+
 # The real ActionheroWebsocketClient for the chat tests (protocols/actionhero.md §7): the npm
 # packages it is built from (actionhero, which brings primus and ws), installed into DIR at test
 # time and never committed. Installs Node.js and npm from Debian if missing. Sets

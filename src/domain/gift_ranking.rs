@@ -38,7 +38,7 @@ use crate::domain::member::MemberId;
 pub const DEFAULT_TOP_N: usize = 10;
 
 /// How an entry moved since the previous snapshot; on the wire `UP`, `DOWN`, `PLATEAU`, `NEW`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RankState {
     Up,
@@ -48,7 +48,7 @@ pub enum RankState {
 }
 
 /// One entry of the seed's `rankingList`: `{memberId, nickName, rank, state, rise, score}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RankingEntry {
     pub member_id: MemberId,

@@ -334,6 +334,20 @@ impl From<MemberId> for String {
     }
 }
 
+impl schemars::JsonSchema for MemberId {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "MemberId".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A member id, account@agent.masterAgent",
+            "pattern": "^[^@\\s]+@[^@.\\s]+\\.[^@.\\s]+$"
+        })
+    }
+}
+
 impl Serialize for MemberId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.raw)
@@ -431,7 +445,7 @@ impl MemberFilter {
 }
 
 /// A member's role; on the wire `member` or `streamer` (the seed's chat `role` field).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Member,

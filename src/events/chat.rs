@@ -10,7 +10,7 @@ use crate::domain::chat::ModerationAction;
 /// A verified member's chat message, accepted in a room. `message` is the JSON text broadcast as
 /// the `message` of the `say` payload (seeds/gateway-chat.md chat format); `ce-time` is its
 /// `sentAt`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatMessagePosted {
     pub room: String,
@@ -21,7 +21,7 @@ pub struct ChatMessagePosted {
 }
 
 /// A member verified on a connection in a room (the seed's `joinRoom`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberJoinedRoom {
     pub room: String,
@@ -30,7 +30,7 @@ pub struct MemberJoinedRoom {
 }
 
 /// A verified member's connection left a room (roomLeave or disconnect; the seed's `leaveRoom`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberLeftRoom {
     pub room: String,
@@ -39,7 +39,7 @@ pub struct MemberLeftRoom {
 }
 
 /// The room's streamer or an admin banned, muted, ... a member.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberModerated {
     pub room: String,
@@ -52,11 +52,12 @@ pub struct MemberModerated {
     pub by: String,
     /// End of a timed mute (UTC); `None` for a permanent one and every other action.
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>")]
     pub until: Option<OffsetDateTime>,
 }
 
 /// An operator switched maintenance mode (40308 while on).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MaintenanceModeSet {
     pub enabled: bool,

@@ -13,6 +13,7 @@ pub mod chat;
 pub mod cloudevents;
 pub mod notice;
 pub mod room;
+pub mod schema;
 pub mod subject;
 
 use std::borrow::Cow;
@@ -69,7 +70,7 @@ pub const HEARTBEAT_SUBJECT_FILTER: &str = "onair.viewer.*.heartbeat_recorded";
 
 /// A stage joined the pool: the master stage at first start, or an auto-scaled one.
 /// The stage's creation time is the event's `ce-time`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StageCreated {
     pub stage_arn: String,
@@ -81,7 +82,7 @@ pub struct StageCreated {
 }
 
 /// A viewer took a seat on a stage (a viewer token was issued to a user without a seat).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ViewerJoined {
     /// The plain user id of the request (not the `viewer-` participant user id).
@@ -90,24 +91,26 @@ pub struct ViewerJoined {
     /// IVS participant id, the token's `jti`.
     pub participant_id: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
     pub token_expires_at: OffsetDateTime,
     #[serde(default)]
     pub attributes: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A seated viewer asked for a new token; the seat is kept, the participant id changes.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ViewerTokenRenewed {
     pub user_id: String,
     pub stage_arn: String,
     pub participant_id: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
     pub token_expires_at: OffsetDateTime,
 }
 
 /// A seated viewer sent a heartbeat (seeds/ivs-api.md: every 30 s).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ViewerHeartbeatRecorded {
     pub user_id: String,
@@ -116,43 +119,47 @@ pub struct ViewerHeartbeatRecorded {
 
 /// A viewer left on their own; `watchDurationSeconds` is this session's length (leave time minus
 /// join time, whole seconds).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ViewerLeft {
     pub user_id: String,
     pub stage_arn: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
     pub joined_at: OffsetDateTime,
     pub watch_duration_seconds: u64,
 }
 
 /// A viewer was silent longer than the heartbeat timeout (seeds/ivs-api.md: 60 s) and lost the seat;
 /// `watchDurationSeconds` runs from the join to the last sign of life.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ViewerExpired {
     pub user_id: String,
     pub stage_arn: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
     pub joined_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
     pub last_seen_at: OffsetDateTime,
     pub watch_duration_seconds: u64,
 }
 
 /// A publisher token was issued for the master stage.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PublisherTokenIssued {
     pub user_id: String,
     pub stage_arn: String,
     pub participant_id: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
     pub expires_at: OffsetDateTime,
 }
 
 /// An operator renamed a stage.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StageRenamed {
     pub stage_arn: String,
@@ -161,7 +168,7 @@ pub struct StageRenamed {
 
 /// An auto-scaled stage stopped taking new viewers because it had too few (scale-down); it is
 /// deleted once empty.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StageDrainStarted {
     pub stage_arn: String,
@@ -170,7 +177,7 @@ pub struct StageDrainStarted {
 }
 
 /// A draining stage takes viewers again because the pool needed its seats.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StageDrainEnded {
     pub stage_arn: String,
@@ -178,7 +185,7 @@ pub struct StageDrainEnded {
 }
 
 /// Why a stage left the pool.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StageDeletionReason {
     /// `DELETE /api/stage/{stageArn}`.
@@ -188,7 +195,7 @@ pub enum StageDeletionReason {
 }
 
 /// A stage left the pool (it had no viewers).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StageDeleted {
     pub stage_arn: String,
@@ -197,7 +204,7 @@ pub struct StageDeleted {
 
 /// The publisher started streaming on a stage (IVS EventBridge `Participant Published`, or the
 /// room gateway's stream status). `ce-time` is when it happened at the source.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamStarted {
     pub stage_arn: String,
@@ -210,7 +217,7 @@ pub struct StreamStarted {
 }
 
 /// The publisher stopped streaming (IVS EventBridge `Participant Unpublished`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamEnded {
     pub stage_arn: String,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::gift_ranking::{RankState, RankingEntry};
 
 /// Gift details of a `gift` message: `{id, name, animeUrl, count}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GiftDetails {
     pub id: i64,
@@ -23,7 +23,7 @@ pub struct GiftDetails {
 }
 
 /// `start` or `done` (seed: `streamStatus` and `sub`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StreamStatus {
     Start,
@@ -31,7 +31,7 @@ pub enum StreamStatus {
 }
 
 /// The member fields of `joinRoom` and `welcome`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Presence {
     pub member: String,
@@ -47,7 +47,7 @@ pub struct Presence {
 }
 
 /// One chat message of the system, tagged by the seed's `type`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum ChatNotice {
     /// `{"type":"gift","presenter","presenterNickname","recipient","gift":{id,name,animeUrl,count}}`.
@@ -91,7 +91,7 @@ pub enum ChatNotice {
 }
 
 /// A notice for everyone in one chat room.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RoomNoticePublished {
     /// `chatroomSystem-chatroom-{agentID}-{streamerMemberID}`.
@@ -100,7 +100,7 @@ pub struct RoomNoticePublished {
 }
 
 /// A notice for every follower of a streamer, in whatever room they are (the seed's `sub`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FollowerNoticePublished {
     pub streamer: String,
@@ -108,7 +108,7 @@ pub struct FollowerNoticePublished {
 }
 
 /// A notice for every room on every instance (an operator's `system` broadcast to all rooms).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AllRoomsNoticePublished {
     pub message: ChatNotice,

@@ -8,7 +8,7 @@ use crate::domain::member::Role;
 
 /// A member's public profile (seeds/gateway-chat.md `joinRoom`: nickname, accountID, avatar,
 /// equipmentBar, vip, role). Never carries the password or its hash.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberProfile {
     pub member_id: String,
@@ -22,7 +22,7 @@ pub struct MemberProfile {
 }
 
 /// The back office (or `onair member create`) registered a member.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberRegistered {
     #[serde(flatten)]
@@ -30,7 +30,7 @@ pub struct MemberRegistered {
 }
 
 /// The back office edited a member (`EditMember`); the profile as it is now.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberEdited {
     #[serde(flatten)]
@@ -40,7 +40,7 @@ pub struct MemberEdited {
 }
 
 /// A member or streamer logged in (`loginAction` / `loginStreamer`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberLoggedIn {
     pub member_id: String,
@@ -50,7 +50,7 @@ pub struct MemberLoggedIn {
 }
 
 /// The back office created or changed a gift of the catalog.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GiftDefined {
     #[serde(rename = "giftID")]
@@ -63,7 +63,7 @@ pub struct GiftDefined {
 }
 
 /// A streamer set their room's info (`setRoomInfo`); the fields as they are now.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RoomInfoSet {
     pub streamer: String,
@@ -74,7 +74,7 @@ pub struct RoomInfoSet {
 
 /// A streamer went live (`startStream`); a new live session begins (the session gift ranking
 /// starts empty).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BroadcastStarted {
     pub streamer: String,
@@ -82,7 +82,7 @@ pub struct BroadcastStarted {
 }
 
 /// A streamer ended the stream (`endStream`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BroadcastEnded {
     pub streamer: String,
@@ -90,7 +90,7 @@ pub struct BroadcastEnded {
 }
 
 /// A member followed a streamer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamerFollowed {
     pub streamer: String,
@@ -98,7 +98,7 @@ pub struct StreamerFollowed {
 }
 
 /// A member stopped following a streamer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamerUnfollowed {
     pub streamer: String,
@@ -107,7 +107,7 @@ pub struct StreamerUnfollowed {
 
 /// A member sent gifts to a streamer (`sendGift`). The catalog entry is copied in (name, points,
 /// animation), so gift records and rankings never depend on the catalog's later state.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GiftSent {
     #[serde(rename = "giftID")]
@@ -133,7 +133,7 @@ pub struct GiftSent {
 
 /// A room's popularity changed (src/domain/popularity.rs); the inputs are kept so the value can be
 /// checked.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PopularityChanged {
     pub streamer: String,

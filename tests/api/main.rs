@@ -13,6 +13,7 @@ mod backoffice;
 mod chat;
 mod chat_clients;
 mod concurrency;
+mod event_schemas;
 mod event_tools;
 mod expiry_and_scaling;
 mod gateway;
