@@ -58,6 +58,25 @@ impl ChatClient {
         client
     }
 
+    /// Connects, joins `room` and verifies `member` there.
+    pub async fn verified(address: &str, room: &str, member: &str, token: &str) -> Self {
+        let mut client = Self::connect(address, "").await;
+        client.room_add(room).await;
+        let verified = client.verify(member, room, token).await;
+        assert_eq!(verified["verified"], true, "{verified}");
+        client
+    }
+
+    /// Says a chat message `text` as `member`.
+    pub async fn chat(&mut self, room: &str, member: &str, text: &str) -> Value {
+        self.say(
+            room,
+            &json!({"type": "chat", "memberID": member, "name": "m", "text": text,
+                    "textColor": "#FFF"}),
+        )
+        .await
+    }
+
     pub async fn send_text(&mut self, text: String) {
         self.ws
             .send(Message::Text(text.into()))

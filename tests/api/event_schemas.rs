@@ -52,14 +52,8 @@ async fn a_python_consumer_validates_every_event_against_the_published_schemas()
     gw.app
         .post("/api/token/publisher", &json!({"userId": "host"}))
         .await;
-    let mut chat = ChatClient::connect(&gw.app.address, "").await;
-    chat.room_add(ROOM).await;
-    chat.verify(BEN, ROOM, &ben).await;
-    chat.say(
-        ROOM,
-        &json!({"type": "chat", "memberID": BEN, "name": "b", "text": "hi", "textColor": "#FFF"}),
-    )
-    .await;
+    let mut chat = ChatClient::verified(&gw.app.address, ROOM, BEN, &ben).await;
+    chat.chat(ROOM, BEN, "hi").await;
     let mut streamer = ChatClient::connect(&gw.app.address, "").await;
     streamer.room_add(ROOM).await;
     streamer.verify(STAR, ROOM, &star).await;

@@ -108,14 +108,8 @@ async fn an_export_imported_into_an_empty_stream_rebuilds_the_same_read_models()
             &json!({"userId": "viewer-1", "stageArn": master}),
         )
         .await;
-    let mut chat = ChatClient::connect(&gw.app.address, "").await;
-    chat.room_add(ROOM).await;
-    chat.verify(BEN, ROOM, &ben).await;
-    chat.say(
-        ROOM,
-        &json!({"type": "chat", "memberID": BEN, "name": "ben", "text": "hi", "textColor": "#FFF"}),
-    )
-    .await;
+    let mut chat = ChatClient::verified(&gw.app.address, ROOM, BEN, &ben).await;
+    chat.chat(ROOM, BEN, "hi").await;
     gw.notice_of_type("giftRank", 3).await;
     gw.app.wait_for_projections().await;
     let original = snapshot(&gw.app.db).await;
