@@ -22,6 +22,8 @@ pub async fn run(db: PgPool, store: EventStore, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut leader: Option<PgConnection> = None;
+    // The first computation comes one interval after start, when the read models have caught up.
+    ticker.tick().await;
     loop {
         ticker.tick().await;
         if leader.is_none() {
