@@ -30,6 +30,16 @@ enum Command {
         #[arg(long, value_enum, default_value_t = SpecFormat::Yaml)]
         format: SpecFormat,
     },
+    /// Rebuild every read model from sequence 1 into a scratch schema, compare it with the live
+    /// read models row by row, and report differences, stream gaps and unreadable events (exit 1
+    /// when there is any).
+    Audit {
+        #[command(flatten)]
+        connection: ConnectionSettings,
+        /// Keep the scratch schema (`onair_audit_*`) for inspection.
+        #[arg(long)]
+        keep_schema: bool,
+    },
     /// Write the event stream's JSON Schemas (`events/<type>.json`) and AsyncAPI document
     /// (`asyncapi.json`) into a folder (regenerate `openapi/` with it).
     Schemas {
@@ -262,6 +272,34 @@ impl Command {
                 match format {
                     SpecFormat::Yaml => print!("{}", api.spec_yaml()),
                     SpecFormat::Json => println!("{}", api.spec()),
+                }
+            }
+            Command::Audit {
+                connection,
+                keep_schema,
+            } => {
+                let (pool, store) = connect_all(&connection).await?;
+                let report = crate::audit::run(&pool, &store, keep_schema).await?;
+                println!("{} events read", report.events);
+                for d in &report.differences {
+                    println!("{}: {} rows differ", d.table, d.count);
+                    for row in &d.only_live {
+                        println!("  live only:    {row}");
+                    }
+                    for row in &d.only_rebuilt {
+                        println!("  rebuilt only: {row}");
+                    }
+                }
+                for (first, last) in &report.gaps {
+                    println!("gap: sequences {first} to {last} are missing");
+                }
+                for (sequence, reason) in &report.unknown {
+                    println!("sequence {sequence}: no projector can read it: {reason}");
+                }
+                if report.is_clean() {
+                    println!("0 differences");
+                } else {
+                    return Ok(ExitCode::FAILURE);
                 }
             }
             Command::Schemas { out } => {

@@ -20,6 +20,7 @@
 //! - [`config`], [`telemetry`], [`startup`], [`cli`]: settings, logs, wiring, commands.
 
 pub mod api_keys;
+pub mod audit;
 pub mod chat;
 pub mod cli;
 pub mod config;
