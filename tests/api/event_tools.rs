@@ -3,16 +3,8 @@
 
 use std::io::Cursor;
 
-use serde_json::json;
-
-use crate::chat_support::ChatClient;
-use crate::gateway_support::Gateway;
 use crate::helpers::{Services, spawn_app_with};
 use onair::event_tools::{Selection, export, import};
-
-const STAR: &str = "star@mabu.mabumaster";
-const BEN: &str = "ben@mabu.mabumaster";
-const ROOM: &str = "chatroomSystem-chatroom-mabu.mabumaster-star@mabu.mabumaster";
 
 /// Every read model, as JSON rows (popularity columns aside: they come from a timer).
 const READ_MODELS: [(&str, &str); 12] = [
@@ -82,36 +74,9 @@ async fn snapshot(db: &sqlx::PgPool) -> Vec<(String, Vec<String>)> {
 
 #[tokio::test]
 async fn an_export_imported_into_an_empty_stream_rebuilds_the_same_read_models() {
-    let quiet = |s: &mut onair::config::ServeSettings| {
-        s.heartbeat_timeout_secs = 3600.0;
-        s.popularity_interval_ms = 3_600_000;
-    };
     let services = Services::start().await;
-    let gw = Gateway::start_with(&services, quiet).await;
-    let star = gw.member(STAR, "streamer").await;
-    let ben = gw.member(BEN, "member").await;
-    gw.set_gift(1, "Rose", 10).await;
-    gw.action("startStream", json!({}), Some(&star)).await;
-    gw.action("follow", json!({"streamerID": STAR}), Some(&ben))
-        .await;
-    for count in 1..=3 {
-        assert_eq!(gw.send_gift(&ben, BEN, STAR, 1, count).await.status, 200);
-    }
-    for i in 0..5 {
-        gw.app.seat(&format!("viewer-{i}")).await;
-    }
-    let master = gw.app.master_stage_arn().await;
-    gw.app.heartbeat("viewer-0", &master).await;
-    gw.app
-        .post(
-            "/api/viewer/leave",
-            &json!({"userId": "viewer-1", "stageArn": master}),
-        )
-        .await;
-    let mut chat = ChatClient::verified(&gw.app.address, ROOM, BEN, &ben).await;
-    chat.chat(ROOM, BEN, "hi").await;
-    gw.notice_of_type("giftRank", 3).await;
-    gw.app.wait_for_projections().await;
+    let gw = crate::workload::quiet_gateway(&services).await;
+    crate::workload::run(&gw).await;
     let original = snapshot(&gw.app.db).await;
 
     // Export everything, and a filtered export for good measure.
@@ -129,7 +94,7 @@ async fn an_export_imported_into_an_empty_stream_rebuilds_the_same_read_models()
         export(&gw.app.state.store, &selection, false, &mut gifts_only)
             .await
             .unwrap(),
-        3
+        crate::workload::GIFTS as u64
     );
     let first: serde_json::Value =
         serde_json::from_slice(gifts_only.split(|b| *b == b'\n').next().unwrap()).unwrap();
@@ -148,7 +113,7 @@ async fn an_export_imported_into_an_empty_stream_rebuilds_the_same_read_models()
     let again = import(&store, &mut Cursor::new(&file)).await;
     assert!(again.unwrap_err().to_string().contains("empty stream"));
 
-    let rebuilt = spawn_app_with(&elsewhere, quiet).await;
+    let rebuilt = spawn_app_with(&elsewhere, crate::workload::quiet).await;
     rebuilt.wait_for_projections().await;
     crate::helpers::eventually(std::time::Duration::from_secs(20), || async {
         let checkpoints = snapshot(&rebuilt.db).await;

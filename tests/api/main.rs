@@ -31,3 +31,4 @@ mod stats;
 mod stats_socket;
 mod tokens;
 mod viewers;
+mod workload;
