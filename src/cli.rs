@@ -30,6 +30,23 @@ enum Command {
         #[arg(long, value_enum, default_value_t = SpecFormat::Yaml)]
         format: SpecFormat,
     },
+    /// Rebuild read models from the stream into fresh tables and swap them in while servers keep
+    /// serving (progress on standard error).
+    Replay {
+        #[command(flatten)]
+        connection: ConnectionSettings,
+        /// A projection to rebuild (repeat for several): stages, viewers, publisher, rooms,
+        /// followers, gifts, room_activity.
+        #[arg(
+            long = "projection",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        projections: Vec<String>,
+        /// Rebuild every projection.
+        #[arg(long)]
+        all: bool,
+    },
     /// Rebuild every read model from sequence 1 into a scratch schema, compare it with the live
     /// read models row by row, and report differences, stream gaps and unreadable events (exit 1
     /// when there is any).
@@ -273,6 +290,19 @@ impl Command {
                     SpecFormat::Yaml => print!("{}", api.spec_yaml()),
                     SpecFormat::Json => println!("{}", api.spec()),
                 }
+            }
+            Command::Replay {
+                connection,
+                projections,
+                all,
+            } => {
+                let chosen = crate::replay::select((!all).then_some(projections.as_slice()))?;
+                let (pool, store) = connect_all(&connection).await?;
+                let report = crate::replay::run(&pool, &store, chosen).await?;
+                for (name, checkpoint) in &report.checkpoints {
+                    println!("{name}: rebuilt and swapped in at sequence {checkpoint}");
+                }
+                println!("{} events replayed", report.events);
             }
             Command::Audit {
                 connection,

@@ -40,6 +40,7 @@ pub mod projections;
 pub mod rate_limit;
 pub mod reactors;
 pub mod read_models;
+pub mod replay;
 pub mod room_service;
 pub mod startup;
 pub mod stats_socket;

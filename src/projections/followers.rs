@@ -20,6 +20,10 @@ impl Projection for FollowersProjection {
         "followers"
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_followers"]
+    }
+
     fn subjects(&self) -> Vec<String> {
         vec![FOLLOW_SUBJECT_FILTER.to_owned()]
     }

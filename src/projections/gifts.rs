@@ -122,6 +122,14 @@ impl Projection for GiftsProjection {
         "gifts"
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &[
+            "rm_gift_records",
+            "rm_gift_rankings",
+            "rm_gift_ranking_counters",
+        ]
+    }
+
     fn subjects(&self) -> Vec<String> {
         vec![
             GIFT_SUBJECT_FILTER.to_owned(),

@@ -35,6 +35,8 @@ use crate::pool_service::derived_event_id;
 pub trait Projection: Send + Sync + 'static {
     /// Stable name: the checkpoint key and the consumer `projector-<name>`.
     fn name(&self) -> &'static str;
+    /// The read-model tables it writes (and only it writes): what a replay swaps.
+    fn tables(&self) -> &'static [&'static str];
     /// The subjects whose events it applies.
     fn subjects(&self) -> Vec<String>;
     /// Applies one event inside the batch's transaction. Must not read the clock.

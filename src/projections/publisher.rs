@@ -16,6 +16,10 @@ impl Projection for PublisherProjection {
         "publisher"
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_publisher_status"]
+    }
+
     fn subjects(&self) -> Vec<String> {
         vec![STREAM_SUBJECT_FILTER.to_owned()]
     }

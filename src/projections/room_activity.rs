@@ -19,6 +19,10 @@ impl Projection for RoomActivityProjection {
         "room_activity"
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_room_activity", "rm_room_presence"]
+    }
+
     fn subjects(&self) -> Vec<String> {
         vec![
             GIFT_SUBJECT_FILTER.to_owned(),

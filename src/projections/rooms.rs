@@ -84,6 +84,10 @@ impl Projection for RoomsProjection {
         "rooms"
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_rooms"]
+    }
+
     fn subjects(&self) -> Vec<String> {
         vec![
             BROADCAST_SUBJECT_FILTER.to_owned(),

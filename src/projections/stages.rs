@@ -14,6 +14,10 @@ impl Projection for StagesProjection {
         "stages"
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_stages"]
+    }
+
     fn subjects(&self) -> Vec<String> {
         vec![pool_subject_filter()]
     }

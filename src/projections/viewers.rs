@@ -106,6 +106,10 @@ impl Projection for ViewersProjection {
         "viewers"
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_viewer_seats", "rm_watch_time"]
+    }
+
     fn subjects(&self) -> Vec<String> {
         vec![pool_subject_filter(), HEARTBEAT_SUBJECT_FILTER.to_owned()]
     }

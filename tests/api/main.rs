@@ -24,6 +24,7 @@ mod projections;
 mod publisher_status;
 mod rate_limits;
 mod read_your_writes;
+mod replay;
 mod room_projections;
 mod seed_examples;
 mod stages;
