@@ -305,7 +305,7 @@ impl Event {
             Event::BroadcastEnded(_) => "onair.broadcast.ended.v1",
             Event::StreamerFollowed(_) => "onair.follow.followed.v1",
             Event::StreamerUnfollowed(_) => "onair.follow.unfollowed.v1",
-            Event::GiftSent(_) => "onair.gift.sent.v1",
+            Event::GiftSent(_) => "onair.gift.sent.v2",
             Event::PopularityChanged(_) => "onair.popularity.changed.v1",
             Event::RoomNoticePublished(_) => "onair.notice.published_to_room.v1",
             Event::FollowerNoticePublished(_) => "onair.notice.published_to_followers.v1",
@@ -486,7 +486,11 @@ impl Event {
             "onair.broadcast.ended.v1" => Event::BroadcastEnded(parse(event_type, data)?),
             "onair.follow.followed.v1" => Event::StreamerFollowed(parse(event_type, data)?),
             "onair.follow.unfollowed.v1" => Event::StreamerUnfollowed(parse(event_type, data)?),
-            "onair.gift.sent.v1" => Event::GiftSent(parse(event_type, data)?),
+            "onair.gift.sent.v2" => Event::GiftSent(parse(event_type, data)?),
+            // Upcast: v1 had no `score`.
+            "onair.gift.sent.v1" => {
+                Event::GiftSent(parse::<room::GiftSentV1>(event_type, data)?.upcast())
+            }
             "onair.popularity.changed.v1" => Event::PopularityChanged(parse(event_type, data)?),
             "onair.notice.published_to_room.v1" => {
                 Event::RoomNoticePublished(parse(event_type, data)?)
@@ -567,6 +571,25 @@ mod tests {
         });
         assert!(!beat.is_pool_event());
         assert_eq!(beat.subject().split('.').count(), 4);
+    }
+
+    #[test]
+    fn a_v1_gift_is_upcast_to_v2_on_read() {
+        let v1 = br#"{"giftID":1,"giftName":"Rose","animeUrl":"/a.webp","points":10,"count":3,
+            "presenter":"ben@mabu.mabumaster","presenterNickname":"Ben",
+            "recipient":"star@mabu.mabumaster","agentID":"mabu.mabumaster"}"#;
+        let Event::GiftSent(gift) = Event::decode("onair.gift.sent.v1", v1).unwrap() else {
+            panic!("not a gift");
+        };
+        assert_eq!(gift.score, 30);
+        assert_eq!(gift.session_id, None);
+        // Written again, it is a v2 event that reads back the same.
+        let event = Event::GiftSent(gift);
+        assert_eq!(event.event_type(), "onair.gift.sent.v2");
+        assert_eq!(
+            Event::decode(event.event_type(), &event.to_json()).unwrap(),
+            event
+        );
     }
 
     #[test]

@@ -107,6 +107,7 @@ pub struct StreamerUnfollowed {
 
 /// A member sent gifts to a streamer (`sendGift`). The catalog entry is copied in (name, points,
 /// animation), so gift records and rankings never depend on the catalog's later state.
+/// Version 2 adds `score`; version 1 events are upcast on read ([`GiftSentV1::upcast`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GiftSent {
@@ -118,6 +119,8 @@ pub struct GiftSent {
     pub points: u32,
     /// How many (1 to 9999).
     pub count: u32,
+    /// `points × count`: what the gift adds to the presenter's ranking score (v2).
+    pub score: u64,
     /// The sender's member id.
     pub presenter: String,
     pub presenter_nickname: String,
@@ -129,6 +132,44 @@ pub struct GiftSent {
     /// The recipient's live session when sent, if live.
     #[serde(default)]
     pub session_id: Option<Uuid>,
+}
+
+/// `onair.gift.sent.v1`: [`GiftSent`] without `score`, as the first releases wrote it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GiftSentV1 {
+    #[serde(rename = "giftID")]
+    pub gift_id: i64,
+    pub gift_name: String,
+    pub anime_url: String,
+    pub points: u32,
+    pub count: u32,
+    pub presenter: String,
+    pub presenter_nickname: String,
+    pub recipient: String,
+    #[serde(rename = "agentID")]
+    pub agent_id: String,
+    #[serde(default)]
+    pub session_id: Option<Uuid>,
+}
+
+impl GiftSentV1 {
+    /// The v2 shape: `score = points × count`.
+    pub fn upcast(self) -> GiftSent {
+        GiftSent {
+            score: u64::from(self.points) * u64::from(self.count),
+            gift_id: self.gift_id,
+            gift_name: self.gift_name,
+            anime_url: self.anime_url,
+            points: self.points,
+            count: self.count,
+            presenter: self.presenter,
+            presenter_nickname: self.presenter_nickname,
+            recipient: self.recipient,
+            agent_id: self.agent_id,
+            session_id: self.session_id,
+        }
+    }
 }
 
 /// A room's popularity changed (src/domain/popularity.rs); the inputs are kept so the value can be

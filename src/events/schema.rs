@@ -66,7 +66,8 @@ pub fn catalog() -> Vec<EventSchema> {
         BroadcastEnded, "onair.broadcast.ended.v1", of("broadcast", "ended"), "the streamer's member id";
         StreamerFollowed, "onair.follow.followed.v1", of("follow", "followed"), "\"<follower> <streamer>\"";
         StreamerUnfollowed, "onair.follow.unfollowed.v1", of("follow", "unfollowed"), "\"<follower> <streamer>\"";
-        GiftSent, "onair.gift.sent.v1", of("gift", "sent"), "the streamer's member id";
+        room::GiftSentV1, "onair.gift.sent.v1", of("gift", "sent"), "the streamer's member id (v1: upcast to v2 on read)";
+        GiftSent, "onair.gift.sent.v2", of("gift", "sent"), "the streamer's member id";
         PopularityChanged, "onair.popularity.changed.v1", of("popularity", "changed"), "the streamer's member id";
         RoomNoticePublished, "onair.notice.published_to_room.v1", of("notice", "published_to_room"), "the chat room name";
         FollowerNoticePublished, "onair.notice.published_to_followers.v1", of("notice", "published_to_followers"), "the streamer's member id";

@@ -644,6 +644,7 @@ impl GatewayApi {
             anime_url: gift.anime_url.clone(),
             points,
             count,
+            score: u64::from(points) * u64::from(count),
             presenter: presenter.to_string(),
             presenter_nickname: sender.nickname,
             recipient: streamer.to_string(),

@@ -101,7 +101,7 @@ async fn a_python_consumer_validates_every_event_against_the_published_schemas()
         "onair.viewer.expired.v1",
         "onair.publisher.token_issued.v1",
         "onair.member.registered.v1",
-        "onair.gift.sent.v1",
+        "onair.gift.sent.v2",
         "onair.follow.followed.v1",
         "onair.broadcast.ended.v1",
         "onair.notice.published_to_room.v1",

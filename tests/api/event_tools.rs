@@ -87,7 +87,7 @@ async fn an_export_imported_into_an_empty_stream_rebuilds_the_same_read_models()
     assert_eq!(exported, gw.app.stream_messages().await);
     let mut gifts_only = Vec::new();
     let selection = Selection {
-        types: vec!["onair.gift.sent.v1".into()],
+        types: vec!["onair.gift.sent.v2".into()],
         ..Default::default()
     };
     assert_eq!(
@@ -99,7 +99,7 @@ async fn an_export_imported_into_an_empty_stream_rebuilds_the_same_read_models()
     let first: serde_json::Value =
         serde_json::from_slice(gifts_only.split(|b| *b == b'\n').next().unwrap()).unwrap();
     assert_eq!(first["specversion"], "1.0");
-    assert_eq!(first["type"], "onair.gift.sent.v1");
+    assert_eq!(first["type"], "onair.gift.sent.v2");
     assert_eq!(first["data"]["giftID"], 1);
 
     // Import into an empty stream of another NATS, then build the read models from it.
@@ -121,4 +121,47 @@ async fn an_export_imported_into_an_empty_stream_rebuilds_the_same_read_models()
     })
     .await;
     assert_eq!(snapshot(&rebuilt.db).await, original);
+}
+
+/// An event of an older version in the stream is upcast when read: a `gift.sent.v1` (no `score`)
+/// becomes a gift record with its score, like a v2 one.
+#[tokio::test]
+async fn an_old_event_version_in_the_stream_is_upcast_on_read() {
+    let services = Services::start().await;
+    let gw = crate::workload::quiet_gateway(&services).await;
+    gw.create_member(crate::workload::STAR, "streamer").await;
+    let mut headers = async_nats::HeaderMap::new();
+    let id = uuid::Uuid::now_v7().to_string();
+    for (k, v) in [
+        ("ce-specversion", "1.0"),
+        ("ce-id", id.as_str()),
+        ("Nats-Msg-Id", id.as_str()),
+        ("ce-source", "/onair/stage-api"),
+        ("ce-type", "onair.gift.sent.v1"),
+        ("ce-time", "2026-11-22T10:00:00.000Z"),
+        ("ce-subject", crate::workload::STAR),
+        ("ce-datacontenttype", "application/json"),
+    ] {
+        headers.insert(k, v);
+    }
+    let v1 = serde_json::json!({"giftID": 9, "giftName": "Old rose", "animeUrl": "", "points": 7,
+        "count": 3, "presenter": "old@mabu.mabumaster", "presenterNickname": "Old",
+        "recipient": crate::workload::STAR, "agentID": "mabu.mabumaster"});
+    let subject = onair::events::subject::subject("gift", crate::workload::STAR, "sent");
+    gw.app
+        .state
+        .store
+        .jetstream()
+        .publish_with_headers(subject, headers, v1.to_string().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    gw.app.wait_for_projections().await;
+    let (score,): (i64,) =
+        sqlx::query_as("SELECT score FROM rm_gift_records WHERE gift_name = 'Old rose'")
+            .fetch_one(&gw.app.db)
+            .await
+            .unwrap();
+    assert_eq!(score, 21);
 }
