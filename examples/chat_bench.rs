@@ -88,20 +88,16 @@ async fn main() -> anyhow::Result<()> {
         onair::members::register(
             &state.db,
             &state.store,
-            onair::members::NewMember {
-                member_id: MemberId::parse(&id, "id")?,
-                role: Role::Member,
-                password: "bench-password".into(),
-                nickname: format!("b{n}"),
-                avatar: String::new(),
-                vip: String::new(),
-                equipment_bar: String::new(),
-                account_id: None,
-            },
+            onair::members::NewMember::new(
+                MemberId::parse(&id, "id")?,
+                Role::Member,
+                "bench-password",
+                &format!("b{n}"),
+            ),
             now,
         )
         .await?;
-        let token = state.member_tokens.issue(&id, Role::Member, now).token;
+        let token = state.member_tokens.issue(&id, Role::Member, 0, now).token;
         members.push((id, token));
     }
     eprintln!("{} members registered; opening sockets", members.len());

@@ -86,7 +86,7 @@ pub(crate) struct Rebuild {
 }
 
 impl Rebuild {
-    async fn apply(&mut self, batch: &[(String, EventEnvelope)]) -> anyhow::Result<()> {
+    async fn apply(&mut self, batch: &[StreamMessage]) -> anyhow::Result<()> {
         apply_on(
             &mut self.conn,
             &self.projections,
@@ -103,27 +103,36 @@ pub(crate) async fn apply_on(
     conn: &mut PgConnection,
     projections: &[std::sync::Arc<dyn Projection>],
     checkpoints: &mut BTreeMap<&'static str, u64>,
-    batch: &[(String, EventEnvelope)],
+    batch: &[StreamMessage],
 ) -> anyhow::Result<()> {
-    {
-        for projection in projections {
-            let subjects = projection.subjects();
-            let events: Vec<EventEnvelope> = batch
-                .iter()
-                .filter(|(subject, _)| subjects.iter().any(|f| subject_matches(f, subject)))
-                .map(|(_, e)| e.clone())
-                .collect();
-            let Some(last) = events.last().map(|e| e.sequence) else {
-                continue;
-            };
+    for projection in projections {
+        let subjects = projection.subjects();
+        let mine: Vec<&StreamMessage> = batch
+            .iter()
+            .filter(|m| subjects.iter().any(|f| subject_matches(f, &m.subject)))
+            .collect();
+        // Like the live projector, the checkpoint passes unreadable events too.
+        let Some(last) = mine.last().map(|m| m.sequence) else {
+            continue;
+        };
+        let events: Vec<EventEnvelope> = mine.iter().filter_map(|m| m.event.clone()).collect();
+        if !events.is_empty() {
             let mut tx = conn.begin().await?;
             projection.apply_batch(&mut tx, &events).await?;
             tx.commit().await?;
             let _ = projection.take_notices();
-            checkpoints.insert(projection.name(), last);
         }
-        Ok(())
+        checkpoints.insert(projection.name(), last);
     }
+    Ok(())
+}
+
+/// One message of the stream as the rebuild reads it.
+pub(crate) struct StreamMessage {
+    pub(crate) subject: String,
+    pub(crate) sequence: u64,
+    /// `None`: an event no projector can read (reported as unknown).
+    pub(crate) event: Option<EventEnvelope>,
 }
 
 /// Reads events `from..=to` (stream sequences) with their subjects; records gaps and unreadable
@@ -133,7 +142,7 @@ pub(crate) async fn read_range(
     from: u64,
     to: u64,
     report: &mut AuditReport,
-    mut on_batch: impl AsyncFnMut(Vec<(String, EventEnvelope)>) -> anyhow::Result<()>,
+    mut on_batch: impl AsyncFnMut(Vec<StreamMessage>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     if from > to {
         return Ok(());
@@ -172,10 +181,19 @@ pub(crate) async fn read_range(
         }
         expected = sequence + 1;
         report.events += 1;
-        match cloudevents::decode(message.headers.as_ref(), &message.payload, sequence) {
-            Ok(envelope) => batch.push((message.subject.to_string(), envelope)),
-            Err(e) => report.unknown.push((sequence, e.to_string())),
-        }
+        let event = match cloudevents::decode(message.headers.as_ref(), &message.payload, sequence)
+        {
+            Ok(envelope) => Some(envelope),
+            Err(e) => {
+                report.unknown.push((sequence, e.to_string()));
+                None
+            }
+        };
+        batch.push(StreamMessage {
+            subject: message.subject.to_string(),
+            sequence,
+            event,
+        });
         if batch.len() >= 500 {
             on_batch(std::mem::take(&mut batch)).await?;
         }

@@ -134,6 +134,14 @@ enum EventsCommand {
     Tail {
         #[command(flatten)]
         filter: EventFilter,
+        /// Read through the durable consumer `onair-tail-NAME`: a later run goes on after the
+        /// last event this one printed (at least once; `--since` and `--subject` apply when it
+        /// is created).
+        #[arg(long, value_name = "NAME")]
+        durable: Option<String>,
+        /// Stop after this many events (with `--durable`).
+        #[arg(long, requires = "durable")]
+        count: Option<u64>,
     },
     /// Write the selected events as CloudEvents JSON lines (progress on standard error).
     Export {
@@ -157,8 +165,12 @@ enum OperatorCommand {
     Create {
         #[arg(long)]
         website: String,
+        /// Scope the operator to one master agent: its members, agent lines and rooms only, and
+        /// not the gift catalog, maintenance mode or messages to every room.
+        #[arg(long)]
+        master_agent: Option<String>,
     },
-    /// List operators (website, created, revoked).
+    /// List operators (website, master agent, created, revoked).
     List,
     /// Revoke a website's key.
     Revoke { website: String },
@@ -453,17 +465,21 @@ async fn operator_command(
     command: OperatorCommand,
 ) -> anyhow::Result<ExitCode> {
     match command {
-        OperatorCommand::Create { website } => {
-            let key = operators::create(pool, &website).await?;
+        OperatorCommand::Create {
+            website,
+            master_agent,
+        } => {
+            let key = operators::create(pool, &website, master_agent.as_deref()).await?;
             eprintln!("created operator {website}; store the key now, it is not shown again:");
             println!("{key}");
         }
         OperatorCommand::List => {
-            println!("website\tcreated_at\trevoked_at");
+            println!("website\tmaster_agent\tcreated_at\trevoked_at");
             for o in operators::list(pool).await? {
                 println!(
-                    "{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}",
                     o.website,
+                    o.master_agent.as_deref().unwrap_or("*"),
                     crate::events::cloudevents::format_time(o.created_at),
                     o.revoked_at
                         .map(crate::events::cloudevents::format_time)
@@ -591,7 +607,16 @@ async fn events_command(
 ) -> anyhow::Result<ExitCode> {
     let store = crate::event_store::EventStore::connect(&connection.nats_url, "/onair/cli").await?;
     match command {
-        EventsCommand::Tail { filter } => {
+        EventsCommand::Tail {
+            filter,
+            durable: Some(name),
+            count,
+        } => {
+            let mut out = std::io::stdout().lock();
+            crate::event_tools::tail_durable(&store, &filter.selection(), &name, count, &mut out)
+                .await?;
+        }
+        EventsCommand::Tail { filter, .. } => {
             let mut out = std::io::stdout().lock();
             crate::event_tools::export(&store, &filter.selection(), true, &mut out).await?;
         }

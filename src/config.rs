@@ -191,9 +191,18 @@ pub struct ServeSettings {
     /// Chat: a member's `welcome` is shown at most once per room per this many seconds.
     #[arg(long, env = "ONAIR_CHAT_WELCOME_WINDOW_SECS", default_value_t = 600)]
     pub chat_welcome_window_secs: u64,
-    /// Chat: messages a member may say per minute (also the burst), per instance.
+    /// Chat: messages a member may say per minute (also the burst), across all instances.
     #[arg(long, env = "ONAIR_CHAT_MESSAGES_PER_MINUTE", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
     pub chat_messages_per_minute: u32,
+    /// Chat: an instance silent this long (milliseconds) is taken as gone and the leaves of its
+    /// members are published, so presence and popularity stop counting them. Instances announce
+    /// themselves every third of it.
+    #[arg(long, env = "ONAIR_CHAT_INSTANCE_TIMEOUT_MS", default_value_t = 45_000, value_parser = clap::value_parser!(u64).range(300..))]
+    pub chat_instance_timeout_ms: u64,
+    /// Chat: frames queued for one socket; a socket that falls this far behind (it stopped
+    /// reading) is dropped as a slow consumer, and its member leaves its rooms.
+    #[arg(long, env = "ONAIR_CHAT_SOCKET_QUEUE_FRAMES", default_value_t = 256, value_parser = clap::value_parser!(u64).range(8..=100_000))]
+    pub chat_socket_queue_frames: u64,
     /// Chat: where the compatible client script is served (and its `.min.js` twin).
     #[arg(
         long,
@@ -238,7 +247,8 @@ impl ServeSettings {
             messages_per_minute: self.chat_messages_per_minute,
             client_path: self.chat_client_path.clone(),
             client_url: self.chat_client_url.clone(),
-            ..Default::default()
+            instance_timeout: Duration::from_millis(self.chat_instance_timeout_ms),
+            queue_size: self.chat_socket_queue_frames as usize,
         }
     }
 

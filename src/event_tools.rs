@@ -50,6 +50,15 @@ pub struct Selection {
 }
 
 impl Selection {
+    /// Whether a CloudEvent (as JSON) is of a selected type (every type when none is given).
+    fn wants_type(&self, event: &Value) -> bool {
+        self.types.is_empty()
+            || self
+                .types
+                .iter()
+                .any(|t| event["type"].as_str() == Some(t.as_str()))
+    }
+
     fn before_end(&self, sequence: u64, time: OffsetDateTime) -> bool {
         match self.until {
             None => true,
@@ -143,11 +152,7 @@ pub async fn export(
             break;
         }
         let event = to_cloudevent(message.headers.as_ref(), &message.payload, sequence);
-        let wanted = selection.types.is_empty()
-            || selection
-                .types
-                .iter()
-                .any(|t| event["type"].as_str() == Some(t.as_str()));
+        let wanted = selection.wants_type(&event);
         if in_range && wanted {
             writeln!(out, "{event}")?;
             written += 1;
@@ -168,6 +173,79 @@ pub async fn export(
         }
     }
     out.flush()?;
+    Ok(written)
+}
+
+/// Prefix of the durable consumers of `tail --durable NAME`.
+pub const DURABLE_TAIL_PREFIX: &str = "onair-tail-";
+
+/// `tail --durable NAME`: like `tail`, through a durable JetStream consumer
+/// (`onair-tail-<NAME>`), so a consumer that stops and starts again goes on after the last event
+/// it acknowledged. Each event is acknowledged once its line is written and flushed: delivery is
+/// at least once (after a crash between the two, a line comes again; the CloudEvents `id` tells
+/// them apart). `selection.since` and `subject` apply when the consumer is created (default: from
+/// now on); `types` filters each time. Stops after `limit` written events, if given. A consumer
+/// unused for 7 days is removed by the server.
+pub async fn tail_durable(
+    store: &EventStore,
+    selection: &Selection,
+    name: &str,
+    limit: Option<u64>,
+    out: &mut dyn Write,
+) -> anyhow::Result<u64> {
+    anyhow::ensure!(
+        !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "--durable must be 1 to 64 letters, digits, '-' or '_', got {name:?}"
+    );
+    let durable = format!("{DURABLE_TAIL_PREFIX}{name}");
+    let deliver_policy = match selection.since {
+        None => DeliverPolicy::New,
+        Some(Position::Sequence(s)) => DeliverPolicy::ByStartSequence {
+            start_sequence: s.max(1),
+        },
+        Some(Position::Time(t)) => DeliverPolicy::ByStartTime { start_time: t },
+    };
+    let stream = store.stream().await?;
+    let consumer = stream
+        .get_or_create_consumer(
+            &durable,
+            pull::Config {
+                durable_name: Some(durable.clone()),
+                filter_subject: selection
+                    .subject
+                    .clone()
+                    .unwrap_or_else(|| "onair.>".into()),
+                deliver_policy,
+                ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+                inactive_threshold: Duration::from_secs(7 * 24 * 3600),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let mut messages = consumer.messages().await?;
+    let mut written = 0u64;
+    while limit.is_none_or(|limit| written < limit) {
+        let Some(message) = messages.next().await else {
+            break;
+        };
+        let message = message.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let sequence = message
+            .info()
+            .map_err(|e| anyhow::anyhow!("message without metadata: {e}"))?
+            .stream_sequence;
+        let event = to_cloudevent(message.headers.as_ref(), &message.payload, sequence);
+        let wanted = selection.wants_type(&event);
+        if wanted {
+            writeln!(out, "{event}")?;
+            out.flush()?;
+            written += 1;
+        }
+        message.ack().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
     Ok(written)
 }
 

@@ -6,6 +6,10 @@
 //! (`onair`). The secret is generated once and kept in Postgres (`auth_secrets`), so every instance
 //! accepts the tokens of every other; `ONAIR_MEMBER_TOKEN_SECRET` may set it instead.
 //! Expiry is exact (no leeway). Clients may send the token bare or as `Bearer <token>`.
+//!
+//! Revocation: the claim `ver` is the member's `token_version` when the token was issued. A
+//! password or role change (`EditMember`) bumps it, and [`MemberTokens::verify_current`] refuses
+//! tokens of an older version, or of a member who no longer exists (`TOKEN_REVOKED`).
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -31,6 +35,9 @@ pub struct MemberClaims {
     pub exp: i64,
     pub jti: Uuid,
     pub iss: String,
+    /// The member's token version at issue (absent in tokens from before versions: 0).
+    #[serde(default)]
+    pub ver: i32,
 }
 
 /// Why a token was refused.
@@ -42,6 +49,10 @@ pub enum TokenError {
     Invalid,
     #[error("the Authorization token has expired; log in again")]
     Expired,
+    #[error("the Authorization token was revoked (the password or role changed); log in again")]
+    Revoked,
+    #[error("the member records did not answer; try again")]
+    Unavailable,
 }
 
 /// A freshly issued token.
@@ -70,8 +81,15 @@ impl MemberTokens {
         }
     }
 
-    /// A token for `member_id` with `role`, issued at `now`.
-    pub fn issue(&self, member_id: &str, role: Role, now: OffsetDateTime) -> IssuedToken {
+    /// A token for `member_id` with `role` and the member's `version` (`token_version`), issued
+    /// at `now`.
+    pub fn issue(
+        &self,
+        member_id: &str,
+        role: Role,
+        version: i32,
+        now: OffsetDateTime,
+    ) -> IssuedToken {
         let iat = now.unix_timestamp();
         let claims = MemberClaims {
             sub: member_id.to_owned(),
@@ -80,6 +98,7 @@ impl MemberTokens {
             exp: iat + self.ttl_seconds,
             jti: Uuid::now_v7(),
             iss: ISSUER.to_owned(),
+            ver: version,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HMAC signing of plain claims cannot fail");
@@ -112,6 +131,32 @@ impl MemberTokens {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
                 _ => TokenError::Invalid,
             })
+    }
+}
+
+impl MemberTokens {
+    /// [`verify`](Self::verify), then checks the token against the member's record: refused as
+    /// `Revoked` when the member is gone or its version moved on (a password or role change),
+    /// `Unavailable` when Postgres does not answer.
+    pub async fn verify_current(
+        &self,
+        db: &PgPool,
+        raw: Option<&str>,
+    ) -> Result<MemberClaims, TokenError> {
+        let claims = self.verify(raw)?;
+        let current: Option<(i32,)> =
+            sqlx::query_as("SELECT token_version FROM members WHERE member_id = $1")
+                .bind(&claims.sub)
+                .fetch_optional(db)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "member token check failed");
+                    TokenError::Unavailable
+                })?;
+        match current {
+            Some((version,)) if version == claims.ver => Ok(claims),
+            _ => Err(TokenError::Revoked),
+        }
     }
 }
 
@@ -149,7 +194,7 @@ mod tests {
     fn a_token_verifies_until_it_expires() {
         let tokens = MemberTokens::new(b"secret", 60);
         let now = OffsetDateTime::now_utc();
-        let issued = tokens.issue("ben@mabu.mabumaster", Role::Member, now);
+        let issued = tokens.issue("ben@mabu.mabumaster", Role::Member, 0, now);
         let claims = tokens.verify(Some(&issued.token)).unwrap();
         assert_eq!(claims.sub, "ben@mabu.mabumaster");
         assert_eq!(claims.role, Role::Member);
@@ -160,6 +205,7 @@ mod tests {
         let old = tokens.issue(
             "ben@mabu.mabumaster",
             Role::Member,
+            0,
             now - Duration::hours(1),
         );
         assert_eq!(tokens.verify(Some(&old.token)), Err(TokenError::Expired));
@@ -170,7 +216,7 @@ mod tests {
         let tokens = MemberTokens::new(b"secret", 60);
         let other = MemberTokens::new(b"another", 60);
         let now = OffsetDateTime::now_utc();
-        let foreign = other.issue("ben@mabu.mabumaster", Role::Streamer, now);
+        let foreign = other.issue("ben@mabu.mabumaster", Role::Streamer, 0, now);
         assert_eq!(
             tokens.verify(Some(&foreign.token)),
             Err(TokenError::Invalid)

@@ -40,6 +40,8 @@ pub struct MemberRecord {
     pub vip: String,
     pub equipment_bar: String,
     pub account_id: String,
+    /// Bumped by each password or role change; tokens of an older version are refused.
+    pub token_version: i32,
 }
 
 impl MemberRecord {
@@ -72,6 +74,23 @@ pub struct NewMember {
     pub vip: String,
     pub equipment_bar: String,
     pub account_id: Option<String>,
+}
+
+impl NewMember {
+    /// A member with only the required fields: no avatar, VIP level or equipment bar, and the
+    /// account part of `member_id` as the account id.
+    pub fn new(member_id: MemberId, role: Role, password: &str, nickname: &str) -> Self {
+        Self {
+            member_id,
+            role,
+            password: password.to_owned(),
+            nickname: nickname.to_owned(),
+            avatar: String::new(),
+            vip: String::new(),
+            equipment_bar: String::new(),
+            account_id: None,
+        }
+    }
 }
 
 /// Changes to a member (`EditMember`): `None` keeps a field as it is.
@@ -180,7 +199,8 @@ pub async fn verify_password(hash: String, password: String) -> bool {
 /// A member by id, if registered.
 pub async fn find(db: &PgPool, member_id: &str) -> Result<Option<MemberRecord>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT member_id, role, password_hash, nickname, avatar, vip, equipment_bar, account_id
+        "SELECT member_id, role, password_hash, nickname, avatar, vip, equipment_bar, account_id,
+                token_version
          FROM members WHERE member_id = $1",
     )
     .bind(member_id)
@@ -263,7 +283,8 @@ pub async fn edit(
     };
     let mut tx = db.begin().await?;
     let current: Option<MemberRecord> = sqlx::query_as(
-        "SELECT member_id, role, password_hash, nickname, avatar, vip, equipment_bar, account_id
+        "SELECT member_id, role, password_hash, nickname, avatar, vip, equipment_bar, account_id,
+                token_version
          FROM members WHERE member_id = $1 FOR UPDATE",
     )
     .bind(member_id)
@@ -290,7 +311,9 @@ pub async fn edit(
     check_profile(&profile)?;
     sqlx::query(
         "UPDATE members SET role = $2, password_hash = COALESCE($3, password_hash), nickname = $4,
-                avatar = $5, vip = $6, equipment_bar = $7, account_id = $8, updated_at = now()
+                avatar = $5, vip = $6, equipment_bar = $7, account_id = $8, updated_at = now(),
+                token_version = token_version
+                    + CASE WHEN $3::text IS NOT NULL OR role <> $2 THEN 1 ELSE 0 END
          WHERE member_id = $1",
     )
     .bind(member_id)

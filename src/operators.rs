@@ -1,11 +1,14 @@
 //! Back-office operators (seeds/gateway-chat.md: the back office authenticates with `website` and
 //! `key`). Operator records in Postgres table `operators`: one row per website, holding only a
 //! SHA-256 hash of the key (a random 40-character secret, so a fast hash is enough); the key is
-//! shown once, by `onair operator create`.
+//! shown once, by `onair operator create`. An operator may be scoped to one master agent
+//! (src/domain/operator.rs).
 
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use time::OffsetDateTime;
+
+use crate::domain::operator::OperatorScope;
 
 /// Prefix of every operator key, so a leaked one is easy to recognise.
 pub const KEY_PREFIX: &str = "onair_op_";
@@ -14,6 +17,8 @@ pub const KEY_PREFIX: &str = "onair_op_";
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct OperatorRecord {
     pub website: String,
+    /// `None`: every master agent.
+    pub master_agent: Option<String>,
     pub created_at: OffsetDateTime,
     pub revoked_at: Option<OffsetDateTime>,
 }
@@ -27,27 +32,41 @@ fn hash(key: &str) -> Vec<u8> {
 pub enum OperatorError {
     #[error("website must be 1 to 100 visible characters without spaces")]
     InvalidWebsite,
+    #[error("master agent must be 1 to 100 visible characters without spaces, '.' or '@'")]
+    InvalidMasterAgent,
     #[error("operator {0} already exists (revoke it first to issue a new key)")]
     Exists(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
 
-/// Creates the operator of `website`, or gives a revoked one a new key; returns the key (shown only
-/// now).
-pub async fn create(pool: &PgPool, website: &str) -> Result<String, OperatorError> {
-    if website.is_empty() || website.len() > 100 || !website.bytes().all(|b| b.is_ascii_graphic()) {
+/// Creates the operator of `website`, scoped to `master_agent` when given (else global), or gives
+/// a revoked one a new key and that scope; returns the key (shown only now).
+pub async fn create(
+    pool: &PgPool,
+    website: &str,
+    master_agent: Option<&str>,
+) -> Result<String, OperatorError> {
+    let visible =
+        |s: &str| !s.is_empty() && s.len() <= 100 && s.bytes().all(|b| b.is_ascii_graphic());
+    if !visible(website) {
         return Err(OperatorError::InvalidWebsite);
+    }
+    if let Some(master) = master_agent
+        && (!visible(master) || master.contains(['.', '@']))
+    {
+        return Err(OperatorError::InvalidMasterAgent);
     }
     let key = format!("{KEY_PREFIX}{}", crate::ivs::arn::random_id(40));
     let stored = sqlx::query(
-        "INSERT INTO operators (website, key_hash) VALUES ($1, $2)
+        "INSERT INTO operators (website, key_hash, master_agent) VALUES ($1, $2, $3)
          ON CONFLICT (website) DO UPDATE SET key_hash = EXCLUDED.key_hash, revoked_at = NULL,
-             created_at = now()
+             created_at = now(), master_agent = EXCLUDED.master_agent
          WHERE operators.revoked_at IS NOT NULL",
     )
     .bind(website)
     .bind(hash(&key))
+    .bind(master_agent)
     .execute(pool)
     .await?
     .rows_affected();
@@ -57,23 +76,30 @@ pub async fn create(pool: &PgPool, website: &str) -> Result<String, OperatorErro
     Ok(key)
 }
 
-/// Whether `key` is the active key of `website`.
-pub async fn verify(pool: &PgPool, website: &str, key: &str) -> Result<bool, sqlx::Error> {
-    let row: Option<(i32,)> = sqlx::query_as(
-        "SELECT 1 FROM operators WHERE website = $1 AND key_hash = $2 AND revoked_at IS NULL",
+/// The scope of `website`'s operator when `key` is its active key; `None` otherwise.
+pub async fn verify(
+    pool: &PgPool,
+    website: &str,
+    key: &str,
+) -> Result<Option<OperatorScope>, sqlx::Error> {
+    let row: Option<(Option<String>,)> = sqlx::query_as(
+        "SELECT master_agent FROM operators
+         WHERE website = $1 AND key_hash = $2 AND revoked_at IS NULL",
     )
     .bind(website)
     .bind(hash(key))
     .fetch_optional(pool)
     .await?;
-    Ok(row.is_some())
+    Ok(row.map(|(master,)| master.map_or(OperatorScope::Global, OperatorScope::MasterAgent)))
 }
 
 /// Every operator, oldest first.
 pub async fn list(pool: &PgPool) -> Result<Vec<OperatorRecord>, sqlx::Error> {
-    sqlx::query_as("SELECT website, created_at, revoked_at FROM operators ORDER BY created_at")
-        .fetch_all(pool)
-        .await
+    sqlx::query_as(
+        "SELECT website, master_agent, created_at, revoked_at FROM operators ORDER BY created_at",
+    )
+    .fetch_all(pool)
+    .await
 }
 
 /// Revokes the key of `website`; returns whether an active one was revoked.

@@ -10,7 +10,9 @@
 //!    twice. Readers wait for the swap's locks for a moment, then see the fresh tables.
 //!
 //! Interrupting it before the swap changes nothing; a later run drops the scratch schemas that an
-//! interrupted one left.
+//! interrupted one left. One replay runs at a time (a Postgres advisory lock); a second one is
+//! refused while the first runs. The swapped-in tables keep the live tables' index and constraint
+//! names, so later migrations that name them still apply.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -50,8 +52,34 @@ pub fn select(names: Option<&[String]>) -> anyhow::Result<Vec<Arc<dyn Projection
         .collect()
 }
 
+/// Key of the advisory lock held for the whole of a replay ("onair-replay" in ASCII, truncated).
+const REPLAY_LOCK: i64 = 0x6f6e_6169_725f_7270;
+
 /// Runs a replay of `chosen`.
+///
+/// Errors: another replay holds the lock; Postgres or NATS unreachable; an event a projection
+/// cannot apply. Before the swap commits, an error leaves the live read models as they were.
 pub async fn run(
+    db: &PgPool,
+    store: &EventStore,
+    chosen: Vec<Arc<dyn Projection>>,
+) -> anyhow::Result<ReplayReport> {
+    // Held on its own connection until the end of the run (the lock goes with the session).
+    let mut lock = PgConnection::connect_with(&db.connect_options()).await?;
+    let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
+        .bind(REPLAY_LOCK)
+        .fetch_one(&mut lock)
+        .await?;
+    anyhow::ensure!(
+        locked,
+        "another onair replay is running against this database; run again when it has finished"
+    );
+    let result = run_locked(db, store, chosen).await;
+    let _ = lock.close().await;
+    result
+}
+
+async fn run_locked(
     db: &PgPool,
     store: &EventStore,
     chosen: Vec<Arc<dyn Projection>>,
@@ -112,7 +140,7 @@ async fn replay_into(
         .await
     })
     .await?;
-    let mut done = last;
+    let done = last;
 
     // The swap.
     let names: Vec<String> = rebuild
@@ -147,13 +175,14 @@ async fn replay_into(
             .await
         })
         .await?;
-        done = live_max;
         sqlx::query("SET LOCAL search_path TO public")
             .execute(&mut *tx)
             .await?;
     }
     for projection in &rebuild.projections {
         for table in projection.tables() {
+            let live_indexes = indexes(&mut tx, "public", table).await?;
+            let fresh_indexes = indexes(&mut tx, schema, table).await?;
             sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE public.{table}")))
                 .execute(&mut *tx)
                 .await?;
@@ -162,6 +191,20 @@ async fn replay_into(
             )))
             .execute(&mut *tx)
             .await?;
+            // `LIKE … INCLUDING ALL` names the copies' indexes itself: give them the live names
+            // back (renaming a constraint's index renames the constraint too).
+            for (name, shape) in &fresh_indexes {
+                let Some((live_name, _)) = live_indexes.iter().find(|(_, s)| s == shape) else {
+                    continue;
+                };
+                if live_name != name {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "ALTER INDEX public.{name} RENAME TO {live_name}"
+                    )))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
         }
         // Where the fresh tables stand: at least every event up to `done` the projection reads.
         let checkpoint = live
@@ -187,10 +230,37 @@ async fn replay_into(
         rebuild.checkpoints.insert(projection.name(), checkpoint);
     }
     tx.commit().await?;
-    let _ = done;
     Ok(ReplayReport {
         projections: rebuild.projections.iter().map(|p| p.name()).collect(),
         events: report.events,
         checkpoints: rebuild.checkpoints,
     })
+}
+
+/// The indexes of `schema.table` as (name, shape), the shape being the definition without the
+/// index's name and table (`UNIQUE USING btree (stage_arn)`), so a copy's index matches its original.
+async fn indexes(
+    conn: &mut PgConnection,
+    schema: &str,
+    table: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT indexname::text, indexdef FROM pg_indexes
+         WHERE schemaname = $1 AND tablename = $2 ORDER BY indexname",
+    )
+    .bind(schema)
+    .bind(table)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, def)| {
+            let unique = def.starts_with("CREATE UNIQUE INDEX");
+            let using = def.find(" USING ").map_or(def.as_str(), |at| &def[at..]);
+            (
+                name,
+                format!("{}{using}", if unique { "UNIQUE" } else { "" }),
+            )
+        })
+        .collect())
 }

@@ -230,7 +230,15 @@ impl Application {
             member_tokens.clone(),
             settings.chat_settings(),
         ));
+        // Announced before any socket is served, so the presence reactor never takes this
+        // instance's first joins for a dead instance's.
+        chat.announce_instance().await?;
         let chat_tasks = chat.start();
+        let presence = tokio::spawn(reactors::presence::run(
+            db.clone(),
+            store.clone(),
+            settings.chat_settings().instance_timeout,
+        ));
 
         let state = Arc::new(AppState {
             min_sequence_wait: Duration::from_millis(settings.min_sequence_wait_ms),
@@ -280,6 +288,7 @@ impl Application {
                 reconciler,
                 stats_feed_task,
                 popularity,
+                presence,
             ]
             .into_iter()
             .chain(chat_tasks)

@@ -1,13 +1,18 @@
 //! Logging: `tracing` with `RUST_LOG`-style filtering (`ONAIR_LOG`, default `info`); JSON lines with
-//! `ONAIR_LOG_FORMAT=json`. Logs go to standard error.
+//! `ONAIR_LOG_FORMAT=json`. Logs go to standard error, colored only when it is a terminal (and
+//! `NO_COLOR` is unset), so log files and collectors get plain text.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
 pub fn init() {
     let filter = EnvFilter::try_from_env("ONAIR_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,async_nats=warn,poem=warn"));
+    let colors = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colors)
         .with_writer(std::io::stderr);
     if std::env::var("ONAIR_LOG_FORMAT").as_deref() == Ok("json") {
         let _ = builder.json().try_init();

@@ -396,21 +396,25 @@ onair_start_postgres() {
     ONAIR_PG_STARTED=1
   fi
 
-  # Wait until it accepts connections.
+  # Wait until it accepts connections. After an unclean stop, crash recovery replays the WAL
+  # first, which can take a minute or more on a slow disk: allow 180 s and say why it waits.
   local i
-  for ((i = 0; i < 60; i++)); do
+  for ((i = 0; i < 360; i++)); do
     if "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$port" >/dev/null 2>&1; then
       break
     fi
     if ((i > 4)) && ! _onair_pg_running "$pgdata"; then
-      i=60
+      i=360
       break
+    fi
+    if ((i == 20)); then
+      onair_log "PostgreSQL is still starting (recovery after an unclean stop can take a minute); waiting up to 180 s"
     fi
     sleep 0.5
   done
-  if ((i >= 60)); then
+  if ((i >= 360)); then
     _onair_log_tail "$logfile"
-    onair_die "PostgreSQL did not become ready on 127.0.0.1:$port within 30 s"
+    onair_die "PostgreSQL did not become ready on 127.0.0.1:$port within 180 s"
     return 1
   fi
 

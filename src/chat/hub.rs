@@ -33,6 +33,8 @@ pub struct SocketState {
     pub announced: BTreeSet<String>,
     /// Answered since the last ping (a pong, or the socket is new).
     pub alive: bool,
+    /// Asked to close after a missed heartbeat; a second miss drops it outright.
+    pub closing: bool,
 }
 
 /// One connected socket.
@@ -50,6 +52,8 @@ pub struct Socket {
     tx: mpsc::Sender<Outgoing>,
     /// Wakes the writer to close the socket at once (its queue may be full).
     pub kill: tokio::sync::Notify,
+    /// Set when the socket was dropped as a slow consumer (it is closing).
+    dropped: std::sync::atomic::AtomicBool,
 }
 
 impl Socket {
@@ -118,6 +122,7 @@ impl Hub {
             }),
             tx,
             kill: tokio::sync::Notify::new(),
+            dropped: std::sync::atomic::AtomicBool::new(false),
         });
         self.sockets
             .write()
@@ -231,13 +236,24 @@ impl Hub {
         }
     }
 
-    /// Sends to one socket; drops it when its queue is full (a slow consumer).
+    /// Sends to one socket; drops it when its queue is full (a slow consumer): the socket closes
+    /// at once, and its member leaves its rooms as on any disconnect.
     pub fn send_or_drop(&self, socket: &Socket, out: Outgoing) {
-        if !socket.send(out) {
+        if !socket.send(out) && self.drop_now(socket) {
             tracing::warn!(socket = %socket.id, "slow chat consumer dropped: its queue is full");
-            self.unregister(socket);
+        }
+    }
+
+    /// Closes a socket at once, without a close frame, even while a write to it is blocked;
+    /// `false` when it was already being dropped.
+    pub fn drop_now(&self, socket: &Socket) -> bool {
+        let first = !socket
+            .dropped
+            .swap(true, std::sync::atomic::Ordering::Relaxed);
+        if first {
             socket.kill.notify_one();
         }
+        first
     }
 
     /// The sockets on which `member` is verified.

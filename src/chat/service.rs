@@ -9,7 +9,6 @@
 //!   refuses their messages on every instance as soon as the event arrives (milliseconds).
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,10 +16,10 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use futures_util::StreamExt;
-use governor::{Quota, RateLimiter};
 use serde_json::{Map, Value, json};
 use sqlx::PgPool;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use super::hub::{Hub, Outgoing, Socket};
 use super::protocol::{self, Request};
@@ -46,12 +45,15 @@ pub struct ChatSettings {
     pub max_text_chars: usize,
     /// A member's `welcome` is shown at most once per room per this window.
     pub welcome_window: Duration,
-    /// Chat messages a member may say per minute on one instance (also the burst).
+    /// Chat messages a member may say per minute, across all instances (also the burst).
     pub messages_per_minute: u32,
     /// Frames queued per socket before it is dropped as a slow consumer.
     pub queue_size: usize,
     /// Where the compatible client script is served (its `.min.js` twin beside it).
     pub client_path: String,
+    /// An instance silent this long is taken as gone: its members' leaves are published
+    /// (src/reactors/presence.rs). Instances announce themselves every third of it.
+    pub instance_timeout: Duration,
     /// The origin the client script connects to; empty: the page's own origin.
     pub client_url: String,
 }
@@ -66,15 +68,36 @@ impl Default for ChatSettings {
             queue_size: 256,
             client_path: "/public/javascript/ActionheroWebsocketClient.js".into(),
             client_url: String::new(),
+            instance_timeout: Duration::from_secs(45),
         }
     }
 }
 
-type MemberLimiter = RateLimiter<
-    String,
-    governor::state::keyed::HashMapStateStore<String>,
-    governor::clock::DefaultClock,
->;
+/// `member_left_room` and its `leaveRoom` notice (id derived from the fact's). `fact_id` sets the
+/// fact's id (derived ids make a repeated publish a duplicate); `None`: a fresh one.
+pub fn leave_events(
+    fact: MemberLeftRoom,
+    nickname: String,
+    now: OffsetDateTime,
+    fact_id: Option<Uuid>,
+) -> Vec<NewEvent> {
+    let room = fact.room.clone();
+    let member = fact.member_id.clone();
+    let mut fact = NewEvent::new(now, Event::MemberLeftRoom(fact));
+    if let Some(id) = fact_id {
+        fact = fact.with_id(id);
+    }
+    let notice_id = crate::pool_service::derived_event_id(&["leaveRoom", &fact.id.to_string()]);
+    let notice = NewEvent::new(
+        now,
+        Event::RoomNoticePublished(RoomNoticePublished {
+            room,
+            message: ChatNotice::LeaveRoom { member, nickname },
+        }),
+    )
+    .with_id(notice_id);
+    vec![fact, notice]
+}
 
 /// The chat gateway of this instance.
 pub struct ChatService {
@@ -85,7 +108,7 @@ pub struct ChatService {
     settings: ChatSettings,
     moderation: RwLock<HashMap<String, RoomModeration>>,
     maintenance: AtomicBool,
-    limiter: MemberLimiter,
+    instance_id: String,
 }
 
 /// Why a moderation command failed.
@@ -114,16 +137,15 @@ impl ChatService {
         tokens: MemberTokens,
         settings: ChatSettings,
     ) -> Self {
-        let per_minute = NonZeroU32::new(settings.messages_per_minute.max(1)).expect("non-zero");
         Self {
             hub: Hub::default(),
             store,
             db,
             tokens,
-            limiter: RateLimiter::hashmap(Quota::per_minute(per_minute)),
             settings,
             moderation: RwLock::new(HashMap::new()),
             maintenance: AtomicBool::new(false),
+            instance_id: Uuid::new_v4().to_string(),
         }
     }
 
@@ -137,6 +159,7 @@ impl ChatService {
             tokio::spawn(self.clone().follow_rules()),
             tokio::spawn(self.clone().deliver_messages()),
             tokio::spawn(self.clone().heartbeat()),
+            tokio::spawn(self.clone().keep_announcing()),
         ]
     }
 
@@ -174,12 +197,24 @@ impl ChatService {
                         protocol::verb_error(&id, "room is required", &request.rest),
                     );
                 };
-                let members: Map<String, Value> = self
+                let mut members: Map<String, Value> = self
                     .hub
                     .members(room)
                     .into_iter()
                     .map(|(sid, joined)| (sid.clone(), json!({"id": sid, "joinedAt": joined})))
                     .collect();
+                // Verified members on the other instances, from the presence read model (their
+                // unverified guests are known to their own instance only).
+                match self.present_elsewhere(room).await {
+                    Ok(rows) => {
+                        for (connection, since) in rows {
+                            members.entry(connection.clone()).or_insert_with(
+                                || json!({"id": connection, "joinedAt": ms(since)}),
+                            );
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "roomView lists this instance only"),
+                }
                 let count = members.len();
                 self.reply(
                     socket,
@@ -288,29 +323,74 @@ impl ChatService {
             state.member.clone()
         };
         let Some(member) = member else { return };
-        let now = OffsetDateTime::now_utc();
-        let fact = NewEvent::new(
-            now,
-            Event::MemberLeftRoom(MemberLeftRoom {
-                room: room.to_owned(),
-                member_id: member.member_id.clone(),
-                connection_id: socket.id.clone(),
-            }),
-        );
-        let notice_id = crate::pool_service::derived_event_id(&["leaveRoom", &fact.id.to_string()]);
-        let notice = NewEvent::new(
-            now,
-            Event::RoomNoticePublished(RoomNoticePublished {
-                room: room.to_owned(),
-                message: ChatNotice::LeaveRoom {
-                    member: member.member_id,
-                    nickname: member.nickname,
-                },
-            }),
-        )
-        .with_id(notice_id);
-        if let Err(e) = self.store.publish_all(vec![fact, notice]).await {
+        let fact = MemberLeftRoom {
+            room: room.to_owned(),
+            member_id: member.member_id,
+            connection_id: socket.id.clone(),
+        };
+        let events = leave_events(fact, member.nickname, OffsetDateTime::now_utc(), None);
+        if let Err(e) = self.store.publish_all(events).await {
             tracing::warn!(error = %e, "leave not published");
+        }
+    }
+
+    /// Whether `member` may say one more message now: `messages_per_minute` per member across
+    /// all instances (the GCRA of src/rate_limit.rs, counted in Postgres). When Postgres does not
+    /// answer the message is allowed and the failure logged.
+    async fn may_say(&self, member: &str) -> bool {
+        let bucket = crate::pool_service::derived_event_id(&["chat-messages", member]);
+        let limit = i32::try_from(self.settings.messages_per_minute).unwrap_or(i32::MAX);
+        match crate::rate_limit::check(&self.db, bucket, limit).await {
+            Ok(decision) => decision.allowed,
+            Err(e) => {
+                tracing::warn!(error = %e, "chat rate check failed; allowing the message");
+                true
+            }
+        }
+    }
+
+    /// Connections of verified members present in `room` on other instances, with their join time.
+    async fn present_elsewhere(
+        &self,
+        room: &str,
+    ) -> Result<Vec<(String, OffsetDateTime)>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT connection_id, since FROM rm_room_presence
+             WHERE room = $1 AND instance_id IS DISTINCT FROM $2",
+        )
+        .bind(room)
+        .bind(&self.instance_id)
+        .fetch_all(&self.db)
+        .await
+    }
+
+    /// This instance's id, carried by its `member_joined_room` events.
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
+    /// Records that this instance is alive (`chat_instances`); the presence reactor publishes the
+    /// leaves of instances silent for longer than its timeout.
+    pub async fn announce_instance(&self) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO chat_instances (instance_id, last_seen) VALUES ($1, now())
+             ON CONFLICT (instance_id) DO UPDATE SET last_seen = now()",
+        )
+        .bind(&self.instance_id)
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// Announces this instance every `interval`, until the task is dropped.
+    async fn keep_announcing(self: Arc<Self>) {
+        let mut ticker = tokio::time::interval(self.settings.instance_timeout / 3);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if let Err(e) = self.announce_instance().await {
+                tracing::warn!(error = %e, "chat instance not announced; will retry");
+            }
         }
     }
 
@@ -359,7 +439,7 @@ impl ChatService {
                 return self.reply(socket, protocol::verb_error(id, &reason, &request.rest));
             }
         };
-        if self.limiter.check_key(&chat.member_id).is_err() {
+        if !self.may_say(&chat.member_id).await {
             self.system(socket, SystemCode::TooFast);
             return self.reply(
                 socket,
@@ -424,7 +504,7 @@ impl ChatService {
         let member_id = Self::required(params, "memberID")?;
         let room = Self::required(params, "chatroom")?;
         let token = Self::required(params, "Authorization")?;
-        let claims = match self.tokens.verify(Some(&token)) {
+        let claims = match self.tokens.verify_current(&self.db, Some(&token)).await {
             Ok(claims) if claims.sub == member_id => claims,
             _ => {
                 self.system(socket, SystemCode::TokenInvalid);
@@ -506,6 +586,7 @@ impl ChatService {
                 room: room.to_owned(),
                 member_id: record.member_id.clone(),
                 connection_id: socket.id.clone(),
+                instance_id: Some(self.instance_id.clone()),
             }),
         );
         let fact_id = fact.id.to_string();
@@ -887,14 +968,22 @@ impl ChatService {
         loop {
             ticker.tick().await;
             for socket in self.hub.sockets() {
-                let alive =
-                    std::mem::replace(&mut socket.state.lock().expect("state").alive, false);
+                let (alive, closing) = {
+                    let mut state = socket.state.lock().expect("state");
+                    let alive = std::mem::replace(&mut state.alive, false);
+                    let closing = std::mem::replace(&mut state.closing, !alive);
+                    (alive, closing)
+                };
                 if alive {
                     self.hub
                         .send_or_drop(&socket, Outgoing::Text(protocol::ping(now_ms())));
-                } else {
+                } else if !closing {
                     tracing::info!(socket = %socket.id, "chat socket missed its heartbeat");
                     self.hub.send_or_drop(&socket, Outgoing::Close);
+                } else if self.hub.drop_now(&socket) {
+                    // The close did not get through either (a peer gone without a word, its
+                    // writes stuck): drop it.
+                    tracing::info!(socket = %socket.id, "chat socket dropped after two missed heartbeats");
                 }
             }
         }

@@ -69,29 +69,32 @@ async fn run(
     let (mut sink, mut stream) = socket.split();
     let killer = sock.clone();
     let mut writer = tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                out = rx.recv() => match out {
-                    Some(Outgoing::Text(text)) => {
+        // A kill (slow consumer) interrupts even a write the peer does not read; the connection
+        // is then dropped without a close frame, which that peer would not read either.
+        let write = async {
+            while let Some(out) = rx.recv().await {
+                match out {
+                    Outgoing::Text(text) => {
                         if sink.send(Message::Text(text)).await.is_err() {
-                            break;
+                            return;
                         }
                     }
-                    Some(Outgoing::CloseForGood) => {
+                    Outgoing::CloseForGood => {
                         let _ = sink.send(Message::Text(protocol::server_close())).await;
                         let _ = sink.close().await;
-                        break;
+                        return;
                     }
-                    Some(Outgoing::Close) | None => {
+                    Outgoing::Close => {
                         let _ = sink.close().await;
-                        break;
+                        return;
                     }
-                },
-                _ = killer.kill.notified() => {
-                    let _ = sink.close().await;
-                    break;
                 }
             }
+            let _ = sink.close().await;
+        };
+        tokio::select! {
+            () = write => {}
+            () = killer.kill.notified() => {}
         }
     });
     sock.send(Outgoing::Text(protocol::welcome()));

@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod gift_ranking;
 pub mod member;
+pub mod operator;
 pub mod popularity;
 pub mod room;
 pub mod stage_pool;

@@ -198,6 +198,25 @@ impl EventStore {
         }
     }
 
+    /// The event stored at `sequence`, if any (a deleted or unknown sequence gives `None`).
+    pub async fn get(
+        &self,
+        sequence: u64,
+    ) -> Result<Option<crate::events::EventEnvelope>, EventStoreError> {
+        use async_nats::jetstream::stream::RawMessageErrorKind;
+        let stream = self
+            .stream()
+            .await
+            .map_err(|e| EventStoreError::Unavailable(e.to_string()))?;
+        match stream.get_raw_message(sequence).await {
+            Ok(message) => cloudevents::decode(Some(&message.headers), &message.payload, sequence)
+                .map(Some)
+                .map_err(|e| EventStoreError::Unavailable(format!("unreadable event: {e}"))),
+            Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(EventStoreError::Unavailable(e.to_string())),
+        }
+    }
+
     /// Publishes one event and waits for JetStream's acknowledgement.
     pub async fn publish(&self, new: NewEvent) -> Result<Published, EventStoreError> {
         let mut published = self.publish_all(vec![new]).await?;

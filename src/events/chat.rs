@@ -27,6 +27,10 @@ pub struct MemberJoinedRoom {
     pub room: String,
     pub member_id: String,
     pub connection_id: String,
+    /// The chat instance holding the connection, so the others can publish its leave when that
+    /// instance stops answering (src/reactors/presence.rs). Absent in events of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
 }
 
 /// A verified member's connection left a room (roomLeave or disconnect; the seed's `leaveRoom`).

@@ -7,6 +7,7 @@
 //! | 401 | `UNAUTHORIZED` | no `x-api-key`, or an unknown or revoked key; no member `Authorization`; unknown back-office `website` or wrong `key` |
 //! | 401 | `TOKEN_INVALID` | a member `Authorization` that is malformed or not signed by onair |
 //! | 401 | `TOKEN_EXPIRED` | a member `Authorization` past its expiry: log in again |
+//! | 401 | `TOKEN_REVOKED` | a member `Authorization` issued before a password or role change: log in again |
 //! | 401 | `LOGIN_FAILED` | unknown `memberID` or wrong password (one answer for both) |
 //! | 403 | `FORBIDDEN` | deleting the master stage; a member acting as another member; a member using a streamer action or login |
 //! | 404 | `NOT_FOUND` | unknown stage, viewer not on the stage, unknown route |
@@ -59,11 +60,12 @@ pub enum ApiError {
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
     /// `UNAUTHORIZED` (missing, unknown or revoked `x-api-key`; missing member `Authorization`;
-    /// wrong back-office credentials), `TOKEN_INVALID`, `TOKEN_EXPIRED` or `LOGIN_FAILED`.
+    /// wrong back-office credentials), `TOKEN_INVALID`, `TOKEN_EXPIRED`, `TOKEN_REVOKED` or `LOGIN_FAILED`.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
     /// `FORBIDDEN`: the operation is not allowed (deleting the master stage, acting as another
-    /// member, a streamer action by a member).
+    /// member, a streamer action by a member, a back-office operator acting outside its master
+    /// agent).
     #[oai(status = 403)]
     Forbidden(Json<ErrorBody>),
     /// `NOT_FOUND` (unknown stage, or the viewer holds no seat on it), `UNKNOWN_ACTION`,
@@ -168,6 +170,10 @@ impl From<crate::member_auth::TokenError> for ApiError {
             TokenError::Missing => "UNAUTHORIZED",
             TokenError::Invalid => "TOKEN_INVALID",
             TokenError::Expired => "TOKEN_EXPIRED",
+            TokenError::Revoked => "TOKEN_REVOKED",
+            TokenError::Unavailable => {
+                return ApiError::unavailable(e.to_string());
+            }
         };
         ApiError::coded(401, code, e.to_string())
     }

@@ -17,6 +17,7 @@ use super::field::{Checked, Loose};
 use super::gateway::MemberView;
 use super::{ApiTags, AppState, write_response};
 use crate::domain::member::{MemberFilter, MemberId, Role};
+use crate::domain::operator::{OperatorScope, ScopeError};
 use crate::gift_catalog::{self, Gift};
 use crate::members::{self, MemberEdit, NewMember};
 use crate::read_models::gift_records::{self, AgentScope, GiftRecordQuery};
@@ -26,17 +27,23 @@ pub const MAX_RECORD_DAYS: i64 = 93;
 /// Largest `pagelimit` of `getGiftRecord`.
 pub const MAX_PAGE_LIMIT: i64 = 500;
 
+/// The operator's website and scope, or 401 `UNAUTHORIZED`.
 async fn authenticate(
     state: &AppState,
     website: Checked<String>,
     key: Checked<String>,
-) -> Result<String, ApiError> {
+) -> Result<(String, OperatorScope), ApiError> {
     let website = website.get("website")?;
     let key = key.get("key")?;
-    if crate::operators::verify(&state.db, &website, &key).await? {
-        Ok(website)
-    } else {
-        Err(ApiError::unauthorized("unknown website or wrong key"))
+    match crate::operators::verify(&state.db, &website, &key).await? {
+        Some(scope) => Ok((website, scope)),
+        None => Err(ApiError::unauthorized("unknown website or wrong key")),
+    }
+}
+
+impl From<ScopeError> for ApiError {
+    fn from(e: ScopeError) -> Self {
+        ApiError::forbidden(e.to_string())
     }
 }
 
@@ -349,8 +356,9 @@ impl BackOfficeApi {
         body: Json<CreateMemberRequest>,
     ) -> Result<MemberResponse, ApiError> {
         let body = body.0;
-        authenticate(&state, body.website, body.key).await?;
+        let (_, scope) = authenticate(&state, body.website, body.key).await?;
         let member_id = MemberId::parse(&body.member_id.get("memberID")?, "memberID")?;
+        scope.allows_member(&member_id)?;
         let password = body.password.get("password")?;
         let nickname = body.nickname.get("nickname")?;
         let role = parse_role(body.role.as_deref(), "role")?.unwrap_or(Role::Member);
@@ -387,8 +395,9 @@ impl BackOfficeApi {
         body: Json<EditMemberRequest>,
     ) -> Result<MemberResponse, ApiError> {
         let body = body.0;
-        authenticate(&state, body.website, body.key).await?;
+        let (_, scope) = authenticate(&state, body.website, body.key).await?;
         let member_id = MemberId::parse(&body.member_id.get("memberID")?, "memberID")?;
+        scope.allows_member(&member_id)?;
         let edit = MemberEdit {
             role: parse_role(body.role.as_deref(), "role")?,
             password: body.password,
@@ -422,7 +431,8 @@ impl BackOfficeApi {
         body: Json<SetGiftRequest>,
     ) -> Result<GiftResponse, ApiError> {
         let body = body.0;
-        authenticate(&state, body.website, body.key).await?;
+        let (_, scope) = authenticate(&state, body.website, body.key).await?;
+        scope.allows_shared("the gift catalog")?;
         let gift = Gift {
             gift_id: body.gift_id.get("giftID")?,
             name: body.name.get("name")?,
@@ -464,7 +474,8 @@ impl BackOfficeApi {
         body: Json<MaintenanceRequest>,
     ) -> Result<PublishedResponse, ApiError> {
         let body = body.0;
-        authenticate(&state, body.website, body.key).await?;
+        let (_, scope) = authenticate(&state, body.website, body.key).await?;
+        scope.allows_shared("maintenance mode")?;
         let enabled = body.enabled.get("enabled")?;
         let published = state
             .store
@@ -496,7 +507,7 @@ impl BackOfficeApi {
     ) -> Result<PublishedResponse, ApiError> {
         use crate::events::{AllRoomsNoticePublished, ChatNotice, Event, RoomNoticePublished};
         let body = body.0;
-        authenticate(&state, body.website, body.key).await?;
+        let (_, scope) = authenticate(&state, body.website, body.key).await?;
         let message = body.message.get("message")?;
         if message.trim().is_empty() || message.chars().count() > 1000 {
             return Err(ApiError::validation("message must be 1 to 1000 characters"));
@@ -505,12 +516,16 @@ impl BackOfficeApi {
         let event = match body.streamer_id.filter(|s| !s.is_empty()) {
             Some(raw) => {
                 let streamer = MemberId::parse(&raw, "streamerID")?;
+                scope.allows_member(&streamer)?;
                 Event::RoomNoticePublished(RoomNoticePublished {
                     room: crate::domain::member::chatroom_name(streamer.agent_id(), &streamer),
                     message: notice,
                 })
             }
-            None => Event::AllRoomsNoticePublished(AllRoomsNoticePublished { message: notice }),
+            None => {
+                scope.allows_shared("a message to every room")?;
+                Event::AllRoomsNoticePublished(AllRoomsNoticePublished { message: notice })
+            }
         };
         let published = state
             .store
@@ -547,7 +562,7 @@ impl BackOfficeApi {
             end_date,
             ..
         } = &body.0;
-        let website = authenticate(&state, website.clone(), key.clone()).await?;
+        let (website, scope) = authenticate(&state, website.clone(), key.clone()).await?;
         let username = username.clone().get("username")?;
         let uppername = uppername.clone().get("uppername")?;
         if username.trim().is_empty() || uppername.trim().is_empty() {
@@ -555,6 +570,7 @@ impl BackOfficeApi {
                 "username and uppername must not be empty",
             ));
         }
+        scope.allows_agent_line(&uppername)?;
         let start = start_date.clone().get("startDate")?;
         let end = end_date.clone().get("endDate")?;
         let req = &body.0;

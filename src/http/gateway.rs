@@ -10,10 +10,11 @@
 use std::sync::Arc;
 
 use poem::web::Data;
-use poem_openapi::param::Path;
+use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use super::action_query::ActionQuery;
 use super::api_error::ApiError;
@@ -23,7 +24,7 @@ use super::{ApiTags, AppState, write_response};
 use crate::domain::member::{MemberId, Role, chatroom_name};
 use crate::domain::room::{self, MAX_ANNOUNCEMENT_CHARS, MAX_TITLE_CHARS};
 use crate::event_store::NewEvent;
-use crate::events::{Event, GiftSent, MemberLoggedIn, MemberProfile, RoomInfoSet};
+use crate::events::{Event, EventEnvelope, GiftSent, MemberLoggedIn, MemberProfile, RoomInfoSet};
 use crate::member_auth::MemberClaims;
 use crate::read_models::rooms::{self as room_queries, RoomRow};
 use crate::{gift_catalog, members, room_service};
@@ -244,6 +245,52 @@ write_response!(
     "Sent; `X-Event-Sequence` is the sequence of `gift.sent`."
 );
 
+/// The answer of a stored `gift.sent`.
+fn gift_answer(id: Uuid, sequence: u64, e: &GiftSent, sent_at: OffsetDateTime) -> GiftResponse {
+    GiftResponse::Ok(
+        Json(Envelope::ok(GiftAnswer {
+            record_id: id.to_string(),
+            gift_id: e.gift_id,
+            gift_name: e.gift_name.clone(),
+            gift_count: e.count,
+            points: e.points,
+            score: u64::from(e.points) * u64::from(e.count),
+            member_id: e.presenter.clone(),
+            game_id: e.recipient.clone(),
+            agent_id: e.agent_id.clone(),
+            sent_at: timestamp(sent_at),
+        })),
+        sequence,
+    )
+}
+
+/// The first answer of a gift sent again with its `Idempotency-Key`, read from the stream; 422
+/// `IDEMPOTENCY_KEY_REUSED` when the key was used for another gift, count or streamer.
+async fn sent_gift_again(
+    state: &AppState,
+    sequence: u64,
+    gift_id: i64,
+    count: u32,
+    streamer: &MemberId,
+) -> Result<GiftResponse, ApiError> {
+    let stored = state.store.get(sequence).await?;
+    match stored {
+        Some(EventEnvelope {
+            id,
+            occurred_at,
+            event: Event::GiftSent(e),
+            ..
+        }) if e.gift_id == gift_id && e.count == count && e.recipient == streamer.as_str() => {
+            Ok(gift_answer(id, sequence, &e, occurred_at))
+        }
+        _ => Err(ApiError::coded(
+            422,
+            "IDEMPOTENCY_KEY_REUSED",
+            "this Idempotency-Key was used for another gift, count or streamer",
+        )),
+    }
+}
+
 /// The parsed body: the query and the token wherever it was given.
 struct Action {
     query: ActionQuery,
@@ -264,13 +311,16 @@ impl Action {
     }
 
     /// The caller's verified claims (401 `UNAUTHORIZED`, `TOKEN_INVALID`, `TOKEN_EXPIRED`).
-    fn member(&self, state: &AppState) -> Result<MemberClaims, ApiError> {
-        Ok(state.member_tokens.verify(self.authorization.as_deref())?)
+    async fn member(&self, state: &AppState) -> Result<MemberClaims, ApiError> {
+        Ok(state
+            .member_tokens
+            .verify_current(&state.db, self.authorization.as_deref())
+            .await?)
     }
 
     /// The caller's claims, which must be a streamer's (403 `FORBIDDEN` otherwise).
-    fn streamer(&self, state: &AppState) -> Result<MemberClaims, ApiError> {
-        let claims = self.member(state)?;
+    async fn streamer(&self, state: &AppState) -> Result<MemberClaims, ApiError> {
+        let claims = self.member(state).await?;
         if claims.role != Role::Streamer {
             return Err(ApiError::forbidden("only a streamer may use this action"));
         }
@@ -371,7 +421,7 @@ impl GatewayApi {
         let action = Action::parse(body.0)?;
         let streamer = member_id(&action.query, "streamerID")?;
         let caller = match &action.authorization {
-            Some(_) => Some(action.member(&state)?),
+            Some(_) => Some(action.member(&state).await?),
             None => None,
         };
         let row = require_streamer(&state, &streamer).await?;
@@ -408,7 +458,7 @@ impl GatewayApi {
         body: Json<ActionRequest>,
     ) -> Result<RoomInfoResponse, ApiError> {
         let action = Action::parse(body.0)?;
-        let claims = action.streamer(&state)?;
+        let claims = action.streamer(&state).await?;
         if let Some(other) = action.query.optional_text("streamerID")?
             && other != claims.sub
         {
@@ -538,7 +588,7 @@ impl GatewayApi {
         body: Json<ActionRequest>,
     ) -> Result<StreamResponse, ApiError> {
         let action = Action::parse(body.0)?;
-        let claims = action.streamer(&state)?;
+        let claims = action.streamer(&state).await?;
         let (published, session) =
             room_service::start_stream(&state.store, &claims.sub, OffsetDateTime::now_utc())
                 .await?;
@@ -563,7 +613,7 @@ impl GatewayApi {
         body: Json<ActionRequest>,
     ) -> Result<StreamResponse, ApiError> {
         let action = Action::parse(body.0)?;
-        let claims = action.streamer(&state)?;
+        let claims = action.streamer(&state).await?;
         let (published, session) =
             room_service::end_stream(&state.store, &claims.sub, OffsetDateTime::now_utc()).await?;
         Ok(StreamResponse::Ok(
@@ -584,11 +634,19 @@ impl GatewayApi {
     /// `FORBIDDEN` otherwise); `giftCount` 1 to 9999; `agentID` the streamer's agent; the gift must
     /// exist and be enabled (404 `GIFT_NOT_FOUND`); the streamer must exist (404
     /// `STREAMER_NOT_FOUND`). The room gets `gift` and `giftRank` chat messages.
+    ///
+    /// With an `Idempotency-Key` header (1 to 255 visible ASCII characters, scoped to the member),
+    /// a retry sends the gift once and gets the first answer again (same `recordID` and
+    /// `X-Event-Sequence`), whenever it comes; the same key with another gift, count or streamer
+    /// answers 422 `IDEMPOTENCY_KEY_REUSED`.
     #[oai(path = "/sendGift", method = "post", operation_id = "sendGift")]
     async fn send_gift(
         &self,
         state: Data<&Arc<AppState>>,
         body: Json<ActionRequest>,
+        /// Optional idempotency key: a retry with the same key sends the gift once.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
     ) -> Result<GiftResponse, ApiError> {
         let action = Action::parse(body.0)?;
         let q = &action.query;
@@ -598,7 +656,7 @@ impl GatewayApi {
         let presenter = member_id(q, "memberID")?;
         let streamer = member_id(q, "gameID")?;
         let agent_id = q.text("agentID")?;
-        let claims = action.member(&state)?;
+        let claims = action.member(&state).await?;
         if claims.sub != presenter.as_str() {
             return Err(ApiError::forbidden(
                 "memberID differs from the member of the Authorization token",
@@ -614,6 +672,22 @@ impl GatewayApi {
                 "query.agentID must be the streamer's agent {}, got {agent_id:?}",
                 streamer.agent_id()
             )));
+        }
+        let event_id = super::scoped_idempotency_event_id(
+            presenter.as_str(),
+            "sendGift",
+            idempotency_key.0.as_deref(),
+        )?;
+        // A retry of a gift already projected (any time later) gets its first answer.
+        if let Some(id) = event_id {
+            let recorded: Option<(i64,)> =
+                sqlx::query_as("SELECT sequence FROM rm_gift_records WHERE event_id = $1")
+                    .bind(id)
+                    .fetch_optional(&state.db)
+                    .await?;
+            if let Some((sequence,)) = recorded {
+                return sent_gift_again(&state, sequence as u64, gift_id, count, &streamer).await;
+            }
         }
         require_streamer(&state, &streamer).await?;
         let gift = gift_catalog::get(&state.db, gift_id)
@@ -651,25 +725,16 @@ impl GatewayApi {
             agent_id: agent_id.clone(),
             session_id,
         };
-        let published = state
-            .store
-            .publish(NewEvent::new(now, Event::GiftSent(event)))
-            .await?;
-        Ok(GiftResponse::Ok(
-            Json(Envelope::ok(GiftAnswer {
-                record_id: published.id.to_string(),
-                gift_id,
-                gift_name: gift.name,
-                gift_count: count,
-                points,
-                score: u64::from(points) * u64::from(count),
-                member_id: presenter.to_string(),
-                game_id: streamer.to_string(),
-                agent_id,
-                sent_at: timestamp(now),
-            })),
-            published.sequence,
-        ))
+        let mut new = NewEvent::new(now, Event::GiftSent(event.clone()));
+        if let Some(id) = event_id {
+            new = new.with_id(id);
+        }
+        let published = state.store.publish(new).await?;
+        if published.duplicate {
+            // A retry within JetStream's duplicate window, before the projection has the record.
+            return sent_gift_again(&state, published.sequence, gift_id, count, &streamer).await;
+        }
+        Ok(gift_answer(published.id, published.sequence, &event, now))
     }
 
     /// moderate: the room's streamer or an admin bans, unbans, mutes, unmutes, grants or revokes
@@ -688,7 +753,7 @@ impl GatewayApi {
         body: Json<ActionRequest>,
     ) -> Result<ModerationResponse, ApiError> {
         let action = Action::parse(body.0)?;
-        let claims = action.member(&state)?;
+        let claims = action.member(&state).await?;
         let name = action.query.text("action")?;
         let Some(kind) = crate::chat::service::parse_action(&name) else {
             return Err(ApiError::validation(
@@ -784,7 +849,9 @@ async fn login(
         }));
     }
     let now = OffsetDateTime::now_utc();
-    let issued = state.member_tokens.issue(id.as_str(), role, now);
+    let issued = state
+        .member_tokens
+        .issue(id.as_str(), role, record.token_version, now);
     let published = state
         .store
         .publish(NewEvent::new(
@@ -837,7 +904,7 @@ async fn set_following(
 ) -> Result<FollowResponse, ApiError> {
     let action = Action::parse(body)?;
     let streamer = member_id(&action.query, "streamerID")?;
-    let claims = action.member(state)?;
+    let claims = action.member(state).await?;
     require_streamer(state, &streamer).await?;
     let published = room_service::set_following(
         &state.store,

@@ -152,18 +152,24 @@ pub fn idempotency_event_id(
     route: &str,
     key: Option<&str>,
 ) -> Result<Option<Uuid>, ApiError> {
+    scoped_idempotency_event_id(&auth.0.id.to_string(), route, key)
+}
+
+/// The event id derived from an `Idempotency-Key` within `scope` (an API key id, a member id) and
+/// `route`, or `None` without a key. 400 `VALIDATION_ERROR` unless the key is 1 to 255 visible
+/// ASCII characters.
+pub fn scoped_idempotency_event_id(
+    scope: &str,
+    route: &str,
+    key: Option<&str>,
+) -> Result<Option<Uuid>, ApiError> {
     let Some(key) = key else { return Ok(None) };
     if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ApiError::validation(
             "Idempotency-Key must be 1 to 255 visible ASCII characters",
         ));
     }
-    Ok(Some(derived_event_id(&[
-        "idempotency",
-        &auth.0.id.to_string(),
-        route,
-        key,
-    ])))
+    Ok(Some(derived_event_id(&["idempotency", scope, route, key])))
 }
 
 /// Now, as the seed writes times.

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgPool;
 use time::OffsetDateTime;
 
 use crate::domain::popularity::{PopularityInputs, WINDOW_SECONDS, popularity, window_start};
@@ -21,37 +21,20 @@ use crate::read_models::rooms::{activity_since, present_viewers, rooms_for_popul
 pub async fn run(db: PgPool, store: EventStore, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut leader: Option<PgConnection> = None;
+    let mut leadership = super::Leadership::new("onair.reactor.popularity");
     // The first computation comes one interval after start, when the read models have caught up.
     ticker.tick().await;
     loop {
         ticker.tick().await;
-        if leader.is_none() {
-            leader = try_lead(&db).await;
-        }
-        if leader.is_none() {
+        if !leadership.lead(&db).await {
             continue;
         }
         if let Err(e) = update_all(&db, &store).await {
             tracing::warn!(error = %e, "popularity update failed; will retry");
             // The lock connection may be gone too: take the lock again next time.
-            if let Some(conn) = leader.take() {
-                let _ = conn.close().await;
-            }
+            leadership.step_down().await;
         }
     }
-}
-
-async fn try_lead(db: &PgPool) -> Option<PgConnection> {
-    let mut conn = PgConnection::connect_with(&db.connect_options())
-        .await
-        .ok()?;
-    let (locked,): (bool,) =
-        sqlx::query_as("SELECT pg_try_advisory_lock(hashtext('onair.reactor.popularity')::bigint)")
-            .fetch_one(&mut conn)
-            .await
-            .ok()?;
-    locked.then_some(conn)
 }
 
 /// One pass over the rooms; returns how many changed.

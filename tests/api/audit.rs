@@ -1,5 +1,5 @@
 //! `onair audit`: after a mixed workload the rebuilt read models equal the live ones; a tampered
-//! live row is reported.
+//! live row is reported; so are holes in the stream and events no projector can read.
 
 use crate::helpers::Services;
 
@@ -41,4 +41,68 @@ async fn an_audit_of_a_mixed_workload_finds_no_difference_until_a_row_is_tampere
     .await
     .unwrap();
     assert_eq!(scratch, 0, "scratch schemas are dropped");
+}
+
+/// A hole in the stream's sequences and events no projector can read are reported, and the
+/// command exits 1 with both named.
+#[tokio::test]
+async fn an_audit_reports_gaps_and_unreadable_events_and_exits_1() {
+    let services = Services::start().await;
+    // A stream created by hand, without `deny_delete` (which onair sets and which cannot be
+    // lifted): three events of a type this version does not know, on a subject a projector
+    // reads; the second is deleted, leaving a hole.
+    let jetstream =
+        async_nats::jetstream::new(async_nats::connect(&services.nats.url).await.unwrap());
+    let stream = jetstream
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "ONAIR".into(),
+            subjects: vec!["onair.>".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for n in 1..=3 {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("ce-specversion", "1.0");
+        headers.insert("ce-type", "onair.gift.wrapped.v1");
+        headers.insert("ce-id", uuid::Uuid::now_v7().to_string().as_str());
+        headers.insert("ce-source", "/elsewhere");
+        headers.insert("ce-time", "2026-11-23T00:00:00Z");
+        let ack = jetstream
+            .publish_with_headers(format!("onair.gift.x{n}"), headers, "{}".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert_eq!(ack.sequence, n);
+    }
+    assert!(stream.delete_message(2).await.unwrap());
+
+    let app = crate::helpers::spawn_app(&services).await;
+    assert_eq!(app.viewer_token("v-1").await.status, 200);
+    app.wait_for_projections().await;
+    let report = onair::audit::run(&app.db, &app.state.store, false)
+        .await
+        .unwrap();
+    assert!(report.differences.is_empty(), "{report:?}");
+    assert_eq!(report.gaps, vec![(2, 2)]);
+    let unknown: Vec<u64> = report.unknown.iter().map(|u| u.0).collect();
+    assert_eq!(unknown, vec![1, 3], "{report:?}");
+
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_onair"))
+        .args(["audit", "--database-url", &services.database_url])
+        .args(["--nats-url", &services.nats.url])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("gap: sequences 2 to 2 are missing"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("sequence 3: no projector can read it"),
+        "{stdout}"
+    );
 }

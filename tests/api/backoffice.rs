@@ -353,3 +353,102 @@ async fn gift_records_filter_page_and_total_over_hundreds_of_gifts() {
         .await
         .expect_error(401, "UNAUTHORIZED");
 }
+
+/// An operator scoped to a master agent manages that master agent's members, agent lines and
+/// rooms only; refused requests store nothing; what every master agent shares is for global
+/// operators.
+#[tokio::test]
+async fn an_operator_scoped_to_a_master_agent_stays_within_it() {
+    let services = Services::start().await;
+    let gw = Gateway::start(&services).await;
+    gw.create_member(OTHER_MASTER, "streamer").await;
+    let key = onair::operators::create(&gw.app.db, "site-b", Some("mabumaster"))
+        .await
+        .unwrap();
+    let as_scoped = |name: &'static str, mut body: Value| {
+        body["website"] = json!("site-b");
+        body["key"] = json!(key);
+        let app = &gw.app;
+        async move {
+            app.post_public(&format!("/api/backoffice/{name}"), &body)
+                .await
+        }
+    };
+    let member = |id: &str| json!({"memberID": id, "password": PASSWORD, "nickname": "N"});
+
+    assert_eq!(as_scoped("CreateMember", member(STAR)).await.status, 200);
+    let message = as_scoped("CreateMember", member("amy@kiki.othermaster"))
+        .await
+        .expect_error(403, "FORBIDDEN");
+    assert!(message.contains("othermaster"), "{message}");
+    as_scoped(
+        "EditMember",
+        json!({"memberID": OTHER_MASTER, "nickname": "Taken over"}),
+    )
+    .await
+    .expect_error(403, "FORBIDDEN");
+    let untouched = onair::members::find(&gw.app.db, OTHER_MASTER)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(untouched.nickname, "Taken over");
+    assert!(
+        onair::members::find(&gw.app.db, "amy@kiki.othermaster")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let records = |uppername: &str| {
+        json!({"username": "ops", "uppername": uppername, "startDate": "2026-01-01",
+               "endDate": "2026-01-31"})
+    };
+    assert_eq!(
+        as_scoped("getGiftRecord", records("mabumaster"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        as_scoped("getGiftRecord", records("mabu.mabumaster"))
+            .await
+            .status,
+        200
+    );
+    as_scoped("getGiftRecord", records("othermaster"))
+        .await
+        .expect_error(403, "FORBIDDEN");
+
+    assert_eq!(as_scoped("ListGifts", json!({})).await.status, 200);
+    as_scoped("SetGift", json!({"giftID": 1, "name": "Rose", "points": 1}))
+        .await
+        .expect_error(403, "FORBIDDEN");
+    as_scoped("SetMaintenance", json!({"enabled": true}))
+        .await
+        .expect_error(403, "FORBIDDEN");
+    as_scoped("BroadcastSystemMessage", json!({"message": "hi all"}))
+        .await
+        .expect_error(403, "FORBIDDEN");
+    as_scoped(
+        "BroadcastSystemMessage",
+        json!({"message": "hi", "streamerID": OTHER_MASTER}),
+    )
+    .await
+    .expect_error(403, "FORBIDDEN");
+    assert_eq!(
+        as_scoped(
+            "BroadcastSystemMessage",
+            json!({"message": "hi", "streamerID": STAR})
+        )
+        .await
+        .status,
+        200
+    );
+    // The global operator still may.
+    assert_eq!(
+        gw.backoffice("SetMaintenance", json!({"enabled": false}))
+            .await
+            .status,
+        200
+    );
+}

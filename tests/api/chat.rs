@@ -456,22 +456,24 @@ async fn gifts_and_going_live_reach_the_room_and_the_followers() {
     assert_eq!(rank["rankingList"][0]["score"], 20);
 }
 
+/// The limit is per member across instances: sockets on two instances share one budget.
 #[tokio::test]
 async fn a_member_saying_too_fast_gets_a_clear_system_message() {
     let services = Services::start().await;
     let gw = Gateway::start_with(&services, |s| s.chat_messages_per_minute = 3).await;
+    let other = spawn_app_with(&services, |s| s.chat_messages_per_minute = 3).await;
     let token = gw.member(BEN, "member").await;
     gw.create_member(STAR, "streamer").await;
-    let mut ben = ChatClient::connect(&gw.app.address, "").await;
-    ben.room_add(ROOM).await;
-    ben.verify(BEN, ROOM, &token).await;
+    let mut ben = ChatClient::verified(&gw.app.address, ROOM, BEN, &token).await;
+    let mut ben_elsewhere = ChatClient::verified(&other.address, ROOM, BEN, &token).await;
     for i in 0..3 {
-        let ok = ben.say(ROOM, &chat(BEN, &format!("m{i}"))).await;
-        assert_eq!(ok["status"], "OK");
+        let socket = if i == 1 { &mut ben_elsewhere } else { &mut ben };
+        let ok = socket.say(ROOM, &chat(BEN, &format!("m{i}"))).await;
+        assert_eq!(ok["status"], "OK", "{ok}");
     }
-    let limited = ben.say(ROOM, &chat(BEN, "one too many")).await;
+    let limited = ben_elsewhere.say(ROOM, &chat(BEN, "one too many")).await;
     assert!(limited["error"].as_str().unwrap().contains("too fast"));
-    assert_eq!(ben.system_code().await, 42901);
+    assert_eq!(ben_elsewhere.system_code().await, 42901);
 }
 
 #[tokio::test]
@@ -488,6 +490,20 @@ async fn two_instances_share_messages_and_bans() {
     let mut ben = ChatClient::connect(&other.address, "").await;
     ben.room_add(ROOM).await;
     ben.verify(BEN, ROOM, &ben_token).await;
+
+    // roomView lists the verified members of both instances (once presence has Ben's join).
+    crate::helpers::eventually(Duration::from_secs(10), || async {
+        let present = crate::chat_support::present(&gw.app.db, ROOM).await;
+        (present == [BEN, STAR]).then_some(())
+    })
+    .await;
+    let view = star
+        .request(json!({"event": "roomView", "room": ROOM}))
+        .await;
+    assert_eq!(view["data"]["membersCount"], 2, "{view}");
+    let members = &view["data"]["members"];
+    assert_eq!(members[&ben.id]["id"], ben.id.clone());
+    assert!(members[&star.id]["joinedAt"].is_i64());
 
     // Said on the second instance, heard on the first.
     ben.say(ROOM, &chat(BEN, "from instance two")).await;
@@ -580,4 +596,165 @@ async fn presence_and_chat_count_toward_popularity() {
             .is_none(),
         "welcome at most once per window"
     );
+}
+
+/// A member on a chat instance that stopped answering (crashed, killed) leaves the room once that
+/// instance has been silent for the timeout: the room hears `leaveRoom`, and presence and
+/// `viewerCount` stop counting them. Members on live instances stay.
+#[tokio::test]
+async fn members_of_a_silent_chat_instance_leave_their_rooms() {
+    let services = Services::start().await;
+    let gw = Gateway::start_with(&services, |s| {
+        s.chat_instance_timeout_ms = 600;
+        s.popularity_interval_ms = 100;
+    })
+    .await;
+    let star = gw.member(STAR, "streamer").await;
+    assert_eq!(
+        gw.action("startStream", json!({}), Some(&star))
+            .await
+            .status,
+        200
+    );
+    gw.member(AMY, "member").await;
+    let ben = gw.member(BEN, "member").await;
+    let mut socket = ChatClient::verified(&gw.app.address, ROOM, BEN, &ben).await;
+
+    // What a crashed instance leaves behind: Amy's join, on an instance that never answers again.
+    gw.app
+        .state
+        .store
+        .publish(onair::event_store::NewEvent::new(
+            time::OffsetDateTime::now_utc(),
+            onair::events::Event::MemberJoinedRoom(onair::events::MemberJoinedRoom {
+                room: ROOM.to_owned(),
+                member_id: AMY.to_owned(),
+                connection_id: "connection-on-a-crashed-instance".to_owned(),
+                instance_id: Some("crashed-instance".to_owned()),
+            }),
+        ))
+        .await
+        .unwrap();
+
+    let (_, left) = socket.said("leaveRoom").await;
+    assert_eq!(
+        left,
+        json!({"type": "leaveRoom", "member": AMY, "nickname": "AMY"})
+    );
+    let present = || crate::chat_support::present(&gw.app.db, ROOM);
+    crate::helpers::eventually(Duration::from_secs(10), || async {
+        (present().await == [BEN]).then_some(())
+    })
+    .await;
+
+    // Several timeouts later Ben, on this live instance, is still there, and Amy left once.
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    gw.app.wait_for_projections().await;
+    assert_eq!(present().await, [BEN]);
+    crate::helpers::eventually(Duration::from_secs(10), || async {
+        let info = gw
+            .action("getRoomInfo", json!({"streamerID": STAR}), None)
+            .await;
+        (info.data()["viewerCount"] == 1).then_some(())
+    })
+    .await;
+    let leaves = gw.notice_of_type("leaveRoom", 1).await;
+    assert_eq!(leaves.len(), 1, "{leaves:?}");
+}
+
+/// A socket that stops reading is dropped once its queue is full, without holding up the room:
+/// every `say` is answered, a reading listener hears every message, and the slow member leaves
+/// the room (`leaveRoom`, presence) as on any disconnect.
+#[tokio::test]
+async fn a_socket_that_stops_reading_is_dropped_and_its_member_leaves() {
+    const MESSAGES: usize = 100;
+    let services = Services::start().await;
+    let gw = Gateway::start_with(&services, |s| {
+        allow_large_fast_messages(s);
+        s.chat_socket_queue_frames = 8;
+    })
+    .await;
+    let star = gw.member(STAR, "streamer").await;
+    let ben = gw.member(BEN, "member").await;
+    let amy = gw.member(AMY, "member").await;
+    let mut speaker = ChatClient::verified(&gw.app.address, ROOM, STAR, &star).await;
+    let mut listener = ChatClient::verified(&gw.app.address, ROOM, BEN, &ben).await;
+    let slow = non_reading_member(&gw, AMY, &amy).await;
+    // From here on Amy reads nothing.
+
+    let text = "x".repeat(100_000);
+    for _ in 0..MESSAGES {
+        let ok = speaker.say(ROOM, &chat(STAR, &text)).await;
+        assert_eq!(ok["status"], "OK");
+        let (_, message) = listener.said("chat").await;
+        assert_eq!(message["text"].as_str().unwrap().len(), 100_000);
+    }
+    let left = gw.notice_of_type("leaveRoom", 1).await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0]["message"]["member"], AMY);
+    crate::helpers::eventually(Duration::from_secs(10), || async {
+        let present = crate::chat_support::present(&gw.app.db, ROOM).await;
+        (present == [BEN, STAR]).then_some(())
+    })
+    .await;
+    drop(slow);
+}
+
+/// A socket whose peer neither reads nor answers pings, with writes stuck behind a full
+/// connection, is dropped after its second missed heartbeat although its queue never fills.
+#[tokio::test]
+async fn a_socket_stuck_mid_write_is_dropped_after_two_missed_heartbeats() {
+    let services = Services::start().await;
+    let gw = Gateway::start_with(&services, |s| {
+        allow_large_fast_messages(s);
+        s.chat_ping_interval_ms = 1_500;
+    })
+    .await;
+    let star = gw.member(STAR, "streamer").await;
+    let amy = gw.member(AMY, "member").await;
+    let stuck = non_reading_member(&gw, AMY, &amy).await;
+    let mut speaker = ChatClient::verified(&gw.app.address, ROOM, STAR, &star).await;
+
+    // 100 messages of 100 kB at once: more than the connection holds, fewer than the queue's 256.
+    let text = "x".repeat(100_000);
+    for _ in 0..100 {
+        let ok = speaker.say(ROOM, &chat(STAR, &text)).await;
+        assert_eq!(ok["status"], "OK");
+        // The speaker answers the pings it got meanwhile, so only Amy misses them.
+        while let Some(Frame::Control(ping)) = speaker
+            .wait_for(
+                Duration::ZERO,
+                |f| matches!(f, Frame::Control(c) if c.starts_with("primus::ping")),
+            )
+            .await
+        {
+            speaker
+                .send_text(Value::String(ping.replace("ping", "pong")).to_string())
+                .await;
+        }
+    }
+    drop(speaker);
+    crate::helpers::eventually(Duration::from_secs(15), || async {
+        let left = gw.notice_of_type("leaveRoom", 1).await;
+        left.iter()
+            .any(|l| l["message"]["member"] == AMY)
+            .then_some(())
+    })
+    .await;
+    drop(stuck);
+}
+
+/// Chat messages of up to 100,000 characters, as fast as a test says them.
+fn allow_large_fast_messages(s: &mut onair::config::ServeSettings) {
+    s.chat_max_text_chars = 100_000;
+    s.chat_messages_per_minute = 10_000;
+}
+
+/// `member` verified in the room over a connection with a tiny receive buffer, which the caller
+/// then never reads.
+async fn non_reading_member(gw: &Gateway, member: &str, token: &str) -> ChatClient {
+    let mut client = ChatClient::connect_with_small_receive_buffer(&gw.app.address).await;
+    client.room_add(ROOM).await;
+    assert_eq!(client.verify(member, ROOM, token).await["verified"], true);
+    client
 }

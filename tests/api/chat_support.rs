@@ -41,6 +41,30 @@ impl ChatClient {
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("connect");
+        Self::greeted(ws).await
+    }
+
+    /// Like [`connect`](Self::connect), over a TCP connection whose receive buffer is as small as
+    /// the kernel allows, so a client that stops reading is soon a slow consumer.
+    pub async fn connect_with_small_receive_buffer(address: &str) -> Self {
+        let addr: std::net::SocketAddr = address.trim_start_matches("http://").parse().unwrap();
+        let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+        tcp.set_recv_buffer_size(1024).unwrap();
+        let stream = tcp.connect(addr).await.unwrap();
+        let (ws, _) = tokio_tungstenite::client_async(
+            format!("ws://{addr}/primus"),
+            tokio_tungstenite::MaybeTlsStream::Plain(stream),
+        )
+        .await
+        .expect("connect");
+        Self::greeted(ws).await
+    }
+
+    async fn greeted(
+        ws: tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+    ) -> Self {
         let mut client = Self {
             ws,
             buffered: VecDeque::new(),
@@ -219,4 +243,15 @@ impl ChatClient {
         assert_eq!(v["message"], v["data"], "message beside data");
         v["data"]["code"].as_u64().unwrap()
     }
+}
+
+/// The members present in `room` by the presence read model, sorted.
+pub async fn present(db: &sqlx::PgPool, room: &str) -> Vec<String> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT member_id FROM rm_room_presence WHERE room = $1 ORDER BY 1")
+            .bind(room)
+            .fetch_all(db)
+            .await
+            .unwrap();
+    rows.into_iter().map(|r| r.0).collect()
 }

@@ -1,5 +1,5 @@
 //! `onair events export` -> `import` into an empty stream -> the read models built from the
-//! imported stream equal the original ones.
+//! imported stream equal the original ones; upcasting on read; `tail --durable`.
 
 use std::io::Cursor;
 
@@ -121,6 +121,16 @@ async fn an_export_imported_into_an_empty_stream_rebuilds_the_same_read_models()
     })
     .await;
     assert_eq!(snapshot(&rebuilt.db).await, original);
+
+    // A replay on the restored stream gives the same read models again.
+    onair::replay::run(
+        &rebuilt.db,
+        &rebuilt.state.store,
+        onair::replay::select(None).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(snapshot(&rebuilt.db).await, original);
 }
 
 /// An event of an older version in the stream is upcast when read: a `gift.sent.v1` (no `score`)
@@ -164,4 +174,66 @@ async fn an_old_event_version_in_the_stream_is_upcast_on_read() {
             .await
             .unwrap();
     assert_eq!(score, 21);
+}
+
+/// `events tail --durable NAME`: a consumer that stops goes on after the last event it printed,
+/// whatever was stored meanwhile; the type filter applies; a bad name is refused.
+#[tokio::test]
+async fn a_durable_tail_goes_on_after_the_last_event_it_printed() {
+    use onair::event_tools::{Position, tail_durable};
+    let services = Services::start().await;
+    let app = spawn_app_with(&services, |_| {}).await;
+    let store = &app.state.store;
+    let from = store
+        .stream()
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .last_sequence
+        + 1;
+    let joined = Selection {
+        since: Some(Position::Sequence(from)),
+        types: vec!["onair.viewer.joined.v1".into()],
+        ..Default::default()
+    };
+    let user_ids = |lines: &[u8]| -> Vec<String> {
+        lines
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let event: serde_json::Value = serde_json::from_slice(l).unwrap();
+                event["data"]["userId"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    };
+
+    for i in 0..2 {
+        assert_eq!(app.viewer_token(&format!("u-{i}")).await.status, 200);
+    }
+    let mut first = Vec::new();
+    assert_eq!(
+        tail_durable(store, &joined, "etl", Some(2), &mut first)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(user_ids(&first), ["u-0", "u-1"]);
+
+    // Stopped; two more viewers join meanwhile; the next run starts after u-1.
+    for i in 2..4 {
+        assert_eq!(app.viewer_token(&format!("u-{i}")).await.status, 200);
+    }
+    let mut second = Vec::new();
+    tail_durable(store, &joined, "etl", Some(2), &mut second)
+        .await
+        .unwrap();
+    assert_eq!(user_ids(&second), ["u-2", "u-3"]);
+
+    let refused = tail_durable(store, &joined, "no spaces", Some(1), &mut Vec::new())
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("--durable"), "{refused}");
 }

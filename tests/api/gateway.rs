@@ -97,6 +97,7 @@ async fn missing_invalid_foreign_and_expired_tokens_are_refused_and_store_nothin
     let foreign = onair::member_auth::MemberTokens::new(b"another secret", 3600).issue(
         BEN,
         onair::domain::member::Role::Member,
+        0,
         time::OffsetDateTime::now_utc(),
     );
     gw.action("follow", follow.clone(), Some(&foreign.token))
@@ -111,6 +112,7 @@ async fn missing_invalid_foreign_and_expired_tokens_are_refused_and_store_nothin
     let expired = onair::member_auth::MemberTokens::new(&secret, 3600).issue(
         BEN,
         onair::domain::member::Role::Member,
+        0,
         time::OffsetDateTime::now_utc() - time::Duration::hours(2),
     );
     let message = gw
@@ -539,4 +541,131 @@ async fn gifts_reach_the_room_as_gift_and_gift_rank_and_bad_gifts_store_nothing(
     .await
     .unwrap();
     assert_eq!(all_time, vec![(AMY.to_owned(), 500), (BEN.to_owned(), 40)]);
+}
+
+/// A gift sent again with its `Idempotency-Key` (a client retrying after a lost answer) is sent
+/// once and answered as the first time, within JetStream's duplicate window and after the record
+/// is projected; the key is scoped to the member; another gift under the same key is refused.
+#[tokio::test]
+async fn a_gift_sent_again_with_its_idempotency_key_is_sent_once() {
+    let services = Services::start().await;
+    let gw = Gateway::start(&services).await;
+    gw.member(STAR, "streamer").await;
+    let ben = gw.member(BEN, "member").await;
+    let amy = gw.member(AMY, "member").await;
+    gw.set_gift(1, "Rose", 10).await;
+    let send = |token: &str, member: &str, count: u32, key: &str| {
+        let body = json!({"query": json!({"Authorization": token, "giftID": 1, "giftCount": count,
+            "memberID": member, "gameID": STAR, "agentID": "mabu.mabumaster"}).to_string()});
+        let key = key.to_owned();
+        let app = &gw.app;
+        async move {
+            app.post_public_with("/api/action/sendGift", &body, ("Idempotency-Key", &key))
+                .await
+        }
+    };
+    let gift_records = || async {
+        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM rm_gift_records")
+            .fetch_one(&gw.app.db)
+            .await
+            .unwrap();
+        n
+    };
+
+    // Four at once, then one more: one gift, five identical answers.
+    let first = futures_util::future::join_all((0..4).map(|_| send(&ben, BEN, 3, "retry-1"))).await;
+    let again = send(&ben, BEN, 3, "retry-1").await;
+    for answer in first.iter().chain([&again]) {
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(answer.data(), first[0].data());
+        assert_eq!(answer.event_sequence(), first[0].event_sequence());
+    }
+    assert_eq!(first[0].data()["giftCount"], 3);
+    gw.app.wait_for_projections().await;
+    assert_eq!(gift_records().await, 1);
+
+    // After the record is projected, still the first answer.
+    let later = send(&ben, BEN, 3, "retry-1").await;
+    assert_eq!(later.status, 200);
+    assert_eq!(later.data(), first[0].data());
+    assert_eq!(later.event_sequence(), first[0].event_sequence());
+
+    // The same key for another count: refused, nothing stored.
+    send(&ben, BEN, 4, "retry-1")
+        .await
+        .expect_error(422, "IDEMPOTENCY_KEY_REUSED");
+    // Another member's key of the same text is theirs; a new key is a new gift.
+    assert_eq!(send(&amy, AMY, 3, "retry-1").await.status, 200);
+    assert_eq!(send(&ben, BEN, 3, "retry-2").await.status, 200);
+    // A key that is not 1 to 255 visible ASCII characters.
+    send(&ben, BEN, 3, &"k".repeat(256))
+        .await
+        .expect_error(400, "VALIDATION_ERROR");
+    gw.app.wait_for_projections().await;
+    assert_eq!(gift_records().await, 3);
+}
+
+/// A password or role change revokes every token issued before it, on the gateway and on the
+/// chat socket; a profile change does not; a fresh login works again.
+#[tokio::test]
+async fn a_password_or_role_change_revokes_earlier_tokens() {
+    let services = Services::start().await;
+    let gw = Gateway::start(&services).await;
+    gw.member(STAR, "streamer").await;
+    let before = gw.member(BEN, "member").await;
+    let follow = json!({"streamerID": STAR});
+    assert_eq!(
+        gw.action("follow", follow.clone(), Some(&before))
+            .await
+            .status,
+        200
+    );
+
+    // A new nickname keeps the token.
+    let edit = |changes: serde_json::Value| {
+        let mut body = json!({"memberID": BEN});
+        body.as_object_mut()
+            .unwrap()
+            .extend(changes.as_object().unwrap().clone());
+        gw.backoffice("EditMember", body)
+    };
+    assert_eq!(edit(json!({"nickname": "Benny"})).await.status, 200);
+    assert_eq!(
+        gw.action("unfollow", follow.clone(), Some(&before))
+            .await
+            .status,
+        200
+    );
+
+    // A new password revokes it, here and on the chat socket.
+    assert_eq!(edit(json!({"password": "a-new-pass-1"})).await.status, 200);
+    gw.action("follow", follow.clone(), Some(&before))
+        .await
+        .expect_error(401, "TOKEN_REVOKED");
+    let mut socket = crate::chat_support::ChatClient::connect(&gw.app.address, "").await;
+    socket.room_add(ROOM).await;
+    let refused = socket.verify(BEN, ROOM, &before).await;
+    assert!(refused["error"].is_string(), "{refused}");
+
+    // A fresh login works; a role change revokes that token too.
+    let login = gw
+        .action(
+            "loginAction",
+            json!({"memberID": BEN, "password": "a-new-pass-1"}),
+            None,
+        )
+        .await;
+    let after = login.data()["Authorization"].as_str().unwrap().to_owned();
+    assert_eq!(
+        gw.action("follow", follow.clone(), Some(&after))
+            .await
+            .status,
+        200
+    );
+    let verified = socket.verify(BEN, ROOM, &after).await;
+    assert_eq!(verified["verified"], true, "{verified}");
+    assert_eq!(edit(json!({"role": "streamer"})).await.status, 200);
+    gw.action("unfollow", follow, Some(&after))
+        .await
+        .expect_error(401, "TOKEN_REVOKED");
 }

@@ -27,7 +27,7 @@ impl Gateway {
         customize: impl FnOnce(&mut onair::config::ServeSettings),
     ) -> Self {
         let app = spawn_app_with(services, customize).await;
-        let key = onair::operators::create(&app.db, "site-a")
+        let key = onair::operators::create(&app.db, "site-a", None)
             .await
             .expect("operator");
         Self { app, key }

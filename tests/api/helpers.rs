@@ -269,6 +269,20 @@ impl TestApp {
         .await
     }
 
+    /// A POST without `x-api-key` with one extra header.
+    pub async fn post_public_with(&self, path: &str, body: &Value, header: (&str, &str)) -> Answer {
+        answer(
+            self.client
+                .post(format!("{}{path}", self.address))
+                .header(header.0, header.1)
+                .json(body)
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
+    }
+
     /// A POST without `x-api-key`, as front ends and back offices call the gateways.
     pub async fn post_public(&self, path: &str, body: &Value) -> Answer {
         answer(

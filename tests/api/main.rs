@@ -20,6 +20,7 @@ mod expiry_and_scaling;
 mod gateway;
 mod metrics;
 mod openapi_spec;
+mod projection_batches;
 mod projections;
 mod publisher_status;
 mod rate_limits;

@@ -131,3 +131,35 @@ async fn a_sequence_the_read_models_cannot_reach_in_time_is_a_clear_503() {
         .unwrap();
     assert_eq!(bad.status(), 400);
 }
+
+/// A read waits only for the read models its route uses: with the projectors stopped, a gift's
+/// sequence holds up a room read (503 naming the room read models) but not a Stage API read,
+/// whose read models have nothing of it to apply.
+#[tokio::test]
+async fn a_read_waits_only_for_the_read_models_its_route_uses() {
+    const BEN: &str = "ben@mabu.mabumaster";
+    let services = Services::start().await;
+    let gw = Gateway::start_with(&services, |s| s.min_sequence_wait_ms = 300).await;
+    gw.member(STAR, "streamer").await;
+    let ben = gw.member(BEN, "member").await;
+    gw.set_gift(1, "Rose", 10).await;
+    gw.app.wait_for_projections().await;
+    gw.app.projectors.kill();
+    let gift = gw.send_gift(&ben, BEN, STAR, 1, 1).await;
+    assert_eq!(gift.status, 200, "{}", gift.body);
+    let sequence = gift.event_sequence().to_string();
+
+    let stats = get_at(&gw.app, "/api/stats", gift.event_sequence()).await;
+    assert_eq!(stats.status, 200, "{}", stats.body);
+    let room = gw
+        .app
+        .post_public_with(
+            "/api/action/getRoomInfo",
+            &json!({"query": json!({"streamerID": STAR}).to_string()}),
+            ("X-Min-Sequence", &sequence),
+        )
+        .await;
+    let message = room.expect_error(503, "READ_MODEL_BEHIND");
+    assert!(message.contains("gifts"), "{message}");
+    assert!(!message.contains("viewers"), "{message}");
+}

@@ -1,6 +1,6 @@
 //! A mixed workload over every part of the product, for the tests that compare read models:
-//! stages and viewers (seats, a heartbeat, a leave), members, live status, a follow, gifts, chat
-//! and moderation. Timers are set so nothing happens on its own meanwhile.
+//! stage changes (create, rename, delete), viewers (seats, a heartbeat, a leave), members, live
+//! status, a follow, gifts, chat and moderation. Timers are set so nothing happens on its own meanwhile.
 
 use serde_json::json;
 
@@ -40,6 +40,30 @@ pub async fn run(gw: &Gateway) {
         gw.app.seat(&format!("viewer-{i}")).await;
     }
     let master = gw.app.master_stage_arn().await;
+    let created = gw
+        .app
+        .post("/api/stage", &json!({"name": "extra-stage"}))
+        .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let extra = created.data()["stage"]["arn"].as_str().unwrap().to_owned();
+    let path = format!("/api/stage/{}", crate::helpers::encode(&extra));
+    assert_eq!(
+        gw.app
+            .put(&path, &json!({"name": "renamed-stage"}))
+            .await
+            .status,
+        200
+    );
+    let spare = gw
+        .app
+        .post("/api/stage", &json!({"name": "spare-stage"}))
+        .await;
+    let spare = spare.data()["stage"]["arn"].as_str().unwrap().to_owned();
+    let deleted = gw
+        .app
+        .delete(&format!("/api/stage/{}", crate::helpers::encode(&spare)))
+        .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
     gw.app.heartbeat("viewer-0", &master).await;
     gw.app
         .post(
@@ -56,6 +80,10 @@ pub async fn run(gw: &Gateway) {
             json!({"memberID": BEN, "chatroom": ROOM, "seconds": 60}),
         )
         .await;
+    // Close the sockets and wait for their leaves, so nothing is published after this returns.
+    drop(chat);
+    drop(streamer);
+    gw.notice_of_type("leaveRoom", 2).await;
     gw.notice_of_type("giftRank", GIFTS as usize).await;
     gw.app.wait_for_projections().await;
 }

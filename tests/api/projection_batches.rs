@@ -1,0 +1,149 @@
+//! The projections that apply a batch at once (`gifts`: rankings held in memory for the batch;
+//! `room_activity`: sums per room and bucket) leave the same rows and derive the same notices,
+//! with the same ids, whether the stream comes one event at a time or in batches of any size.
+
+use onair::events::{
+    BroadcastStarted, ChatMessagePosted, Event, EventEnvelope, GiftSent, MemberJoinedRoom,
+    MemberLeftRoom,
+};
+use onair::projections::Projection;
+use onair::projections::gifts::GiftsProjection;
+use onair::projections::room_activity::RoomActivityProjection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::helpers::fresh_database;
+
+const STREAMERS: [&str; 2] = ["star1@a1.m1", "star2@a2.m1"];
+const GIVERS: [&str; 5] = [
+    "ann@a1.m1",
+    "ben@a1.m1",
+    "cat@a2.m1",
+    "dan@a2.m1",
+    "not a member id",
+];
+
+fn room(streamer: &str) -> String {
+    let agent = streamer.split_once('@').unwrap().1;
+    format!("chatroomSystem-chatroom-{agent}-{streamer}")
+}
+
+/// 600 events: gifts of several sizes (a few of count 0, which rank nothing) from five givers
+/// to two streamers, stream starts between them, chat messages, and room joins and leaves, spread
+/// over several 10 s buckets.
+fn stream() -> Vec<EventEnvelope> {
+    let mut seed: u64 = 0x5eed;
+    let mut next = |n: u64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % n
+    };
+    let start = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    (1..=600u64)
+        .map(|sequence| {
+            let streamer = STREAMERS[next(2) as usize].to_owned();
+            let event = match next(20) {
+                0 => Event::BroadcastStarted(BroadcastStarted {
+                    streamer,
+                    session_id: Uuid::from_u128(sequence as u128),
+                }),
+                1..=3 => Event::ChatMessagePosted(ChatMessagePosted {
+                    room: room(&streamer),
+                    from: format!("c{sequence}"),
+                    member_id: GIVERS[0].to_owned(),
+                    message: "{}".to_owned(),
+                }),
+                4 => Event::MemberJoinedRoom(MemberJoinedRoom {
+                    room: room(&streamer),
+                    member_id: GIVERS[1].to_owned(),
+                    connection_id: format!("c{}", next(4)),
+                    instance_id: Some(format!("instance-{}", next(2))),
+                }),
+                5 => Event::MemberLeftRoom(MemberLeftRoom {
+                    room: room(&streamer),
+                    member_id: GIVERS[1].to_owned(),
+                    connection_id: format!("c{}", next(4)),
+                }),
+                _ => {
+                    let points = [1, 5, 20][next(3) as usize];
+                    let count = if next(30) == 0 { 0 } else { 1 + next(9) as u32 };
+                    Event::GiftSent(GiftSent {
+                        gift_id: i64::from(points),
+                        gift_name: format!("gift {points}"),
+                        anime_url: String::new(),
+                        points,
+                        count,
+                        score: u64::from(points) * u64::from(count),
+                        presenter: GIVERS[next(5) as usize].to_owned(),
+                        presenter_nickname: format!("nick{}", next(3)),
+                        agent_id: streamer.split_once('@').unwrap().1.to_owned(),
+                        recipient: streamer,
+                        session_id: None,
+                    })
+                }
+            };
+            EventEnvelope {
+                id: Uuid::from_u128(0xe0e0_0000 + sequence as u128),
+                occurred_at: start + time::Duration::milliseconds(sequence as i64 * 700),
+                sequence,
+                event,
+            }
+        })
+        .collect()
+}
+
+type Rows = Vec<Vec<String>>;
+
+/// Applies `events` in batches of `size` to a fresh database; the rows of every table the two
+/// projections write, and their notices (id, time, event).
+async fn apply_in_batches(events: &[EventEnvelope], size: usize) -> (Rows, Vec<String>) {
+    let db = sqlx::PgPool::connect(&fresh_database().await)
+        .await
+        .unwrap();
+    onair::startup::migrate(&db).await.unwrap();
+    let projections: [Box<dyn Projection>; 2] = [
+        Box::new(GiftsProjection::default()),
+        Box::new(RoomActivityProjection),
+    ];
+    let mut notices = Vec::new();
+    for projection in &projections {
+        for batch in events.chunks(size) {
+            let mut tx = db.begin().await.unwrap();
+            projection.apply_batch(&mut tx, batch).await.unwrap();
+            tx.commit().await.unwrap();
+            notices.extend(
+                projection
+                    .take_notices()
+                    .into_iter()
+                    .map(|n| format!("{} {} {:?}", n.id, n.occurred_at, n.event)),
+            );
+        }
+    }
+    let mut rows = Vec::new();
+    for table in projections.iter().flat_map(|p| p.tables()) {
+        let table_rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT row_to_json(t)::text FROM {table} t ORDER BY 1"
+        )))
+        .fetch_all(&db)
+        .await
+        .unwrap();
+        rows.push(table_rows.into_iter().map(|r| r.0).collect());
+    }
+    db.close().await;
+    (rows, notices)
+}
+
+#[tokio::test]
+async fn batches_of_any_size_leave_the_rows_and_notices_of_one_event_at_a_time() {
+    let events = stream();
+    let (rows, notices) = apply_in_batches(&events, 1).await;
+    // The stream exercises what it should: rankings of both scopes, records, activity, presence.
+    assert!(rows.iter().all(|table| !table.is_empty()), "{rows:?}");
+    assert!(notices.iter().any(|n| n.contains("GiftRank")));
+    for size in [2, 7, 64, 600] {
+        let (batched_rows, batched_notices) = apply_in_batches(&events, size).await;
+        assert_eq!(batched_rows, rows, "batches of {size}");
+        assert_eq!(batched_notices, notices, "batches of {size}");
+    }
+}
