@@ -12,11 +12,17 @@ pub const KEY_PREFIX: &str = "onair_";
 /// A stored key, without its secret.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct ApiKeyRecord {
+    /// Key id, a UUID v7; rate limits and idempotency records are kept per key id.
     pub id: Uuid,
+    /// A name to recognise the key by.
     pub name: String,
+    /// The key's first 12 characters (`onair_` and 6 more), to tell keys apart.
     pub key_prefix: String,
+    /// Requests per minute allowed with this key, also its burst (default 100).
     pub rate_limit_per_minute: i32,
+    /// When the key was created (UTC).
     pub created_at: OffsetDateTime,
+    /// When the key was revoked (UTC); `None` while it is active.
     pub revoked_at: Option<OffsetDateTime>,
 }
 
@@ -107,6 +113,7 @@ pub struct VerifiedKeyCache {
 const CACHE_CAPACITY: usize = 10_000;
 
 impl VerifiedKeyCache {
+    /// A cache that remembers each verified key for `ttl` (zero: no caching).
     pub fn new(ttl: std::time::Duration) -> Self {
         Self {
             ttl,

@@ -271,6 +271,7 @@ enum ApiKeyCommand {
 }
 
 impl Cli {
+    /// Runs the command; an error is printed to standard error and exits 1.
     pub async fn run(self) -> ExitCode {
         match self.command.run().await {
             Ok(code) => code,

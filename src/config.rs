@@ -72,13 +72,16 @@ impl std::str::FromStr for SecretString {
 /// Which stage provider serves stages and tokens.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StageProviderKind {
+    /// No AWS: onair keeps the stages and signs the tokens itself.
     Local,
+    /// Amazon IVS real-time; credentials from the usual AWS chain.
     Aws,
 }
 
 /// Settings of `onair serve`.
 #[derive(Args, Clone, Debug)]
 pub struct ServeSettings {
+    /// Where PostgreSQL and NATS are.
     #[command(flatten)]
     pub connection: ConnectionSettings,
     /// Address the HTTP API listens on.
@@ -94,7 +97,7 @@ pub struct ServeSettings {
     #[arg(long, env = "ONAIR_MAX_STAGES", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_stages: u32,
     /// Seconds without a heartbeat after which a viewer loses the seat (seeds/ivs-api.md: 60).
-    #[arg(long, env = "ONAIR_HEARTBEAT_TIMEOUT_SECS", default_value_t = 60.0)]
+    #[arg(long, env = "ONAIR_HEARTBEAT_TIMEOUT_SECS", default_value_t = 60.0, value_parser = seconds)]
     pub heartbeat_timeout_secs: f64,
     /// How often the expiry reactor looks for silent viewers, in milliseconds.
     #[arg(long, env = "ONAIR_EXPIRY_CHECK_INTERVAL_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(10..))]
@@ -103,7 +106,7 @@ pub struct ServeSettings {
     #[arg(long, env = "ONAIR_SCALE_DOWN_THRESHOLD", default_value_t = 5)]
     pub scale_down_threshold: u32,
     /// ... once it is at least this many seconds old (seeds/ivs-api.md: 5 minutes).
-    #[arg(long, env = "ONAIR_SCALE_DOWN_MIN_AGE_SECS", default_value_t = 300.0)]
+    #[arg(long, env = "ONAIR_SCALE_DOWN_MIN_AGE_SECS", default_value_t = 300.0, value_parser = seconds)]
     pub scale_down_min_age_secs: f64,
     /// How often the scale-down reactor runs, in milliseconds.
     #[arg(long, env = "ONAIR_SCALE_DOWN_CHECK_INTERVAL_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..))]
@@ -224,6 +227,7 @@ pub struct ServeSettings {
 }
 
 impl ServeSettings {
+    /// The pool's seating limits: viewers per stage, scale-up threshold, most stages.
     pub fn pool_limits(&self) -> PoolLimits {
         PoolLimits {
             max_viewers_per_stage: self.max_viewers_per_stage,
@@ -232,6 +236,8 @@ impl ServeSettings {
         }
     }
 
+    /// When an auto-scaled stage drains: fewer than `scale_down_threshold` viewers and at least
+    /// `scale_down_min_age_secs` old (a negative age counts as 0).
     pub fn scale_down_policy(&self) -> ScaleDownPolicy {
         ScaleDownPolicy {
             min_viewers: self.scale_down_threshold,
@@ -239,6 +245,7 @@ impl ServeSettings {
         }
     }
 
+    /// The chat WebSocket's settings, with the `chat_*` milliseconds and seconds as durations.
     pub fn chat_settings(&self) -> crate::chat::ChatSettings {
         crate::chat::ChatSettings {
             ping_interval: Duration::from_millis(self.chat_ping_interval_ms),
@@ -252,10 +259,12 @@ impl ServeSettings {
         }
     }
 
+    /// Silence after which a viewer loses the seat; at least 1 ms.
     pub fn heartbeat_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.heartbeat_timeout_secs.max(0.001))
     }
 
+    /// How often the expiry reactor looks for silent viewers.
     pub fn expiry_check_interval(&self) -> Duration {
         Duration::from_millis(self.expiry_check_interval_ms)
     }
@@ -279,6 +288,16 @@ impl ServeSettings {
     }
 }
 
+/// Parses a number of seconds for a duration setting: finite, 0 to 31,536,000 (a year), so that a
+/// typo such as `inf` or `1e30` is refused at start instead of overflowing a timer.
+fn seconds(raw: &str) -> Result<f64, String> {
+    match raw.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=31_536_000.0).contains(&v) => Ok(v),
+        Ok(_) => Err(format!("must be between 0 and 31536000 seconds, got {raw}")),
+        Err(_) => Err(format!("must be a number of seconds, got {raw:?}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,5 +318,14 @@ mod tests {
         };
         let debug = format!("{s:?}");
         assert!(!debug.contains(":b@") && !debug.contains(":p@"), "{debug}");
+    }
+
+    #[test]
+    fn duration_settings_refuse_what_no_timer_can_hold() {
+        assert_eq!(seconds("60"), Ok(60.0));
+        assert_eq!(seconds("0.5"), Ok(0.5));
+        for bad in ["inf", "NaN", "-1", "1e30", "sixty"] {
+            assert!(seconds(bad).is_err(), "{bad}");
+        }
     }
 }

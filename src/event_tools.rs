@@ -21,7 +21,9 @@ use crate::events::{Event, cloudevents};
 /// Where a range starts or ends: a stream sequence or a time (UTC).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Position {
+    /// A stream sequence (the first event is 1).
     Sequence(u64),
+    /// A time, compared with when JetStream stored the message (not the event's `ce-time`).
     Time(OffsetDateTime),
 }
 
@@ -41,7 +43,9 @@ impl std::str::FromStr for Position {
 /// Which events to read.
 #[derive(Clone, Debug, Default)]
 pub struct Selection {
+    /// Where reading starts; `None`: the start of the stream (`tail`: new events only).
     pub since: Option<Position>,
+    /// Where reading ends, inclusive; `None`: no bound (`export` stops at the end as it was).
     pub until: Option<Position>,
     /// Event types (`onair.viewer.joined.v1`); empty: every type.
     pub types: Vec<String>,
@@ -147,13 +151,13 @@ pub async fn export(
         let (sequence, remaining) = (info.stream_sequence, info.pending);
         read += 1;
         let time = info.published;
-        let in_range = selection.before_end(sequence, time);
-        if !in_range && !follow {
+        // Messages come in sequence order, so the first one past `until` ends the range (a tail
+        // with `--until` stops there too).
+        if !selection.before_end(sequence, time) {
             break;
         }
         let event = to_cloudevent(message.headers.as_ref(), &message.payload, sequence);
-        let wanted = selection.wants_type(&event);
-        if in_range && wanted {
+        if selection.wants_type(&event) {
             writeln!(out, "{event}")?;
             written += 1;
             if follow {

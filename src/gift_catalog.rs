@@ -17,10 +17,13 @@ pub const MAX_ANIME_URL_CHARS: usize = 2048;
 /// A catalog entry.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct Gift {
+    /// Gift id, at least 1: `giftID` in the back office, `gift.id` in the chat's `gift` message.
     pub gift_id: i64,
+    /// Display name, 1 to [`MAX_NAME_CHARS`] characters.
     pub name: String,
     /// Ranking points per gift (at least 1).
     pub points: i32,
+    /// Animation URL (`animeUrl`), at most [`MAX_ANIME_URL_CHARS`] characters; may be empty.
     pub anime_url: String,
     /// A disabled gift cannot be sent (it stays in past records).
     pub enabled: bool,
@@ -29,10 +32,13 @@ pub struct Gift {
 /// Why a gift could not be stored; nothing was stored or published.
 #[derive(Debug, thiserror::Error)]
 pub enum GiftCatalogError {
+    /// A field is out of range; the message names it (HTTP 400 `VALIDATION_ERROR`).
     #[error("{0}")]
     Invalid(String),
+    /// The `gift_catalog.defined` event was not stored; the row was not committed.
     #[error(transparent)]
     Store(#[from] EventStoreError),
+    /// Postgres failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }

@@ -2,22 +2,33 @@
 //!
 //! The Stage API (seeds/ivs-api.md) issues publisher and viewer tokens for Amazon IVS real-time
 //! stages, keeps a self-scaling pool of stages, tracks viewers by heartbeat and serves live
-//! statistics. Every fact is an event on NATS JetStream; projectors build the read models in
-//! PostgreSQL.
+//! statistics. The Room API (seeds/gateway-chat.md) gives members and streamers a login, rooms,
+//! follows, gifts with live rankings, a back office and a chat WebSocket for the actionhero
+//! client. Every fact is an event on NATS JetStream; projectors build the read models in
+//! PostgreSQL, and the stream can be exported, imported, audited and replayed.
 //!
 //! # Layout
-//! - [`domain`]: pure rules (stage pool seating and expiry, watch time, ids); no I/O.
-//! - [`events`]: the event types, CloudEvents headers, subject encoding.
+//! - [`domain`]: pure rules (stage pool seating and expiry, watch time, ids, members, rooms,
+//!   gift rankings, popularity, chat rules, operator scopes); no I/O.
+//! - [`events`]: the event types, CloudEvents headers, subject encoding, JSON Schemas.
 //! - [`event_store`]: JetStream publishing with acks, de-duplication ids and sequence guards.
-//! - [`pool_service`]: the stage pool's command side (follow, decide, publish).
+//! - [`pool_service`], [`room_service`]: the command side of the stage pool and of rooms/follows.
 //! - [`projections`]: the projector runner and one module per read model.
-//! - [`reactors`]: time-driven side effects (heartbeat expiry).
+//! - [`reactors`]: time-driven side effects (heartbeat expiry, scale-down, reconciler,
+//!   popularity, chat presence).
 //! - [`read_models`]: queries behind the GET routes.
 //! - [`ivs`]: the stage provider port, ARNs and self-signed ES384 participant tokens.
-//! - [`http`]: the poem-openapi routes, errors, API-key auth.
-//! - [`api_keys`]: API key records.
-//! - [`rate_limit`]: per-API-key rate limits (GCRA in Postgres, shared by every instance).
-//! - [`config`], [`telemetry`], [`startup`], [`cli`]: settings, logs, wiring, commands.
+//! - [`http`]: the poem-openapi routes (Stage API, client gateway, back office), errors, auth.
+//! - [`chat`]: the chat WebSocket (Primus framing, actionhero verbs, fan-out through NATS).
+//! - [`stats_socket`]: the live statistics WebSocket.
+//! - [`api_keys`], [`members`], [`member_auth`], [`operators`], [`gift_catalog`]: operator
+//!   records and credentials.
+//! - [`rate_limit`]: rate limits (GCRA in Postgres, shared by every instance).
+//! - [`event_tools`], [`audit`], [`replay`]: `onair events`, `onair audit`, `onair replay`.
+//! - [`config`], [`metrics`], [`telemetry`], [`startup`], [`cli`]: settings, `/metrics`, logs,
+//!   wiring, commands.
+
+#![warn(missing_docs)]
 
 pub mod api_keys;
 pub mod audit;

@@ -28,12 +28,15 @@ const ISSUER: &str = "onair";
 pub struct MemberClaims {
     /// The member id, `account@agent.masterAgent`.
     pub sub: String,
+    /// The member's role when the token was issued.
     pub role: Role,
     /// Issued at, Unix seconds.
     pub iat: i64,
     /// Expires at, Unix seconds.
     pub exp: i64,
+    /// Token id, a UUID v7.
     pub jti: Uuid,
+    /// Issuer, always `onair`; tokens of another issuer are refused.
     pub iss: String,
     /// The member's token version at issue (absent in tokens from before versions: 0).
     #[serde(default)]
@@ -43,14 +46,20 @@ pub struct MemberClaims {
 /// Why a token was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
+    /// No token, or only whitespace (HTTP 401 `UNAUTHORIZED`).
     #[error("Authorization is required")]
     Missing,
+    /// Malformed, signed with another secret, of another issuer, or without `exp`, `sub` or
+    /// `iss` (HTTP 401 `TOKEN_INVALID`).
     #[error("the Authorization token is not valid")]
     Invalid,
+    /// Past `exp`, no leeway (HTTP 401 `TOKEN_EXPIRED`).
     #[error("the Authorization token has expired; log in again")]
     Expired,
+    /// The member is gone or its token version moved on (HTTP 401 `TOKEN_REVOKED`).
     #[error("the Authorization token was revoked (the password or role changed); log in again")]
     Revoked,
+    /// Postgres did not answer the version check (HTTP 503 `SERVICE_UNAVAILABLE`).
     #[error("the member records did not answer; try again")]
     Unavailable,
 }
@@ -58,8 +67,11 @@ pub enum TokenError {
 /// A freshly issued token.
 #[derive(Clone, Debug)]
 pub struct IssuedToken {
+    /// The signed JWT, sent back as `Authorization`.
     pub token: String,
+    /// What the token says.
     pub claims: MemberClaims,
+    /// When the token expires (UTC, whole seconds), `exp` as a time.
     pub expires_at: OffsetDateTime,
 }
 

@@ -32,19 +32,28 @@ pub const MAX_SHORT_FIELD_CHARS: usize = 256;
 /// A member as stored.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct MemberRecord {
+    /// `account@agent.masterAgent`, compared exactly (case-sensitively).
     pub member_id: String,
+    /// `member` or `streamer`, the wire spelling of [`Role`].
     pub role: String,
+    /// Argon2id PHC string; never published.
     pub password_hash: String,
+    /// Display name, 1 to [`MAX_NICKNAME_CHARS`] characters.
     pub nickname: String,
+    /// Avatar (頭像) URL; empty when none.
     pub avatar: String,
+    /// VIP level (vip等級), free text; empty when none.
     pub vip: String,
+    /// Badge (勳章) shown in chat, the seed's `equipmentBar`; empty when none.
     pub equipment_bar: String,
+    /// The seed's `accountID`; by default the account part of `member_id`.
     pub account_id: String,
     /// Bumped by each password or role change; tokens of an older version are refused.
     pub token_version: i32,
 }
 
 impl MemberRecord {
+    /// The stored role; an unknown spelling reads as [`Role::Member`].
     pub fn role(&self) -> Role {
         self.role.parse().unwrap_or(Role::Member)
     }
@@ -66,13 +75,22 @@ impl MemberRecord {
 /// A member to register. `account_id` defaults to the account part of the member id.
 #[derive(Clone, Debug)]
 pub struct NewMember {
+    /// The new member's id; registering it twice fails with [`MemberError::Exists`].
     pub member_id: MemberId,
+    /// Member or streamer.
     pub role: Role,
+    /// Plain-text password, [`MIN_PASSWORD_CHARS`] to [`MAX_PASSWORD_CHARS`] characters;
+    /// only its Argon2id hash is stored.
     pub password: String,
+    /// Display name, 1 to [`MAX_NICKNAME_CHARS`] characters.
     pub nickname: String,
+    /// Avatar URL, at most [`MAX_AVATAR_CHARS`] characters; may be empty.
     pub avatar: String,
+    /// VIP level, at most [`MAX_SHORT_FIELD_CHARS`] characters; may be empty.
     pub vip: String,
+    /// Badge (`equipmentBar`), at most [`MAX_SHORT_FIELD_CHARS`] characters; may be empty.
     pub equipment_bar: String,
+    /// The seed's `accountID`; `None` takes the account part of `member_id`.
     pub account_id: Option<String>,
 }
 
@@ -96,28 +114,42 @@ impl NewMember {
 /// Changes to a member (`EditMember`): `None` keeps a field as it is.
 #[derive(Clone, Debug, Default)]
 pub struct MemberEdit {
+    /// New role; a change bumps the token version, so the member's tokens stop working.
     pub role: Option<Role>,
+    /// New plain-text password; bumps the token version.
     pub password: Option<String>,
+    /// New display name.
     pub nickname: Option<String>,
+    /// New avatar URL.
     pub avatar: Option<String>,
+    /// New VIP level.
     pub vip: Option<String>,
+    /// New badge (`equipmentBar`).
     pub equipment_bar: Option<String>,
+    /// New `accountID`.
     pub account_id: Option<String>,
 }
 
 /// Why a member could not be registered or edited; nothing was stored or published.
 #[derive(Debug, thiserror::Error)]
 pub enum MemberError {
+    /// A field is empty, too long or holds control characters, or the password has the
+    /// wrong length; the message names the field (HTTP 400 `VALIDATION_ERROR`).
     #[error("{0}")]
     Invalid(String),
+    /// A member with this id is already registered (HTTP 409 `MEMBER_EXISTS`).
     #[error("member {0} already exists")]
     Exists(String),
+    /// No member has this id (HTTP 404 `MEMBER_NOT_FOUND`).
     #[error("member {0} not found")]
     NotFound(String),
+    /// The event was not stored (see [`EventStoreError`]); the row was not committed.
     #[error(transparent)]
     Store(#[from] EventStoreError),
+    /// Postgres failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// Argon2 hashing failed, or its blocking task did not finish.
     #[error("password hashing failed: {0}")]
     Hash(String),
 }

@@ -16,10 +16,13 @@ pub const KEY_PREFIX: &str = "onair_op_";
 /// An operator, without its key.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct OperatorRecord {
+    /// The back office's `website`, which names the operator (one per website).
     pub website: String,
     /// `None`: every master agent.
     pub master_agent: Option<String>,
+    /// When the current key was issued (UTC); re-keying a revoked operator resets it.
     pub created_at: OffsetDateTime,
+    /// When the key was revoked (UTC); `None` while it is active.
     pub revoked_at: Option<OffsetDateTime>,
 }
 
@@ -30,12 +33,17 @@ fn hash(key: &str) -> Vec<u8> {
 /// Why an operator could not be created.
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {
+    /// `website` is empty, longer than 100 or not printable ASCII without spaces.
     #[error("website must be 1 to 100 visible characters without spaces")]
     InvalidWebsite,
+    /// The master agent is empty, longer than 100, not printable ASCII without spaces, or
+    /// holds `.` or `@`.
     #[error("master agent must be 1 to 100 visible characters without spaces, '.' or '@'")]
     InvalidMasterAgent,
+    /// The website already has an active operator; revoke it first.
     #[error("operator {0} already exists (revoke it first to issue a new key)")]
     Exists(String),
+    /// Postgres failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }

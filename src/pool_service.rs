@@ -35,16 +35,23 @@ const CATCH_UP_WAIT: Duration = Duration::from_millis(500);
 /// Name of the master stage (seeds/ivs-api.md).
 pub const MASTER_STAGE_NAME: &str = "master-stage";
 
+/// Why a stage pool command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolServiceError {
+    /// A pool rule refused the command (stage full, unknown stage, master stage, ...).
     #[error(transparent)]
     Rule(#[from] PoolError),
+    /// The stage provider failed: IVS quota, unknown stage, token, or IVS unavailable.
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    /// The event was not stored (HTTP 503 `SERVICE_UNAVAILABLE`).
     #[error(transparent)]
     Store(#[from] EventStoreError),
+    /// No decision got through in 20 attempts (other instances kept publishing first); retry
+    /// (HTTP 503).
     #[error("the stage pool is busy; try again")]
     Contended,
+    /// A publisher token was asked for before the master stage exists; retry (HTTP 503).
     #[error("the stage pool has no master stage yet")]
     NoMasterStage,
 }
@@ -52,6 +59,7 @@ pub enum PoolServiceError {
 /// Token lifetimes and tags.
 #[derive(Clone, Debug)]
 pub struct PoolServiceSettings {
+    /// Viewers per stage, scale-up threshold and most stages (seeds/ivs-api.md: 50, 45, 20).
     pub limits: PoolLimits,
     /// seeds/ivs-api.md: publisher tokens live 4 h (14400 s).
     pub publisher_token_seconds: u64,
@@ -75,10 +83,13 @@ struct View {
 /// A seat with its token.
 #[derive(Clone, Debug)]
 pub struct SeatGranted {
+    /// The stage the viewer is seated on.
     pub stage_arn: String,
+    /// The `SUBSCRIBE` token for that stage.
     pub token: ParticipantToken,
     /// Viewers on that stage after this request.
     pub current_viewers: u32,
+    /// The stored `onair.viewer.joined.v1` (or `onair.viewer.token_renewed.v1`) event.
     pub published: Published,
 }
 

@@ -85,10 +85,12 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
+    /// A limiter; with `enabled` false every request goes through uncounted.
     pub fn new(enabled: bool) -> Self {
         Self { enabled }
     }
 
+    /// Whether requests are counted and limited.
     pub fn enabled(&self) -> bool {
         self.enabled
     }
@@ -97,6 +99,7 @@ impl RateLimiter {
 /// The outcome of one counted request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decision {
+    /// Whether the request may go on; a refused one is answered 429 `TOO_MANY_REQUESTS`.
     pub allowed: bool,
     /// The key's limit per minute (`RateLimit-Limit`).
     pub limit: u32,
@@ -206,6 +209,7 @@ impl Decision {
                  full burst in {} s",
                 self.limit, self.limit, self.reset_secs
             )),
+            Some(retry_after),
         )
         .into_response();
         self.write_headers(response.headers_mut());

@@ -26,7 +26,9 @@ use crate::projections::{self, Projection};
 /// What a replay did.
 #[derive(Debug)]
 pub struct ReplayReport {
+    /// Names of the projections rebuilt and swapped in.
     pub projections: Vec<&'static str>,
+    /// Events read from the stream: the rebuild plus the catch-up inside the swap.
     pub events: u64,
     /// The checkpoint each swapped read model stands at.
     pub checkpoints: BTreeMap<&'static str, u64>,

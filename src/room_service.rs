@@ -20,8 +20,11 @@ const ATTEMPTS: usize = 5;
 /// Why a room command failed; nothing was published.
 #[derive(Debug, thiserror::Error)]
 pub enum RoomCommandError {
+    /// The room rules refused it: already live, not live, already following or not following
+    /// (HTTP 409), or following oneself (HTTP 400).
     #[error(transparent)]
     Rule(#[from] RoomError),
+    /// The event was not stored, or the aggregate stayed contended for 5 attempts (HTTP 503).
     #[error(transparent)]
     Store(#[from] EventStoreError),
 }

@@ -297,10 +297,12 @@ impl Application {
         })
     }
 
+    /// The port the listener is bound to (the one picked when `listen` asked for port 0).
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// What every handler shares: store, database, pool service, chat, caches.
     pub fn state(&self) -> Arc<AppState> {
         self.state.clone()
     }

@@ -1,4 +1,5 @@
-//! Logging: `tracing` with `RUST_LOG`-style filtering (`ONAIR_LOG`, default `info`); JSON lines with
+//! Logging: `tracing` with `RUST_LOG`-style filtering (`ONAIR_LOG`, default
+//! `info,sqlx=warn,async_nats=warn,poem=warn`); JSON lines with
 //! `ONAIR_LOG_FORMAT=json`. Logs go to standard error, colored only when it is a terminal (and
 //! `NO_COLOR` is unset), so log files and collectors get plain text.
 
@@ -6,6 +7,9 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
+/// Installs the log subscriber on standard error from `ONAIR_LOG` and `ONAIR_LOG_FORMAT`;
+/// without a valid `ONAIR_LOG` the filter is `info`, with `sqlx`, `async_nats` and `poem` at
+/// `warn`. A second call does nothing.
 pub fn init() {
     let filter = EnvFilter::try_from_env("ONAIR_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,async_nats=warn,poem=warn"));

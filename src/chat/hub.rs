@@ -1,5 +1,5 @@
 //! This instance's sockets and their rooms. Nothing here is shared between instances: messages
-//! reach other instances' sockets through NATS (src/chat/fanout.rs).
+//! reach other instances' sockets through NATS (`ChatService` in src/chat/service.rs).
 //!
 //! Each socket has a bounded outgoing queue; a socket whose queue is full (a client that does not
 //! read) is dropped and logged, so one slow client never holds up a room.
@@ -25,6 +25,7 @@ pub enum Outgoing {
 /// A socket's changing state.
 #[derive(Debug, Default)]
 pub struct SocketState {
+    /// The rooms the socket joined (`roomAdd`).
     pub rooms: BTreeSet<String>,
     /// The member bound by `verify`.
     pub member: Option<Speaker>,
@@ -44,10 +45,13 @@ pub struct Socket {
     pub id: String,
     /// The `sessionID` query value, else the id (protocols/actionhero.md §6.1).
     pub fingerprint: String,
+    /// The peer's IP address (`unknown` when not known); `remoteIP` of `detailsView`.
     pub remote_ip: String,
+    /// The peer's TCP port (0 when not known); `remotePort` of `detailsView`.
     pub remote_port: u16,
     /// Unix ms.
     pub connected_at: i64,
+    /// Rooms, verified member and heartbeat flags.
     pub state: Mutex<SocketState>,
     tx: mpsc::Sender<Outgoing>,
     /// Wakes the writer to close the socket at once (its queue may be full).
@@ -62,6 +66,7 @@ impl Socket {
         self.tx.try_send(out).is_ok()
     }
 
+    /// The member id bound by `verify`, if any.
     pub fn member_id(&self) -> Option<String> {
         self.state
             .lock()
@@ -71,6 +76,7 @@ impl Socket {
             .map(|m| m.member_id.clone())
     }
 
+    /// The rooms the socket is in.
     pub fn rooms(&self) -> Vec<String> {
         self.state
             .lock()
@@ -81,6 +87,7 @@ impl Socket {
             .collect()
     }
 
+    /// Whether the socket is in `room`.
     pub fn in_room(&self, room: &str) -> bool {
         self.state
             .lock()
@@ -203,6 +210,7 @@ impl Hub {
         self.rooms.read().expect("rooms").keys().cloned().collect()
     }
 
+    /// A socket of this instance, by id.
     pub fn socket(&self, id: &str) -> Option<Arc<Socket>> {
         self.sockets.read().expect("sockets").get(id).cloned()
     }
@@ -222,6 +230,7 @@ impl Hub {
         self.sockets.read().expect("sockets").len()
     }
 
+    /// Whether no socket is open here.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

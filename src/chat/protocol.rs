@@ -30,9 +30,11 @@ pub enum Incoming {
 /// An actionhero request: `{"event": ..., "messageId": ..., ...}`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Request {
+    /// The verb (`roomAdd`, `say`, `action`, ...); `None` when missing or not a string.
     pub event: Option<String>,
     /// Echoed in the answer; a falsy one (missing, 0, "") is replaced by a UUID v4 (§2).
     pub message_id: Value,
+    /// The `room` field; a non-string value as its JSON text, `None` when missing or null.
     pub room: Option<String>,
     /// The frame's other fields (`message`, `params`, ...).
     pub rest: Map<String, Value>,

@@ -101,6 +101,7 @@ pub fn leave_events(
 
 /// The chat gateway of this instance.
 pub struct ChatService {
+    /// This instance's sockets and rooms.
     pub hub: Hub,
     store: EventStore,
     db: PgPool,
@@ -114,10 +115,14 @@ pub struct ChatService {
 /// Why a moderation command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ModerateError {
+    /// The room is not a streamer's chat room, the target is not a member id, or `seconds`
+    /// was given for an action other than mute.
     #[error("{0}")]
     Invalid(String),
+    /// The actor may not do this, or the mute length is out of range.
     #[error(transparent)]
     Rule(#[from] crate::domain::chat::ModerationError),
+    /// The `member_moderated` event was not stored.
     #[error(transparent)]
     Store(#[from] EventStoreError),
 }
@@ -131,6 +136,8 @@ fn ms(t: OffsetDateTime) -> i64 {
 }
 
 impl ChatService {
+    /// A gateway with no sockets, no moderation state yet and a fresh instance id (UUID v4);
+    /// [`start`](Self::start) begins its background work.
     pub fn new(
         store: EventStore,
         db: PgPool,
@@ -149,11 +156,13 @@ impl ChatService {
         }
     }
 
+    /// The settings it was made with.
     pub fn settings(&self) -> &ChatSettings {
         &self.settings
     }
 
-    /// Starts the background work: moderation follower, delivery, heartbeat.
+    /// Starts the background work: moderation follower, delivery, heartbeat, and the instance's
+    /// presence announcements (`chat_instances`).
     pub fn start(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
         vec![
             tokio::spawn(self.clone().follow_rules()),

@@ -34,6 +34,7 @@ pub enum SystemCode {
 }
 
 impl SystemCode {
+    /// The numeric `code` sent in the system message (e.g. 40101).
     pub fn code(self) -> u32 {
         match self {
             Self::NotLoggedIn => 40101,
@@ -66,10 +67,15 @@ impl SystemCode {
 
 /// The seed's `relationship` codes of `joinRoom` / `welcome`.
 pub mod relationship {
+    /// 1 (禁言): muted in the room until unmuted.
     pub const MUTED: u8 = 1;
+    /// 2 (黑單): banned from the room.
     pub const BANNED: u8 = 2;
+    /// 3 (管理員): an admin of the room.
     pub const ADMIN: u8 = 3;
+    /// 4 (追隨): follows the room's streamer.
     pub const FOLLOWING: u8 = 4;
+    /// 5 (暫時禁言): under a timed mute that has not yet ended.
     pub const TEMPORARILY_MUTED: u8 = 5;
 }
 
@@ -79,10 +85,13 @@ pub const DEFAULT_MAX_TEXT_CHARS: usize = 500;
 /// One room's moderation state, folded from moderation events.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RoomModeration {
+    /// Member ids banned from the room (40301) until unbanned.
     pub banned: BTreeSet<String>,
+    /// Member ids muted without an end (40304) until unmuted.
     pub muted: BTreeSet<String>,
     /// Timed mutes: member -> end (UTC).
     pub muted_until: BTreeMap<String, OffsetDateTime>,
+    /// Member ids the streamer made admins: they may moderate members who are not admins.
     pub admins: BTreeSet<String>,
 }
 
@@ -126,25 +135,36 @@ impl RoomModeration {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum ModerationAction {
+    /// `ban`: the member may neither verify nor speak in the room; their sockets in it close.
     Ban,
+    /// `unban`: lifts a ban.
     Unban,
+    /// `mute`: silences the member in the room, until `until` when one is given, else for good.
     Mute,
+    /// `unmute`: lifts both a permanent and a timed mute.
     Unmute,
+    /// `grantAdmin`: the member may moderate the room (only the streamer may grant it).
     GrantAdmin,
+    /// `revokeAdmin`: takes admin back (only the streamer may revoke it).
     RevokeAdmin,
 }
 
 /// Why a moderation command is refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ModerationError {
+    /// The actor is neither the room's streamer nor one of its admins.
     #[error("only the room's streamer or one of its admins may moderate it")]
     NotModerator,
+    /// An admin tried to grant or revoke admin.
     #[error("only the room's streamer may grant or revoke admin")]
     NotStreamer,
+    /// The target is the room's own streamer.
     #[error("the streamer cannot be moderated in their own room")]
     TargetIsStreamer,
+    /// An admin tried to moderate another admin.
     #[error("an admin may not moderate another admin")]
     TargetIsAdmin,
+    /// A timed mute's length is outside 1 to [`MAX_MUTE_SECONDS`] seconds.
     #[error("seconds must be between 1 and {max}", max = MAX_MUTE_SECONDS)]
     Duration,
 }
@@ -189,15 +209,21 @@ pub fn authorize_moderation(
 /// Who said something, once verified.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Speaker {
+    /// The member id given at `verify` (`account@agent.masterAgent`).
     pub member_id: String,
+    /// The member's account role, from their login token.
     pub role: Role,
+    /// The member's nickname, used as `name` when a message carries none.
     pub nickname: String,
 }
 
 /// Why a `say` was refused: a system message for the sender, or a plain error answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SayRefusal {
+    /// Refused with one of the seed's system codes, sent to the sender as an `api` message.
     System(SystemCode),
+    /// The message is malformed (not chat JSON, wrong `type`, blank or too long text, bad
+    /// `textColor`); the reason is returned to the sender only.
     Invalid(String),
 }
 
@@ -205,13 +231,19 @@ pub enum SayRefusal {
 /// is broadcast: `role` comes from the speaker's place in the room, not from the client.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
+    /// `type`: always `chat`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// `memberID`: the verified sender.
     #[serde(rename = "memberID")]
     pub member_id: String,
+    /// `streamer` when the sender is the room's streamer, else `member`.
     pub role: String,
+    /// Display name: the message's non-blank `name`, else the sender's nickname.
     pub name: String,
+    /// Non-blank text of at most the configured number of characters (default 500).
     pub text: String,
+    /// `textColor`: a HEX color (`#RGB`, `#RGBA`, `#RRGGBB`, `#RRGGBBAA`); `#FFFFFF` if not given.
     #[serde(rename = "textColor")]
     pub text_color: String,
 }

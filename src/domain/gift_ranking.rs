@@ -41,9 +41,13 @@ pub const DEFAULT_TOP_N: usize = 10;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RankState {
+    /// `UP`: a better rank than in the previous snapshot.
     Up,
+    /// `DOWN`: a worse rank than in the previous snapshot.
     Down,
+    /// `PLATEAU`: the same rank as in the previous snapshot.
     Plateau,
+    /// `NEW`: absent from the previous snapshot (a first gift in this ranking).
     New,
 }
 
@@ -51,13 +55,17 @@ pub enum RankState {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RankingEntry {
+    /// The presenter (gift giver).
     pub member_id: MemberId,
+    /// The presenter's nickname as given with their latest gift.
     pub nick_name: String,
     /// 1-based.
     pub rank: u32,
+    /// Movement since the snapshot just before this gift.
     pub state: RankState,
     /// Places moved up (`UP`) or down (`DOWN`); 0 for `PLATEAU` and `NEW`.
     pub rise: u32,
+    /// Sum of `points × count` of the presenter's gifts in this ranking (session or all time).
     pub score: u64,
 }
 
@@ -75,8 +83,10 @@ pub struct RankingUpdate {
 /// A gift the ranking refuses; the ranking is left as it was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum GiftRankingError {
+    /// The gift's count is 0.
     #[error("a gift's count must be at least 1")]
     ZeroCount,
+    /// The catalog gift is worth 0 points.
     #[error("a ranked gift must be worth at least 1 point")]
     ZeroPoints,
 }
@@ -84,10 +94,13 @@ pub enum GiftRankingError {
 /// A presenter's place, as [`GiftRanking::standings`] lists it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Standing<'a> {
+    /// The presenter.
     pub member_id: &'a MemberId,
+    /// The nickname given with the presenter's latest gift.
     pub nick_name: &'a str,
     /// 1-based.
     pub rank: u32,
+    /// Sum of `points × count` of the presenter's gifts in this ranking.
     pub score: u64,
 }
 
@@ -110,8 +123,11 @@ impl Presenter {
 /// replaying its gifts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredStanding {
+    /// The presenter.
     pub member_id: MemberId,
+    /// The nickname given with the presenter's latest gift.
     pub nick_name: String,
+    /// Sum of `points × count` of the presenter's gifts in this ranking.
     pub score: u64,
     /// The ranking's gift counter when `score` was reached (the tie-break).
     pub reached_at: u64,
@@ -154,6 +170,7 @@ impl GiftRanking {
         }
     }
 
+    /// How many entries each `giftRank` message lists; `None`: every entry.
     pub fn top_n(&self) -> Option<NonZeroUsize> {
         self.top_n
     }
@@ -320,6 +337,7 @@ impl GiftRanking {
         self.order.len()
     }
 
+    /// Whether nobody is ranked yet (no gift since creation or the last [`reset`](Self::reset)).
     pub fn is_empty(&self) -> bool {
         self.order.is_empty()
     }

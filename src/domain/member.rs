@@ -62,40 +62,74 @@ impl fmt::Display for MemberIdPart {
 /// expected format.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum MemberIdError {
+    /// The value is empty.
     #[error("{field} is required and must not be empty")]
-    Empty { field: &'static str },
+    Empty {
+        /// The request field at fault (`memberID`, `agentID`, `account`, ...).
+        field: &'static str,
+    },
+    /// Longer than [`MAX_MEMBER_ID_CHARS`] characters.
     #[error("{field} must be at most {max} characters")]
-    TooLong { field: &'static str, max: usize },
+    TooLong {
+        /// The request field at fault (`memberID`, `agentID`, `account`, ...).
+        field: &'static str,
+        /// The limit, in characters.
+        max: usize,
+    },
+    /// Holds a control character.
     #[error("{field} must not contain control characters")]
-    ControlCharacter { field: &'static str },
+    ControlCharacter {
+        /// The request field at fault (`memberID`, `agentID`, `account`, ...).
+        field: &'static str,
+    },
+    /// Holds whitespace.
     #[error("{field} must not contain spaces")]
-    Whitespace { field: &'static str },
+    Whitespace {
+        /// The request field at fault (`memberID`, `agentID`, `account`, ...).
+        field: &'static str,
+    },
+    /// A member id without `@`.
     #[error("{field} must have the form {expected}: '@' is missing")]
     MissingAt {
+        /// The request field at fault (`memberID`, `agentID`, `account`, ...).
         field: &'static str,
+        /// The expected format, e.g. `account@agent.masterAgent`.
         expected: &'static str,
     },
+    /// More than one `@` (or any `@` in an agent id).
     #[error("{field} must have the form {expected}: it has more than one '@'")]
     ExtraAt {
+        /// The request field at fault (`memberID`, `agentID`, `account`, ...).
         field: &'static str,
+        /// The expected format, e.g. `account@agent.masterAgent`.
         expected: &'static str,
     },
+    /// No `.` between agent and master agent.
     #[error(
         "{field} must have the form {expected}: the '.' between agent and masterAgent is missing"
     )]
     MissingDot {
+        /// The request field at fault (`memberID`, `agentID`, `account`, ...).
         field: &'static str,
+        /// The expected format, e.g. `account@agent.masterAgent`.
         expected: &'static str,
     },
+    /// More than one `.` after the `@` (or in an agent id).
     #[error("{field} must have the form {expected}: the agent part has more than one '.'")]
     ExtraDot {
+        /// The request field at fault (`memberID`, `agentID`, `account`, ...).
         field: &'static str,
+        /// The expected format, e.g. `account@agent.masterAgent`.
         expected: &'static str,
     },
+    /// The account, agent or master agent part is empty.
     #[error("{field} must have the form {expected}: the {part} part is empty")]
     EmptyPart {
+        /// The request field at fault (`memberID`, `agentID`, `account`, ...).
         field: &'static str,
+        /// The empty part.
         part: MemberIdPart,
+        /// The expected format, e.g. `account@agent.masterAgent`.
         expected: &'static str,
     },
 }
@@ -214,6 +248,7 @@ impl AgentId {
         &self.raw[self.dot + 1..]
     }
 
+    /// The whole agent id, `mabu.mabumaster`.
     pub fn as_str(&self) -> &str {
         &self.raw
     }
@@ -310,6 +345,7 @@ impl MemberId {
         &self.agent
     }
 
+    /// The whole member id, as given: `ben@mabu.mabumaster`.
     pub fn as_str(&self) -> &str {
         &self.raw
     }
@@ -370,7 +406,12 @@ pub enum MemberFilter {
     /// `x`: the account, whatever its agent.
     Account(String),
     /// `x@agent`: the account at that agent, whatever its master agent.
-    AccountAtAgent { account: String, agent: String },
+    AccountAtAgent {
+        /// The account part, before `@`.
+        account: String,
+        /// The agent part, after `@` (no master agent).
+        agent: String,
+    },
     /// `x@agent.masterAgent`: exactly that member.
     Member(MemberId),
 }
@@ -448,11 +489,14 @@ impl MemberFilter {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// `member`: a member of the audience; logs in with `loginAction`.
     Member,
+    /// `streamer`: has a room, sets its info and goes live; logs in with `loginStreamer`.
     Streamer,
 }
 
 impl Role {
+    /// The wire spelling: `member` or `streamer`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Member => "member",

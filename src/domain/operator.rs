@@ -18,12 +18,18 @@ pub enum OperatorScope {
 /// Why an operator may not do something (answered 403 `FORBIDDEN`).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ScopeError {
+    /// The member or agent line belongs to a master agent other than the operator's.
     #[error("this operator manages master agent {scope} only; {what} belongs to {other}")]
     OtherMasterAgent {
+        /// The operator's master agent.
         scope: String,
+        /// What was asked for, e.g. `member ben@mabu.mabumaster` or `agent line mabu.mabumaster`.
         what: String,
+        /// The master agent it belongs to.
         other: String,
     },
+    /// Something every master agent shares (the gift catalog, maintenance mode, a message to every
+    /// room): the operator's master agent, and what was asked for.
     #[error(
         "this operator manages master agent {0} only; {1} is for operators of every master agent"
     )]

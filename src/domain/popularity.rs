@@ -9,7 +9,8 @@
 //! popularity = 10 × viewers + giftPoints + 2 × chatMessages
 //! ```
 //!
-//! - `viewers`: members and guests present in the room's chat at that moment;
+//! - `viewers`: verified members' connections present in the room's chat at that moment (one
+//!   per socket; guests are known to their own instance only and are not counted);
 //! - `giftPoints`: the sum of `points × count` of the gifts the streamer received in the window;
 //! - `chatMessages`: chat messages posted in the room in the window.
 //!
@@ -37,9 +38,11 @@ pub const CHAT_MESSAGE_WEIGHT: u64 = 2;
 /// What the popularity of a room is computed from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PopularityInputs {
+    /// Viewers present in the room's chat when computed: verified members' sockets in the room.
     pub viewers: u64,
     /// Sum of `points × count` of the gifts in the window.
     pub gift_points: u64,
+    /// Chat messages posted in the room in the window.
     pub chat_messages: u64,
 }
 

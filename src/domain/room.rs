@@ -22,29 +22,68 @@ pub const MAX_GIFT_COUNT: u32 = 9999;
 /// Whether a room is live, as its last broadcast event says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BroadcastState {
+    /// No live session: never started, or the last one ended.
     Offline,
-    Live { session_id: Uuid },
+    /// A live session is running.
+    Live {
+        /// The running session's id.
+        session_id: Uuid,
+    },
 }
 
 /// Why a room command is refused; nothing is published.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RoomError {
+    /// `startStream` while live (409 `ALREADY_LIVE`).
     #[error("the stream is already live (session {session_id})")]
-    AlreadyLive { session_id: Uuid },
+    AlreadyLive {
+        /// The session already running.
+        session_id: Uuid,
+    },
+    /// `endStream` while offline (409 `NOT_LIVE`).
     #[error("the stream is not live")]
     NotLive,
+    /// A member tried to follow themselves (400 `VALIDATION_ERROR`).
     #[error("a member cannot follow themselves")]
     FollowSelf,
+    /// `follow` of a streamer already followed (409 `ALREADY_FOLLOWING`).
     #[error("{follower} already follows {streamer}")]
-    AlreadyFollowing { follower: String, streamer: String },
+    AlreadyFollowing {
+        /// The follower's member id.
+        follower: String,
+        /// The streamer's member id.
+        streamer: String,
+    },
+    /// `unfollow` of a streamer not followed (409 `NOT_FOLLOWING`).
     #[error("{follower} does not follow {streamer}")]
-    NotFollowing { follower: String, streamer: String },
+    NotFollowing {
+        /// The follower's member id.
+        follower: String,
+        /// The streamer's member id.
+        streamer: String,
+    },
+    /// A room text is too long (400 `VALIDATION_ERROR`).
     #[error("{field} must be at most {max} characters")]
-    TooLong { field: &'static str, max: usize },
+    TooLong {
+        /// The field at fault, e.g. `query.title`.
+        field: &'static str,
+        /// The limit, in characters.
+        max: usize,
+    },
+    /// A room text holds a control character other than a line break or tab (400
+    /// `VALIDATION_ERROR`).
     #[error("{field} must not contain control characters")]
-    ControlCharacter { field: &'static str },
-    #[error("cover must be an http or https URL")]
-    CoverNotUrl,
+    ControlCharacter {
+        /// The field at fault, e.g. `query.title`.
+        field: &'static str,
+    },
+    /// The cover is neither empty nor an `http(s)://` URL (400 `VALIDATION_ERROR`).
+    #[error("{field} must be an http or https URL")]
+    CoverNotUrl {
+        /// The field at fault, e.g. `query.cover`.
+        field: &'static str,
+    },
+    /// `giftCount` outside 1 to [`MAX_GIFT_COUNT`] (400 `VALIDATION_ERROR`).
     #[error("giftCount must be between 1 and {MAX_GIFT_COUNT}, got {0}")]
     GiftCount(i64),
 }
@@ -105,9 +144,10 @@ pub fn check_text(value: &str, field: &'static str, max: usize) -> Result<(), Ro
     Ok(())
 }
 
-/// Checks a cover URL: empty (no cover) or `http(s)://…`, at most [`MAX_COVER_CHARS`].
-pub fn check_cover(value: &str) -> Result<(), RoomError> {
-    check_text(value, "cover", MAX_COVER_CHARS)?;
+/// Checks a cover URL: empty (no cover) or `http(s)://…`, at most [`MAX_COVER_CHARS`]; errors
+/// name `field`.
+pub fn check_cover(value: &str, field: &'static str) -> Result<(), RoomError> {
+    check_text(value, field, MAX_COVER_CHARS)?;
     if value.is_empty() {
         return Ok(());
     }
@@ -117,7 +157,7 @@ pub fn check_cover(value: &str) -> Result<(), RoomError> {
         .or_else(|| lower.strip_prefix("http://"));
     match rest {
         Some(host) if !host.is_empty() && !value.chars().any(char::is_whitespace) => Ok(()),
-        _ => Err(RoomError::CoverNotUrl),
+        _ => Err(RoomError::CoverNotUrl { field }),
     }
 }
 
@@ -179,13 +219,11 @@ mod tests {
             check_text("bell\u{7}", "title", 10),
             Err(RoomError::ControlCharacter { field: "title" })
         );
-        assert!(check_cover("").is_ok());
-        assert!(check_cover("https://cdn.example.com/c.png").is_ok());
-        assert_eq!(
-            check_cover("javascript:alert(1)"),
-            Err(RoomError::CoverNotUrl)
-        );
-        assert_eq!(check_cover("https://"), Err(RoomError::CoverNotUrl));
+        let not_url = Err(RoomError::CoverNotUrl { field: "cover" });
+        assert!(check_cover("", "cover").is_ok());
+        assert!(check_cover("https://cdn.example.com/c.png", "cover").is_ok());
+        assert_eq!(check_cover("javascript:alert(1)", "cover"), not_url);
+        assert_eq!(check_cover("https://", "cover"), not_url);
     }
 
     #[test]

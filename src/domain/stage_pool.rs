@@ -40,20 +40,28 @@ impl Default for PoolLimits {
 /// One viewer's seat.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Seat {
+    /// IVS participant id of the user's latest viewer token (a renewal replaces it).
     pub participant_id: String,
+    /// When the user took the seat (event time, UTC).
     pub joined_at: OffsetDateTime,
-    /// Join time or the last heartbeat, whichever is later.
+    /// Join time, the last heartbeat or the last token renewal, whichever is latest.
     pub last_seen_at: OffsetDateTime,
 }
 
 /// A stage as the pool knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PoolStage {
+    /// The stage ARN (`arn:aws:ivs:<region>:<account>:stage/<id>`).
     pub arn: String,
+    /// Current stage name (renames apply).
     pub name: String,
+    /// Created by scale-up (tag `AutoScaled=true`); only such stages are ever scaled down.
     pub auto_scaled: bool,
+    /// The master stage, which publisher tokens are for; it is never deleted.
     pub is_master: bool,
+    /// When the stage was created (event time, UTC).
     pub created_at: OffsetDateTime,
+    /// The stage's tags as created.
     pub tags: BTreeMap<String, String>,
     /// Draining stages take no new viewers and are deleted once empty.
     pub draining: bool,
@@ -62,6 +70,7 @@ pub struct PoolStage {
 }
 
 impl PoolStage {
+    /// Active viewers seated on the stage.
     pub fn viewer_count(&self) -> u32 {
         self.seats.len() as u32
     }
@@ -71,14 +80,23 @@ impl PoolStage {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SeatDecision {
     /// The user already holds a seat there; a token is renewed, no seat is taken.
-    AlreadySeated { stage_arn: String },
+    AlreadySeated {
+        /// The stage the user sits on.
+        stage_arn: String,
+    },
     /// Take a seat on this stage.
-    Join { stage_arn: String },
+    Join {
+        /// The stage to seat the user on.
+        stage_arn: String,
+    },
     /// Every stage is at the scale-up threshold and the pool may grow: create an auto-scaled stage
     /// first, then decide again.
     CreateStage,
     /// Every open stage is full but a draining stage has room: end its draining, then decide again.
-    ReopenStage { stage_arn: String },
+    ReopenStage {
+        /// The draining stage to reopen.
+        stage_arn: String,
+    },
 }
 
 /// Scale-down thresholds (seeds/ivs-api.md: an auto-scaled stage with fewer than 5 viewers that
@@ -106,12 +124,17 @@ pub enum PoolError {
     /// Every stage is at the hard cap and the pool is at its stage limit (HTTP 503 `STAGE_FULL`).
     #[error("all stages are full ({max_viewers_per_stage} viewers each, {stages} stages)")]
     StageFull {
+        /// Stages in the pool.
         stages: u32,
+        /// The per-stage cap every stage has reached.
         max_viewers_per_stage: u32,
     },
     /// A new stage was needed but could not be created (HTTP 503 `STAGE_LIMIT_REACHED`).
     #[error("a new stage is needed but none can be created: {reason}")]
-    StageLimitReached { reason: String },
+    StageLimitReached {
+        /// Why: the pool's stage limit, or the provider's refusal (e.g. an IVS quota).
+        reason: String,
+    },
     /// No stage with that ARN is in the pool (HTTP 404 `NOT_FOUND`).
     #[error("stage {0} not found")]
     StageNotFound(String),
@@ -120,10 +143,20 @@ pub enum PoolError {
     MasterStage,
     /// A stage with viewers cannot be deleted (HTTP 400 `VALIDATION_ERROR`).
     #[error("stage {stage_arn} still has {viewers} viewers")]
-    StageHasViewers { stage_arn: String, viewers: u32 },
+    StageHasViewers {
+        /// The stage asked for.
+        stage_arn: String,
+        /// Viewers still seated on it.
+        viewers: u32,
+    },
     /// The user holds no seat on that stage (HTTP 404 `NOT_FOUND`).
     #[error("viewer {user_id} is not on stage {stage_arn}; request a viewer token first")]
-    NotSeated { user_id: String, stage_arn: String },
+    NotSeated {
+        /// The client's user id.
+        user_id: String,
+        /// The stage named in the request.
+        stage_arn: String,
+    },
 }
 
 /// The pool's state, folded from its events.
@@ -224,6 +257,7 @@ impl StagePool {
         self.stages.values().find(|s| s.is_master)
     }
 
+    /// The stage with this ARN, if the pool holds it.
     pub fn stage(&self, arn: &str) -> Option<&PoolStage> {
         self.stages.get(arn)
     }
@@ -246,6 +280,7 @@ impl StagePool {
         Some((stage, stage.seats.get(user_id)?))
     }
 
+    /// Active viewers seated across every stage of the pool.
     pub fn total_viewers(&self) -> u32 {
         self.seat_of.len() as u32
     }
@@ -268,8 +303,9 @@ impl StagePool {
     }
 
     /// Where a viewer token request seats `user` (DESIGN.md §6): the user's own seat if they have
-    /// one; else the least-loaded stage below the scale-up threshold; else a new auto-scaled stage
-    /// if the pool is below its stage limit; else the least-loaded stage below the hard cap; else
+    /// one; else the least-loaded stage below the scale-up threshold; else a draining stage below
+    /// it, reopened; else a new auto-scaled stage if the pool is below its stage limit; else the
+    /// least-loaded stage (or a draining one, reopened) below the hard cap; else
     /// [`PoolError::StageFull`].
     pub fn decide_seat(
         &self,

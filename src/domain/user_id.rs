@@ -14,12 +14,26 @@ pub struct UserId(String);
 /// Why an id was refused; the message names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
+    /// Empty or only whitespace.
     #[error("{field} is required and must not be empty")]
-    Empty { field: &'static str },
+    Empty {
+        /// The request field, e.g. `userId`.
+        field: &'static str,
+    },
+    /// Longer than [`MAX_USER_ID_CHARS`] characters.
     #[error("{field} must be at most {max} characters")]
-    TooLong { field: &'static str, max: usize },
+    TooLong {
+        /// The request field, e.g. `userId`.
+        field: &'static str,
+        /// The limit, in characters.
+        max: usize,
+    },
+    /// Holds a control character.
     #[error("{field} must not contain control characters")]
-    ControlCharacter { field: &'static str },
+    ControlCharacter {
+        /// The request field, e.g. `userId`.
+        field: &'static str,
+    },
 }
 
 impl UserId {
@@ -40,6 +54,7 @@ impl UserId {
         Ok(Self(raw.to_owned()))
     }
 
+    /// The id as the client sent it (without the `viewer-` / `broadcaster-` prefix).
     pub fn as_str(&self) -> &str {
         &self.0
     }

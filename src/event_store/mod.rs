@@ -27,7 +27,9 @@ const EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT: &str = "Nats-Expected-Last-Subject
 pub struct NewEvent {
     /// `ce-id` and `Nats-Msg-Id`: a retry with the same id is dropped by JetStream's duplicate window.
     pub id: Uuid,
+    /// When the fact happened; sent as `ce-time` (RFC 3339 UTC, milliseconds).
     pub occurred_at: OffsetDateTime,
+    /// The fact; it gives the subject, `ce-type`, `ce-subject` and the JSON payload.
     pub event: Event,
     /// Optimistic concurrency guard: the stream sequence of the last message expected on
     /// `subject_filter` (0 = none yet). Publishing fails with [`EventStoreError::Conflict`] otherwise.
@@ -37,7 +39,10 @@ pub struct NewEvent {
 /// See [`NewEvent::expected`].
 #[derive(Clone, Debug)]
 pub struct ExpectedSequence {
+    /// Subjects the guard covers, e.g. [`crate::events::pool_subject_filter`]; sent as
+    /// `Nats-Expected-Last-Subject-Sequence-Subject` (nats-server 2.11+).
     pub subject_filter: String,
+    /// Stream sequence of the last message expected on `subject_filter`; 0 = none yet.
     pub last_sequence: u64,
 }
 
@@ -52,11 +57,15 @@ impl NewEvent {
         }
     }
 
+    /// Replaces the id with a deterministic one (e.g. from an `Idempotency-Key`), so that a
+    /// retry within JetStream's duplicate window (120 s, `nats/stream.json`) is dropped.
     pub fn with_id(mut self, id: Uuid) -> Self {
         self.id = id;
         self
     }
 
+    /// Guards the publish: it fails with [`EventStoreError::Conflict`] unless the last message on
+    /// `subject_filter` has stream sequence `last_sequence` (0 = none yet).
     pub fn expecting(mut self, subject_filter: String, last_sequence: u64) -> Self {
         self.expected = Some(ExpectedSequence {
             subject_filter,
@@ -69,6 +78,7 @@ impl NewEvent {
 /// The acknowledgement of a stored event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Published {
+    /// The event's id (`ce-id`, `Nats-Msg-Id`).
     pub id: Uuid,
     /// Stream sequence (the original one when `duplicate`).
     pub sequence: u64,
@@ -76,11 +86,15 @@ pub struct Published {
     pub duplicate: bool,
 }
 
+/// Why an event was not published or read.
 #[derive(Debug, thiserror::Error)]
 pub enum EventStoreError {
     /// Another event reached the guarded subjects first; catch up and decide again.
     #[error("another event was stored first (expected last sequence {expected})")]
-    Conflict { expected: u64 },
+    Conflict {
+        /// The `last_sequence` the publisher expected.
+        expected: u64,
+    },
     /// NATS did not store the event (timeout, no stream, connection lost).
     #[error("event store unavailable: {0}")]
     Unavailable(String),
@@ -120,10 +134,12 @@ impl EventStore {
         })
     }
 
+    /// The core NATS connection: connection state for `/health`, chat fan-out.
     pub fn client(&self) -> &async_nats::Client {
         &self.client
     }
 
+    /// The JetStream context (5 s request timeout).
     pub fn jetstream(&self) -> &jetstream::Context {
         &self.jetstream
     }
@@ -140,6 +156,7 @@ impl EventStore {
         Ok(self.jetstream.get_stream(STREAM_NAME).await?)
     }
 
+    /// The `ONAIR` stream; fails if NATS does not answer or the stream does not exist.
     pub async fn stream(&self) -> anyhow::Result<stream::Stream> {
         Ok(self.jetstream.get_stream(STREAM_NAME).await?)
     }

@@ -13,10 +13,15 @@ use crate::domain::chat::ModerationAction;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatMessagePosted {
+    /// The chat room as the client named it; a streamer's room is
+    /// `chatroomSystem-chatroom-{agentID}-{streamerMemberID}`.
     pub room: String,
     /// The sender's connection id (the payload's `from`).
     pub from: String,
+    /// The sender's verified member id (the same as the `memberID` inside `message`).
     pub member_id: String,
+    /// JSON text `{"type":"chat","memberID","role","name","text","textColor"}`; `role` is
+    /// `streamer` for the room's own streamer, else `member`.
     pub message: String,
 }
 
@@ -24,8 +29,11 @@ pub struct ChatMessagePosted {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberJoinedRoom {
+    /// The chat room as the client named it (see `onair.chat.message_posted.v1`).
     pub room: String,
+    /// The verified member's id.
     pub member_id: String,
+    /// The chat connection's id (a UUID; the `from` of the messages it says).
     pub connection_id: String,
     /// The chat instance holding the connection, so the others can publish its leave when that
     /// instance stops answering (src/reactors/presence.rs). Absent in events of older versions.
@@ -37,8 +45,11 @@ pub struct MemberJoinedRoom {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberLeftRoom {
+    /// The chat room as the client named it (see `onair.chat.message_posted.v1`).
     pub room: String,
+    /// The member id the connection was verified as.
     pub member_id: String,
+    /// The connection that left (the id its `onair.chat.member_joined_room.v1` carried).
     pub connection_id: String,
 }
 
@@ -46,11 +57,13 @@ pub struct MemberLeftRoom {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberModerated {
+    /// The streamer's chat room, `chatroomSystem-chatroom-{agentID}-{streamerMemberID}`.
     pub room: String,
     /// The room's streamer.
     pub streamer: String,
     /// Who is moderated.
     pub member_id: String,
+    /// `ban`, `unban`, `mute`, `unmute`, `grantAdmin` or `revokeAdmin`.
     pub action: ModerationAction,
     /// Who did it.
     pub by: String,
@@ -64,5 +77,6 @@ pub struct MemberModerated {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MaintenanceModeSet {
+    /// `true`: maintenance on, every chat message is refused with 40308; `false`: off.
     pub enabled: bool,
 }

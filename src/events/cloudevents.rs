@@ -8,12 +8,19 @@ use uuid::Uuid;
 
 use super::{DecodeError, Event, EventEnvelope};
 
+/// CloudEvents spec version header; always `1.0`.
 pub const SPEC_VERSION: &str = "ce-specversion";
+/// Event id header: a UUID (v7, or derived where retries or instances must agree on one event).
 pub const ID: &str = "ce-id";
+/// Writer header, e.g. `/onair/stage-api` or `/onair/cli`.
 pub const SOURCE: &str = "ce-source";
+/// Event type header, `onair.<context>.<event>.v<N>` ([`Event::event_type`]).
 pub const TYPE: &str = "ce-type";
+/// When the fact happened: RFC 3339, UTC, milliseconds ([`format_time`]).
 pub const TIME: &str = "ce-time";
+/// The aggregate id, not encoded ([`Event::aggregate_id`]).
 pub const SUBJECT: &str = "ce-subject";
+/// Payload media type header; always `application/json`.
 pub const DATA_CONTENT_TYPE: &str = "ce-datacontenttype";
 /// JetStream's de-duplication header; always equal to `ce-id`.
 pub const NATS_MSG_ID: &str = "Nats-Msg-Id";

@@ -48,13 +48,20 @@ pub const STREAM_SUBJECT_FILTER: &str = "onair.stream.>";
 
 /// Filters of the room facts: broadcasts, room info, follows, gifts, popularity.
 pub const BROADCAST_SUBJECT_FILTER: &str = "onair.broadcast.>";
+/// Filter for every room info event (`onair.room.info_set.v1`).
 pub const ROOM_SUBJECT_FILTER: &str = "onair.room.>";
+/// Filter for every follow and unfollow of a streamer.
 pub const FOLLOW_SUBJECT_FILTER: &str = "onair.follow.>";
+/// Filter for every gift sent (`onair.gift.sent.v1`, `.v2`); catalog changes are on
+/// `onair.gift_catalog.>`.
 pub const GIFT_SUBJECT_FILTER: &str = "onair.gift.>";
+/// Filter for every popularity change of a room (`onair.popularity.changed.v1`).
 pub const POPULARITY_SUBJECT_FILTER: &str = "onair.popularity.>";
 /// Filters of the chat: messages and presence, moderation, maintenance.
 pub const CHAT_SUBJECT_FILTER: &str = "onair.chat.>";
+/// Filter for every moderation of a member in a chat room (ban, mute, admin, ...).
 pub const MODERATION_SUBJECT_FILTER: &str = "onair.moderation.>";
+/// Filter for the operator's system switches (maintenance mode).
 pub const SYSTEM_SUBJECT_FILTER: &str = "onair.system.>";
 /// Filter of every chat-facing notice.
 pub const NOTICE_SUBJECT_FILTER: &str = "onair.notice.>";
@@ -73,10 +80,18 @@ pub const HEARTBEAT_SUBJECT_FILTER: &str = "onair.viewer.*.heartbeat_recorded";
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StageCreated {
+    /// IVS stage ARN (`arn:aws:ivs:<region>:<account>:stage/<id>`), as the stage provider made it.
     pub stage_arn: String,
+    /// Stage name: `master-stage` for the master, `auto-stage-<Unix ms>` for one the pool
+    /// created to add seats, else the operator's name (or the name an adopted IVS stage had).
     pub name: String,
+    /// Whether the pool created it to add seats (tag `AutoScaled=true`); only such stages are
+    /// drained and deleted by scale-down.
     pub auto_scaled: bool,
+    /// Whether this is the master stage: publisher tokens are for it, and it is never deleted.
     pub is_master: bool,
+    /// The stage's IVS tags: onair sets `Environment` and `ManagedBy=onair` (and `AutoScaled=true`
+    /// on auto-scaled stages); an operator-created stage also has the operator's own.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
 }
@@ -87,12 +102,16 @@ pub struct StageCreated {
 pub struct ViewerJoined {
     /// The plain user id of the request (not the `viewer-` participant user id).
     pub user_id: String,
+    /// ARN of the stage the seat is on.
     pub stage_arn: String,
     /// IVS participant id, the token's `jti`.
     pub participant_id: String,
+    /// When the viewer token expires: RFC 3339, UTC (1 h after issue by default).
     #[serde(with = "time::serde::rfc3339")]
     #[schemars(with = "String")]
     pub token_expires_at: OffsetDateTime,
+    /// The custom attributes of the token request, JSON values as the client sent them (`{}` when
+    /// none).
     #[serde(default)]
     pub attributes: serde_json::Map<String, serde_json::Value>,
 }
@@ -101,9 +120,13 @@ pub struct ViewerJoined {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ViewerTokenRenewed {
+    /// The plain user id of the request (not the `viewer-` participant user id).
     pub user_id: String,
+    /// ARN of the stage where the viewer keeps the seat.
     pub stage_arn: String,
+    /// The new token's IVS participant id (its `jti`); replaces the seat's previous one.
     pub participant_id: String,
+    /// When the new viewer token expires: RFC 3339, UTC (1 h after issue by default).
     #[serde(with = "time::serde::rfc3339")]
     #[schemars(with = "String")]
     pub token_expires_at: OffsetDateTime,
@@ -113,7 +136,9 @@ pub struct ViewerTokenRenewed {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ViewerHeartbeatRecorded {
+    /// The seated viewer's plain user id; also the event's aggregate id (`ce-subject`).
     pub user_id: String,
+    /// ARN of the stage the viewer is seated on. The heartbeat's time is the event's `ce-time`.
     pub stage_arn: String,
 }
 
@@ -122,11 +147,15 @@ pub struct ViewerHeartbeatRecorded {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ViewerLeft {
+    /// The viewer's plain user id.
     pub user_id: String,
+    /// ARN of the stage whose seat was freed.
     pub stage_arn: String,
+    /// When the session began (the `ce-time` of its `onair.viewer.joined.v1`): RFC 3339, UTC.
     #[serde(with = "time::serde::rfc3339")]
     #[schemars(with = "String")]
     pub joined_at: OffsetDateTime,
+    /// Session length from join to leave, in whole seconds (rounded down).
     pub watch_duration_seconds: u64,
 }
 
@@ -135,14 +164,19 @@ pub struct ViewerLeft {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ViewerExpired {
+    /// The viewer's plain user id.
     pub user_id: String,
+    /// ARN of the stage whose seat was freed.
     pub stage_arn: String,
+    /// When the session began (the `ce-time` of its `onair.viewer.joined.v1`): RFC 3339, UTC.
     #[serde(with = "time::serde::rfc3339")]
     #[schemars(with = "String")]
     pub joined_at: OffsetDateTime,
+    /// The last sign of life, the latest of join, token renewal and heartbeat: RFC 3339, UTC.
     #[serde(with = "time::serde::rfc3339")]
     #[schemars(with = "String")]
     pub last_seen_at: OffsetDateTime,
+    /// Session length from `joinedAt` to `lastSeenAt`, in whole seconds (rounded down).
     pub watch_duration_seconds: u64,
 }
 
@@ -150,9 +184,14 @@ pub struct ViewerExpired {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PublisherTokenIssued {
+    /// The plain user id of the request (the token's participant user id is
+    /// `broadcaster-<userId>`); also the event's aggregate id.
     pub user_id: String,
+    /// ARN of the master stage.
     pub stage_arn: String,
+    /// IVS participant id, the token's `jti`.
     pub participant_id: String,
+    /// When the publisher token expires: RFC 3339, UTC (4 h after issue by default).
     #[serde(with = "time::serde::rfc3339")]
     #[schemars(with = "String")]
     pub expires_at: OffsetDateTime,
@@ -162,7 +201,9 @@ pub struct PublisherTokenIssued {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StageRenamed {
+    /// ARN of the renamed stage.
     pub stage_arn: String,
+    /// The new name: 1 to 128 characters of `[a-zA-Z0-9-_]` (IVS rule).
     pub name: String,
 }
 
@@ -171,6 +212,7 @@ pub struct StageRenamed {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StageDrainStarted {
+    /// ARN of the auto-scaled stage that stops taking new viewers.
     pub stage_arn: String,
     /// Viewers on the stage when draining started.
     pub viewer_count: u32,
@@ -180,7 +222,9 @@ pub struct StageDrainStarted {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StageDrainEnded {
+    /// ARN of the draining stage that takes new viewers again.
     pub stage_arn: String,
+    /// Viewers on the stage when it reopened.
     pub viewer_count: u32,
 }
 
@@ -198,18 +242,24 @@ pub enum StageDeletionReason {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StageDeleted {
+    /// ARN of the stage removed from the pool; it is deleted at the provider afterwards.
     pub stage_arn: String,
+    /// `operator` (`DELETE /api/stage/{stageArn}`) or `scale_down` (an empty draining stage).
     pub reason: StageDeletionReason,
 }
 
-/// The publisher started streaming on a stage (IVS EventBridge `Participant Published`, or the
-/// room gateway's stream status). `ce-time` is when it happened at the source.
+/// The publisher started streaming on a stage (IVS EventBridge `Participant Published`, posted to
+/// `POST /api/ingest/eventbridge`). `ce-time` is when it happened at the source.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamStarted {
+    /// ARN of the stage the publisher streams on (the master stage).
     pub stage_arn: String,
+    /// IVS participant id of the publisher, when the source gives it (EventBridge
+    /// `participant_id`).
     #[serde(default)]
     pub participant_id: Option<String>,
+    /// IVS stage session id, when the source gives it (EventBridge `session_id`).
     #[serde(default)]
     pub session_id: Option<String>,
     /// Where the fact came from, e.g. `eventbridge`.
@@ -220,61 +270,104 @@ pub struct StreamStarted {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamEnded {
+    /// ARN of the stage the publisher streamed on (the master stage).
     pub stage_arn: String,
+    /// IVS participant id of the publisher, when the source gives it (EventBridge
+    /// `participant_id`).
     #[serde(default)]
     pub participant_id: Option<String>,
+    /// IVS stage session id, when the source gives it (EventBridge `session_id`).
     #[serde(default)]
     pub session_id: Option<String>,
+    /// Where the fact came from, e.g. `eventbridge`.
     pub source: String,
 }
 
 /// Every event type onair writes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
+    /// A stage joined the pool (`onair.stage.created.v1`).
     StageCreated(StageCreated),
+    /// An operator renamed a stage (`onair.stage.renamed.v1`).
     StageRenamed(StageRenamed),
+    /// An auto-scaled stage stopped taking new viewers (`onair.stage.drain_started.v1`).
     StageDrainStarted(StageDrainStarted),
+    /// A draining stage takes new viewers again (`onair.stage.drain_ended.v1`).
     StageDrainEnded(StageDrainEnded),
+    /// A stage left the pool (`onair.stage.deleted.v1`).
     StageDeleted(StageDeleted),
+    /// A viewer took a seat (`onair.viewer.joined.v1`).
     ViewerJoined(ViewerJoined),
+    /// A seated viewer got a new token (`onair.viewer.token_renewed.v1`).
     ViewerTokenRenewed(ViewerTokenRenewed),
+    /// A seated viewer sent a heartbeat (`onair.viewer.heartbeat_recorded.v1`).
     ViewerHeartbeatRecorded(ViewerHeartbeatRecorded),
+    /// A viewer left on their own (`onair.viewer.left.v1`).
     ViewerLeft(ViewerLeft),
+    /// A silent viewer lost the seat (`onair.viewer.expired.v1`).
     ViewerExpired(ViewerExpired),
+    /// A publisher token was issued (`onair.publisher.token_issued.v1`).
     PublisherTokenIssued(PublisherTokenIssued),
+    /// The publisher started streaming (`onair.stream.started.v1`).
     StreamStarted(StreamStarted),
+    /// The publisher stopped streaming (`onair.stream.ended.v1`).
     StreamEnded(StreamEnded),
+    /// A member was registered (`onair.member.registered.v1`).
     MemberRegistered(MemberRegistered),
+    /// A member was edited (`onair.member.edited.v1`).
     MemberEdited(MemberEdited),
+    /// A member or streamer logged in (`onair.member.logged_in.v1`).
     MemberLoggedIn(MemberLoggedIn),
+    /// A gift catalog entry was created or changed (`onair.gift_catalog.defined.v1`).
     GiftDefined(GiftDefined),
+    /// A streamer set their room's info (`onair.room.info_set.v1`).
     RoomInfoSet(RoomInfoSet),
+    /// A streamer went live (`onair.broadcast.started.v1`).
     BroadcastStarted(BroadcastStarted),
+    /// A streamer ended the live session (`onair.broadcast.ended.v1`).
     BroadcastEnded(BroadcastEnded),
+    /// A member followed a streamer (`onair.follow.followed.v1`).
     StreamerFollowed(StreamerFollowed),
+    /// A member stopped following a streamer (`onair.follow.unfollowed.v1`).
     StreamerUnfollowed(StreamerUnfollowed),
+    /// A member sent gifts (`onair.gift.sent.v2`; v1 is upcast to it on read).
     GiftSent(GiftSent),
+    /// A room's popularity changed (`onair.popularity.changed.v1`).
     PopularityChanged(PopularityChanged),
+    /// A chat notice for one room (`onair.notice.published_to_room.v1`).
     RoomNoticePublished(RoomNoticePublished),
+    /// A chat notice for a streamer's followers (`onair.notice.published_to_followers.v1`).
     FollowerNoticePublished(FollowerNoticePublished),
+    /// A chat message was said in a room (`onair.chat.message_posted.v1`).
     ChatMessagePosted(ChatMessagePosted),
+    /// A member verified in a chat room (`onair.chat.member_joined_room.v1`).
     MemberJoinedRoom(MemberJoinedRoom),
+    /// A member's connection left a chat room (`onair.chat.member_left_room.v1`).
     MemberLeftRoom(MemberLeftRoom),
+    /// A member was moderated in a room (`onair.moderation.member_moderated.v1`).
     MemberModerated(MemberModerated),
+    /// Maintenance mode was switched (`onair.system.maintenance_mode_set.v1`).
     MaintenanceModeSet(MaintenanceModeSet),
+    /// A chat notice for every room (`onair.notice.published_to_all_rooms.v1`).
     AllRoomsNoticePublished(AllRoomsNoticePublished),
 }
 
 /// An event that could not be read back from the stream.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
+    /// `ce-type` names no event type this build reads (e.g. a newer version); holds the type.
     #[error("unknown event type {0:?}")]
     UnknownType(String),
+    /// The payload is not valid JSON of the shape its type requires.
     #[error("event {event_type} has an invalid payload: {source}")]
     InvalidPayload {
+        /// The event's `ce-type`.
         event_type: String,
+        /// What the JSON parser refused.
         source: serde_json::Error,
     },
+    /// A header (`ce-type`, `ce-id`, `ce-time`) is absent or unreadable; holds its name. A message
+    /// without any headers reports `ce-type`.
     #[error("missing or invalid header {0}")]
     InvalidHeader(&'static str),
 }
@@ -519,9 +612,16 @@ impl Event {
 /// UTC, ms) and its stream sequence.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EventEnvelope {
+    /// `ce-id`: a UUID v7, or a v8 derived from the fact (or an `Idempotency-Key`) where retries or
+    /// instances must agree on one event.
     pub id: Uuid,
+    /// `ce-time`: when the fact happened, UTC, millisecond precision. Projectors take their times
+    /// from here, never from the clock.
     pub occurred_at: OffsetDateTime,
+    /// The message's JetStream stream sequence, or 0 where the reader does not track it (the chat
+    /// gateway's delivery).
     pub sequence: u64,
+    /// The payload, upcast to the newest version of its type.
     pub event: Event,
 }
 

@@ -3,9 +3,11 @@
 //! sockets (issue 5). Each notice's `message` is exactly the seed's JSON (`type` plus the seed's
 //! field names), ready to be sent as the `message` string of a `say` payload with `from: "0"`.
 //!
-//! Notices are derived: a projector publishes them while applying the fact they come from, with an
-//! id derived from that fact's id, so a redelivered fact never produces a second notice
-//! (JetStream's duplicate window).
+//! Most notices are derived: a projector publishes them (`gift`, `giftRank`, `follow`,
+//! `popularity`, `streamStatus`, `sub`) while applying the fact they come from, with an id derived
+//! from that fact's id, so a redelivered fact never produces a second notice (JetStream's
+//! duplicate window). `joinRoom`, `welcome` and `leaveRoom` come from the chat service and the
+//! presence reactor, `system` from the back office.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,10 +17,13 @@ use crate::domain::gift_ranking::{RankState, RankingEntry};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GiftDetails {
+    /// Catalog id of the gift (`giftID`).
     pub id: i64,
+    /// The gift's catalog name when sent.
     pub name: String,
     /// Animation URL (a partial path, as the catalog holds it).
     pub anime_url: String,
+    /// How many were sent (1 to 9999).
     pub count: u32,
 }
 
@@ -26,7 +31,9 @@ pub struct GiftDetails {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StreamStatus {
+    /// The streamer went live (`onair.broadcast.started.v1`).
     Start,
+    /// The streamer ended the live session (`onair.broadcast.ended.v1`).
     Done,
 }
 
@@ -34,15 +41,22 @@ pub enum StreamStatus {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Presence {
+    /// The member id of who entered the room.
     pub member: String,
     /// 1 muted, 2 banned, 3 admin, 4 following, 5 temporarily muted.
     pub relationship: Vec<u8>,
+    /// The member's nickname.
     pub nickname: String,
+    /// The member's `accountID`.
     #[serde(rename = "accountID")]
     pub account_id: String,
+    /// The member's avatar URL; empty when none.
     pub avatar: String,
+    /// The member's badges (`equipmentBar`); empty when none.
     pub equipment_bar: String,
+    /// The member's VIP level; empty when none.
     pub vip: String,
+    /// `streamer` when the member is the room's own streamer, else `member`.
     pub role: String,
 }
 
@@ -53,41 +67,70 @@ pub enum ChatNotice {
     /// `{"type":"gift","presenter","presenterNickname","recipient","gift":{id,name,animeUrl,count}}`.
     #[serde(rename_all = "camelCase")]
     Gift {
+        /// The sender's member id.
         presenter: String,
+        /// The sender's nickname when sent.
         presenter_nickname: String,
+        /// The receiving streamer's member id.
         recipient: String,
+        /// What was sent.
         gift: GiftDetails,
     },
     /// `{"type":"giftRank","rankState","rankingList":[{memberId,nickName,rank,state,rise,score}]}`
     /// (DESIGN.md §6: `rankState`, not the seed's typo `rankStateL`).
     #[serde(rename_all = "camelCase")]
     GiftRank {
+        /// How the giver moved: `UP`, `DOWN`, `PLATEAU` or `NEW`.
         rank_state: RankState,
+        /// The room's session ranking (since the last stream start) after the gift: the first 10
+        /// entries, rank 1 first.
         ranking_list: Vec<RankingEntry>,
     },
     /// `{"type":"follow","streamer","follower"}`.
-    Follow { streamer: String, follower: String },
+    Follow {
+        /// The followed streamer's member id.
+        streamer: String,
+        /// The new follower's member id.
+        follower: String,
+    },
     /// `{"type":"popularity","streamer","value"}`.
-    Popularity { streamer: String, value: u64 },
+    Popularity {
+        /// The room's streamer (member id).
+        streamer: String,
+        /// The room's popularity (the `value` of `onair.popularity.changed.v1`).
+        value: u64,
+    },
     /// `{"type":"streamStatus","streamer","status"}` to the streamer's room.
     StreamStatus {
+        /// The streamer's member id.
         streamer: String,
+        /// `start` or `done`.
         status: StreamStatus,
     },
     /// `{"type":"sub","streamer","status"}` to each follower, in whatever room they are.
     Sub {
+        /// The followed streamer's member id.
         streamer: String,
+        /// `start` or `done`.
         status: StreamStatus,
     },
     /// `{"type":"system","message"}`: an operator's broadcast.
-    System { message: String },
+    System {
+        /// The operator's text, 1 to 1000 characters.
+        message: String,
+    },
     /// `{"type":"joinRoom", member, relationship, nickname, accountID, avatar, equipmentBar, vip,
     /// role}`: a member verified in the room.
     JoinRoom(Presence),
     /// Like `joinRoom`, at most once per member per room per window, for display.
     Welcome(Presence),
     /// `{"type":"leaveRoom","member","nickname"}`.
-    LeaveRoom { member: String, nickname: String },
+    LeaveRoom {
+        /// The member id of who left.
+        member: String,
+        /// The member's nickname; empty when unknown.
+        nickname: String,
+    },
 }
 
 /// A notice for everyone in one chat room.
@@ -96,6 +139,7 @@ pub enum ChatNotice {
 pub struct RoomNoticePublished {
     /// `chatroomSystem-chatroom-{agentID}-{streamerMemberID}`.
     pub room: String,
+    /// The notice, sent to the room's sockets as the JSON text of a `say` with `from: "0"`.
     pub message: ChatNotice,
 }
 
@@ -103,7 +147,9 @@ pub struct RoomNoticePublished {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FollowerNoticePublished {
+    /// The streamer whose followers get it (member id).
     pub streamer: String,
+    /// The notice (`sub`), sent to each follower's sockets as the JSON text of a `say`.
     pub message: ChatNotice,
 }
 
@@ -111,6 +157,7 @@ pub struct FollowerNoticePublished {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AllRoomsNoticePublished {
+    /// The notice (`system`), sent to every room with sockets on each chat instance.
     pub message: ChatNotice,
 }
 

@@ -11,12 +11,22 @@ use crate::domain::member::Role;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberProfile {
+    /// Member id `account@agent.masterAgent` (seed: `ben@mabu.mabumaster`); compared exactly,
+    /// case included.
     pub member_id: String,
+    /// `member` or `streamer`.
     pub role: Role,
+    /// Display name, 1 to 50 characters.
     pub nickname: String,
+    /// Avatar image URL, at most 2048 characters; empty when none.
     pub avatar: String,
+    /// VIP level as free text (the seed's `vip`), at most 256 characters; empty when none.
     pub vip: String,
+    /// Badges shown with the name (the seed's `equipmentBar`), free text of at most 256
+    /// characters; empty when none.
     pub equipment_bar: String,
+    /// The seed's `accountID`, 1 to 256 characters; by default the account part of the member id
+    /// (before `@`).
     #[serde(rename = "accountID")]
     pub account_id: String,
 }
@@ -25,6 +35,7 @@ pub struct MemberProfile {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberRegistered {
+    /// The new member's profile; its fields are the payload's top-level fields.
     #[serde(flatten)]
     pub profile: MemberProfile,
 }
@@ -33,6 +44,8 @@ pub struct MemberRegistered {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberEdited {
+    /// The whole profile after the edit, changed or not; its fields are the payload's top-level
+    /// fields.
     #[serde(flatten)]
     pub profile: MemberProfile,
     /// Whether the password was changed (the hash itself is never published).
@@ -43,7 +56,9 @@ pub struct MemberEdited {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberLoggedIn {
+    /// Member id `account@agent.masterAgent` of who logged in.
     pub member_id: String,
+    /// `member` (logged in with `loginAction`) or `streamer` (with `loginStreamer`).
     pub role: Role,
     /// The token's id (`jti`), so an audit can tie actions to a login.
     pub token_id: Uuid,
@@ -53,12 +68,16 @@ pub struct MemberLoggedIn {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GiftDefined {
+    /// Catalog id, the seed's `giftID` (1 or more); the entry with this id is created or replaced.
     #[serde(rename = "giftID")]
     pub gift_id: i64,
+    /// Gift name, 1 to 100 characters.
     pub name: String,
     /// Ranking points per gift.
     pub points: u32,
+    /// Animation URL as the seed's `animeUrl` has it (a partial path), at most 2048 characters.
     pub anime_url: String,
+    /// Whether members can send it; a disabled gift stays in past gift records.
     pub enabled: bool,
 }
 
@@ -66,9 +85,13 @@ pub struct GiftDefined {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RoomInfoSet {
+    /// The streamer's member id; the room is theirs.
     pub streamer: String,
+    /// Room title, at most 100 characters (may be empty).
     pub title: String,
+    /// Room announcement, at most 1000 characters; may hold line breaks and tabs.
     pub announcement: String,
+    /// Cover image URL (`http://` or `https://`, at most 2048 characters); empty for no cover.
     pub cover: String,
 }
 
@@ -77,7 +100,9 @@ pub struct RoomInfoSet {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BroadcastStarted {
+    /// The streamer's member id.
     pub streamer: String,
+    /// The new live session's id (UUID v7); gifts sent while live carry it.
     pub session_id: Uuid,
 }
 
@@ -85,7 +110,9 @@ pub struct BroadcastStarted {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BroadcastEnded {
+    /// The streamer's member id.
     pub streamer: String,
+    /// The live session that ended (the id its `onair.broadcast.started.v1` carried).
     pub session_id: Uuid,
 }
 
@@ -93,7 +120,9 @@ pub struct BroadcastEnded {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamerFollowed {
+    /// The followed streamer's member id.
     pub streamer: String,
+    /// The following member's id (never the streamer's own).
     pub follower: String,
 }
 
@@ -101,7 +130,9 @@ pub struct StreamerFollowed {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamerUnfollowed {
+    /// The streamer's member id.
     pub streamer: String,
+    /// The member id of who stopped following.
     pub follower: String,
 }
 
@@ -111,9 +142,12 @@ pub struct StreamerUnfollowed {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GiftSent {
+    /// Catalog id of the gift (the seed's `giftID`).
     #[serde(rename = "giftID")]
     pub gift_id: i64,
+    /// The gift's catalog name when sent.
     pub gift_name: String,
+    /// The gift's animation URL when sent (the catalog's `animeUrl`).
     pub anime_url: String,
     /// Points per gift, from the catalog when sent.
     pub points: u32,
@@ -123,6 +157,7 @@ pub struct GiftSent {
     pub score: u64,
     /// The sender's member id.
     pub presenter: String,
+    /// The sender's nickname when sent, from their member profile.
     pub presenter_nickname: String,
     /// The streamer's member id (the seed's `gameID`).
     pub recipient: String,
@@ -138,17 +173,27 @@ pub struct GiftSent {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GiftSentV1 {
+    /// Catalog id of the gift (the seed's `giftID`).
     #[serde(rename = "giftID")]
     pub gift_id: i64,
+    /// The gift's catalog name when sent.
     pub gift_name: String,
+    /// The gift's animation URL when sent (the catalog's `animeUrl`).
     pub anime_url: String,
+    /// Points per gift, from the catalog when sent.
     pub points: u32,
+    /// How many (1 to 9999).
     pub count: u32,
+    /// The sender's member id.
     pub presenter: String,
+    /// The sender's nickname when sent, from their member profile.
     pub presenter_nickname: String,
+    /// The streamer's member id (the seed's `gameID`).
     pub recipient: String,
+    /// The room's agent id (the seed's `agentID`).
     #[serde(rename = "agentID")]
     pub agent_id: String,
+    /// The recipient's live session when sent, if live.
     #[serde(default)]
     pub session_id: Option<Uuid>,
 }
@@ -177,10 +222,15 @@ impl GiftSentV1 {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PopularityChanged {
+    /// The room's streamer (member id).
     pub streamer: String,
+    /// The new popularity: `10 × viewers + giftPoints + 2 × chatMessages`, saturating.
     pub value: u64,
+    /// Verified members' connections in the room's chat when computed (one per socket).
     pub viewers: u64,
+    /// Sum of `points × count` of the gifts the streamer received in the window.
     pub gift_points: u64,
+    /// Chat messages posted in the room in the window.
     pub chat_messages: u64,
     /// Window length, in seconds.
     pub window_seconds: u64,

@@ -16,10 +16,10 @@
 //! | 409 | `MEMBER_EXISTS` | registering a member id that exists |
 //! | 409 | `ALREADY_LIVE`, `NOT_LIVE` | `startStream` while live, `endStream` while offline |
 //! | 409 | `ALREADY_FOLLOWING`, `NOT_FOLLOWING` | `follow` twice, `unfollow` without following |
-//! | 429 | `TOO_MANY_REQUESTS` | an API key over its rate limit; more than 10 login attempts per minute for one member id |
-//! | 405 | `METHOD_NOT_ALLOWED` | a route exists but not for this method |
 //! | 409 | `REQUEST_IN_PROGRESS` | a retry while the first request with its `Idempotency-Key` runs |
+//! | 405 | `METHOD_NOT_ALLOWED` | a route exists but not for this method |
 //! | 422 | `IDEMPOTENCY_KEY_REUSED` | an `Idempotency-Key` sent again with another route or body |
+//! | 429 | `TOO_MANY_REQUESTS` | an API key over its rate limit; more than 10 login attempts per minute for one member id |
 //! | 413 | `PAYLOAD_TOO_LARGE` | body above `ONAIR_MAX_BODY_BYTES` |
 //! | 415 | `UNSUPPORTED_MEDIA_TYPE` | a body that is not `application/json` |
 //! | 500 | `TOKEN_GENERATION_FAILED` | the participant token could not be signed |
@@ -27,6 +27,7 @@
 //! | 503 | `STAGE_FULL` | every stage is at its cap and the pool at its stage limit |
 //! | 503 | `STAGE_LIMIT_REACHED` | a stage was needed and none could be created |
 //! | 503 | `SERVICE_UNAVAILABLE` | NATS or Postgres did not answer; nothing was stored |
+//! | 503 | `READ_MODEL_BEHIND` | the read models of a GET had not reached its `X-Min-Sequence` in time |
 //!
 //! A request answered 4xx changed nothing (DESIGN.md §4.4).
 
@@ -74,10 +75,15 @@ pub enum ApiError {
     NotFound(Json<ErrorBody>),
     /// `TOO_MANY_REQUESTS`: the API key is over its rate limit (requests per minute), or a member
     /// id over its login attempts (10 per minute); nothing was
-    /// changed. `Retry-After` tells when to try again; every counted answer carries
-    /// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`.
+    /// changed. `Retry-After` (whole seconds) tells when to try again; every answer counted
+    /// against an API key carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`.
     #[oai(status = 429)]
-    TooManyRequests(Json<ErrorBody>),
+    TooManyRequests(
+        Json<ErrorBody>,
+        /// Whole seconds until the next attempt is allowed.
+        #[oai(header = "Retry-After")]
+        Option<u64>,
+    ),
     /// `REQUEST_IN_PROGRESS` (a request with the same `Idempotency-Key` is still being answered,
     /// `Retry-After: 1`), `MEMBER_EXISTS`, `ALREADY_LIVE`, `NOT_LIVE`, `ALREADY_FOLLOWING` or
     /// `NOT_FOLLOWING`.
@@ -89,7 +95,8 @@ pub enum ApiError {
     /// `TOKEN_GENERATION_FAILED` or `INTERNAL_ERROR`.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
-    /// `STAGE_FULL`, `STAGE_LIMIT_REACHED` or `SERVICE_UNAVAILABLE`; nothing was stored.
+    /// `STAGE_FULL`, `STAGE_LIMIT_REACHED` or `SERVICE_UNAVAILABLE` (nothing was stored), or
+    /// `READ_MODEL_BEHIND` (a GET's `X-Min-Sequence` was not reached in time; retry).
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>),
 }
@@ -103,22 +110,39 @@ fn body(code: &str, message: impl Into<String>, details: Option<String>) -> Json
 }
 
 impl ApiError {
+    /// 400 `VALIDATION_ERROR`: a parameter is missing or invalid; `message` names it.
     pub fn validation(message: impl Into<String>) -> Self {
         ApiError::BadRequest(body("VALIDATION_ERROR", message, None))
     }
 
+    /// 404 `NOT_FOUND`: what `message` names does not exist (an unknown stage, a viewer
+    /// without a seat on it).
     pub fn not_found(message: impl Into<String>) -> Self {
         ApiError::NotFound(body("NOT_FOUND", message, None))
     }
 
+    /// 401 `UNAUTHORIZED`: no or an unknown API key, no member `Authorization`, or wrong
+    /// back-office credentials.
     pub fn unauthorized(message: impl Into<String>) -> Self {
         ApiError::Unauthorized(body("UNAUTHORIZED", message, None))
     }
 
-    pub fn too_many_requests(message: impl Into<String>, details: Option<String>) -> Self {
-        ApiError::TooManyRequests(body("TOO_MANY_REQUESTS", message, details))
+    /// 429 `TOO_MANY_REQUESTS`: over a rate limit (an API key's, or a member id's login
+    /// attempts); `details`, when given, states the limit; `retry_after_secs` becomes the
+    /// `Retry-After` header.
+    pub fn too_many_requests(
+        message: impl Into<String>,
+        details: Option<String>,
+        retry_after_secs: Option<u64>,
+    ) -> Self {
+        ApiError::TooManyRequests(
+            body("TOO_MANY_REQUESTS", message, details),
+            retry_after_secs,
+        )
     }
 
+    /// 503 `SERVICE_UNAVAILABLE`: a service (NATS, Postgres, IVS) did not answer or is not ready
+    /// yet; the client may retry.
     pub fn unavailable(message: impl Into<String>) -> Self {
         ApiError::Unavailable(body("SERVICE_UNAVAILABLE", message, None))
     }
@@ -134,12 +158,14 @@ impl ApiError {
             404 => ApiError::NotFound(b),
             409 => ApiError::Conflict(b),
             422 => ApiError::UnprocessableEntity(b),
-            429 => ApiError::TooManyRequests(b),
+            429 => ApiError::TooManyRequests(b, None),
             503 => ApiError::Unavailable(b),
             _ => ApiError::Internal(b),
         }
     }
 
+    /// 403 `FORBIDDEN`: the caller may not do this (acting as another member, a member using a
+    /// streamer action or login, a moderation rule, an operator outside its scope).
     pub fn forbidden(message: impl Into<String>) -> Self {
         ApiError::coded(403, "FORBIDDEN", message)
     }

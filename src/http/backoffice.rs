@@ -51,7 +51,9 @@ impl From<ScopeError> for ApiError {
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct CreateMemberRequest {
+    /// The operator's `website` (`onair operator create --website`).
     pub website: Checked<String>,
+    /// The operator's key, printed once by `onair operator create`.
     pub key: Checked<String>,
     /// `account@agent.masterAgent`.
     #[oai(rename = "memberID")]
@@ -62,8 +64,12 @@ pub struct CreateMemberRequest {
     pub role: Option<String>,
     /// 1 to 50 characters.
     pub nickname: Checked<String>,
+    /// Avatar URL, at most 2048 characters; empty by default.
     pub avatar: Option<String>,
+    /// VIP level, free text of at most 256 characters; empty by default.
     pub vip: Option<String>,
+    /// Badge shown in chat (the seed's `equipmentBar`), at most 256 characters; empty by
+    /// default.
     pub equipment_bar: Option<String>,
     /// Defaults to the account part of `memberID`.
     #[oai(rename = "accountID")]
@@ -74,18 +80,26 @@ pub struct CreateMemberRequest {
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct EditMemberRequest {
+    /// The operator's `website` (`onair operator create --website`).
     pub website: Checked<String>,
+    /// The operator's key, printed once by `onair operator create`.
     pub key: Checked<String>,
+    /// The member to edit: `account@agent.masterAgent`.
     #[oai(rename = "memberID")]
     pub member_id: Checked<String>,
-    /// A new password (8 to 128 characters); tokens already issued stay valid until they expire.
+    /// A new password (8 to 128 characters); tokens issued before it are revoked (401 TOKEN_REVOKED).
     pub password: Option<String>,
     /// `member` or `streamer`.
     pub role: Option<String>,
+    /// New display name, 1 to 50 characters.
     pub nickname: Option<String>,
+    /// New avatar URL, at most 2048 characters (`""` clears it).
     pub avatar: Option<String>,
+    /// New VIP level, at most 256 characters (`""` clears it).
     pub vip: Option<String>,
+    /// New badge (`equipmentBar`), at most 256 characters (`""` clears it).
     pub equipment_bar: Option<String>,
+    /// New `accountID`, 1 to 256 characters.
     #[oai(rename = "accountID")]
     pub account_id: Option<String>,
 }
@@ -94,7 +108,9 @@ pub struct EditMemberRequest {
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct SetGiftRequest {
+    /// The operator's `website` (`onair operator create --website`).
     pub website: Checked<String>,
+    /// The operator's key, printed once by `onair operator create`.
     pub key: Checked<String>,
     /// 1 or more.
     #[oai(rename = "giftID")]
@@ -112,7 +128,9 @@ pub struct SetGiftRequest {
 /// Operator credentials only (`ListGifts`).
 #[derive(Object, Debug)]
 pub struct CredentialsRequest {
+    /// The operator's `website` (`onair operator create --website`).
     pub website: Checked<String>,
+    /// The operator's key, printed once by `onair operator create`.
     pub key: Checked<String>,
 }
 
@@ -120,11 +138,16 @@ pub struct CredentialsRequest {
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct GiftView {
+    /// The gift's id (1 or more).
     #[oai(rename = "giftID")]
     pub gift_id: i64,
+    /// Gift name, 1 to 100 characters.
     pub name: String,
+    /// Ranking points per gift (1 or more).
     pub points: i32,
+    /// Animation URL or partial path; empty when none.
     pub anime_url: String,
+    /// Whether members may send it.
     pub enabled: bool,
 }
 
@@ -145,12 +168,14 @@ impl From<Gift> for GiftView {
 /// given", as the seed's example sends them.
 #[derive(Object, Debug)]
 pub struct GiftRecordRequest {
+    /// The operator's `website` (`onair operator create --website`).
     pub website: Checked<String>,
     /// The back-office user asking (logged with the query).
     pub username: Checked<String>,
     /// The agent line asked about: `agent.masterAgent` (one agent) or `masterAgent` (all its
     /// agents); matched against each gift's room agent.
     pub uppername: Checked<String>,
+    /// The operator's key, printed once by `onair operator create`.
     pub key: Checked<String>,
     /// First day, `YYYY-MM-DD` (UTC).
     #[oai(rename = "startDate")]
@@ -179,26 +204,33 @@ pub struct GiftRecordRequest {
 /// One gift record, newest first.
 #[derive(Object, Debug)]
 pub struct GiftRecordItem {
+    /// The record's id: the `gift.sent` event id, as `sendGift` answered it.
     #[oai(rename = "recordID")]
     pub record_id: String,
     /// RFC 3339, UTC, ms.
     #[oai(rename = "sentAt")]
     pub sent_at: String,
+    /// The gift's catalog id.
     #[oai(rename = "giftID")]
     pub gift_id: i64,
+    /// The gift's catalog name when sent.
     #[oai(rename = "giftName")]
     pub gift_name: String,
+    /// Points per gift when sent.
     pub points: i32,
+    /// How many were sent, 1 to 9999.
     #[oai(rename = "giftCount")]
     pub gift_count: i32,
     /// `points × giftCount`.
     pub score: i64,
     /// The sender's member id.
     pub account: String,
+    /// The sender's nickname when sent.
     pub nickname: String,
     /// The streamer's member id.
     #[oai(rename = "streamerAccount")]
     pub streamer_account: String,
+    /// The streamer's agent, `agent.masterAgent`.
     #[oai(rename = "agentID")]
     pub agent_id: String,
 }
@@ -206,6 +238,7 @@ pub struct GiftRecordItem {
 /// Answer of `getGiftRecord`.
 #[derive(Object, Debug)]
 pub struct GiftRecordList {
+    /// This page's records, newest first.
     pub list: Vec<GiftRecordItem>,
     /// Matching records in all pages.
     pub total: i64,
@@ -215,8 +248,11 @@ pub struct GiftRecordList {
     /// Sum of `score` over all matching records.
     #[oai(rename = "totalScore")]
     pub total_score: i64,
+    /// The page, from 1.
     pub page: i64,
+    /// Records per page, 1 to 500.
     pub pagelimit: i64,
+    /// Pages of `pagelimit` records; 0 when nothing matches.
     #[oai(rename = "totalPages")]
     pub total_pages: i64,
 }
@@ -298,7 +334,9 @@ fn period(
 /// `SetMaintenance`.
 #[derive(Object, Debug)]
 pub struct MaintenanceRequest {
+    /// The operator's `website` (`onair operator create --website`).
     pub website: Checked<String>,
+    /// The operator's key, printed once by `onair operator create`.
     pub key: Checked<String>,
     /// `true`: chat messages are refused with 40308 "System is maintaining".
     pub enabled: Checked<bool>,
@@ -307,7 +345,9 @@ pub struct MaintenanceRequest {
 /// `BroadcastSystemMessage`.
 #[derive(Object, Debug)]
 pub struct SystemMessageRequest {
+    /// The operator's `website` (`onair operator create --website`).
     pub website: Checked<String>,
+    /// The operator's key, printed once by `onair operator create`.
     pub key: Checked<String>,
     /// The text (1 to 1000 characters), sent as the seed's `{"type":"system","message"}`.
     pub message: Checked<String>,

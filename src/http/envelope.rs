@@ -12,10 +12,12 @@ use crate::events::cloudevents::format_time;
 pub struct Envelope<T: ParseFromJSON + ToJSON> {
     /// Always `true` (errors use the error body).
     pub success: bool,
+    /// The answer itself.
     pub data: T,
 }
 
 impl<T: ParseFromJSON + ToJSON> Envelope<T> {
+    /// A success answer carrying `data`.
     pub fn ok(data: T) -> Self {
         Self {
             success: true,

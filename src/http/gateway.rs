@@ -50,10 +50,15 @@ pub struct MemberView {
     pub member_id: String,
     /// `member` or `streamer`.
     pub role: String,
+    /// Display name, 1 to 50 characters.
     pub nickname: String,
+    /// Avatar URL; empty when none.
     pub avatar: String,
+    /// VIP level, free text; empty when none.
     pub vip: String,
+    /// Badge shown in chat (the seed's `equipmentBar`); empty when none.
     pub equipment_bar: String,
+    /// The seed's `accountID`; by default the account part of `memberID`.
     #[oai(rename = "accountID")]
     pub account_id: String,
 }
@@ -81,6 +86,7 @@ pub struct LoginAnswer {
     /// When it expires (RFC 3339, UTC); log in again after.
     #[oai(rename = "expiresAt")]
     pub expires_at: String,
+    /// The member's public profile.
     pub member: MemberView,
 }
 
@@ -88,7 +94,9 @@ pub struct LoginAnswer {
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct RankingItem {
+    /// The giver's member id (the seed's `giftRank` spells it `memberId`).
     pub member_id: String,
+    /// The giver's nickname when they last sent a gift.
     pub nick_name: String,
     /// 1-based.
     pub rank: u32,
@@ -103,13 +111,18 @@ pub struct RoomInfo {
     /// The streamer's member id.
     #[oai(rename = "streamerID")]
     pub streamer_id: String,
+    /// The streamer's agent, `agent.masterAgent`.
     #[oai(rename = "agentID")]
     pub agent_id: String,
     /// The chat room: `chatroomSystem-chatroom-{agentID}-{streamerID}`.
     pub room: String,
+    /// The streamer's nickname.
     pub nickname: String,
+    /// The streamer's avatar URL; empty when none.
     pub avatar: String,
+    /// Room title, at most 100 characters; empty when none.
     pub title: String,
+    /// Room announcement, at most 1000 characters; empty when none.
     pub announcement: String,
     /// Cover image URL (empty: none).
     pub cover: String,
@@ -117,10 +130,12 @@ pub struct RoomInfo {
     pub is_live: bool,
     /// When the live session started (RFC 3339, UTC), while live.
     pub live_since: Option<String>,
-    /// Members and guests present in the room's chat.
+    /// Verified members' connections in the room's chat (guests are not counted), as of the
+    /// room's last popularity change.
     pub viewer_count: i32,
     /// src/domain/popularity.rs: `10 × viewers + gift points + 2 × chat messages` over 5 minutes.
     pub popularity: i64,
+    /// Members following the streamer.
     pub followers: i64,
     /// Whether the caller follows this streamer (only when an `Authorization` was given).
     pub is_following: Option<bool>,
@@ -136,7 +151,9 @@ pub struct RoomList {
     pub list: Vec<RoomInfo>,
     /// Live rooms in all.
     pub total: i64,
+    /// The page, from 1.
     pub page: i64,
+    /// Rooms per page, 1 to 100.
     pub page_limit: i64,
 }
 
@@ -144,10 +161,14 @@ pub struct RoomList {
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct RoomInfoAnswer {
+    /// The streamer whose room it is (the token's member).
     #[oai(rename = "streamerID")]
     pub streamer_id: String,
+    /// Room title, at most 100 characters.
     pub title: String,
+    /// Room announcement, at most 1000 characters.
     pub announcement: String,
+    /// Cover image URL (`http://` or `https://`); empty: none.
     pub cover: String,
 }
 
@@ -155,8 +176,10 @@ pub struct RoomInfoAnswer {
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct FollowAnswer {
+    /// The streamer followed or unfollowed.
     #[oai(rename = "streamerID")]
     pub streamer_id: String,
+    /// The follower: the token's member.
     #[oai(rename = "memberID")]
     pub member_id: String,
     /// Whether the member follows the streamer now.
@@ -167,6 +190,7 @@ pub struct FollowAnswer {
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct StreamAnswer {
+    /// The streamer: the token's member.
     #[oai(rename = "streamerID")]
     pub streamer_id: String,
     /// `start` or `done` (the seed's `streamStatus`).
@@ -183,19 +207,24 @@ pub struct GiftAnswer {
     /// The gift record's id (the event id), as `getGiftRecord` lists it.
     #[oai(rename = "recordID")]
     pub record_id: String,
+    /// The gift's catalog id.
     #[oai(rename = "giftID")]
     pub gift_id: i64,
+    /// The gift's catalog name when sent.
     pub gift_name: String,
+    /// How many were sent, 1 to 9999.
     pub gift_count: u32,
     /// Points per gift.
     pub points: u32,
     /// `points × giftCount`.
     pub score: u64,
+    /// The sender: the token's member.
     #[oai(rename = "memberID")]
     pub member_id: String,
     /// The streamer.
     #[oai(rename = "gameID")]
     pub game_id: String,
+    /// The streamer's agent, `agent.masterAgent`.
     #[oai(rename = "agentID")]
     pub agent_id: String,
     /// RFC 3339, UTC.
@@ -206,9 +235,13 @@ pub struct GiftAnswer {
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct ModerationAnswer {
+    /// The moderation as given: `ban`, `unban`, `mute`, `unmute`, `grantAdmin` or
+    /// `revokeAdmin`.
     pub action: String,
+    /// The member moderated.
     #[oai(rename = "memberID")]
     pub member_id: String,
+    /// The room: `chatroomSystem-chatroom-{agentID}-{streamerID}`.
     pub chatroom: String,
     /// End of a temporary mute (RFC 3339, UTC).
     pub until: Option<String>,
@@ -488,7 +521,7 @@ impl GatewayApi {
             "query.announcement",
             MAX_ANNOUNCEMENT_CHARS,
         )?;
-        room::check_cover(&event.cover)?;
+        room::check_cover(&event.cover, "query.cover")?;
         let published = state
             .store
             .publish(NewEvent::new(
@@ -633,7 +666,8 @@ impl GatewayApi {
     /// "agent.masterAgent", "Authorization"?: "..."}`. `memberID` must be the token's member (403
     /// `FORBIDDEN` otherwise); `giftCount` 1 to 9999; `agentID` the streamer's agent; the gift must
     /// exist and be enabled (404 `GIFT_NOT_FOUND`); the streamer must exist (404
-    /// `STREAMER_NOT_FOUND`). The room gets `gift` and `giftRank` chat messages.
+    /// `STREAMER_NOT_FOUND`); the sender's member record must exist (404
+    /// `MEMBER_NOT_FOUND`). The room gets `gift` and `giftRank` chat messages.
     ///
     /// With an `Idempotency-Key` header (1 to 255 visible ASCII characters, scoped to the member),
     /// a retry sends the gift once and gets the first answer again (same `recordID` and
@@ -888,6 +922,7 @@ async fn check_login_rate(state: &AppState, id: &MemberId) -> Result<(), ApiErro
                 decision.retry_after_secs.unwrap_or(1)
             ),
             None,
+            Some(decision.retry_after_secs.unwrap_or(1)),
         )),
         Ok(_) => Ok(()),
         Err(e) => {

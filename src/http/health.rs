@@ -11,6 +11,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use super::{ApiTags, AppState, now_timestamp};
 use crate::projections;
 
+/// States of the services onair depends on.
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct ServiceStates {
@@ -32,6 +33,7 @@ pub struct ProjectionLag {
     pub pending: Option<u64>,
 }
 
+/// Answer of `GET /health` (not wrapped in the success envelope).
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct Health {
@@ -41,6 +43,7 @@ pub struct Health {
     pub timestamp: String,
     /// Seconds since this instance started.
     pub uptime: u64,
+    /// States of NATS, Postgres and IVS.
     pub services: ServiceStates,
     /// The stage provider in use (`local` or `aws`).
     pub stage_provider: String,
@@ -48,6 +51,7 @@ pub struct Health {
     pub projections: BTreeMap<String, ProjectionLag>,
 }
 
+/// Answer of `GET /health`: 200 when NATS and Postgres are up, else 503 with the same body.
 #[derive(ApiResponse)]
 pub enum HealthResponse {
     /// Every service is up.
@@ -58,6 +62,7 @@ pub enum HealthResponse {
     Degraded(Json<Health>),
 }
 
+/// `GET /health`, open without an API key.
 #[derive(Default)]
 pub struct HealthApi;
 

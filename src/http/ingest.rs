@@ -26,8 +26,11 @@ use crate::pool_service::now;
 pub struct IvsStageUpdateDetail {
     /// e.g. `Participant Published`, `Participant Unpublished`.
     pub event_name: String,
+    /// IVS participant id of the publisher; kept in the stream status event.
     pub participant_id: Option<String>,
+    /// IVS stage session id (`st-...`); kept in the stream status event.
     pub session_id: Option<String>,
+    /// The participant's user id (may be empty); ignored.
     pub user_id: Option<String>,
     /// RFC 3339.
     pub event_time: Option<String>,
@@ -45,9 +48,11 @@ pub struct EventBridgeEvent {
     pub resources: Checked<Vec<String>>,
     /// RFC 3339; used when `detail.event_time` is absent.
     pub time: Option<String>,
+    /// The event's `detail`; its `event_name` decides what is stored.
     pub detail: Checked<IvsStageUpdateDetail>,
 }
 
+/// What `POST /api/ingest/eventbridge` did with an event.
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct IngestResult {
@@ -59,6 +64,8 @@ pub struct IngestResult {
     pub reason: Option<String>,
 }
 
+/// Answer of `POST /api/ingest/eventbridge`: 200 when stored, 202 when ignored (both 2xx, so
+/// EventBridge does not retry).
 #[derive(ApiResponse)]
 pub enum IngestResponse {
     /// Stored; `X-Event-Sequence` is its stream sequence.
@@ -80,6 +87,7 @@ fn ignored(reason: impl Into<String>) -> IngestResponse {
     })))
 }
 
+/// The ingest API: IVS events delivered by Amazon EventBridge.
 #[derive(Default)]
 pub struct IngestApi;
 
@@ -116,9 +124,14 @@ impl IngestApi {
             .first()
             .ok_or_else(|| ApiError::validation("resources must hold the stage ARN"))?
             .clone();
-        let at = match detail.event_time.as_deref().or(body.time.as_deref()) {
-            Some(t) => OffsetDateTime::parse(t, &Rfc3339).map_err(|_| {
-                ApiError::validation(format!("detail.event_time must be RFC 3339, got {t:?}"))
+        let given_time = match (detail.event_time.as_deref(), body.time.as_deref()) {
+            (Some(t), _) => Some(("detail.event_time", t)),
+            (None, Some(t)) => Some(("time", t)),
+            (None, None) => None,
+        };
+        let at = match given_time {
+            Some((field, t)) => OffsetDateTime::parse(t, &Rfc3339).map_err(|_| {
+                ApiError::validation(format!("{field} must be RFC 3339, got {t:?}"))
             })?,
             None => now(),
         };

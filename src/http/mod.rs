@@ -36,6 +36,7 @@ use crate::read_models::{self, StageRow};
 /// of the event it stored (DESIGN.md §5).
 macro_rules! write_response {
     ($name:ident, $answer:ty, $doc:literal) => {
+        /// The answer of a write route: the body and its `X-Event-Sequence` header.
         #[derive(poem_openapi::ApiResponse)]
         pub enum $name {
             #[doc = $doc]
@@ -73,22 +74,35 @@ pub enum ApiTags {
 /// The signing key's public half, as served.
 #[derive(Clone, Debug)]
 pub struct PublicKeyInfo {
+    /// The `kid` header of every participant token: the public key's ARN
+    /// (`arn:aws:ivs:<region>:<account>:public-key/<id>`).
     pub kid: String,
+    /// SPKI PEM of the P-384 public key.
     pub pem: String,
 }
 
 /// What every handler shares.
 pub struct AppState {
+    /// Postgres: read models, operator records (API keys, members, gifts) and rate-limit state.
     pub db: PgPool,
+    /// The JetStream event store every write publishes to.
     pub store: EventStore,
+    /// The stage pool: seat assignment and stage changes, decided in memory and stored as events.
     pub pool: PoolService,
+    /// The stage provider (`local` or `aws`): stages, participant tokens, active sessions.
     pub provider: Arc<dyn crate::ivs::StageProvider>,
     /// The latest figures pushed on the stats WebSocket.
     pub stats_feed: tokio::sync::watch::Receiver<Option<crate::stats_socket::StatsSnapshot>>,
+    /// The stage provider's name, `local` or `aws` (`stageProvider` of `/health`).
     pub provider_name: &'static str,
+    /// The token-signing key's public half, served at `GET /api/token/public-key`.
     pub public_key: PublicKeyInfo,
+    /// When this instance started (`uptime` of `/health`).
     pub started_at: Instant,
+    /// Every projection's name: what `/health`, `/metrics` and `X-Min-Sequence` check.
     pub projection_names: Vec<&'static str>,
+    /// Recently verified API keys, kept `ONAIR_API_KEY_CACHE_SECS` (5 s by default): a revoked
+    /// key stops working within that time.
     pub api_keys: crate::api_keys::VerifiedKeyCache,
     /// Per-API-key rate limits (`ONAIR_RATE_LIMITS`), counted in Postgres.
     pub rate_limiter: crate::rate_limit::RateLimiter,

@@ -26,86 +26,123 @@ const MAX_TAGS: usize = 50;
 const MAX_TAG_KEY_CHARS: usize = 128;
 const MAX_TAG_VALUE_CHARS: usize = 256;
 
+/// A stage of `GET /api/stage/list`.
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct StageListItem {
+    /// The stage's ARN (`arn:aws:ivs:<region>:<account>:stage/<id>`).
     pub stage_arn: String,
+    /// The stage's name, e.g. `master-stage`, or `auto-stage-<unix ms>` for an auto-scaled one.
     pub name: String,
+    /// Viewers seated on the stage (joined, not yet left or expired).
     pub viewer_count: u32,
+    /// True for a stage the pool created for more viewers (tag `AutoScaled=true`); false for
+    /// the master and for stages made with `POST /api/stage`.
     pub auto_scaled: bool,
     /// True while a scale-down drains the stage (no new viewers; deleted when empty).
     pub draining: bool,
     /// RFC 3339 UTC with ms.
     pub created_at: String,
+    /// The stage's tags: `Environment` and `ManagedBy=onair` on every stage onair creates,
+    /// `AutoScaled=true` on auto-scaled ones, plus any given to `POST /api/stage`.
     pub tags: BTreeMap<String, String>,
 }
 
+/// A page of `GET /api/stage/list`.
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct StageList {
+    /// This page's stages, in creation order (oldest first).
     pub stages: Vec<StageListItem>,
     /// All stages in the pool.
     pub total_stages: u32,
     /// Pass as `nextToken` for the next page; null on the last page.
     pub next_token: Option<String>,
+    /// When this answer was made, RFC 3339 UTC with ms.
     pub timestamp: String,
 }
 
+/// A stage as `GET /api/stage/{stageArn}` and `GET /api/stage/master/info` show it.
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct StageDetail {
+    /// The stage's ARN.
     pub arn: String,
+    /// The stage's name.
     pub name: String,
     /// IVS `activeSessionId` while the stage has an active session (always null with the local
     /// provider).
     pub active_session_id: Option<String>,
+    /// The stage's tags.
     pub tags: BTreeMap<String, String>,
 }
 
+/// Answer of `GET /api/stage/master/info`: the stage the publisher broadcasts on.
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct MasterStageInfo {
+    /// The master stage.
     pub stage: StageDetail,
+    /// Viewers seated on the master stage.
     pub viewer_count: u32,
     /// Always true.
     pub is_master: bool,
+    /// When this answer was made, RFC 3339 UTC with ms.
     pub timestamp: String,
 }
 
+/// Answer of `GET /api/stage/{stageArn}`.
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct StageAnswer {
+    /// The stage asked for.
     pub stage: StageDetail,
+    /// Viewers seated on the stage.
     pub viewer_count: u32,
+    /// When this answer was made, RFC 3339 UTC with ms.
     pub timestamp: String,
 }
 
+/// A stage made by `POST /api/stage`.
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct CreatedStage {
+    /// The new stage's ARN.
     pub arn: String,
+    /// The name as given.
     pub name: String,
+    /// The given tags plus `Environment` (`ONAIR_ENVIRONMENT`, default `development`) and
+    /// `ManagedBy=onair`, which replace given tags of the same key.
     pub tags: BTreeMap<String, String>,
 }
 
+/// Answer of `POST /api/stage`.
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct StageCreatedAnswer {
+    /// The stage created.
     pub stage: CreatedStage,
+    /// When this answer was made, RFC 3339 UTC with ms.
     pub timestamp: String,
 }
 
+/// A stage renamed by `PUT /api/stage/{stageArn}`.
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct RenamedStage {
+    /// The stage's ARN.
     pub arn: String,
+    /// The new name.
     pub name: String,
 }
 
+/// Answer of `PUT /api/stage/{stageArn}`.
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct StageRenamedAnswer {
+    /// The renamed stage.
     pub stage: RenamedStage,
+    /// When this answer was made, RFC 3339 UTC with ms.
     pub timestamp: String,
 }
 
@@ -113,8 +150,11 @@ pub struct StageRenamedAnswer {
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct StageDeletedAnswer {
+    /// Always `true`.
     pub success: bool,
+    /// `Stage 已刪除` ("stage deleted").
     pub message: String,
+    /// When this answer was made, RFC 3339 UTC with ms.
     pub timestamp: String,
 }
 
@@ -137,21 +177,28 @@ pub struct RenameStageRequest {
     pub name: Checked<String>,
 }
 
+/// Answer of `GET /api/stage/list`.
 #[derive(ApiResponse)]
 pub enum StageListResponse {
+    /// A page of stages.
     #[oai(status = 200)]
     Ok(Json<Envelope<StageList>>),
 }
+/// Answer of `GET /api/stage/master/info`.
 #[derive(ApiResponse)]
 pub enum MasterStageResponse {
+    /// The master stage and its viewer count.
     #[oai(status = 200)]
     Ok(Json<Envelope<MasterStageInfo>>),
 }
+/// Answer of `GET /api/stage/{stageArn}`.
 #[derive(ApiResponse)]
 pub enum StageResponse {
+    /// The stage and its viewer count.
     #[oai(status = 200)]
     Ok(Json<Envelope<StageAnswer>>),
 }
+/// Answer of `POST /api/stage`.
 #[derive(ApiResponse)]
 pub enum CreateStageResponse {
     /// Created; `X-Event-Sequence` is the stream sequence of `stage.created`.
@@ -161,16 +208,20 @@ pub enum CreateStageResponse {
         #[oai(header = "X-Event-Sequence")] u64,
     ),
 }
+/// Answer of `PUT /api/stage/{stageArn}`.
 #[derive(ApiResponse)]
 pub enum RenameStageResponse {
+    /// Renamed; `X-Event-Sequence` is the stream sequence of `stage.renamed`.
     #[oai(status = 200)]
     Ok(
         Json<Envelope<StageRenamedAnswer>>,
         #[oai(header = "X-Event-Sequence")] u64,
     ),
 }
+/// Answer of `DELETE /api/stage/{stageArn}`.
 #[derive(ApiResponse)]
 pub enum DeleteStageResponse {
+    /// Deleted; `X-Event-Sequence` is the stream sequence of `stage.deleted`.
     #[oai(status = 200)]
     Ok(
         Json<StageDeletedAnswer>,
@@ -241,6 +292,7 @@ async fn active_session_id(state: &AppState, arn: &str) -> Option<String> {
     }
 }
 
+/// The Stage API (`/api/stage/*`): list, inspect, create, rename and delete the pool's stages.
 #[derive(Default)]
 pub struct StageApi;
 

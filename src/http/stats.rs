@@ -18,28 +18,41 @@ use super::security::ApiKeyAuth;
 use super::{ApiTags, AppState, now_timestamp, parse_stage_arn};
 use crate::read_models::{self, StageRow};
 
+/// A stage of `GET /api/stats`.
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct StageSummary {
+    /// The stage's ARN.
     pub stage_arn: String,
+    /// The stage's name.
     pub stage_name: String,
+    /// Viewers seated on the stage.
     pub viewer_count: u32,
+    /// True for a stage the pool created for more viewers (tag `AutoScaled=true`).
     pub auto_scaled: bool,
     /// RFC 3339 UTC with ms.
     pub created_at: String,
 }
 
+/// A stage of `GET /api/stats/stages`, with its tags.
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct StageSummaryWithTags {
+    /// The stage's ARN.
     pub stage_arn: String,
+    /// The stage's name.
     pub stage_name: String,
+    /// Viewers seated on the stage.
     pub viewer_count: u32,
+    /// True for a stage the pool created for more viewers (tag `AutoScaled=true`).
     pub auto_scaled: bool,
+    /// When the stage was created, RFC 3339 UTC with ms.
     pub created_at: String,
+    /// The stage's tags.
     pub tags: BTreeMap<String, String>,
 }
 
+/// Answer of `GET /api/stats`.
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct OverallStats {
@@ -49,73 +62,105 @@ pub struct OverallStats {
     pub active_stages: u32,
     /// Whether the publisher is live (from stream status events).
     pub is_publisher_live: bool,
+    /// Every stage: the master first, then in creation order.
     pub stages: Vec<StageSummary>,
+    /// When this answer was made, RFC 3339 UTC with ms.
     pub timestamp: String,
 }
 
+/// Answer of `GET /api/stats/viewers`.
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct ViewerStats {
+    /// Sum of the viewers of every stage.
     pub total_viewers: u32,
     /// `real-time sum`.
     pub calculated_from: String,
+    /// When this answer was made, RFC 3339 UTC with ms.
     pub timestamp: String,
 }
 
+/// Answer of `GET /api/stats/stages`.
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct StageStats {
+    /// Stages in the pool, draining ones included.
     pub total_stages: u32,
+    /// Every stage: the master first, then in creation order.
     pub stages: Vec<StageSummaryWithTags>,
+    /// When this answer was made, RFC 3339 UTC with ms.
     pub timestamp: String,
 }
 
+/// A stage's name, origin and creation time.
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct StageInfo {
+    /// The stage's name.
     pub name: String,
+    /// True for a stage the pool created for more viewers (tag `AutoScaled=true`).
     pub auto_scaled: bool,
+    /// When the stage was created, RFC 3339 UTC with ms.
     pub created_at: String,
 }
 
+/// Answer of `GET /api/stats/stages/{stageArn}`.
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct OneStageStats {
+    /// The stage's ARN.
     pub stage_arn: String,
+    /// Viewers seated on the stage.
     pub viewer_count: u32,
+    /// The stage's name, origin and creation time.
     pub info: StageInfo,
+    /// When this answer was made, RFC 3339 UTC with ms.
     pub timestamp: String,
 }
 
+/// Answer of `GET /api/stats/publisher`.
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct PublisherStatus {
+    /// Whether the publisher is live on the master stage: true after IVS's `Participant Published`
+    /// (posted to `/api/ingest/eventbridge`), false after `Participant Unpublished` or before any.
     pub is_live: bool,
+    /// When this answer was made, RFC 3339 UTC with ms.
     pub timestamp: String,
 }
 
+/// Answer of `GET /api/stats`.
 #[derive(ApiResponse)]
 pub enum OverallStatsResponse {
+    /// Totals, the publisher status and every stage.
     #[oai(status = 200)]
     Ok(Json<Envelope<OverallStats>>),
 }
+/// Answer of `GET /api/stats/viewers`.
 #[derive(ApiResponse)]
 pub enum ViewerStatsResponse {
+    /// The total viewer count.
     #[oai(status = 200)]
     Ok(Json<Envelope<ViewerStats>>),
 }
+/// Answer of `GET /api/stats/stages`.
 #[derive(ApiResponse)]
 pub enum StageStatsResponse {
+    /// Every stage with its viewer count and tags.
     #[oai(status = 200)]
     Ok(Json<Envelope<StageStats>>),
 }
+/// Answer of `GET /api/stats/stages/{stageArn}`.
 #[derive(ApiResponse)]
 pub enum OneStageStatsResponse {
+    /// The stage's viewer count and info.
     #[oai(status = 200)]
     Ok(Json<Envelope<OneStageStats>>),
 }
+/// Answer of `GET /api/stats/publisher`.
 #[derive(ApiResponse)]
 pub enum PublisherStatusResponse {
+    /// Whether the publisher is live.
     #[oai(status = 200)]
     Ok(Json<Envelope<PublisherStatus>>),
 }
@@ -133,6 +178,7 @@ fn summary(s: &StageRow) -> StageSummary {
 /// What runs on an upgraded stats socket.
 pub type SocketHandler = Box<dyn FnOnce(WebSocketStream) -> BoxFuture<'static, ()> + Send + Sync>;
 
+/// Live statistics (`/api/stats/*`, from the read models) and the stats WebSocket (`/ws`).
 #[derive(Default)]
 pub struct StatsApi;
 

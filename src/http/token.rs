@@ -83,6 +83,7 @@ pub struct PublicKey {
     pub public_key_pem: String,
 }
 
+/// Answer of `POST /api/token/publisher`.
 #[derive(ApiResponse)]
 pub enum PublisherTokenResponse {
     /// The token; `X-Event-Sequence` is the stream sequence of the event that records it.
@@ -93,6 +94,7 @@ pub enum PublisherTokenResponse {
     ),
 }
 
+/// Answer of `POST /api/token/viewer`.
 #[derive(ApiResponse)]
 pub enum ViewerTokenResponse {
     /// The token and seat; `X-Event-Sequence` is the stream sequence of the seat's event.
@@ -103,8 +105,10 @@ pub enum ViewerTokenResponse {
     ),
 }
 
+/// Answer of `GET /api/token/public-key`.
 #[derive(ApiResponse)]
 pub enum PublicKeyResponse {
+    /// The public key and its `kid`.
     #[oai(status = 200)]
     Ok(Json<Envelope<PublicKey>>),
 }
@@ -131,6 +135,8 @@ fn token_attributes(
     Ok(out)
 }
 
+/// The token API (`/api/token/*`): publisher and viewer participant tokens, and the key
+/// that verifies them.
 #[derive(Default)]
 pub struct TokenApi;
 

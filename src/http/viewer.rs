@@ -26,19 +26,26 @@ pub struct ViewerOnStage {
     pub stage_arn: Checked<String>,
 }
 
+/// Answer of `POST /api/viewer/heartbeat`.
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct HeartbeatRecorded {
+    /// The user id as sent (without the token's `viewer-` prefix).
     pub user_id: String,
+    /// The stage the viewer is seated on.
     pub stage_arn: String,
     /// When the heartbeat was recorded, RFC 3339 UTC with ms.
     pub last_heartbeat: String,
 }
 
+/// A watch time: this session's for `POST /api/viewer/leave`, the total on the stage for
+/// `GET /api/viewer/duration`.
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct WatchDuration {
+    /// The user id as sent (without the token's `viewer-` prefix).
     pub user_id: String,
+    /// The stage watched.
     pub stage_arn: String,
     /// Whole seconds.
     pub watch_duration: u64,
@@ -46,10 +53,13 @@ pub struct WatchDuration {
     pub watch_duration_formatted: String,
 }
 
+/// A viewer seated on a stage.
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct ViewerEntry {
+    /// The app's user id (without the token's `viewer-` prefix).
     pub user_id: String,
+    /// IVS participant id of the viewer's latest token.
     pub participant_id: String,
     /// RFC 3339 UTC with ms.
     pub joined_at: String,
@@ -57,15 +67,21 @@ pub struct ViewerEntry {
     pub last_heartbeat: String,
 }
 
+/// Answer of `GET /api/viewer/list/{stageArn}`.
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct ViewerList {
+    /// The stage asked about.
     pub stage_arn: String,
+    /// The viewers seated on it, earliest join first.
     pub viewers: Vec<ViewerEntry>,
+    /// Number of viewers listed.
     pub total_viewers: u32,
+    /// When this answer was made, RFC 3339 UTC with ms.
     pub timestamp: String,
 }
 
+/// Answer of `POST /api/viewer/heartbeat`.
 #[derive(ApiResponse)]
 pub enum HeartbeatResponse {
     /// Recorded; `X-Event-Sequence` is the heartbeat event's stream sequence.
@@ -76,6 +92,7 @@ pub enum HeartbeatResponse {
     ),
 }
 
+/// Answer of `POST /api/viewer/leave`.
 #[derive(ApiResponse)]
 pub enum LeaveResponse {
     /// The seat is free; `watchDuration` is this session's length.
@@ -86,18 +103,23 @@ pub enum LeaveResponse {
     ),
 }
 
+/// Answer of `GET /api/viewer/list/{stageArn}`.
 #[derive(ApiResponse)]
 pub enum ViewerListResponse {
+    /// The stage's viewers.
     #[oai(status = 200)]
     Ok(Json<Envelope<ViewerList>>),
 }
 
+/// Answer of `GET /api/viewer/duration`.
 #[derive(ApiResponse)]
 pub enum WatchDurationResponse {
+    /// The user's total watch time on the stage.
     #[oai(status = 200)]
     Ok(Json<Envelope<WatchDuration>>),
 }
 
+/// The viewer API (`/api/viewer/*`): heartbeats, leaving, viewer lists and watch times.
 #[derive(Default)]
 pub struct ViewerApi;
 

@@ -10,7 +10,9 @@ use sqlx::PgPool;
 /// A key pair in PEM: PKCS#8 private key, SPKI public key.
 #[derive(Clone)]
 pub struct KeyPair {
+    /// PKCS#8 PEM private key; `Debug` output redacts it.
     pub private_key_pem: String,
+    /// SPKI PEM public key, served at `GET /api/token/public-key`.
     pub public_key_pem: String,
 }
 
@@ -26,7 +28,9 @@ impl std::fmt::Debug for KeyPair {
 /// A stored signing key with its id (the last segment of the public key ARN).
 #[derive(Clone, Debug)]
 pub struct SigningKey {
+    /// A UUID; by default the last segment of the `kid` ARN (`…:public-key/<key_id>`).
     pub key_id: String,
+    /// The P-384 key pair.
     pub pair: KeyPair,
 }
 

@@ -10,6 +10,8 @@ use super::arn::{random_id, stage_arn};
 use super::token::TokenSigner;
 use super::{ParticipantToken, ProvidedStage, ProviderError, StageProvider, TokenRequest};
 
+/// The `local` [`StageProvider`]: stage ARNs in IVS's format with a random 12-character id,
+/// no AWS calls, tokens signed by a [`TokenSigner`].
 pub struct LocalStageProvider {
     region: String,
     account_id: String,
@@ -17,6 +19,7 @@ pub struct LocalStageProvider {
 }
 
 impl LocalStageProvider {
+    /// A provider whose stage ARNs name `region` and `account_id`.
     pub fn new(region: String, account_id: String, signer: TokenSigner) -> Self {
         Self {
             region,

@@ -18,7 +18,9 @@ use time::OffsetDateTime;
 /// What a participant may do on a stage (IVS `capabilities`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Capability {
+    /// May publish audio and video (`PUBLISH`): the publisher token.
     Publish,
+    /// May subscribe to the stage's publishers (`SUBSCRIBE`): viewer tokens.
     Subscribe,
 }
 
@@ -35,8 +37,11 @@ impl Capability {
 /// A stage as the provider reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProvidedStage {
+    /// Stage ARN, `arn:aws:ivs:<region>:<account>:stage/<id>`.
     pub arn: String,
+    /// Stage name; empty when IVS reports none.
     pub name: String,
+    /// IVS tags; stages the pool creates carry `Environment` and `ManagedBy=onair`.
     pub tags: BTreeMap<String, String>,
     /// IVS `activeSessionId` (`st-...`), present while the stage has an active session.
     pub active_session_id: Option<String>,
@@ -45,35 +50,45 @@ pub struct ProvidedStage {
 /// A participant token request.
 #[derive(Clone, Debug)]
 pub struct TokenRequest {
+    /// The stage the token admits to.
     pub stage_arn: String,
     /// IVS participant user id (`viewer-<userId>` / `broadcaster-<userId>`), at most 128 characters.
     pub user_id: String,
+    /// `[Publish]` for the publisher, `[Subscribe]` for viewers.
     pub capabilities: Vec<Capability>,
     /// Token lifetime in seconds (seed: publisher 14400, viewer 3600).
     pub duration_seconds: u64,
     /// String-to-string attributes, at most 1 KB in total (IVS rule).
     pub attributes: BTreeMap<String, String>,
+    /// Issue time; self-signed tokens put it in `iat` and expire `duration_seconds` later.
     pub issued_at: OffsetDateTime,
 }
 
 /// A minted participant token.
 #[derive(Clone, Debug)]
 pub struct ParticipantToken {
+    /// The participant token (a JWT) the client joins the stage with.
     pub token: String,
     /// The participant id (the token's `jti`), 12 characters of `[A-Za-z0-9]`.
     pub participant_id: String,
+    /// When the token expires (UTC).
     pub expires_at: OffsetDateTime,
 }
 
+/// Why a stage provider operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
     /// IVS's stage quota is used up (IVS `ServiceQuotaExceededException`).
     #[error("stage quota exceeded: {0}")]
     QuotaExceeded(String),
+    /// The provider does not know this stage ARN (IVS `ResourceNotFoundException`).
     #[error("stage {0} not found")]
     NotFound(String),
+    /// No participant token: the signing key is unusable, signing failed, or IVS refused
+    /// `CreateParticipantToken` (HTTP 500 `TOKEN_GENERATION_FAILED`).
     #[error("token generation failed: {0}")]
     Token(String),
+    /// IVS failed or did not answer after the SDK's retries (HTTP 503 `SERVICE_UNAVAILABLE`).
     #[error("IVS unavailable: {0}")]
     Unavailable(String),
 }
@@ -82,6 +97,7 @@ pub enum ProviderError {
 pub trait StageProvider: Send + Sync {
     /// Short name for `/health` (`local`, `aws`).
     fn name(&self) -> &'static str;
+    /// Creates a stage; [`ProviderError::QuotaExceeded`] when IVS's stage quota is used up.
     fn create_stage(
         &self,
         name: String,
@@ -100,6 +116,7 @@ pub trait StageProvider: Send + Sync {
     -> BoxFuture<'_, Result<Option<ProvidedStage>, ProviderError>>;
     /// Every stage the provider has (all pages), for adoption and reconciliation at start.
     fn list_stages(&self) -> BoxFuture<'_, Result<Vec<ProvidedStage>, ProviderError>>;
+    /// Mints a participant token for `request`.
     fn create_participant_token(
         &self,
         request: TokenRequest,

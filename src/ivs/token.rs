@@ -16,7 +16,9 @@ use super::{Capability, ParticipantToken, ProviderError, TokenRequest};
 /// The capability claim.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CapabilityClaims {
+    /// The token carries [`Capability::Publish`].
     pub allow_publish: bool,
+    /// The token carries [`Capability::Subscribe`].
     pub allow_subscribe: bool,
 }
 
@@ -33,11 +35,17 @@ pub struct ParticipantClaims {
     pub resource: String,
     /// The stage id (last segment of the ARN).
     pub topic: String,
+    /// The stage's events WebSocket endpoint.
     pub events_url: String,
+    /// The stage's WHIP (WebRTC-HTTP ingest) endpoint.
     pub whip_url: String,
+    /// What the participant may do.
     pub capabilities: CapabilityClaims,
+    /// IVS participant user id (`viewer-<userId>` / `broadcaster-<userId>`).
     pub user_id: String,
+    /// String-to-string attributes, at most [`MAX_ATTRIBUTES_BYTES`] in total.
     pub attributes: BTreeMap<String, String>,
+    /// Always `"1.0"`.
     pub version: String,
 }
 
@@ -70,6 +78,7 @@ impl TokenSigner {
         })
     }
 
+    /// The `kid` header of every token: the public key's ARN.
     pub fn kid(&self) -> &str {
         &self.kid
     }

@@ -10,6 +10,7 @@ use super::{Notices, Projection};
 use crate::event_store::NewEvent;
 use crate::events::{ChatNotice, Event, EventEnvelope, FOLLOW_SUBJECT_FILTER, RoomNoticePublished};
 
+/// The `followers` projection: `onair.follow.>` into `rm_followers`; derives `follow` notices.
 #[derive(Default)]
 pub struct FollowersProjection {
     notices: Notices,

@@ -25,6 +25,8 @@ use crate::events::{
 /// The two rankings each room keeps.
 pub const SCOPES: [&str; 2] = ["session", "all_time"];
 
+/// The `gifts` projection: `onair.gift.>` and `onair.broadcast.>` into the gift records and
+/// rankings; derives `gift` and `giftRank` notices.
 #[derive(Default)]
 pub struct GiftsProjection {
     notices: Notices,

@@ -148,6 +148,7 @@ pub struct ProjectorRunner {
 }
 
 impl ProjectorRunner {
+    /// A runner of `projection` that applies up to 500 events per batch and transaction.
     pub fn new(pool: PgPool, store: EventStore, projection: Arc<dyn Projection>) -> Self {
         Self {
             pool,

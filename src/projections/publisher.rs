@@ -9,6 +9,7 @@ use sqlx::PgConnection;
 use super::Projection;
 use crate::events::{Event, EventEnvelope, STREAM_SUBJECT_FILTER};
 
+/// The `publisher` projection: `onair.stream.>` into `rm_publisher_status`.
 pub struct PublisherProjection;
 
 impl Projection for PublisherProjection {

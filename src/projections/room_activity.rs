@@ -14,6 +14,8 @@ use crate::domain::member::chatroom_streamer;
 use crate::domain::popularity::bucket_start;
 use crate::events::{CHAT_SUBJECT_FILTER, Event, EventEnvelope, GIFT_SUBJECT_FILTER};
 
+/// The `room_activity` projection: `onair.gift.>` and `onair.chat.>` into `rm_room_activity` and
+/// `rm_room_presence`.
 pub struct RoomActivityProjection;
 
 impl Projection for RoomActivityProjection {

@@ -15,6 +15,8 @@ use crate::events::{
     POPULARITY_SUBJECT_FILTER, ROOM_SUBJECT_FILTER, RoomNoticePublished,
 };
 
+/// The `rooms` projection: `onair.broadcast.>`, `onair.room.>` and `onair.popularity.>` into
+/// `rm_rooms`; derives `streamStatus`, `sub` and `popularity` notices.
 #[derive(Default)]
 pub struct RoomsProjection {
     notices: Notices,

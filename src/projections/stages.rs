@@ -7,6 +7,7 @@ use sqlx::PgConnection;
 use super::Projection;
 use crate::events::{Event, EventEnvelope, pool_subject_filter};
 
+/// The `stages` projection: the pool's events (`onair.pool.default.*`) into `rm_stages`.
 pub struct StagesProjection;
 
 impl Projection for StagesProjection {

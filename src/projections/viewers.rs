@@ -11,6 +11,8 @@ use time::OffsetDateTime;
 use super::Projection;
 use crate::events::{Event, EventEnvelope, HEARTBEAT_SUBJECT_FILTER, pool_subject_filter};
 
+/// The `viewers` projection: the pool's events and heartbeats into `rm_viewer_seats` and
+/// `rm_watch_time`.
 pub struct ViewersProjection;
 
 impl ViewersProjection {

@@ -11,11 +11,14 @@ use crate::domain::member::MemberFilter;
 /// agent of a master agent (`masterAgent`, no dot). Matched against the room's `agentID`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AgentScope {
+    /// One agent line, `agent.masterAgent`: records whose `agentID` is exactly this.
     Agent(String),
+    /// Every agent of a master agent: records whose streamer's master agent is this.
     MasterAgent(String),
 }
 
 impl AgentScope {
+    /// Reads `uppername`: with a `.` it names one agent line, without one a master agent.
     pub fn parse(raw: &str) -> Self {
         if raw.contains('.') {
             Self::Agent(raw.to_owned())
@@ -28,40 +31,63 @@ impl AgentScope {
 /// The filters of one query; every time is UTC, `from` inclusive, `until` exclusive.
 #[derive(Clone, Debug)]
 pub struct GiftRecordQuery {
+    /// The agent line asked about (`uppername`).
     pub scope: AgentScope,
+    /// Earliest send time included.
     pub from: OffsetDateTime,
+    /// First send time no longer included.
     pub until: OffsetDateTime,
+    /// `streamerAccount`: only gifts to matching streamers.
     pub streamer: Option<MemberFilter>,
+    /// `account`: only gifts from matching presenters.
     pub presenter: Option<MemberFilter>,
+    /// `giftID`: only this catalog gift.
     pub gift_id: Option<i64>,
     /// 1-based.
     pub page: i64,
+    /// Records per page (`getGiftRecord` accepts 1 to 500, default 20).
     pub page_limit: i64,
 }
 
 /// One gift record.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct GiftRecordRow {
+    /// Id of the `gift.sent` event: the record id (`recordID`).
     pub event_id: Uuid,
+    /// Stream sequence of the `gift.sent` event; orders records sent at the same time.
     pub sequence: i64,
+    /// When the gift was sent (event time, UTC).
     pub sent_at: OffsetDateTime,
+    /// The catalog gift (`giftID`).
     pub gift_id: i64,
+    /// The gift's catalog name when sent.
     pub gift_name: String,
+    /// Points per gift, from the catalog when sent.
     pub points: i32,
+    /// How many were sent (1 to 9999).
     pub gift_count: i32,
+    /// `points × gift_count`.
     pub score: i64,
+    /// The presenter's (sender's) member id.
     pub presenter_id: String,
+    /// The presenter's nickname when sent.
     pub presenter_nickname: String,
+    /// The receiving streamer's member id (the seed's `gameID`).
     pub streamer_id: String,
+    /// The room's `agentID` (`agent.masterAgent`), the streamer's agent.
     pub agent_id: String,
 }
 
 /// A page of records and the totals over every matching record.
 #[derive(Clone, Debug)]
 pub struct GiftRecordPage {
+    /// The requested page, newest first.
     pub rows: Vec<GiftRecordRow>,
+    /// How many records match.
     pub total: i64,
+    /// Sum of `gift_count` over every matching record.
     pub total_gift_count: i64,
+    /// Sum of `score` over every matching record.
     pub total_score: i64,
 }
 

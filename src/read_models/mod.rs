@@ -9,13 +9,21 @@ use time::OffsetDateTime;
 /// A row of `rm_stages`.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct StageRow {
+    /// The stage ARN (`arn:aws:ivs:<region>:<account>:stage/<id>`).
     pub stage_arn: String,
+    /// Current stage name (renames apply).
     pub name: String,
+    /// Created by scale-up (tag `AutoScaled=true`); only such stages are ever scaled down.
     pub auto_scaled: bool,
+    /// The master stage, which publisher tokens are for.
     pub is_master: bool,
+    /// The tags the stage was created with.
     pub tags: Json<BTreeMap<String, String>>,
+    /// When the stage was created (event time, UTC).
     pub created_at: OffsetDateTime,
+    /// Active viewers seated on the stage (joins minus leaves and expiries).
     pub viewer_count: i32,
+    /// Scaling down: the stage takes no new viewers and is deleted once empty.
     pub draining: bool,
 }
 
@@ -29,6 +37,7 @@ pub async fn stages(pool: &PgPool) -> Result<Vec<StageRow>, sqlx::Error> {
     .await
 }
 
+/// One stage by ARN; `None` if no such stage exists (or it was deleted).
 pub async fn stage(pool: &PgPool, stage_arn: &str) -> Result<Option<StageRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT stage_arn, name, auto_scaled, is_master, tags, created_at, viewer_count, draining
@@ -70,9 +79,13 @@ pub async fn stage_page(
 /// A row of `rm_viewer_seats`.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct ViewerRow {
+    /// The client's user id, without the `viewer-` prefix of the IVS participant user id.
     pub user_id: String,
+    /// IVS participant id of the viewer's latest token.
     pub participant_id: String,
+    /// When the viewer took the seat (event time, UTC).
     pub joined_at: OffsetDateTime,
+    /// The latest of join, heartbeat and token renewal (event time, UTC).
     pub last_heartbeat_at: OffsetDateTime,
 }
 

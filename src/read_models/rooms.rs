@@ -7,17 +7,29 @@ use time::OffsetDateTime;
 /// A room as `getRoomInfo` and `getRankingRoomList` show it.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct RoomRow {
+    /// The streamer's member id (`account@agent.masterAgent`).
     pub streamer_id: String,
+    /// The streamer's `agentID` (`agent.masterAgent`), from the member record.
     pub agent_id: String,
+    /// The streamer's nickname, from the member record.
     pub nickname: String,
+    /// The streamer's avatar URL, from the member record; empty if none.
     pub avatar: String,
+    /// Room title; empty until set.
     pub title: String,
+    /// Room announcement; empty until set.
     pub announcement: String,
+    /// Cover image URL; empty until set.
     pub cover: String,
+    /// Whether a live session is running (`startStream` without `endStream` yet).
     pub is_live: bool,
+    /// Start of the running live session (event time, UTC); `None` while offline.
     pub live_since: Option<OffsetDateTime>,
+    /// Viewers present in the room's chat at the last popularity update; 0 before any.
     pub viewers: i32,
+    /// The last published popularity value; 0 before any.
     pub popularity: i64,
+    /// How many members follow the streamer.
     pub followers: i64,
 }
 
@@ -82,8 +94,11 @@ pub async fn is_following(
 /// One entry of a stored gift ranking.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct RankingRow {
+    /// The presenter's member id.
     pub member_id: String,
+    /// The nickname given with the presenter's latest gift.
     pub nickname: String,
+    /// Sum of `points × count` of the presenter's gifts in that ranking.
     pub score: i64,
 }
 

@@ -49,8 +49,9 @@ async fn an_audit_of_a_mixed_workload_finds_no_difference_until_a_row_is_tampere
 async fn an_audit_reports_gaps_and_unreadable_events_and_exits_1() {
     let services = Services::start().await;
     // A stream created by hand, without `deny_delete` (which onair sets and which cannot be
-    // lifted): three events of a type this version does not know, on a subject a projector
-    // reads; the second is deleted, leaving a hole.
+    // lifted): four events of a type this version does not know, on a subject a projector
+    // reads; the first and the third are deleted, leaving a hole at the start (the stream's
+    // first sequence is then 2) and one in the middle.
     let jetstream =
         async_nats::jetstream::new(async_nats::connect(&services.nats.url).await.unwrap());
     let stream = jetstream
@@ -61,7 +62,7 @@ async fn an_audit_reports_gaps_and_unreadable_events_and_exits_1() {
         })
         .await
         .unwrap();
-    for n in 1..=3 {
+    for n in 1..=4 {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("ce-specversion", "1.0");
         headers.insert("ce-type", "onair.gift.wrapped.v1");
@@ -76,7 +77,8 @@ async fn an_audit_reports_gaps_and_unreadable_events_and_exits_1() {
             .unwrap();
         assert_eq!(ack.sequence, n);
     }
-    assert!(stream.delete_message(2).await.unwrap());
+    assert!(stream.delete_message(1).await.unwrap());
+    assert!(stream.delete_message(3).await.unwrap());
 
     let app = crate::helpers::spawn_app(&services).await;
     assert_eq!(app.viewer_token("v-1").await.status, 200);
@@ -85,9 +87,9 @@ async fn an_audit_reports_gaps_and_unreadable_events_and_exits_1() {
         .await
         .unwrap();
     assert!(report.differences.is_empty(), "{report:?}");
-    assert_eq!(report.gaps, vec![(2, 2)]);
+    assert_eq!(report.gaps, vec![(1, 1), (3, 3)], "each hole once");
     let unknown: Vec<u64> = report.unknown.iter().map(|u| u.0).collect();
-    assert_eq!(unknown, vec![1, 3], "{report:?}");
+    assert_eq!(unknown, vec![2, 4], "{report:?}");
 
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_onair"))
         .args(["audit", "--database-url", &services.database_url])
@@ -98,11 +100,11 @@ async fn an_audit_reports_gaps_and_unreadable_events_and_exits_1() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     assert!(
-        stdout.contains("gap: sequences 2 to 2 are missing"),
+        stdout.contains("gap: sequences 3 to 3 are missing"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("sequence 3: no projector can read it"),
+        stdout.contains("sequence 4: no projector can read it"),
         "{stdout}"
     );
 }

@@ -80,6 +80,47 @@ async fn members_and_streamers_log_in_with_their_own_action() {
 }
 
 #[tokio::test]
+async fn an_eleventh_login_attempt_within_a_minute_is_refused_with_retry_after() {
+    let services = Services::start().await;
+    let gw = Gateway::start(&services).await;
+    gw.create_member(AMY, "member").await;
+    gw.create_member(BEN, "member").await;
+    let login = |member: &'static str, password: &'static str| {
+        let gw = &gw;
+        async move {
+            gw.action(
+                "loginAction",
+                json!({"memberID": member, "password": password}),
+                None,
+            )
+            .await
+        }
+    };
+
+    for attempt in 1..=10 {
+        let answer = login(AMY, "guessing-wrong").await;
+        assert_eq!(answer.status, 401, "attempt {attempt}: {}", answer.body);
+    }
+    // Over the limit even the right password is refused, and the answer says when to retry.
+    let refused = login(AMY, PASSWORD).await;
+    let message = refused.expect_error(429, "TOO_MANY_REQUESTS");
+    assert!(message.contains(AMY), "{message}");
+    let retry_after: u64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=60).contains(&retry_after),
+        "Retry-After: {retry_after}"
+    );
+
+    // The limit is per member id: another member logs in as usual.
+    let other = login(BEN, PASSWORD).await;
+    assert_eq!(other.status, 200, "{}", other.body);
+}
+
+#[tokio::test]
 async fn missing_invalid_foreign_and_expired_tokens_are_refused_and_store_nothing() {
     let services = Services::start().await;
     let gw = Gateway::start(&services).await;
@@ -254,13 +295,15 @@ async fn a_streamer_sets_room_info_goes_live_and_ends_and_the_room_hears_it() {
     )
     .await
     .expect_error(403, "FORBIDDEN");
-    gw.action(
-        "setRoomInfo",
-        json!({"cover": "javascript:alert(1)"}),
-        Some(&star),
-    )
-    .await
-    .expect_error(400, "VALIDATION_ERROR");
+    let message = gw
+        .action(
+            "setRoomInfo",
+            json!({"cover": "javascript:alert(1)"}),
+            Some(&star),
+        )
+        .await
+        .expect_error(400, "VALIDATION_ERROR");
+    assert_eq!(message, "query.cover must be an http or https URL");
     gw.action("setRoomInfo", json!({}), Some(&star))
         .await
         .expect_error(400, "VALIDATION_ERROR");
