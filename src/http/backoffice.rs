@@ -610,6 +610,7 @@ impl BackOfficeApi {
                 "username and uppername must not be empty",
             ));
         }
+        let agent_scope = AgentScope::parse(&uppername).map_err(ApiError::validation)?;
         scope.allows_agent_line(&uppername)?;
         let start = start_date.clone().get("startDate")?;
         let end = end_date.clone().get("endDate")?;
@@ -640,7 +641,7 @@ impl BackOfficeApi {
         let result = gift_records::query(
             &state.db,
             &GiftRecordQuery {
-                scope: AgentScope::parse(&uppername),
+                scope: agent_scope,
                 from,
                 until,
                 streamer,

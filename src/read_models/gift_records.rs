@@ -18,13 +18,25 @@ pub enum AgentScope {
 }
 
 impl AgentScope {
-    /// Reads `uppername`: with a `.` it names one agent line, without one a master agent.
-    pub fn parse(raw: &str) -> Self {
-        if raw.contains('.') {
+    /// Reads `uppername`: `agent.masterAgent` names one agent line, `masterAgent` (no dot) a
+    /// master agent. Anything else (`a.b.c`, an empty part, spaces) is an error message naming
+    /// `uppername`, since it could match no record.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = raw.split('.').collect();
+        let well_formed = parts.len() <= 2
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && !p.chars().any(|c| c.is_whitespace() || c == '@'));
+        if !well_formed {
+            return Err(format!(
+                "uppername must be agent.masterAgent or masterAgent, got {raw:?}"
+            ));
+        }
+        Ok(if parts.len() == 2 {
             Self::Agent(raw.to_owned())
         } else {
             Self::MasterAgent(raw.to_owned())
-        }
+        })
     }
 }
 

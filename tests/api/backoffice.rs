@@ -330,6 +330,8 @@ async fn gift_records_filter_page_and_total_over_hundreds_of_gifts() {
         (json!({"pagelimit": "501"}), "pagelimit"),
         (json!({"page": "zero"}), "page"),
         (json!({"account": "a@b.c.d"}), "account"),
+        (json!({"uppername": "a.b.c"}), "uppername"),
+        (json!({"uppername": ".mabumaster"}), "uppername"),
         (
             json!({"startDate": "2025-01-01", "endDate": "2025-12-31"}),
             "93 days",
