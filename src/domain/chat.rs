@@ -213,7 +213,7 @@ pub struct Speaker {
     pub member_id: String,
     /// The member's account role, from their login token.
     pub role: Role,
-    /// The member's nickname, used as `name` when a message carries none.
+    /// The member's nickname (from the member record at `verify`): the `name` of every message.
     pub nickname: String,
 }
 
@@ -228,7 +228,8 @@ pub enum SayRefusal {
 }
 
 /// The seed's chat message (`{"type":"chat","memberID","role","name","text","textColor"}`), as it
-/// is broadcast: `role` comes from the speaker's place in the room, not from the client.
+/// is broadcast: `role` comes from the speaker's place in the room and `name` from the member
+/// record, not from the client, so nobody can speak under another name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
     /// `type`: always `chat`.
@@ -239,7 +240,8 @@ pub struct ChatMessage {
     pub member_id: String,
     /// `streamer` when the sender is the room's streamer, else `member`.
     pub role: String,
-    /// Display name: the message's non-blank `name`, else the sender's nickname.
+    /// The sender's nickname (seeds/gateway-chat.md: `name` is 會員暱稱); a `name` sent by the
+    /// client is ignored.
     pub name: String,
     /// Non-blank text of at most the configured number of characters (default 500).
     pub text: String,
@@ -254,7 +256,6 @@ struct SaidChat {
     kind: Option<String>,
     #[serde(rename = "memberID")]
     member_id: Option<String>,
-    name: Option<String>,
     text: Option<String>,
     #[serde(rename = "textColor")]
     text_color: Option<String>,
@@ -343,10 +344,7 @@ pub fn check_say(
         kind: "chat".into(),
         member_id: speaker.member_id.clone(),
         role: if is_streamer { "streamer" } else { "member" }.into(),
-        name: said
-            .name
-            .filter(|n| !n.trim().is_empty())
-            .unwrap_or_else(|| speaker.nickname.clone()),
+        name: speaker.nickname.clone(),
         text,
         text_color,
     })
@@ -384,8 +382,19 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&m).unwrap(),
             serde_json::json!({"type": "chat", "memberID": "ben@mabu.mabumaster", "role": "member",
-                               "name": "ben", "text": "Hello", "textColor": "#FFF"})
+                               "name": "Ben", "text": "Hello", "textColor": "#FFF"})
         );
+    }
+
+    #[test]
+    fn the_name_is_the_members_nickname_whatever_the_client_sends() {
+        let room = RoomModeration::default();
+        for raw in [
+            r##"{"type":"chat","memberID":"ben@mabu.mabumaster","name":"Official Support","text":"hi"}"##,
+            r##"{"type":"chat","memberID":"ben@mabu.mabumaster","text":"hi"}"##,
+        ] {
+            assert_eq!(say(Some(&ben()), &room, raw).unwrap().name, "Ben", "{raw}");
+        }
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //! popularity = 10 × viewers + giftPoints + 2 × chatMessages
 //! ```
 //!
-//! - `viewers`: verified members' connections present in the room's chat at that moment (one
-//!   per socket; guests are known to their own instance only and are not counted);
+//! - `viewers`: verified members present in the room's chat at that moment (each once, however
+//!   many sockets; guests are known to their own instance only and are not counted);
 //! - `giftPoints`: the sum of `points × count` of the gifts the streamer received in the window;
 //! - `chatMessages`: chat messages posted in the room in the window.
 //!
@@ -38,7 +38,7 @@ pub const CHAT_MESSAGE_WEIGHT: u64 = 2;
 /// What the popularity of a room is computed from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PopularityInputs {
-    /// Viewers present in the room's chat when computed: verified members' sockets in the room.
+    /// Viewers present in the room's chat when computed: verified members, each once.
     pub viewers: u64,
     /// Sum of `points × count` of the gifts in the window.
     pub gift_points: u64,

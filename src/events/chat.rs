@@ -21,7 +21,7 @@ pub struct ChatMessagePosted {
     /// The sender's verified member id (the same as the `memberID` inside `message`).
     pub member_id: String,
     /// JSON text `{"type":"chat","memberID","role","name","text","textColor"}`; `role` is
-    /// `streamer` for the room's own streamer, else `member`.
+    /// `streamer` for the room's own streamer, else `member`; `name` is the sender's nickname.
     pub message: String,
 }
 

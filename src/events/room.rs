@@ -226,7 +226,7 @@ pub struct PopularityChanged {
     pub streamer: String,
     /// The new popularity: `10 × viewers + giftPoints + 2 × chatMessages`, saturating.
     pub value: u64,
-    /// Verified members' connections in the room's chat when computed (one per socket).
+    /// Verified members in the room's chat when computed, each once however many sockets.
     pub viewers: u64,
     /// Sum of `points × count` of the gifts the streamer received in the window.
     pub gift_points: u64,

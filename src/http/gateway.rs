@@ -130,7 +130,7 @@ pub struct RoomInfo {
     pub is_live: bool,
     /// When the live session started (RFC 3339, UTC), while live.
     pub live_since: Option<String>,
-    /// Verified members' connections in the room's chat (guests are not counted), as of the
+    /// Verified members in the room's chat, each once (guests are not counted), as of the
     /// room's last popularity change.
     pub viewer_count: i32,
     /// src/domain/popularity.rs: `10 × viewers + gift points + 2 × chat messages` over 5 minutes.

@@ -134,13 +134,15 @@ pub async fn rooms_for_popularity(db: &PgPool) -> Result<Vec<(String, bool, i64)
     .await
 }
 
-/// Verified members present in a streamer's chat room (one per socket).
+/// Verified members present in a streamer's chat room, each once however many sockets they
+/// have open there.
 pub async fn present_viewers(db: &PgPool, streamer: &str) -> Result<i64, sqlx::Error> {
-    let (n,): (i64,) =
-        sqlx::query_as("SELECT count(*) FROM rm_room_presence WHERE streamer_id = $1")
-            .bind(streamer)
-            .fetch_one(db)
-            .await?;
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT count(DISTINCT member_id) FROM rm_room_presence WHERE streamer_id = $1",
+    )
+    .bind(streamer)
+    .fetch_one(db)
+    .await?;
     Ok(n)
 }
 

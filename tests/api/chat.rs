@@ -228,7 +228,7 @@ async fn the_seeds_flow_verify_say_and_every_system_code() {
         assert!(payload["sentAt"].as_i64().unwrap() > 1_700_000_000_000);
         assert_eq!(
             message,
-            json!({"type": "chat", "memberID": BEN, "role": "member", "name": "ben",
+            json!({"type": "chat", "memberID": BEN, "role": "member", "name": "BEN",
                    "text": "Hello", "textColor": "#FFF"})
         );
     }
@@ -596,6 +596,21 @@ async fn presence_and_chat_count_toward_popularity() {
             .is_none(),
         "welcome at most once per window"
     );
+
+    // A second tab of Ben's is still one viewer: 2 present × 10 + 3 messages × 2.
+    let mut ben_tab = ChatClient::connect(&gw.app.address, "").await;
+    ben_tab.room_add(ROOM).await;
+    ben_tab.verify(BEN, ROOM, &ben_token).await;
+    ben_tab.say(ROOM, &chat(BEN, "three")).await;
+    let info = crate::helpers::eventually(Duration::from_secs(10), || async {
+        let a = gw
+            .action("getRoomInfo", json!({"streamerID": STAR}), None)
+            .await;
+        (a.data()["popularity"].as_i64() >= Some(26)).then_some(a)
+    })
+    .await;
+    assert_eq!(info.data()["popularity"], 26, "{}", info.body);
+    assert_eq!(info.data()["viewerCount"], 2, "{}", info.body);
 }
 
 /// A member on a chat instance that stopped answering (crashed, killed) leaves the room once that
