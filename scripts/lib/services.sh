@@ -257,6 +257,17 @@ onair_ensure_python_event_modules() {
   onair_export_test_python
 }
 
+# schemathesis, for the test that checks the served API against its OpenAPI spec
+# (tests/api/openapi_spec.rs). Pinned, so a new release cannot change what the test checks.
+onair_ensure_schemathesis() {
+  if (cd / && python3 -c 'import schemathesis') >/dev/null 2>&1; then
+    return 0
+  fi
+  _onair_pip_install 'schemathesis==4.32.5' || true
+  (cd / && python3 -c 'import schemathesis') >/dev/null 2>&1 ||
+    { onair_die "python module schemathesis could not be installed"; return 1; }
+}
+
 # The interpreter that has them, for the tests (a pyenv shim may pick another one in a child).
 onair_export_test_python() {
   ONAIR_TEST_PYTHON="$(python3 -c 'import sys; print(sys.executable)')"

@@ -92,6 +92,14 @@ pub enum ApiError {
     /// `IDEMPOTENCY_KEY_REUSED`: the `Idempotency-Key` was used with another route or body.
     #[oai(status = 422)]
     UnprocessableEntity(Json<ErrorBody>),
+    /// `PAYLOAD_TOO_LARGE`: the body is above `ONAIR_MAX_BODY_BYTES` (default 64 KiB); nothing
+    /// was read or changed.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// `UNSUPPORTED_MEDIA_TYPE`: a route that takes a body got one without
+    /// `Content-Type: application/json`; nothing was changed.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
     /// `TOKEN_GENERATION_FAILED` or `INTERNAL_ERROR`.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
@@ -356,12 +364,16 @@ pub async fn framework_error_to_response(err: poem::Error) -> Response {
         _ => ("VALIDATION_ERROR", err.to_string()),
     };
     let details = (status == StatusCode::BAD_REQUEST).then(|| err.to_string());
-    let body = ErrorBody {
+    let body = Json(ErrorBody {
         error: code.to_owned(),
         message,
         details,
-    };
-    poem::web::Json(body).with_status(status).into_response()
+    });
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(body).into_response(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(body).into_response(),
+        _ => poem::web::Json(body.0).with_status(status).into_response(),
+    }
 }
 
 /// Rewrites poem-openapi's parse errors so the message leads with the field at fault.

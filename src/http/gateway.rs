@@ -129,6 +129,7 @@ pub struct RoomInfo {
     /// Whether the streamer is live (`startStream` / `endStream`).
     pub is_live: bool,
     /// When the live session started (RFC 3339, UTC), while live.
+    #[oai(nullable)]
     pub live_since: Option<String>,
     /// Verified members in the room's chat, each once (guests are not counted), as of the
     /// room's last popularity change.
@@ -138,6 +139,7 @@ pub struct RoomInfo {
     /// Members following the streamer.
     pub followers: i64,
     /// Whether the caller follows this streamer (only when an `Authorization` was given).
+    #[oai(nullable)]
     pub is_following: Option<bool>,
     /// The live session's top 10 givers (`getRoomInfo` only; empty in lists).
     pub gift_ranking: Vec<RankingItem>,
@@ -244,6 +246,7 @@ pub struct ModerationAnswer {
     /// The room: `chatroomSystem-chatroom-{agentID}-{streamerID}`.
     pub chatroom: String,
     /// End of a temporary mute (RFC 3339, UTC).
+    #[oai(nullable)]
     pub until: Option<String>,
 }
 

@@ -30,6 +30,7 @@ pub struct ProjectionLag {
     /// Last stream sequence applied to the read model.
     pub checkpoint: u64,
     /// Events of its subjects stored but not yet applied (the lag, in events); absent when unknown.
+    #[oai(nullable)]
     pub pending: Option<u64>,
 }
 

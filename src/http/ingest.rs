@@ -59,8 +59,10 @@ pub struct IngestResult {
     /// Whether the event changed the publisher status (false: acknowledged and ignored).
     pub accepted: bool,
     /// The stored event type, e.g. `onair.stream.started.v1`.
+    #[oai(nullable)]
     pub event_type: Option<String>,
     /// Why an event was ignored.
+    #[oai(nullable)]
     pub reason: Option<String>,
 }
 

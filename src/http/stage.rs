@@ -57,6 +57,7 @@ pub struct StageList {
     /// All stages in the pool.
     pub total_stages: u32,
     /// Pass as `nextToken` for the next page; null on the last page.
+    #[oai(nullable)]
     pub next_token: Option<String>,
     /// When this answer was made, RFC 3339 UTC with ms.
     pub timestamp: String,
@@ -72,6 +73,7 @@ pub struct StageDetail {
     pub name: String,
     /// IVS `activeSessionId` while the stage has an active session (always null with the local
     /// provider).
+    #[oai(nullable)]
     pub active_session_id: Option<String>,
     /// The stage's tags.
     pub tags: BTreeMap<String, String>,
