@@ -35,28 +35,23 @@ async fn run_flow(mode: &str) -> String {
     let config_path = dir.0.join("config.json");
     std::fs::write(&config_path, config.to_string()).unwrap();
 
-    let output = tokio::time::timeout(
+    let mut command = tokio::process::Command::new("node");
+    command
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/chat/client_flow.js"
+        ))
+        .arg(mode)
+        .arg(&gw.app.address)
+        .arg(&config_path)
+        .env("ONAIR_AH_CLIENT_DIR", client_dir);
+    let stdout = crate::helpers::run_to_success(
+        command,
         Duration::from_secs(120),
-        tokio::process::Command::new("node")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/chat/client_flow.js"
-            ))
-            .arg(mode)
-            .arg(&gw.app.address)
-            .arg(&config_path)
-            .env("ONAIR_AH_CLIENT_DIR", client_dir)
-            .output(),
+        &format!("the {mode} client flow (node)"),
     )
-    .await
-    .expect("the flow finishes within 2 minutes")
-    .expect("node runs (scripts/test installs Node.js)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("DONE"),
-        "{mode} client flow failed\nstdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    .await;
+    assert!(stdout.contains("DONE"), "{mode} client flow:\n{stdout}");
     for step in [
         "say reaches both clients",
         "40101",
@@ -76,7 +71,7 @@ async fn run_flow(mode: &str) -> String {
             "{mode}: step {step:?} missing\n{stdout}"
         );
     }
-    stdout.into_owned()
+    stdout
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

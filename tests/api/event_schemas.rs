@@ -72,28 +72,17 @@ async fn a_python_consumer_validates_every_event_against_the_published_schemas()
     gw.notice_of_type("popularity", 1).await;
     tokio::time::sleep(Duration::from_millis(1500)).await; // v2 expires
 
-    let output = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new(
-            std::env::var("ONAIR_TEST_PYTHON").unwrap_or_else(|_| "python3".into()),
-        )
+    let mut command = crate::helpers::python();
+    command
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/seed/validate_events.py"
         ))
         .arg(&services.nats.url)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi"))
-        .output(),
-    )
-    .await
-    .expect("the consumer finishes")
-    .expect("python3 runs (scripts/test installs nats-py and jsonschema)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "stdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi"));
+    let stdout =
+        crate::helpers::run_to_success(command, Duration::from_secs(60), "the Python consumer")
+            .await;
     for event_type in [
         "onair.stage.created.v1",
         "onair.viewer.joined.v1",

@@ -411,3 +411,32 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The Python interpreter that scripts/test prepared (`ONAIR_TEST_PYTHON`: it has requests,
+/// nats-py, jsonschema and schemathesis), else `python3`.
+pub fn python() -> tokio::process::Command {
+    tokio::process::Command::new(
+        std::env::var("ONAIR_TEST_PYTHON").unwrap_or_else(|_| "python3".into()),
+    )
+}
+
+/// Runs an outside program to its end within `limit` and returns its standard output. Panics,
+/// naming `what` and showing both outputs, when it cannot start, runs over or exits non-zero.
+pub async fn run_to_success(
+    mut command: tokio::process::Command,
+    limit: Duration,
+    what: &str,
+) -> String {
+    let output = tokio::time::timeout(limit, command.kill_on_drop(true).output())
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {limit:?}"))
+        .unwrap_or_else(|e| panic!("{what} could not start ({e}); scripts/test installs it"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{what} failed ({})\nstdout:\n{stdout}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}

@@ -60,11 +60,8 @@ fn the_spec_documents_every_seed_route_with_its_errors() {
 async fn the_served_api_answers_as_its_spec_documents() {
     let services = crate::helpers::Services::start().await;
     let app = crate::helpers::spawn_app(&services).await;
-    let output = tokio::time::timeout(
-        std::time::Duration::from_secs(300),
-        tokio::process::Command::new(
-            std::env::var("ONAIR_TEST_PYTHON").unwrap_or_else(|_| "python3".into()),
-        )
+    let mut command = crate::helpers::python();
+    command
         .args(["-m", "schemathesis.cli", "run"])
         .arg(format!("{}/openapi.json", app.address))
         .args(["--header", &format!("x-api-key: {}", app.api_key)])
@@ -82,18 +79,12 @@ async fn the_served_api_answers_as_its_spec_documents() {
             // Path parameters such as `{stageArn}` reject many generated strings (a `/` cannot
             // be in a path segment); that is the generator's limit, not the API's.
             "--suppress-health-check=filter_too_much",
-        ])
-        .kill_on_drop(true)
-        .output(),
+        ]);
+    let stdout = crate::helpers::run_to_success(
+        command,
+        std::time::Duration::from_secs(300),
+        "schemathesis",
     )
-    .await
-    .expect("schemathesis finishes within 5 minutes")
-    .expect("python3 runs (scripts/test installs schemathesis)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "stdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    .await;
     assert!(stdout.contains("passed"), "{stdout}");
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::{Services, spawn_app};
+use crate::helpers::{Services, python, run_to_success, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seeds_python_ivs_client_works_unchanged() {
@@ -10,24 +10,14 @@ async fn the_seeds_python_ivs_client_works_unchanged() {
     let app = spawn_app(&services).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/seed/ivs_client.py");
 
-    let output = tokio::time::timeout(
+    let mut command = python();
+    command.arg(script).arg(&app.address).arg(&app.api_key);
+    let stdout = run_to_success(
+        command,
         Duration::from_secs(60),
-        tokio::process::Command::new("python3")
-            .arg(script)
-            .arg(&app.address)
-            .arg(&app.api_key)
-            .output(),
+        "the seed's Python example",
     )
-    .await
-    .expect("the example finishes")
-    .expect("python3 runs (scripts/test installs requests)");
-
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "stdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    .await;
     let beats = stdout.lines().filter(|l| l.starts_with("心跳成功")).count();
     assert!(beats >= 3, "heartbeats sent: {beats}\n{stdout}");
     assert!(!stdout.contains("心跳失敗"), "{stdout}");
