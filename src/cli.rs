@@ -103,10 +103,12 @@ enum Command {
 /// Which events `tail` and `export` read.
 #[derive(clap::Args, Debug)]
 struct EventFilter {
-    /// From this stream sequence or RFC 3339 time (default: the start; `tail`: now).
+    /// From this stream sequence or RFC 3339 event time, compared with each event's `ce-time`
+    /// (default: the start; `tail`: now).
     #[arg(long)]
     since: Option<crate::event_tools::Position>,
-    /// Up to this stream sequence or RFC 3339 time, inclusive (default: the end as it is now).
+    /// Up to this stream sequence or RFC 3339 event time, inclusive (default: the end as it is
+    /// now).
     #[arg(long)]
     until: Option<crate::event_tools::Position>,
     /// Only these event types (`onair.viewer.joined.v1`); repeat for several.

@@ -18,13 +18,41 @@ use time::format_description::well_known::Rfc3339;
 use crate::event_store::EventStore;
 use crate::events::{Event, cloudevents};
 
-/// Where a range starts or ends: a stream sequence or a time (UTC).
+/// Where a range starts or ends: a stream sequence or an event time (UTC).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Position {
     /// A stream sequence (the first event is 1).
     Sequence(u64),
-    /// A time, compared with when JetStream stored the message (not the event's `ce-time`).
+    /// An event time, compared with each event's `ce-time` (when it happened), so a range of
+    /// times selects the same events in an imported stream as in the original.
     Time(OffsetDateTime),
+}
+
+/// How far an event's `ce-time` may lie before the moment JetStream stored it: an expiry is
+/// dated at the last heartbeat (60 s earlier), an EventBridge event at its source, and instance
+/// clocks differ. Reading for a time range starts this much earlier (by stored time) and stops
+/// once an event is dated twice this much after the range's end; an event delayed by more than
+/// this may be missed at a range's edges.
+pub const MAX_EVENT_DELAY: Duration = Duration::from_secs(15 * 60);
+
+/// Where reading starts for `since` (stored time for a time bound, [`MAX_EVENT_DELAY`] early).
+fn start_policy(since: Option<Position>, new_only: bool) -> DeliverPolicy {
+    match since {
+        None if new_only => DeliverPolicy::New,
+        None => DeliverPolicy::All,
+        Some(Position::Sequence(s)) => DeliverPolicy::ByStartSequence {
+            start_sequence: s.max(1),
+        },
+        Some(Position::Time(t)) => DeliverPolicy::ByStartTime {
+            start_time: t - MAX_EVENT_DELAY,
+        },
+    }
+}
+
+/// An event's `ce-time`, if it has a readable one.
+fn event_time(headers: Option<&async_nats::HeaderMap>) -> Option<OffsetDateTime> {
+    let raw = headers?.get(cloudevents::TIME)?;
+    OffsetDateTime::parse(raw.as_str(), &Rfc3339).ok()
 }
 
 impl std::str::FromStr for Position {
@@ -63,11 +91,29 @@ impl Selection {
                 .any(|t| event["type"].as_str() == Some(t.as_str()))
     }
 
-    fn before_end(&self, sequence: u64, time: OffsetDateTime) -> bool {
-        match self.until {
+    /// Whether an event lies within `since..=until`. An event without a readable `ce-time` is
+    /// outside any time bound.
+    fn in_range(&self, sequence: u64, time: Option<OffsetDateTime>) -> bool {
+        let after_start = match self.since {
+            None => true,
+            Some(Position::Sequence(s)) => sequence >= s,
+            Some(Position::Time(t)) => time.is_some_and(|time| time >= t),
+        };
+        let before_end = match self.until {
             None => true,
             Some(Position::Sequence(s)) => sequence <= s,
-            Some(Position::Time(t)) => time <= t,
+            Some(Position::Time(t)) => time.is_some_and(|time| time <= t),
+        };
+        after_start && before_end
+    }
+
+    /// Whether no event from this one on can be within `until` (events come in stream order;
+    /// for a time, see [`MAX_EVENT_DELAY`]).
+    fn past_end(&self, sequence: u64, time: Option<OffsetDateTime>) -> bool {
+        match self.until {
+            None => false,
+            Some(Position::Sequence(s)) => sequence > s,
+            Some(Position::Time(t)) => time.is_some_and(|time| time > t + 2 * MAX_EVENT_DELAY),
         }
     }
 }
@@ -108,14 +154,7 @@ pub async fn export(
 ) -> anyhow::Result<u64> {
     let mut stream = store.stream().await?;
     let last = stream.info().await?.state.last_sequence;
-    let deliver_policy = match selection.since {
-        None if follow => DeliverPolicy::New,
-        None => DeliverPolicy::All,
-        Some(Position::Sequence(s)) => DeliverPolicy::ByStartSequence {
-            start_sequence: s.max(1),
-        },
-        Some(Position::Time(t)) => DeliverPolicy::ByStartTime { start_time: t },
-    };
+    let deliver_policy = start_policy(selection.since, follow);
     let consumer = stream
         .create_consumer(pull::OrderedConfig {
             filter_subject: selection
@@ -150,14 +189,14 @@ pub async fn export(
             .map_err(|e| anyhow::anyhow!("message without metadata: {e}"))?;
         let (sequence, remaining) = (info.stream_sequence, info.pending);
         read += 1;
-        let time = info.published;
-        // Messages come in sequence order, so the first one past `until` ends the range (a tail
-        // with `--until` stops there too).
-        if !selection.before_end(sequence, time) {
+        let time = event_time(message.headers.as_ref());
+        // Messages come in sequence order, so the range ends here (a tail with `--until` stops
+        // too).
+        if selection.past_end(sequence, time) {
             break;
         }
         let event = to_cloudevent(message.headers.as_ref(), &message.payload, sequence);
-        if selection.wants_type(&event) {
+        if selection.in_range(sequence, time) && selection.wants_type(&event) {
             writeln!(out, "{event}")?;
             written += 1;
             if follow {
@@ -206,13 +245,7 @@ pub async fn tail_durable(
         "--durable must be 1 to 64 letters, digits, '-' or '_', got {name:?}"
     );
     let durable = format!("{DURABLE_TAIL_PREFIX}{name}");
-    let deliver_policy = match selection.since {
-        None => DeliverPolicy::New,
-        Some(Position::Sequence(s)) => DeliverPolicy::ByStartSequence {
-            start_sequence: s.max(1),
-        },
-        Some(Position::Time(t)) => DeliverPolicy::ByStartTime { start_time: t },
-    };
+    let deliver_policy = start_policy(selection.since, true);
     let stream = store.stream().await?;
     let consumer = stream
         .get_or_create_consumer(
@@ -241,9 +274,9 @@ pub async fn tail_durable(
             .info()
             .map_err(|e| anyhow::anyhow!("message without metadata: {e}"))?
             .stream_sequence;
+        let time = event_time(message.headers.as_ref());
         let event = to_cloudevent(message.headers.as_ref(), &message.payload, sequence);
-        let wanted = selection.wants_type(&event);
-        if wanted {
+        if selection.in_range(sequence, time) && selection.wants_type(&event) {
             writeln!(out, "{event}")?;
             out.flush()?;
             written += 1;

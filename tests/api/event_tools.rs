@@ -237,3 +237,90 @@ async fn a_durable_tail_goes_on_after_the_last_event_it_printed() {
         .unwrap_err();
     assert!(refused.to_string().contains("--durable"), "{refused}");
 }
+
+/// `--since/--until` with times select by each event's `ce-time` (when it happened), not by when
+/// it was stored, so an imported stream gives the same selection as the original.
+#[tokio::test]
+async fn a_time_range_selects_by_event_time_in_the_original_and_an_imported_stream() {
+    use onair::event_store::{EventStore, NewEvent};
+    use onair::event_tools::Position;
+    use onair::events::{Event, MaintenanceModeSet};
+    use time::macros::datetime;
+
+    let ids_of = |lines: &[u8]| -> Vec<String> {
+        lines
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice::<serde_json::Value>(l).unwrap()["id"].to_string())
+            .collect()
+    };
+    let services = Services::start().await;
+    let store = EventStore::connect(&services.nats.url, "/test")
+        .await
+        .unwrap();
+    store.ensure_stream(1).await.unwrap();
+    // Six events that happened on the first of January to June, all stored now.
+    for month in 1..=6u8 {
+        let at = datetime!(2026-01-01 12:00 UTC)
+            .replace_month(time::Month::try_from(month).unwrap())
+            .unwrap();
+        let event = Event::MaintenanceModeSet(MaintenanceModeSet {
+            enabled: month % 2 == 1,
+        });
+        store.publish(NewEvent::new(at, event)).await.unwrap();
+    }
+    let spring = Selection {
+        since: Some(Position::Time(datetime!(2026-02-15 00:00 UTC))),
+        until: Some(Position::Time(datetime!(2026-04-01 12:00 UTC))),
+        ..Default::default()
+    };
+    let mut selected = Vec::new();
+    assert_eq!(
+        export(&store, &spring, false, &mut selected).await.unwrap(),
+        2
+    );
+    let times: Vec<String> = selected
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice::<serde_json::Value>(l).unwrap()["time"].to_string())
+        .collect();
+    assert_eq!(
+        times,
+        [
+            "\"2026-03-01T12:00:00.000Z\"",
+            "\"2026-04-01T12:00:00.000Z\""
+        ],
+        "March and April, the end inclusive"
+    );
+
+    // The same range over an import of the whole stream, elsewhere.
+    let mut everything = Vec::new();
+    export(&store, &Selection::default(), false, &mut everything)
+        .await
+        .unwrap();
+    let elsewhere = Services::start().await;
+    let restored = EventStore::connect(&elsewhere.nats.url, "/test")
+        .await
+        .unwrap();
+    restored.ensure_stream(1).await.unwrap();
+    import(&restored, &mut Cursor::new(&everything))
+        .await
+        .unwrap();
+    let mut selected_there = Vec::new();
+    export(&restored, &spring, false, &mut selected_there)
+        .await
+        .unwrap();
+    assert_eq!(ids_of(&selected_there), ids_of(&selected));
+
+    // A sequence range is still by sequence.
+    let by_sequence = Selection {
+        since: Some(Position::Sequence(2)),
+        until: Some(Position::Sequence(3)),
+        ..Default::default()
+    };
+    let mut two = Vec::new();
+    assert_eq!(
+        export(&store, &by_sequence, false, &mut two).await.unwrap(),
+        2
+    );
+}
