@@ -323,4 +323,15 @@ async fn a_time_range_selects_by_event_time_in_the_original_and_an_imported_stre
         export(&store, &by_sequence, false, &mut two).await.unwrap(),
         2
     );
+
+    // A tail (which follows new events) with `until` ends there, by sequence or by time.
+    for bounded in [by_sequence, spring] {
+        let mut tailed = Vec::new();
+        let tail = export(&store, &bounded, true, &mut tailed);
+        let written = tokio::time::timeout(std::time::Duration::from_secs(10), tail)
+            .await
+            .expect("a tail with --until stops at it")
+            .unwrap();
+        assert_eq!(written, 2, "{bounded:?}");
+    }
 }
