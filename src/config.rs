@@ -78,6 +78,20 @@ pub enum StageProviderKind {
     Aws,
 }
 
+/// What one `onair serve` process does (DESIGN.md §8: one process runs every role; roles split
+/// with a flag so API instances and workers scale apart).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServeRole {
+    /// The HTTP API, the chat WebSocket and the stats WebSocket (stateless; scale out behind a
+    /// load balancer). Without it, the listener serves only `/health` and `/metrics`.
+    Api,
+    /// The projectors that build the read models (one instance applies each projection at a
+    /// time; others stand by).
+    Projectors,
+    /// Heartbeat expiry, scale-down, the IVS reconciler, popularity and chat presence.
+    Reactors,
+}
+
 /// Settings of `onair serve`.
 #[derive(Args, Clone, Debug)]
 pub struct ServeSettings {
@@ -224,9 +238,23 @@ pub struct ServeSettings {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "ONAIR_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
+    /// What this process does, comma-separated: `api`, `projectors`, `reactors` (default all).
+    #[arg(
+        long,
+        env = "ONAIR_ROLES",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "api,projectors,reactors"
+    )]
+    pub roles: Vec<ServeRole>,
 }
 
 impl ServeSettings {
+    /// Whether this process takes `role` (see [`ServeRole`]).
+    pub fn has_role(&self, role: ServeRole) -> bool {
+        self.roles.contains(&role)
+    }
+
     /// The pool's seating limits: viewers per stage, scale-up threshold, most stages.
     pub fn pool_limits(&self) -> PoolLimits {
         PoolLimits {

@@ -1,16 +1,18 @@
 //! Builds the application from settings and runs it: the HTTP server, the stage pool follower, the
-//! projectors and the expiry reactor, in one process (DESIGN.md §8: one `onair serve` runs every role).
+//! projectors and the reactors, in one process by default (DESIGN.md §8: one `onair serve` runs every
+//! role; `--roles` splits them).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use poem::EndpointExt;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::task::JoinHandle;
 
-use crate::config::{ServeSettings, StageProviderKind};
+use crate::config::{ServeRole, ServeSettings, StageProviderKind};
 use crate::event_store::EventStore;
 use crate::http::{self, AppState, PublicKeyInfo};
 use crate::ivs::arn::public_key_arn;
@@ -178,30 +180,32 @@ impl Application {
             );
         }
         pool.ensure_master_stage().await?;
-        let reconciler = tokio::spawn(reactors::reconciler::run(
-            pool.clone(),
-            Duration::from_secs(settings.reconcile_interval_secs.max(1)),
-            settings.reconcile_delete_orphans,
-        ));
-
-        let expiry = tokio::spawn(reactors::expiry::run(
-            pool.clone(),
-            settings.heartbeat_timeout(),
-            settings.expiry_check_interval(),
-        ));
-
-        let scale_down = tokio::spawn(reactors::scale_down::run(
-            pool.clone(),
-            settings.scale_down_policy(),
-            Duration::from_millis(settings.scale_down_check_interval_ms),
-        ));
+        let mut background = vec![follower];
+        let run_reactors = settings.has_role(ServeRole::Reactors);
+        if run_reactors {
+            background.push(tokio::spawn(reactors::reconciler::run(
+                pool.clone(),
+                Duration::from_secs(settings.reconcile_interval_secs.max(1)),
+                settings.reconcile_delete_orphans,
+            )));
+            background.push(tokio::spawn(reactors::expiry::run(
+                pool.clone(),
+                settings.heartbeat_timeout(),
+                settings.expiry_check_interval(),
+            )));
+            background.push(tokio::spawn(reactors::scale_down::run(
+                pool.clone(),
+                settings.scale_down_policy(),
+                Duration::from_millis(settings.scale_down_check_interval_ms),
+            )));
+        }
 
         let (feed_tx, stats_feed) = tokio::sync::watch::channel(None);
-        let stats_feed_task = tokio::spawn(crate::stats_socket::run_feed(
+        background.push(tokio::spawn(crate::stats_socket::run_feed(
             db.clone(),
             Duration::from_millis(settings.stats_push_interval_ms),
             feed_tx,
-        ));
+        )));
 
         let token_secret = crate::member_auth::load_or_create_secret(
             &db,
@@ -211,11 +215,13 @@ impl Application {
         let dummy_password_hash = crate::members::hash_password(crate::ivs::arn::random_id(24))
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let popularity = tokio::spawn(reactors::popularity::run(
-            db.clone(),
-            store.clone(),
-            Duration::from_millis(settings.popularity_interval_ms),
-        ));
+        if run_reactors {
+            background.push(tokio::spawn(reactors::popularity::run(
+                db.clone(),
+                store.clone(),
+                Duration::from_millis(settings.popularity_interval_ms),
+            )));
+        }
 
         anyhow::ensure!(
             settings.chat_client_path.starts_with('/') && !settings.chat_client_path.contains('*'),
@@ -230,15 +236,19 @@ impl Application {
             member_tokens.clone(),
             settings.chat_settings(),
         ));
-        // Announced before any socket is served, so the presence reactor never takes this
-        // instance's first joins for a dead instance's.
-        chat.announce_instance().await?;
-        let chat_tasks = chat.start();
-        let presence = tokio::spawn(reactors::presence::run(
-            db.clone(),
-            store.clone(),
-            settings.chat_settings().instance_timeout,
-        ));
+        if settings.has_role(ServeRole::Api) {
+            // Announced before any socket is served, so the presence reactor never takes this
+            // instance's first joins for a dead instance's.
+            chat.announce_instance().await?;
+            background.extend(chat.start());
+        }
+        if run_reactors {
+            background.push(tokio::spawn(reactors::presence::run(
+                db.clone(),
+                store.clone(),
+                settings.chat_settings().instance_timeout,
+            )));
+        }
 
         let state = Arc::new(AppState {
             min_sequence_wait: Duration::from_millis(settings.min_sequence_wait_ms),
@@ -275,24 +285,15 @@ impl Application {
             store: state.store.clone(),
             handles: Arc::new(Mutex::new(Vec::new())),
         };
-        projectors.start();
+        if settings.has_role(ServeRole::Projectors) {
+            projectors.start();
+        }
         Ok(Self {
             acceptor,
             port,
             state,
             settings,
-            background: vec![
-                follower,
-                expiry,
-                scale_down,
-                reconciler,
-                stats_feed_task,
-                popularity,
-                presence,
-            ]
-            .into_iter()
-            .chain(chat_tasks)
-            .collect(),
+            background,
             projectors,
         })
     }
@@ -326,8 +327,17 @@ impl Application {
             background,
             projectors,
         } = self;
-        let routes = http::routes(state, settings.max_body_bytes);
-        tracing::info!(port, "onair is serving");
+        let routes = if settings.has_role(ServeRole::Api) {
+            EndpointExt::boxed(http::routes(state, settings.max_body_bytes))
+        } else {
+            EndpointExt::boxed(http::worker_routes(state))
+        };
+        let roles: Vec<String> = settings
+            .roles
+            .iter()
+            .map(|r| format!("{r:?}").to_lowercase())
+            .collect();
+        tracing::info!(port, roles = %roles.join(","), "onair is serving");
         let result = poem::Server::new_with_acceptor(acceptor)
             .run_with_graceful_shutdown(routes, shutdown, Some(Duration::from_secs(10)))
             .await;

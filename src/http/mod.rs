@@ -20,7 +20,7 @@ pub mod viewer;
 use std::sync::Arc;
 use std::time::Instant;
 
-use poem::{Endpoint, EndpointExt, Route};
+use poem::{Endpoint, EndpointExt, Response, Route};
 use poem_openapi::{OpenApiService, Tags};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -224,7 +224,7 @@ pub fn openapi_yaml() -> String {
 }
 
 /// Every route of the server.
-pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint {
+pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint<Output = Response> {
     let api = openapi_service();
     let docs = api.swagger_ui();
     let spec_json = api.spec_endpoint();
@@ -261,6 +261,17 @@ pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint {
             }
         })
         .around(move |ep, req| limit_body(ep, req, max_body_bytes))
+        .data(state)
+        .catch_all_error(framework_error_to_response)
+}
+
+/// The routes of a process without the `api` role (a projector or reactor worker): `/health`
+/// and `/metrics` only, for the orchestrator and the metrics scraper.
+pub fn worker_routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
+    let health = OpenApiService::new(health::HealthApi, "onair worker", env!("CARGO_PKG_VERSION"));
+    Route::new()
+        .nest("/", health)
+        .at("/metrics", crate::metrics::serve)
         .data(state)
         .catch_all_error(framework_error_to_response)
 }

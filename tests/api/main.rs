@@ -26,6 +26,7 @@ mod publisher_status;
 mod rate_limits;
 mod read_your_writes;
 mod replay;
+mod roles;
 mod room_projections;
 mod seed_examples;
 mod stages;

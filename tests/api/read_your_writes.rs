@@ -8,7 +8,8 @@ use crate::helpers::{Answer, Services, TestApp, encode};
 
 const STAR: &str = "star@mabu.mabumaster";
 
-async fn get_at(app: &TestApp, path: &str, sequence: u64) -> Answer {
+/// `GET path` with `X-Min-Sequence: sequence` and the API key.
+pub(crate) async fn get_at(app: &TestApp, path: &str, sequence: u64) -> Answer {
     let response = app
         .client
         .get(format!("{}{path}", app.address))
