@@ -131,8 +131,8 @@ pub struct RoomInfo {
     /// When the live session started (RFC 3339, UTC), while live.
     #[oai(nullable)]
     pub live_since: Option<String>,
-    /// Verified members in the room's chat, each once (guests are not counted), as of the
-    /// room's last popularity change.
+    /// Verified members in the room's chat now, each once however many sockets (guests are not
+    /// counted).
     pub viewer_count: i32,
     /// src/domain/popularity.rs: `10 × viewers + gift points + 2 × chat messages` over 5 minutes.
     pub popularity: i64,

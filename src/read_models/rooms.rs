@@ -25,7 +25,7 @@ pub struct RoomRow {
     pub is_live: bool,
     /// Start of the running live session (event time, UTC); `None` while offline.
     pub live_since: Option<OffsetDateTime>,
-    /// Viewers present in the room's chat at the last popularity update; 0 before any.
+    /// Verified members present in the room's chat now (each once, however many sockets).
     pub viewers: i32,
     /// The last published popularity value; 0 before any.
     pub popularity: i64,
@@ -37,7 +37,9 @@ const ROOM_SELECT: &str = "
     SELECT m.member_id AS streamer_id, m.agent_id, m.nickname, m.avatar,
            COALESCE(r.title, '') AS title, COALESCE(r.announcement, '') AS announcement,
            COALESCE(r.cover, '') AS cover, COALESCE(r.is_live, false) AS is_live, r.live_since,
-           COALESCE(r.viewers, 0) AS viewers, COALESCE(r.popularity, 0) AS popularity,
+           (SELECT count(DISTINCT p.member_id) FROM rm_room_presence p
+             WHERE p.streamer_id = m.member_id)::int AS viewers,
+           COALESCE(r.popularity, 0) AS popularity,
            (SELECT count(*) FROM rm_followers f WHERE f.streamer_id = m.member_id) AS followers
     FROM members m LEFT JOIN rm_rooms r ON r.streamer_id = m.member_id";
 

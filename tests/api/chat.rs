@@ -213,6 +213,17 @@ async fn the_seeds_flow_verify_say_and_every_system_code() {
     let (_, welcome) = star.said("welcome").await;
     assert_eq!(welcome["member"], STAR);
 
+    // The room's viewerCount follows presence at once (popularity is recomputed every 10 s here,
+    // and has not been yet).
+    let info = crate::helpers::eventually(Duration::from_secs(3), || async {
+        let a = gw
+            .action("getRoomInfo", json!({"streamerID": STAR}), None)
+            .await;
+        (a.data()["viewerCount"] == 3).then_some(a)
+    })
+    .await;
+    assert_eq!(info.data()["popularity"], 0, "{}", info.body);
+
     // say: everyone in the room, the sender included, gets it.
     let ok = ben.say(ROOM, &chat(BEN, "Hello")).await;
     assert_eq!(
