@@ -260,7 +260,16 @@ impl From<crate::gift_catalog::GiftCatalogError> for ApiError {
 }
 
 impl From<sqlx::Error> for ApiError {
+    /// A text Postgres cannot hold (a NUL: SQLSTATE 22021 or 22P05) is the request's fault and a
+    /// 400, since retrying cannot help; any other database error is a 503.
     fn from(e: sqlx::Error) -> Self {
+        let code = e.as_database_error().and_then(|d| d.code());
+        if matches!(code.as_deref(), Some("22021" | "22P05")) {
+            tracing::info!(error.cause_chain = %e, "text refused by postgres");
+            return ApiError::validation(
+                "a text field holds a NUL character, which cannot be stored",
+            );
+        }
         tracing::warn!(error.cause_chain = %e, "postgres error");
         ApiError::unavailable("the database did not answer; try again")
     }

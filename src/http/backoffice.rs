@@ -35,6 +35,11 @@ async fn authenticate(
 ) -> Result<(String, OperatorScope), ApiError> {
     let website = website.get("website")?;
     let key = key.get("key")?;
+    // Every operator's website is printable ASCII (`onair operator create`); anything else is
+    // unknown without asking the database (which could not even compare a NUL).
+    if !website.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(ApiError::unauthorized("unknown website or wrong key"));
+    }
     match crate::operators::verify(&state.db, &website, &key).await? {
         Some(scope) => Ok((website, scope)),
         None => Err(ApiError::unauthorized("unknown website or wrong key")),

@@ -266,6 +266,11 @@ fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), ApiError> {
                 "tags: value of {key:?} must be at most {MAX_TAG_VALUE_CHARS} characters"
             )));
         }
+        if key.chars().chain(value.chars()).any(char::is_control) {
+            return Err(ApiError::validation(format!(
+                "tags: {key:?} must not contain control characters in its key or value"
+            )));
+        }
     }
     Ok(())
 }

@@ -24,9 +24,12 @@ impl AgentScope {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let parts: Vec<&str> = raw.split('.').collect();
         let well_formed = parts.len() <= 2
-            && parts
-                .iter()
-                .all(|p| !p.is_empty() && !p.chars().any(|c| c.is_whitespace() || c == '@'));
+            && parts.iter().all(|p| {
+                !p.is_empty()
+                    && !p
+                        .chars()
+                        .any(|c| c.is_whitespace() || c.is_control() || c == '@')
+            });
         if !well_formed {
             return Err(format!(
                 "uppername must be agent.masterAgent or masterAgent, got {raw:?}"

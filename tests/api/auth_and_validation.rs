@@ -154,3 +154,31 @@ async fn unknown_routes_and_wrong_methods_get_the_error_body() {
     assert_eq!(big.status, 413, "{}", big.body);
     assert_eq!(big.body["error"], "PAYLOAD_TOO_LARGE");
 }
+
+/// A text Postgres refuses (a NUL) is the request's fault: a 400 that says so, not a 503 that
+/// invites a retry. Every route validates its text first; this is the net under them.
+#[tokio::test]
+async fn a_text_postgres_cannot_store_maps_to_a_400_not_a_503() {
+    let services = Services::start().await;
+    let app = spawn_app(&services).await;
+    let refused = sqlx::query("SELECT $1::text")
+        .bind("a\u{0}b")
+        .execute(&app.db)
+        .await
+        .unwrap_err();
+    let response =
+        poem::IntoResponse::into_response(onair::http::api_error::ApiError::from(refused));
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value =
+        serde_json::from_slice(&response.into_body().into_vec().await.unwrap()).unwrap();
+    assert_eq!(body["error"], "VALIDATION_ERROR");
+    assert!(body["message"].as_str().unwrap().contains("NUL"), "{body}");
+
+    // Any other database error is still a 503.
+    let other = sqlx::query("SELECT * FROM no_such_table")
+        .execute(&app.db)
+        .await
+        .unwrap_err();
+    let response = poem::IntoResponse::into_response(onair::http::api_error::ApiError::from(other));
+    assert_eq!(response.status(), 503);
+}

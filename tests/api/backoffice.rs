@@ -354,6 +354,12 @@ async fn gift_records_filter_page_and_total_over_hundreds_of_gifts() {
         .post_public("/api/backoffice/getGiftRecord", &no_key)
         .await
         .expect_error(401, "UNAUTHORIZED");
+    // A website Postgres could not even compare (a NUL) is just as unknown, not a 503.
+    no_key["website"] = json!("site\u{0}a");
+    gw.app
+        .post_public("/api/backoffice/getGiftRecord", &no_key)
+        .await
+        .expect_error(401, "UNAUTHORIZED");
 }
 
 /// An operator scoped to a master agent manages that master agent's members, agent lines and

@@ -106,6 +106,11 @@ async fn stage_creation_stops_at_the_stage_limit_and_validates_its_input() {
             "tags",
         ),
         (json!({"name": "ok", "tags": "x"}), "tags"),
+        // A NUL could never be stored (Postgres text and jsonb refuse it): the stages projection
+        // would stop at the event.
+        (json!({"name": "ok", "tags": {"k": "a\u{0}b"}}), "tags"),
+        (json!({"name": "ok", "tags": {"k\u{0}": "v"}}), "tags"),
+        (json!({"name": "ok", "tags": {"k": "line\nbreak"}}), "tags"),
     ] {
         let message = app
             .post("/api/stage", &body)
