@@ -151,12 +151,11 @@ impl Projection for RoomsProjection {
                 Event::PopularityChanged(e) => {
                     ensure_room(tx, &e.streamer, at).await?;
                     sqlx::query(
-                        "UPDATE rm_rooms SET popularity = $2, viewers = $3, updated_at = $4
+                        "UPDATE rm_rooms SET popularity = $2, updated_at = $3
                          WHERE streamer_id = $1",
                     )
                     .bind(&e.streamer)
                     .bind(i64::try_from(e.value).unwrap_or(i64::MAX))
-                    .bind(i32::try_from(e.viewers).unwrap_or(i32::MAX))
                     .bind(at)
                     .execute(&mut *tx)
                     .await?;
