@@ -335,7 +335,8 @@ impl Application {
         let roles: Vec<String> = settings
             .roles
             .iter()
-            .map(|r| format!("{r:?}").to_lowercase())
+            .filter_map(clap::ValueEnum::to_possible_value)
+            .map(|v| v.get_name().to_owned())
             .collect();
         tracing::info!(port, roles = %roles.join(","), "onair is serving");
         let result = poem::Server::new_with_acceptor(acceptor)

@@ -919,14 +919,14 @@ pub const LOGIN_ATTEMPTS_PER_MINUTE: i32 = 10;
 async fn check_login_rate(state: &AppState, id: &MemberId) -> Result<(), ApiError> {
     let bucket = crate::pool_service::derived_event_id(&["login-attempts", id.as_str()]);
     match crate::rate_limit::check(&state.db, bucket, LOGIN_ATTEMPTS_PER_MINUTE).await {
-        Ok(decision) if !decision.allowed => Err(ApiError::too_many_requests(
-            format!(
-                "too many login attempts for {id}; try again in {} s",
-                decision.retry_after_secs.unwrap_or(1)
-            ),
-            None,
-            Some(decision.retry_after_secs.unwrap_or(1)),
-        )),
+        Ok(decision) if !decision.allowed => {
+            let retry_after = decision.retry_after_secs.unwrap_or(1);
+            Err(ApiError::too_many_requests(
+                format!("too many login attempts for {id}; try again in {retry_after} s"),
+                None,
+                Some(retry_after),
+            ))
+        }
         Ok(_) => Ok(()),
         Err(e) => {
             tracing::warn!(error = %e, "login rate check failed; allowing the attempt");
