@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
-use onair::config::ServeSettings;
 use onair::domain::member::{MemberId, Role, chatroom_name};
-use onair::startup::Application;
+use onair::runtime::config::ServeSettings;
+use onair::runtime::startup::Application;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -85,10 +85,10 @@ async fn main() -> anyhow::Result<()> {
     let mut members = Vec::new();
     for n in 0..=args.listeners {
         let id = format!("bench-{run}-{n}@bench.agent");
-        onair::members::register(
+        onair::commands::members::register(
             &state.db,
             &state.store,
-            onair::members::NewMember::new(
+            onair::commands::members::NewMember::new(
                 MemberId::parse(&id, "id")?,
                 Role::Member,
                 "bench-password",

@@ -18,9 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use onair::config::ServeSettings;
 use onair::domain::member::{MemberId, Role};
-use onair::startup::Application;
+use onair::runtime::config::ServeSettings;
+use onair::runtime::startup::Application;
 use serde_json::json;
 
 #[derive(Parser)]
@@ -105,7 +105,8 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(app.run_until_stopped(std::future::pending()));
 
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-    let (_, key) = onair::api_keys::create(&state.db, &format!("bench-{run}"), 1_000_000).await?;
+    let (_, key) =
+        onair::records::api_keys::create(&state.db, &format!("bench-{run}"), 1_000_000).await?;
     let now = time::OffsetDateTime::now_utc();
     let streamer = format!("bench-{run}-star@bench.agent");
     let mut tokens = Vec::new();
@@ -118,10 +119,10 @@ async fn main() -> anyhow::Result<()> {
         } else {
             format!("bench-{run}-{n}@bench.agent")
         };
-        onair::members::register(
+        onair::commands::members::register(
             &state.db,
             &state.store,
-            onair::members::NewMember::new(
+            onair::commands::members::NewMember::new(
                 MemberId::parse(&id, "id")?,
                 role,
                 "bench-password",
@@ -137,14 +138,14 @@ async fn main() -> anyhow::Result<()> {
             ));
         }
     }
-    let gift = onair::gift_catalog::Gift {
+    let gift = onair::commands::gift_catalog::Gift {
         gift_id: 9_001,
         name: "bench rose".into(),
         points: 3,
         anime_url: String::new(),
         enabled: true,
     };
-    onair::gift_catalog::define(&state.db, &state.store, gift, now).await?;
+    onair::commands::gift_catalog::define(&state.db, &state.store, gift, now).await?;
     let http = reqwest::Client::new();
 
     let started = Instant::now();
@@ -235,9 +236,9 @@ async fn main() -> anyhow::Result<()> {
 
     let started = Instant::now();
     let mut file = Vec::new();
-    let exported = onair::event_tools::export(
+    let exported = onair::ops::events::export(
         &state.store,
-        &onair::event_tools::Selection::default(),
+        &onair::ops::events::Selection::default(),
         false,
         &mut file,
     )
@@ -249,7 +250,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let started = Instant::now();
-    let audit = onair::audit::run(&state.db, &state.store, false).await?;
+    let audit = onair::ops::audit::run(&state.db, &state.store, false).await?;
     println!(
         "audit: {}, clean: {}",
         rate(audit.events, started.elapsed()),
@@ -257,7 +258,8 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let started = Instant::now();
-    let replay = onair::replay::run(&state.db, &state.store, onair::replay::select(None)?).await?;
+    let replay =
+        onair::ops::replay::run(&state.db, &state.store, onair::ops::replay::select(None)?).await?;
     println!(
         "replay --all: {} (rebuild and swap of {} read models)",
         rate(replay.events, started.elapsed()),
@@ -269,7 +271,7 @@ async fn main() -> anyhow::Result<()> {
         target.ensure_stream(1).await?;
         let started = Instant::now();
         let imported =
-            onair::event_tools::import(&target, &mut std::io::Cursor::new(&file)).await?;
+            onair::ops::events::import(&target, &mut std::io::Cursor::new(&file)).await?;
         println!("import: {}", rate(imported, started.elapsed()));
     }
     Ok(())

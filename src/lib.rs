@@ -30,29 +30,19 @@
 
 #![warn(missing_docs)]
 
-pub mod api_keys;
-pub mod audit;
+pub mod app;
 pub mod chat;
 pub mod cli;
-pub mod config;
+pub mod commands;
 pub mod domain;
 pub mod event_store;
-pub mod event_tools;
 pub mod events;
-pub mod gift_catalog;
 pub mod http;
 pub mod ivs;
-pub mod member_auth;
-pub mod members;
-pub mod metrics;
-pub mod operators;
-pub mod pool_service;
+pub mod ops;
 pub mod projections;
-pub mod rate_limit;
 pub mod reactors;
 pub mod read_models;
-pub mod replay;
-pub mod room_service;
-pub mod startup;
+pub mod records;
+pub mod runtime;
 pub mod stats_socket;
-pub mod telemetry;

@@ -7,7 +7,7 @@ use poem::http::header;
 use poem::{IntoResponse, Response, handler, web::Data};
 use std::sync::Arc;
 
-use crate::http::AppState;
+use crate::app::AppState;
 
 /// The script's source, with `%%URL%%` still to fill.
 pub const SOURCE: &str = include_str!("client.js");

@@ -34,7 +34,7 @@ use crate::events::{
     ChatMessagePosted, ChatNotice, Event, EventEnvelope, MemberJoinedRoom, MemberLeftRoom,
     MemberModerated, RoomNoticePublished, cloudevents, subject,
 };
-use crate::member_auth::MemberTokens;
+use crate::records::member_auth::MemberTokens;
 
 /// Settings of the chat gateway.
 #[derive(Clone, Debug)]
@@ -87,7 +87,7 @@ pub fn leave_events(
     if let Some(id) = fact_id {
         fact = fact.with_id(id);
     }
-    let notice_id = crate::pool_service::derived_event_id(&["leaveRoom", &fact.id.to_string()]);
+    let notice_id = crate::commands::pool::derived_event_id(&["leaveRoom", &fact.id.to_string()]);
     let notice = NewEvent::new(
         now,
         Event::RoomNoticePublished(RoomNoticePublished {
@@ -347,9 +347,9 @@ impl ChatService {
     /// all instances (the GCRA of src/rate_limit.rs, counted in Postgres). When Postgres does not
     /// answer the message is allowed and the failure logged.
     async fn may_say(&self, member: &str) -> bool {
-        let bucket = crate::pool_service::derived_event_id(&["chat-messages", member]);
+        let bucket = crate::commands::pool::derived_event_id(&["chat-messages", member]);
         let limit = i32::try_from(self.settings.messages_per_minute).unwrap_or(i32::MAX);
-        match crate::rate_limit::check(&self.db, bucket, limit).await {
+        match crate::records::rate_limit::check(&self.db, bucket, limit).await {
             Ok(decision) => decision.allowed,
             Err(e) => {
                 tracing::warn!(error = %e, "chat rate check failed; allowing the message");
@@ -535,7 +535,7 @@ impl ChatService {
             self.system(socket, SystemCode::Banned);
             return Err(SystemCode::Banned.message().to_owned());
         }
-        let record = crate::members::find(&self.db, &member_id)
+        let record = crate::commands::members::find(&self.db, &member_id)
             .await
             .map_err(|_| "the member could not be looked up; try again".to_owned())?
             .ok_or_else(|| SystemCode::TokenInvalid.message().to_owned())?;
@@ -564,7 +564,7 @@ impl ChatService {
         &self,
         socket: &Socket,
         room: &str,
-        record: &crate::members::MemberRecord,
+        record: &crate::commands::members::MemberRecord,
         moderation: &RoomModeration,
     ) {
         let now = OffsetDateTime::now_utc();
@@ -608,7 +608,7 @@ impl ChatService {
                     message: ChatNotice::JoinRoom(presence.clone()),
                 }),
             )
-            .with_id(crate::pool_service::derived_event_id(&[
+            .with_id(crate::commands::pool::derived_event_id(&[
                 "joinRoom", &fact_id,
             ])),
         ];
@@ -621,7 +621,7 @@ impl ChatService {
                         message: ChatNotice::Welcome(presence),
                     }),
                 )
-                .with_id(crate::pool_service::derived_event_id(&[
+                .with_id(crate::commands::pool::derived_event_id(&[
                     "welcome", &fact_id,
                 ])),
             );

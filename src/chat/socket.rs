@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::hub::Outgoing;
 use super::protocol::{self, Incoming};
 use super::service::ChatService;
-use crate::http::AppState;
+use crate::app::AppState;
 
 /// `GET /primus*`: the chat socket.
 #[handler]

@@ -36,10 +36,10 @@ use poem::{IntoResponse, Response};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
 
+use crate::commands::pool::PoolServiceError;
 use crate::domain::stage_pool::PoolError;
 use crate::domain::user_id::IdError;
 use crate::ivs::ProviderError;
-use crate::pool_service::PoolServiceError;
 
 /// The error body of every route.
 #[derive(Object, Debug, Clone, serde::Serialize)]
@@ -197,9 +197,9 @@ impl From<crate::domain::member::MemberIdError> for ApiError {
     }
 }
 
-impl From<crate::member_auth::TokenError> for ApiError {
-    fn from(e: crate::member_auth::TokenError) -> Self {
-        use crate::member_auth::TokenError;
+impl From<crate::records::member_auth::TokenError> for ApiError {
+    fn from(e: crate::records::member_auth::TokenError) -> Self {
+        use crate::records::member_auth::TokenError;
         let code = match e {
             TokenError::Missing => "UNAUTHORIZED",
             TokenError::Invalid => "TOKEN_INVALID",
@@ -234,9 +234,9 @@ impl From<crate::domain::room::RoomError> for ApiError {
     }
 }
 
-impl From<crate::members::MemberError> for ApiError {
-    fn from(e: crate::members::MemberError) -> Self {
-        use crate::members::MemberError;
+impl From<crate::commands::members::MemberError> for ApiError {
+    fn from(e: crate::commands::members::MemberError) -> Self {
+        use crate::commands::members::MemberError;
         match e {
             MemberError::Invalid(m) => ApiError::validation(m),
             MemberError::Exists(_) => ApiError::coded(409, "MEMBER_EXISTS", e.to_string()),
@@ -248,9 +248,9 @@ impl From<crate::members::MemberError> for ApiError {
     }
 }
 
-impl From<crate::gift_catalog::GiftCatalogError> for ApiError {
-    fn from(e: crate::gift_catalog::GiftCatalogError) -> Self {
-        use crate::gift_catalog::GiftCatalogError;
+impl From<crate::commands::gift_catalog::GiftCatalogError> for ApiError {
+    fn from(e: crate::commands::gift_catalog::GiftCatalogError) -> Self {
+        use crate::commands::gift_catalog::GiftCatalogError;
         match e {
             GiftCatalogError::Invalid(m) => ApiError::validation(m),
             GiftCatalogError::Store(e) => e.into(),

@@ -16,10 +16,10 @@ use super::envelope::{Envelope, timestamp};
 use super::field::{Checked, Loose};
 use super::gateway::MemberView;
 use super::{ApiTags, AppState, write_response};
+use crate::commands::gift_catalog::{self, Gift};
+use crate::commands::members::{self, MemberEdit, NewMember};
 use crate::domain::member::{MemberFilter, MemberId, Role};
 use crate::domain::operator::{OperatorScope, ScopeError};
-use crate::gift_catalog::{self, Gift};
-use crate::members::{self, MemberEdit, NewMember};
 use crate::read_models::gift_records::{self, AgentScope, GiftRecordQuery};
 
 /// Longest period one `getGiftRecord` may cover, in days.
@@ -40,7 +40,7 @@ async fn authenticate(
     if !website.chars().all(|c| c.is_ascii_graphic()) {
         return Err(ApiError::unauthorized("unknown website or wrong key"));
     }
-    match crate::operators::verify(&state.db, &website, &key).await? {
+    match crate::records::operators::verify(&state.db, &website, &key).await? {
         Some(scope) => Ok((website, scope)),
         None => Err(ApiError::unauthorized("unknown website or wrong key")),
     }

@@ -21,13 +21,13 @@ use super::api_error::ApiError;
 use super::envelope::{Envelope, timestamp};
 use super::field::Checked;
 use super::{ApiTags, AppState, write_response};
+use crate::commands::{gift_catalog, members, rooms};
 use crate::domain::member::{MemberId, Role, chatroom_name};
 use crate::domain::room::{self, MAX_ANNOUNCEMENT_CHARS, MAX_TITLE_CHARS};
 use crate::event_store::NewEvent;
 use crate::events::{Event, EventEnvelope, GiftSent, MemberLoggedIn, MemberProfile, RoomInfoSet};
-use crate::member_auth::MemberClaims;
 use crate::read_models::rooms::{self as room_queries, RoomRow};
-use crate::{gift_catalog, members, room_service};
+use crate::records::member_auth::MemberClaims;
 
 /// Body of every action.
 #[derive(Object, Debug)]
@@ -626,8 +626,7 @@ impl GatewayApi {
         let action = Action::parse(body.0)?;
         let claims = action.streamer(&state).await?;
         let (published, session) =
-            room_service::start_stream(&state.store, &claims.sub, OffsetDateTime::now_utc())
-                .await?;
+            rooms::start_stream(&state.store, &claims.sub, OffsetDateTime::now_utc()).await?;
         Ok(StreamResponse::Ok(
             Json(Envelope::ok(StreamAnswer {
                 streamer_id: claims.sub,
@@ -651,7 +650,7 @@ impl GatewayApi {
         let action = Action::parse(body.0)?;
         let claims = action.streamer(&state).await?;
         let (published, session) =
-            room_service::end_stream(&state.store, &claims.sub, OffsetDateTime::now_utc()).await?;
+            rooms::end_stream(&state.store, &claims.sub, OffsetDateTime::now_utc()).await?;
         Ok(StreamResponse::Ok(
             Json(Envelope::ok(StreamAnswer {
                 streamer_id: claims.sub,
@@ -742,7 +741,7 @@ impl GatewayApi {
                     format!("member {presenter} not found"),
                 )
             })?;
-        let (broadcast, _) = room_service::broadcast_state(&state.store, streamer.as_str()).await?;
+        let (broadcast, _) = rooms::broadcast_state(&state.store, streamer.as_str()).await?;
         let session_id = match broadcast {
             room::BroadcastState::Live { session_id } => Some(session_id),
             room::BroadcastState::Offline => None,
@@ -917,8 +916,8 @@ pub const LOGIN_ATTEMPTS_PER_MINUTE: i32 = 10;
 /// Counts a login attempt for `id` (GCRA in Postgres, src/rate_limit.rs); over the limit: 429
 /// `TOO_MANY_REQUESTS`. Fails open if Postgres cannot be asked, like every rate limit here.
 async fn check_login_rate(state: &AppState, id: &MemberId) -> Result<(), ApiError> {
-    let bucket = crate::pool_service::derived_event_id(&["login-attempts", id.as_str()]);
-    match crate::rate_limit::check(&state.db, bucket, LOGIN_ATTEMPTS_PER_MINUTE).await {
+    let bucket = crate::commands::pool::derived_event_id(&["login-attempts", id.as_str()]);
+    match crate::records::rate_limit::check(&state.db, bucket, LOGIN_ATTEMPTS_PER_MINUTE).await {
         Ok(decision) if !decision.allowed => {
             let retry_after = decision.retry_after_secs.unwrap_or(1);
             Err(ApiError::too_many_requests(
@@ -944,7 +943,7 @@ async fn set_following(
     let streamer = member_id(&action.query, "streamerID")?;
     let claims = action.member(state).await?;
     require_streamer(state, &streamer).await?;
-    let published = room_service::set_following(
+    let published = rooms::set_following(
         &state.store,
         &claims.sub,
         streamer.as_str(),

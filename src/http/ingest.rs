@@ -17,9 +17,9 @@ use super::envelope::Envelope;
 use super::field::Checked;
 use super::security::ApiKeyAuth;
 use super::{ApiTags, AppState};
+use crate::commands::pool::now;
 use crate::event_store::NewEvent;
 use crate::events::{Event, StreamEnded, StreamStarted};
-use crate::pool_service::now;
 
 /// `detail` of an "IVS Stage Update" event (field names as IVS sends them).
 #[derive(Object, Debug, Clone)]
@@ -164,7 +164,7 @@ impl IngestApi {
             .store
             .publish(NewEvent::new(at, event))
             .await
-            .map_err(|e| ApiError::from(crate::pool_service::PoolServiceError::Store(e)))?;
+            .map_err(|e| ApiError::from(crate::commands::pool::PoolServiceError::Store(e)))?;
         Ok(IngestResponse::Accepted(
             Json(Envelope::ok(IngestResult {
                 accepted: true,

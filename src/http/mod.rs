@@ -11,6 +11,8 @@ pub mod gateway;
 pub mod health;
 pub mod idempotency;
 pub mod ingest;
+pub mod metrics;
+pub mod rate_limit;
 pub mod security;
 pub mod stage;
 pub mod stats;
@@ -18,18 +20,16 @@ pub mod token;
 pub mod viewer;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use poem::{Endpoint, EndpointExt, Response, Route};
 use poem_openapi::{OpenApiService, Tags};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use self::api_error::{ApiError, framework_error_to_response};
 use self::security::ApiKeyAuth;
-use crate::event_store::EventStore;
+pub use crate::app::{AppState, PublicKeyInfo};
+use crate::commands::pool::derived_event_id;
 use crate::ivs::arn::is_stage_arn;
-use crate::pool_service::{PoolService, derived_event_id};
 use crate::read_models::{self, StageRow};
 
 /// Declares the answer of a write route: the body, and `X-Event-Sequence`, the stream sequence
@@ -71,76 +71,29 @@ pub enum ApiTags {
     BackOffice,
 }
 
-/// The signing key's public half, as served.
-#[derive(Clone, Debug)]
-pub struct PublicKeyInfo {
-    /// The `kid` header of every participant token: the public key's ARN
-    /// (`arn:aws:ivs:<region>:<account>:public-key/<id>`).
-    pub kid: String,
-    /// SPKI PEM of the P-384 public key.
-    pub pem: String,
-}
-
-/// What every handler shares.
-pub struct AppState {
-    /// Postgres: read models, operator records (API keys, members, gifts) and rate-limit state.
-    pub db: PgPool,
-    /// The JetStream event store every write publishes to.
-    pub store: EventStore,
-    /// The stage pool: seat assignment and stage changes, decided in memory and stored as events.
-    pub pool: PoolService,
-    /// The stage provider (`local` or `aws`): stages, participant tokens, active sessions.
-    pub provider: Arc<dyn crate::ivs::StageProvider>,
-    /// The latest figures pushed on the stats WebSocket.
-    pub stats_feed: tokio::sync::watch::Receiver<Option<crate::stats_socket::StatsSnapshot>>,
-    /// The stage provider's name, `local` or `aws` (`stageProvider` of `/health`).
-    pub provider_name: &'static str,
-    /// The token-signing key's public half, served at `GET /api/token/public-key`.
-    pub public_key: PublicKeyInfo,
-    /// When this instance started (`uptime` of `/health`).
-    pub started_at: Instant,
-    /// Every projection's name: what `/health`, `/metrics` and `X-Min-Sequence` check.
-    pub projection_names: Vec<&'static str>,
-    /// Recently verified API keys, kept `ONAIR_API_KEY_CACHE_SECS` (5 s by default): a revoked
-    /// key stops working within that time.
-    pub api_keys: crate::api_keys::VerifiedKeyCache,
-    /// Per-API-key rate limits (`ONAIR_RATE_LIMITS`), counted in Postgres.
-    pub rate_limiter: crate::rate_limit::RateLimiter,
-    /// Member `Authorization` tokens.
-    pub member_tokens: crate::member_auth::MemberTokens,
-    /// A hash checked for unknown members at login, so a failed login takes as long either way.
-    pub dummy_password_hash: String,
-    /// The chat gateway of this instance.
-    pub chat: Arc<crate::chat::ChatService>,
-    /// How long a request with `X-Min-Sequence` waits for the read models.
-    pub min_sequence_wait: std::time::Duration,
-}
-
-impl AppState {
-    /// The stage from the read model, or 404 `NOT_FOUND`. A stage the pool knows but the read model
-    /// has not caught up with yet is looked up again briefly.
-    pub async fn require_stage(&self, stage_arn: &str) -> Result<StageRow, ApiError> {
-        let known_to_pool = self.pool.read(|p| p.stage(stage_arn).is_some());
-        for _ in 0..20 {
-            if let Some(stage) = read_models::stage(&self.db, stage_arn).await? {
-                return Ok(stage);
-            }
-            if !known_to_pool {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+/// The stage from the read model, or 404 `NOT_FOUND`. A stage the pool knows but the read model
+/// has not caught up with yet is looked up again briefly.
+pub async fn require_stage(state: &AppState, stage_arn: &str) -> Result<StageRow, ApiError> {
+    let known_to_pool = state.pool.read(|p| p.stage(stage_arn).is_some());
+    for _ in 0..20 {
+        if let Some(stage) = read_models::stage(&state.db, stage_arn).await? {
+            return Ok(stage);
         }
-        Err(ApiError::not_found(format!("stage {stage_arn} not found")))
+        if !known_to_pool {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
+    Err(ApiError::not_found(format!("stage {stage_arn} not found")))
+}
 
-    /// Whether the publisher is live on the master stage (stream status events: IVS EventBridge
-    /// `Participant Published` / `Unpublished` posted to `/api/ingest/eventbridge`).
-    pub async fn is_publisher_live(&self) -> Result<bool, ApiError> {
-        let Some(master) = self.pool.read(|p| p.master().map(|s| s.arn.clone())) else {
-            return Ok(false);
-        };
-        Ok(read_models::is_publisher_live(&self.db, &master).await?)
-    }
+/// Whether the publisher is live on the master stage (stream status events: IVS EventBridge
+/// `Participant Published` / `Unpublished` posted to `/api/ingest/eventbridge`).
+pub async fn is_publisher_live(state: &AppState) -> Result<bool, ApiError> {
+    let Some(master) = state.pool.read(|p| p.master().map(|s| s.arn.clone())) else {
+        return Ok(false);
+    };
+    Ok(read_models::is_publisher_live(&state.db, &master).await?)
 }
 
 /// Checks a `stageArn` parameter: IVS's stage ARN format, else 400 `VALIDATION_ERROR`.
@@ -236,17 +189,17 @@ pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint<Outp
     let consistency_state = state.clone();
     let api = api
         .around(move |ep, req| idempotency::replay_or_record(ep, req, idempotency_state.clone()))
-        .around(move |ep, req| crate::rate_limit::enforce(ep, req, limited_state.clone()))
+        .around(move |ep, req| rate_limit::enforce(ep, req, limited_state.clone()))
         .around(move |ep, req| {
             consistency::wait_for_min_sequence(ep, req, consistency_state.clone())
         })
-        .around(crate::metrics::track);
+        .around(metrics::track);
     Route::new()
         .nest("/", api)
         .nest("/docs", docs)
         .at("/openapi.json", spec_json)
         .at("/openapi.yaml", spec_yaml)
-        .at("/metrics", crate::metrics::serve)
+        .at("/metrics", metrics::serve)
         .at(&client_path, crate::chat::client_script::serve)
         .at(
             crate::chat::client_script::min_path(&client_path),
@@ -271,7 +224,7 @@ pub fn worker_routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let health = OpenApiService::new(health::HealthApi, "onair worker", env!("CARGO_PKG_VERSION"));
     Route::new()
         .nest("/", health)
-        .at("/metrics", crate::metrics::serve)
+        .at("/metrics", metrics::serve)
         .data(state)
         .catch_all_error(framework_error_to_response)
 }

@@ -10,7 +10,7 @@ use super::AppState;
 use poem::IntoResponse;
 
 use super::api_error::ErrorBody;
-use crate::api_keys::ApiKeyRecord;
+use crate::records::api_keys::ApiKeyRecord;
 
 /// A request authenticated by a valid, unrevoked API key.
 #[derive(SecurityScheme)]

@@ -380,7 +380,7 @@ impl StageApi {
             .pool
             .read(|p| p.master().map(|s| s.arn.clone()))
             .ok_or_else(|| ApiError::unavailable("the master stage is not ready yet"))?;
-        let stage = state.require_stage(&arn).await?;
+        let stage = super::require_stage(&state, &arn).await?;
         Ok(MasterStageResponse::Ok(Json(Envelope::ok(
             MasterStageInfo {
                 stage: StageDetail {
@@ -414,7 +414,7 @@ impl StageApi {
         stage_arn: Path<String>,
     ) -> Result<StageResponse, ApiError> {
         let arn = parse_stage_arn(&stage_arn.0)?;
-        let stage = state.require_stage(arn).await?;
+        let stage = super::require_stage(&state, arn).await?;
         Ok(StageResponse::Ok(Json(Envelope::ok(StageAnswer {
             stage: StageDetail {
                 active_session_id: active_session_id(&state, arn).await,

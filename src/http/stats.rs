@@ -200,7 +200,7 @@ impl StatsApi {
         Ok(OverallStatsResponse::Ok(Json(Envelope::ok(OverallStats {
             total_viewers: stages.iter().map(|s| s.viewer_count.max(0) as u32).sum(),
             active_stages: stages.len() as u32,
-            is_publisher_live: state.is_publisher_live().await?,
+            is_publisher_live: super::is_publisher_live(&state).await?,
             stages: stages.iter().map(summary).collect(),
             timestamp: now_timestamp(),
         }))))
@@ -274,7 +274,7 @@ impl StatsApi {
         stage_arn: Path<String>,
     ) -> Result<OneStageStatsResponse, ApiError> {
         let stage_arn = parse_stage_arn(&stage_arn.0)?;
-        let stage = state.require_stage(stage_arn).await?;
+        let stage = super::require_stage(&state, stage_arn).await?;
         Ok(OneStageStatsResponse::Ok(Json(Envelope::ok(
             OneStageStats {
                 stage_arn: stage.stage_arn,
@@ -342,7 +342,7 @@ impl StatsApi {
     ) -> Result<PublisherStatusResponse, ApiError> {
         Ok(PublisherStatusResponse::Ok(Json(Envelope::ok(
             PublisherStatus {
-                is_live: state.is_publisher_live().await?,
+                is_live: super::is_publisher_live(&state).await?,
                 timestamp: now_timestamp(),
             },
         ))))

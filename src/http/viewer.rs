@@ -209,7 +209,7 @@ impl ViewerApi {
         stage_arn: Path<String>,
     ) -> Result<ViewerListResponse, ApiError> {
         let stage_arn = parse_stage_arn(&stage_arn.0)?;
-        state.require_stage(stage_arn).await?;
+        super::require_stage(&state, stage_arn).await?;
         let viewers = read_models::viewers(&state.db, stage_arn).await?;
         Ok(ViewerListResponse::Ok(Json(Envelope::ok(ViewerList {
             stage_arn: stage_arn.to_owned(),
@@ -250,7 +250,7 @@ impl ViewerApi {
     ) -> Result<WatchDurationResponse, ApiError> {
         let user = UserId::parse(&user_id.0, "userId")?;
         let stage_arn = parse_stage_arn(&stage_arn.0)?;
-        state.require_stage(stage_arn).await?;
+        super::require_stage(&state, stage_arn).await?;
         let seconds = read_models::watch_duration_seconds(&state.db, user.as_str(), stage_arn)
             .await?
             .unwrap_or(0);

@@ -27,9 +27,9 @@ use futures_util::{FutureExt, StreamExt};
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::watch;
 
+use crate::commands::pool::derived_event_id;
 use crate::event_store::{EventStore, NewEvent};
 use crate::events::{Event, EventEnvelope, cloudevents};
-use crate::pool_service::derived_event_id;
 
 /// One read model.
 pub trait Projection: Send + Sync + 'static {

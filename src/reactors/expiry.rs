@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::pool_service::PoolService;
+use crate::commands::pool::PoolService;
 
 /// Checks every `interval` until the task is dropped.
 pub async fn run(pool: PoolService, timeout: Duration, interval: Duration) {

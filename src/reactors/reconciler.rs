@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::pool_service::PoolService;
+use crate::commands::pool::PoolService;
 
 /// Runs every `interval` until the task is dropped (the first run after one interval).
 pub async fn run(pool: PoolService, interval: Duration, delete_orphans: bool) {

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use crate::commands::pool::PoolService;
 use crate::domain::stage_pool::ScaleDownPolicy;
-use crate::pool_service::PoolService;
 
 /// Checks every `interval` until the task is dropped.
 pub async fn run(pool: PoolService, policy: ScaleDownPolicy, interval: Duration) {

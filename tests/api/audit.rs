@@ -10,7 +10,9 @@ async fn an_audit_of_a_mixed_workload_finds_no_difference_until_a_row_is_tampere
     crate::workload::run(&gw).await;
 
     let store = &gw.app.state.store;
-    let report = onair::audit::run(&gw.app.db, store, false).await.unwrap();
+    let report = onair::ops::audit::run(&gw.app.db, store, false)
+        .await
+        .unwrap();
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(report.events, gw.app.stream_messages().await);
 
@@ -19,7 +21,9 @@ async fn an_audit_of_a_mixed_workload_finds_no_difference_until_a_row_is_tampere
         .execute(&gw.app.db)
         .await
         .unwrap();
-    let report = onair::audit::run(&gw.app.db, store, false).await.unwrap();
+    let report = onair::ops::audit::run(&gw.app.db, store, false)
+        .await
+        .unwrap();
     assert!(!report.is_clean());
     assert_eq!(report.differences.len(), 1, "{report:?}");
     let difference = &report.differences[0];
@@ -83,7 +87,7 @@ async fn an_audit_reports_gaps_and_unreadable_events_and_exits_1() {
     let app = crate::helpers::spawn_app(&services).await;
     assert_eq!(app.viewer_token("v-1").await.status, 200);
     app.wait_for_projections().await;
-    let report = onair::audit::run(&app.db, &app.state.store, false)
+    let report = onair::ops::audit::run(&app.db, &app.state.store, false)
         .await
         .unwrap();
     assert!(report.differences.is_empty(), "{report:?}");

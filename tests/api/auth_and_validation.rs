@@ -34,7 +34,9 @@ async fn every_api_route_needs_a_valid_api_key() {
 async fn a_revoked_key_is_refused_within_the_cache_time() {
     let services = Services::start().await;
     let app = spawn_app_with(&services, |s| s.api_key_cache_secs = 1).await;
-    let (record, key) = onair::api_keys::create(&app.db, "temp", 100).await.unwrap();
+    let (record, key) = onair::records::api_keys::create(&app.db, "temp", 100)
+        .await
+        .unwrap();
     let call = || {
         app.client
             .get(format!("{}/api/stats", app.address))
@@ -43,7 +45,11 @@ async fn a_revoked_key_is_refused_within_the_cache_time() {
     };
     assert_eq!(call().await.unwrap().status(), 200);
 
-    assert!(onair::api_keys::revoke(&app.db, record.id).await.unwrap());
+    assert!(
+        onair::records::api_keys::revoke(&app.db, record.id)
+            .await
+            .unwrap()
+    );
 
     eventually(Duration::from_secs(3), || async {
         (call().await.unwrap().status() == 401).then_some(())

@@ -370,7 +370,7 @@ async fn an_operator_scoped_to_a_master_agent_stays_within_it() {
     let services = Services::start().await;
     let gw = Gateway::start(&services).await;
     gw.create_member(OTHER_MASTER, "streamer").await;
-    let key = onair::operators::create(&gw.app.db, "site-b", Some("mabumaster"))
+    let key = onair::records::operators::create(&gw.app.db, "site-b", Some("mabumaster"))
         .await
         .unwrap();
     let as_scoped = |name: &'static str, mut body: Value| {
@@ -395,13 +395,13 @@ async fn an_operator_scoped_to_a_master_agent_stays_within_it() {
     )
     .await
     .expect_error(403, "FORBIDDEN");
-    let untouched = onair::members::find(&gw.app.db, OTHER_MASTER)
+    let untouched = onair::commands::members::find(&gw.app.db, OTHER_MASTER)
         .await
         .unwrap()
         .unwrap();
     assert_ne!(untouched.nickname, "Taken over");
     assert!(
-        onair::members::find(&gw.app.db, "amy@kiki.othermaster")
+        onair::commands::members::find(&gw.app.db, "amy@kiki.othermaster")
             .await
             .unwrap()
             .is_none()

@@ -4,7 +4,7 @@
 use std::io::Cursor;
 
 use crate::helpers::{Services, spawn_app_with};
-use onair::event_tools::{Selection, export, import};
+use onair::ops::events::{Selection, export, import};
 
 /// Every read model, as JSON rows (popularity columns aside: they come from a timer).
 const READ_MODELS: [(&str, &str); 12] = [
@@ -123,10 +123,10 @@ async fn an_export_imported_into_an_empty_stream_rebuilds_the_same_read_models()
     assert_eq!(snapshot(&rebuilt.db).await, original);
 
     // A replay on the restored stream gives the same read models again.
-    onair::replay::run(
+    onair::ops::replay::run(
         &rebuilt.db,
         &rebuilt.state.store,
-        onair::replay::select(None).unwrap(),
+        onair::ops::replay::select(None).unwrap(),
     )
     .await
     .unwrap();
@@ -180,7 +180,7 @@ async fn an_old_event_version_in_the_stream_is_upcast_on_read() {
 /// whatever was stored meanwhile; the type filter applies; a bad name is refused.
 #[tokio::test]
 async fn a_durable_tail_goes_on_after_the_last_event_it_printed() {
-    use onair::event_tools::{Position, tail_durable};
+    use onair::ops::events::{Position, tail_durable};
     let services = Services::start().await;
     let app = spawn_app_with(&services, |_| {}).await;
     let store = &app.state.store;
@@ -243,8 +243,8 @@ async fn a_durable_tail_goes_on_after_the_last_event_it_printed() {
 #[tokio::test]
 async fn a_time_range_selects_by_event_time_in_the_original_and_an_imported_stream() {
     use onair::event_store::{EventStore, NewEvent};
-    use onair::event_tools::Position;
     use onair::events::{Event, MaintenanceModeSet};
+    use onair::ops::events::Position;
     use time::macros::datetime;
 
     let ids_of = |lines: &[u8]| -> Vec<String> {

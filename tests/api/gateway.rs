@@ -135,7 +135,7 @@ async fn missing_invalid_foreign_and_expired_tokens_are_refused_and_store_nothin
     gw.action("follow", follow.clone(), Some("not.a.token"))
         .await
         .expect_error(401, "TOKEN_INVALID");
-    let foreign = onair::member_auth::MemberTokens::new(b"another secret", 3600).issue(
+    let foreign = onair::records::member_auth::MemberTokens::new(b"another secret", 3600).issue(
         BEN,
         onair::domain::member::Role::Member,
         0,
@@ -150,7 +150,7 @@ async fn missing_invalid_foreign_and_expired_tokens_are_refused_and_store_nothin
             .fetch_one(&gw.app.db)
             .await
             .unwrap();
-    let expired = onair::member_auth::MemberTokens::new(&secret, 3600).issue(
+    let expired = onair::records::member_auth::MemberTokens::new(&secret, 3600).issue(
         BEN,
         onair::domain::member::Role::Member,
         0,

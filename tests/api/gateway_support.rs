@@ -24,10 +24,10 @@ impl Gateway {
 
     pub async fn start_with(
         services: &Services,
-        customize: impl FnOnce(&mut onair::config::ServeSettings),
+        customize: impl FnOnce(&mut onair::runtime::config::ServeSettings),
     ) -> Self {
         let app = spawn_app_with(services, customize).await;
-        let key = onair::operators::create(&app.db, "site-a", None)
+        let key = onair::records::operators::create(&app.db, "site-a", None)
             .await
             .expect("operator");
         Self { app, key }

@@ -7,8 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use onair::config::ServeSettings;
-use onair::startup::{Application, ProjectorControl};
+use onair::runtime::config::ServeSettings;
+use onair::runtime::startup::{Application, ProjectorControl};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -174,7 +174,7 @@ pub async fn spawn_app_with(
     tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
     }));
-    let (_, api_key) = onair::api_keys::create(&db, "test", 100_000)
+    let (_, api_key) = onair::records::api_keys::create(&db, "test", 100_000)
         .await
         .expect("api key");
     TestApp {

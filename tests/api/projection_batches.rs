@@ -101,7 +101,7 @@ async fn apply_in_batches(events: &[EventEnvelope], size: usize) -> (Rows, Vec<S
     let db = sqlx::PgPool::connect(&fresh_database().await)
         .await
         .unwrap();
-    onair::startup::migrate(&db).await.unwrap();
+    onair::runtime::startup::migrate(&db).await.unwrap();
     let projections: [Box<dyn Projection>; 2] = [
         Box::new(GiftsProjection::default()),
         Box::new(RoomActivityProjection),

@@ -61,7 +61,7 @@ async fn post(app: &TestApp, key: &str, path: &str, body: &Value) -> Reply {
 }
 
 async fn key_with_limit(app: &TestApp, name: &str, limit: i32) -> (uuid::Uuid, String) {
-    let (record, key) = onair::api_keys::create(&app.db, name, limit)
+    let (record, key) = onair::records::api_keys::create(&app.db, name, limit)
         .await
         .expect("api key");
     (record.id, key)
@@ -231,7 +231,7 @@ async fn a_changed_limit_applies_within_the_key_cache_time() {
     assert_refused(&get(&app, &key, "/api/stats").await, 1);
 
     assert!(
-        onair::api_keys::set_rate_limit(&app.db, id, 100)
+        onair::records::api_keys::set_rate_limit(&app.db, id, 100)
             .await
             .unwrap()
     );
@@ -243,7 +243,7 @@ async fn a_changed_limit_applies_within_the_key_cache_time() {
     assert_eq!(answer.header("ratelimit-limit"), Some(100));
 
     assert!(
-        !onair::api_keys::set_rate_limit(&app.db, uuid::Uuid::nil(), 5)
+        !onair::records::api_keys::set_rate_limit(&app.db, uuid::Uuid::nil(), 5)
             .await
             .unwrap()
     );

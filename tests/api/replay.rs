@@ -36,8 +36,8 @@ async fn replay_all_while_serving_gives_identical_read_models() {
     };
 
     let names_before = index_names(&app.app.db).await;
-    let chosen = onair::replay::select(None).unwrap();
-    let report = onair::replay::run(&app.app.db, &app.app.state.store, chosen)
+    let chosen = onair::ops::replay::select(None).unwrap();
+    let report = onair::ops::replay::run(&app.app.db, &app.app.state.store, chosen)
         .await
         .unwrap();
     assert_eq!(report.projections.len(), onair::projections::all().len());
@@ -50,7 +50,7 @@ async fn replay_all_while_serving_gives_identical_read_models() {
     );
 
     app.app.wait_for_projections().await;
-    let audit = onair::audit::run(&app.app.db, &app.app.state.store, false)
+    let audit = onair::ops::audit::run(&app.app.db, &app.app.state.store, false)
         .await
         .unwrap();
     assert!(audit.is_clean(), "{audit:?}");
@@ -58,17 +58,17 @@ async fn replay_all_while_serving_gives_identical_read_models() {
     assert_eq!(index_names(&app.app.db).await, names_before);
 
     // A single projection by name; an unknown name is refused with the list.
-    let one = onair::replay::select(Some(&["gifts".to_owned()])).unwrap();
-    onair::replay::run(&app.app.db, &app.app.state.store, one)
+    let one = onair::ops::replay::select(Some(&["gifts".to_owned()])).unwrap();
+    onair::ops::replay::run(&app.app.db, &app.app.state.store, one)
         .await
         .unwrap();
-    let unknown = onair::replay::select(Some(&["nope".to_owned()]))
+    let unknown = onair::ops::replay::select(Some(&["nope".to_owned()]))
         .err()
         .unwrap();
     assert!(unknown.to_string().contains("room_activity"), "{unknown}");
     app.app.wait_for_projections().await;
     assert!(
-        onair::audit::run(&app.app.db, &app.app.state.store, false)
+        onair::ops::audit::run(&app.app.db, &app.app.state.store, false)
             .await
             .unwrap()
             .is_clean()
@@ -93,10 +93,10 @@ async fn a_second_replay_is_refused_while_one_runs() {
         .await
         .unwrap();
     let replay_all = || async {
-        onair::replay::run(
+        onair::ops::replay::run(
             &app.db,
             &app.state.store,
-            onair::replay::select(None).unwrap(),
+            onair::ops::replay::select(None).unwrap(),
         )
         .await
     };
@@ -154,10 +154,10 @@ async fn an_interrupted_replay_changes_nothing_and_the_next_run_completes() {
         .await
         .unwrap();
     {
-        let replay = onair::replay::run(
+        let replay = onair::ops::replay::run(
             &app.db,
             &app.state.store,
-            onair::replay::select(None).unwrap(),
+            onair::ops::replay::select(None).unwrap(),
         );
         let swap_waits = crate::helpers::eventually(std::time::Duration::from_secs(10), || async {
             let (waiting,): (i64,) = sqlx::query_as(
@@ -190,10 +190,10 @@ async fn an_interrupted_replay_changes_nothing_and_the_next_run_completes() {
 
     // The next run (once the interrupted one's lock is released) swaps and cleans up.
     let report = crate::helpers::eventually(std::time::Duration::from_secs(10), || async {
-        onair::replay::run(
+        onair::ops::replay::run(
             &app.db,
             &app.state.store,
-            onair::replay::select(None).unwrap(),
+            onair::ops::replay::select(None).unwrap(),
         )
         .await
         .ok()
@@ -202,7 +202,7 @@ async fn an_interrupted_replay_changes_nothing_and_the_next_run_completes() {
     assert!(report.events > 0);
     assert_eq!(scratch_schemas().await, 0);
     app.wait_for_projections().await;
-    let audit = onair::audit::run(&app.db, &app.state.store, false)
+    let audit = onair::ops::audit::run(&app.db, &app.state.store, false)
         .await
         .unwrap();
     assert!(audit.is_clean(), "{audit:?}");

@@ -22,7 +22,7 @@
 //!
 //! # HTTP
 //!
-//! [`enforce`] is a poem middleware around the API routes (not `/docs` or `/openapi.*`). A request
+//! [`crate::http::rate_limit::enforce`] is a poem middleware around the API routes (not `/docs` or `/openapi.*`). A request
 //! whose `x-api-key` is a valid key (looked up through the key cache, so an unknown key is left to
 //! the API-key auth, which answers 401) is counted against that key. Over the limit it is answered
 //! 429 `TOO_MANY_REQUESTS` with `Retry-After` and never reaches the handler (nothing is published).
@@ -40,17 +40,10 @@
 //! while the limiter's store is down would turn a database hiccup into a full outage, and a route
 //! that needs Postgres fails on its own anyway.
 
-use std::sync::Arc;
-
-use poem::http::{HeaderMap, HeaderName, HeaderValue};
-use poem::{Endpoint, IntoResponse, Request, Response};
 use sqlx::PgPool;
 use sqlx::postgres::types::PgInterval;
 use time::OffsetDateTime;
 use uuid::Uuid;
-
-use crate::http::AppState;
-use crate::http::api_error::{ApiError, framework_error_to_response};
 
 /// The window every limit is expressed in: one minute.
 pub const WINDOW_MICROS: i64 = 60_000_000;
@@ -179,89 +172,6 @@ fn micros_interval(microseconds: i64) -> PgInterval {
         days: 0,
         microseconds,
     }
-}
-
-impl Decision {
-    /// Writes `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` and, when refused,
-    /// `Retry-After`.
-    pub fn write_headers(&self, headers: &mut HeaderMap) {
-        let mut set = |name: &'static str, value: u64| {
-            headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
-        };
-        set("ratelimit-limit", u64::from(self.limit));
-        set("ratelimit-remaining", u64::from(self.remaining));
-        set("ratelimit-reset", self.reset_secs);
-        if let Some(retry_after) = self.retry_after_secs {
-            set("retry-after", retry_after);
-        }
-    }
-
-    /// The 429 answer of a refused request.
-    pub fn refusal(&self) -> Response {
-        let retry_after = self.retry_after_secs.unwrap_or(1);
-        let mut response = ApiError::too_many_requests(
-            format!(
-                "too many requests for this API key (limit {} per minute); retry in {retry_after} s",
-                self.limit
-            ),
-            Some(format!(
-                "limit: {} requests per minute, burst {}; next request allowed in {retry_after} s, \
-                 full burst in {} s",
-                self.limit, self.limit, self.reset_secs
-            )),
-            Some(retry_after),
-        )
-        .into_response();
-        self.write_headers(response.headers_mut());
-        response
-    }
-}
-
-/// Counts the request when it carries a valid key; `None` when it is not counted (no key, an
-/// unknown key, limits disabled, or the database did not answer: fail open).
-async fn count(state: &AppState, req: &Request) -> Option<Decision> {
-    if !state.rate_limiter.enabled() {
-        return None;
-    }
-    let key = req.headers().get("x-api-key")?.to_str().ok()?;
-    let record = match state.api_keys.verify(&state.db, key).await {
-        Ok(Some(record)) => record,
-        // Unknown or revoked: the API-key auth answers 401. Lookup failed: it answers 503.
-        Ok(None) | Err(_) => return None,
-    };
-    match check(&state.db, record.id, record.rate_limit_per_minute).await {
-        Ok(decision) => Some(decision),
-        Err(e) => {
-            tracing::warn!(
-                error.cause_chain = %e,
-                api_key_id = %record.id,
-                "rate limit check failed; letting the request through (fail open)"
-            );
-            None
-        }
-    }
-}
-
-/// The rate-limit middleware (see the module docs): 429 without calling `ep` when the key is over
-/// its limit, else `ep`'s answer with the `RateLimit-*` headers.
-pub async fn enforce<E: Endpoint>(
-    ep: Arc<E>,
-    req: Request,
-    state: Arc<AppState>,
-) -> poem::Result<Response> {
-    let Some(decision) = count(&state, &req).await else {
-        return Ok(ep.call(req).await?.into_response());
-    };
-    if !decision.allowed {
-        return Ok(decision.refusal());
-    }
-    // Errors are turned into their answer here (as the catch-all would) so they carry the headers.
-    let mut response = match ep.call(req).await {
-        Ok(response) => response.into_response(),
-        Err(e) => framework_error_to_response(e).await,
-    };
-    decision.write_headers(response.headers_mut());
-    Ok(response)
 }
 
 #[cfg(test)]

@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use sqlx::{Connection, PgConnection, PgPool};
 
-use crate::audit::{AuditReport, Rebuild, apply_on, create_scratch, read_range};
 use crate::event_store::EventStore;
+use crate::ops::audit::{AuditReport, Rebuild, apply_on, create_scratch, read_range};
 use crate::projections::{self, Projection};
 
 /// What a replay did.

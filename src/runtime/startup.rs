@@ -12,17 +12,18 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::task::JoinHandle;
 
-use crate::config::{ServeRole, ServeSettings, StageProviderKind};
+use crate::app::{AppState, PublicKeyInfo};
+use crate::commands::pool::{PoolService, PoolServiceSettings};
 use crate::event_store::EventStore;
-use crate::http::{self, AppState, PublicKeyInfo};
+use crate::http;
 use crate::ivs::arn::public_key_arn;
 use crate::ivs::aws::{AwsProviderSettings, AwsStageProvider};
 use crate::ivs::local::LocalStageProvider;
 use crate::ivs::token::TokenSigner;
 use crate::ivs::{StageProvider, keys};
-use crate::pool_service::{PoolService, PoolServiceSettings};
 use crate::projections::{self, ProjectorRunner};
 use crate::reactors;
+use crate::runtime::config::{ServeRole, ServeSettings, StageProviderKind};
 
 /// The embedded migrations (`migrations/`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -37,7 +38,7 @@ pub async fn connect_postgres(url: &str) -> anyhow::Result<PgPool> {
         .map_err(|e| {
             anyhow::anyhow!(
                 "cannot connect to PostgreSQL at {}: {e}",
-                crate::config::redact_url(url)
+                crate::runtime::config::redact_url(url)
             )
         })
 }
@@ -119,7 +120,7 @@ impl Application {
     /// key, catches the stage pool up with the stream, creates the master stage on first start,
     /// starts the projectors and the expiry reactor, and binds the listener (port 0 picks one).
     pub async fn build(settings: ServeSettings) -> anyhow::Result<Self> {
-        crate::metrics::handle();
+        crate::runtime::metrics::handle();
         let db = connect_postgres(&settings.connection.database_url).await?;
         migrate(&db).await?;
         let store = EventStore::connect(&settings.connection.nats_url, "/onair/stage-api").await?;
@@ -207,14 +208,15 @@ impl Application {
             feed_tx,
         )));
 
-        let token_secret = crate::member_auth::load_or_create_secret(
+        let token_secret = crate::records::member_auth::load_or_create_secret(
             &db,
             settings.member_token_secret.as_ref().map(|s| s.0.as_str()),
         )
         .await?;
-        let dummy_password_hash = crate::members::hash_password(crate::ivs::arn::random_id(24))
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let dummy_password_hash =
+            crate::commands::members::hash_password(crate::ivs::arn::random_id(24))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
         if run_reactors {
             background.push(tokio::spawn(reactors::popularity::run(
                 db.clone(),
@@ -228,8 +230,10 @@ impl Application {
             "ONAIR_CHAT_CLIENT_PATH must be a path starting with '/', got {:?}",
             settings.chat_client_path
         );
-        let member_tokens =
-            crate::member_auth::MemberTokens::new(&token_secret, settings.member_token_ttl_secs);
+        let member_tokens = crate::records::member_auth::MemberTokens::new(
+            &token_secret,
+            settings.member_token_ttl_secs,
+        );
         let chat = Arc::new(crate::chat::ChatService::new(
             store.clone(),
             db.clone(),
@@ -267,10 +271,10 @@ impl Application {
             },
             started_at: Instant::now(),
             projection_names: projections::all().iter().map(|p| p.name()).collect(),
-            api_keys: crate::api_keys::VerifiedKeyCache::new(Duration::from_secs(
+            api_keys: crate::records::api_keys::VerifiedKeyCache::new(Duration::from_secs(
                 settings.api_key_cache_secs,
             )),
-            rate_limiter: crate::rate_limit::RateLimiter::new(settings.rate_limits),
+            rate_limiter: crate::records::rate_limit::RateLimiter::new(settings.rate_limits),
         });
 
         let acceptor = NoDelayAcceptor(TcpListener::bind(settings.listen).into_acceptor().await?);

@@ -5,10 +5,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use uuid::Uuid;
 
-use crate::config::{ConnectionSettings, ServeSettings};
+use crate::commands::{gift_catalog, members};
 use crate::domain::member::{MemberId, Role};
-use crate::startup::{Application, connect_postgres, migrate};
-use crate::{api_keys, gift_catalog, http, members, operators};
+use crate::http;
+use crate::records::{api_keys, operators};
+use crate::runtime::config::{ConnectionSettings, ServeSettings};
+use crate::runtime::startup::{Application, connect_postgres, migrate};
 
 /// onair: event-sourced backend for live-streaming platforms (Stage API on Amazon IVS real-time,
 /// NATS JetStream, PostgreSQL).
@@ -106,11 +108,11 @@ struct EventFilter {
     /// From this stream sequence or RFC 3339 event time, compared with each event's `ce-time`
     /// (default: the start; `tail`: now).
     #[arg(long)]
-    since: Option<crate::event_tools::Position>,
+    since: Option<crate::ops::events::Position>,
     /// Up to this stream sequence or RFC 3339 event time, inclusive (default: the end as it is
     /// now).
     #[arg(long)]
-    until: Option<crate::event_tools::Position>,
+    until: Option<crate::ops::events::Position>,
     /// Only these event types (`onair.viewer.joined.v1`); repeat for several.
     #[arg(long = "type")]
     types: Vec<String>,
@@ -120,8 +122,8 @@ struct EventFilter {
 }
 
 impl EventFilter {
-    fn selection(self) -> crate::event_tools::Selection {
-        crate::event_tools::Selection {
+    fn selection(self) -> crate::ops::events::Selection {
+        crate::ops::events::Selection {
             since: self.since,
             until: self.until,
             types: self.types,
@@ -311,9 +313,9 @@ impl Command {
                 projections,
                 all,
             } => {
-                let chosen = crate::replay::select((!all).then_some(projections.as_slice()))?;
+                let chosen = crate::ops::replay::select((!all).then_some(projections.as_slice()))?;
                 let (pool, store) = connect_all(&connection).await?;
-                let report = crate::replay::run(&pool, &store, chosen).await?;
+                let report = crate::ops::replay::run(&pool, &store, chosen).await?;
                 for (name, checkpoint) in &report.checkpoints {
                     println!("{name}: rebuilt and swapped in at sequence {checkpoint}");
                 }
@@ -324,7 +326,7 @@ impl Command {
                 keep_schema,
             } => {
                 let (pool, store) = connect_all(&connection).await?;
-                let report = crate::audit::run(&pool, &store, keep_schema).await?;
+                let report = crate::ops::audit::run(&pool, &store, keep_schema).await?;
                 println!("{} events read", report.events);
                 for d in &report.differences {
                     println!("{}: {} rows differ", d.table, d.count);
@@ -616,23 +618,23 @@ async fn events_command(
             count,
         } => {
             let mut out = std::io::stdout().lock();
-            crate::event_tools::tail_durable(&store, &filter.selection(), &name, count, &mut out)
+            crate::ops::events::tail_durable(&store, &filter.selection(), &name, count, &mut out)
                 .await?;
         }
         EventsCommand::Tail { filter, .. } => {
             let mut out = std::io::stdout().lock();
-            crate::event_tools::export(&store, &filter.selection(), true, &mut out).await?;
+            crate::ops::events::export(&store, &filter.selection(), true, &mut out).await?;
         }
         EventsCommand::Export { filter, output } => {
             let written = match output {
                 Some(path) => {
                     let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
-                    crate::event_tools::export(&store, &filter.selection(), false, &mut file)
+                    crate::ops::events::export(&store, &filter.selection(), false, &mut file)
                         .await?
                 }
                 None => {
                     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-                    crate::event_tools::export(&store, &filter.selection(), false, &mut out).await?
+                    crate::ops::events::export(&store, &filter.selection(), false, &mut out).await?
                 }
             };
             eprintln!("{written} events exported");
@@ -641,10 +643,10 @@ async fn events_command(
             store.ensure_stream(1).await?;
             let loaded = if file.as_os_str() == "-" {
                 let mut input = std::io::stdin().lock();
-                crate::event_tools::import(&store, &mut input).await?
+                crate::ops::events::import(&store, &mut input).await?
             } else {
                 let mut input = std::io::BufReader::new(std::fs::File::open(&file)?);
-                crate::event_tools::import(&store, &mut input).await?
+                crate::ops::events::import(&store, &mut input).await?
             };
             eprintln!("{loaded} events imported");
         }
