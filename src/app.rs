@@ -51,6 +51,8 @@ pub struct AppState {
     pub dummy_password_hash: String,
     /// The chat gateway of this instance.
     pub chat: Arc<crate::chat::ChatService>,
+    /// The clock every command and handler reads "now" from (tests move it forward).
+    pub clock: crate::runtime::clock::Clock,
     /// How long a request with `X-Min-Sequence` waits for the read models.
     pub min_sequence_wait: std::time::Duration,
 }

@@ -87,7 +87,7 @@ pub fn leave_events(
     if let Some(id) = fact_id {
         fact = fact.with_id(id);
     }
-    let notice_id = crate::commands::pool::derived_event_id(&["leaveRoom", &fact.id.to_string()]);
+    let notice_id = crate::events::id::derived_event_id(&["leaveRoom", &fact.id.to_string()]);
     let notice = NewEvent::new(
         now,
         Event::RoomNoticePublished(RoomNoticePublished {
@@ -347,7 +347,7 @@ impl ChatService {
     /// all instances (the GCRA of src/rate_limit.rs, counted in Postgres). When Postgres does not
     /// answer the message is allowed and the failure logged.
     async fn may_say(&self, member: &str) -> bool {
-        let bucket = crate::commands::pool::derived_event_id(&["chat-messages", member]);
+        let bucket = crate::events::id::derived_event_id(&["chat-messages", member]);
         let limit = i32::try_from(self.settings.messages_per_minute).unwrap_or(i32::MAX);
         match crate::records::rate_limit::check(&self.db, bucket, limit).await {
             Ok(decision) => decision.allowed,
@@ -608,9 +608,7 @@ impl ChatService {
                     message: ChatNotice::JoinRoom(presence.clone()),
                 }),
             )
-            .with_id(crate::commands::pool::derived_event_id(&[
-                "joinRoom", &fact_id,
-            ])),
+            .with_id(crate::events::id::derived_event_id(&["joinRoom", &fact_id])),
         ];
         if self.welcome_due(room, &record.member_id).await {
             events.push(
@@ -621,9 +619,7 @@ impl ChatService {
                         message: ChatNotice::Welcome(presence),
                     }),
                 )
-                .with_id(crate::commands::pool::derived_event_id(&[
-                    "welcome", &fact_id,
-                ])),
+                .with_id(crate::events::id::derived_event_id(&["welcome", &fact_id])),
             );
         }
         if let Err(e) = self.store.publish_all(events).await {
@@ -958,7 +954,7 @@ impl ChatService {
         let followers: std::collections::HashSet<String> =
             followers.into_iter().map(|f| f.0).collect();
         let text = serde_json::to_string(message).expect("notice serializes");
-        let room = crate::projections::rooms::room_of(streamer).unwrap_or_default();
+        let room = crate::domain::member::room_of(streamer).unwrap_or_default();
         for socket in sockets {
             if socket.member_id().is_some_and(|m| followers.contains(&m)) {
                 self.hub.send_or_drop(

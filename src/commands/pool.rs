@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use futures_util::StreamExt;
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, watch};
 use uuid::Uuid;
@@ -19,6 +18,7 @@ use crate::domain::stage_pool::{
 };
 use crate::domain::user_id::UserId;
 use crate::event_store::{EventStore, EventStoreError, NewEvent, Published};
+use crate::events::id::derived_event_id;
 use crate::events::{
     Event, EventEnvelope, HEARTBEAT_SUBJECT_FILTER, StageCreated, ViewerHeartbeatRecorded,
     ViewerJoined, ViewerLeft, ViewerTokenRenewed, cloudevents, pool_subject_filter,
@@ -835,18 +835,4 @@ pub fn now() -> OffsetDateTime {
     let t = OffsetDateTime::now_utc();
     t.replace_nanosecond(t.millisecond() as u32 * 1_000_000)
         .expect("milliseconds are a valid nanosecond value")
-}
-
-/// A deterministic event id (UUID v8 from SHA-256 of the parts), for events that several instances
-/// or retries may publish for the same fact.
-pub fn derived_event_id(parts: &[&str]) -> Uuid {
-    let mut hasher = Sha256::new();
-    for part in parts {
-        hasher.update((part.len() as u64).to_be_bytes());
-        hasher.update(part.as_bytes());
-    }
-    let digest = hasher.finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }

@@ -536,6 +536,12 @@ pub fn chatroom_name(agent_id: &AgentId, streamer: &MemberId) -> String {
     format!("chatroomSystem-chatroom-{agent_id}-{streamer}")
 }
 
+/// The chat room of a streamer, when the id is a valid member id (every id in the stream is).
+pub fn room_of(streamer: &str) -> Option<String> {
+    let id = MemberId::parse(streamer, "streamer").ok()?;
+    Some(chatroom_name(id.agent_id(), &id))
+}
+
 /// The streamer of a chat room named by [`chatroom_name`], if the name is one: the part after
 /// `chatroomSystem-chatroom-{agentID}-` that is a member id of that agent.
 pub fn chatroom_streamer(room: &str) -> Option<MemberId> {

@@ -11,6 +11,7 @@
 
 pub mod chat;
 pub mod cloudevents;
+pub mod id;
 pub mod notice;
 pub mod room;
 pub mod schema;

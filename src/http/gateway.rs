@@ -916,7 +916,7 @@ pub const LOGIN_ATTEMPTS_PER_MINUTE: i32 = 10;
 /// Counts a login attempt for `id` (GCRA in Postgres, src/rate_limit.rs); over the limit: 429
 /// `TOO_MANY_REQUESTS`. Fails open if Postgres cannot be asked, like every rate limit here.
 async fn check_login_rate(state: &AppState, id: &MemberId) -> Result<(), ApiError> {
-    let bucket = crate::commands::pool::derived_event_id(&["login-attempts", id.as_str()]);
+    let bucket = crate::events::id::derived_event_id(&["login-attempts", id.as_str()]);
     match crate::records::rate_limit::check(&state.db, bucket, LOGIN_ATTEMPTS_PER_MINUTE).await {
         Ok(decision) if !decision.allowed => {
             let retry_after = decision.retry_after_secs.unwrap_or(1);

@@ -28,7 +28,7 @@ use uuid::Uuid;
 use self::api_error::{ApiError, framework_error_to_response};
 use self::security::ApiKeyAuth;
 pub use crate::app::{AppState, PublicKeyInfo};
-use crate::commands::pool::derived_event_id;
+use crate::events::id::derived_event_id;
 use crate::ivs::arn::is_stage_arn;
 use crate::read_models::{self, StageRow};
 

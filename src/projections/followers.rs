@@ -5,8 +5,8 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use sqlx::PgConnection;
 
-use super::rooms::room_of;
 use super::{Notices, Projection};
+use crate::domain::member::room_of;
 use crate::event_store::NewEvent;
 use crate::events::{ChatNotice, Event, EventEnvelope, FOLLOW_SUBJECT_FILTER, RoomNoticePublished};
 

@@ -11,10 +11,10 @@ use std::collections::{BTreeSet, HashMap};
 
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
-use super::rooms::room_of;
 use super::{Notices, Projection};
 use crate::domain::gift_ranking::{GiftRanking, RankingUpdate, StoredStanding};
 use crate::domain::member::MemberId;
+use crate::domain::member::room_of;
 use crate::event_store::NewEvent;
 use crate::events::notice::GiftDetails;
 use crate::events::{

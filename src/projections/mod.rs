@@ -27,8 +27,8 @@ use futures_util::{FutureExt, StreamExt};
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::watch;
 
-use crate::commands::pool::derived_event_id;
 use crate::event_store::{EventStore, NewEvent};
+use crate::events::id::derived_event_id;
 use crate::events::{Event, EventEnvelope, cloudevents};
 
 /// One read model.

@@ -7,7 +7,7 @@ use futures_util::future::BoxFuture;
 use sqlx::PgConnection;
 
 use super::{Notices, Projection};
-use crate::domain::member::{MemberId, chatroom_name};
+use crate::domain::member::{MemberId, room_of};
 use crate::event_store::NewEvent;
 use crate::events::notice::StreamStatus;
 use crate::events::{
@@ -20,12 +20,6 @@ use crate::events::{
 #[derive(Default)]
 pub struct RoomsProjection {
     notices: Notices,
-}
-
-/// The chat room of a streamer, when the id is a valid member id (every id in the stream is).
-pub fn room_of(streamer: &str) -> Option<String> {
-    let id = MemberId::parse(streamer, "streamer").ok()?;
-    Some(chatroom_name(id.agent_id(), &id))
 }
 
 fn agent_of(streamer: &str) -> String {

@@ -15,9 +15,9 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 
 use crate::chat::service::leave_events;
-use crate::commands::pool::derived_event_id;
 use crate::event_store::EventStore;
 use crate::events::MemberLeftRoom;
+use crate::events::id::derived_event_id;
 
 /// Runs until the task is dropped; looks every third of `timeout`.
 pub async fn run(db: PgPool, store: EventStore, timeout: Duration) {

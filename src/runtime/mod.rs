@@ -1,6 +1,7 @@
 //! The plumbing every role shares: settings, startup and the supervised background tasks, logs
 //! and traces, `/metrics` recording.
 
+pub mod clock;
 pub mod config;
 pub mod metrics;
 pub mod startup;

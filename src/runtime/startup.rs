@@ -23,6 +23,7 @@ use crate::ivs::token::TokenSigner;
 use crate::ivs::{StageProvider, keys};
 use crate::projections::{self, ProjectorRunner};
 use crate::reactors;
+use crate::runtime::clock::Clock;
 use crate::runtime::config::{ServeRole, ServeSettings, StageProviderKind};
 
 /// The embedded migrations (`migrations/`).
@@ -120,6 +121,12 @@ impl Application {
     /// key, catches the stage pool up with the stream, creates the master stage on first start,
     /// starts the projectors and the expiry reactor, and binds the listener (port 0 picks one).
     pub async fn build(settings: ServeSettings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Clock::system()).await
+    }
+
+    /// [`Application::build`] with the clock the instance reads "now" from (tests pass one they
+    /// move forward).
+    pub async fn build_with_clock(settings: ServeSettings, clock: Clock) -> anyhow::Result<Self> {
         crate::runtime::metrics::handle();
         let db = connect_postgres(&settings.connection.database_url).await?;
         migrate(&db).await?;
@@ -255,6 +262,7 @@ impl Application {
         }
 
         let state = Arc::new(AppState {
+            clock,
             min_sequence_wait: Duration::from_millis(settings.min_sequence_wait_ms),
             chat,
             member_tokens,
