@@ -1,0 +1,215 @@
+//! `onair apikey`, `onair operator`, `onair member` and `onair gift`: the operator records.
+
+use std::process::ExitCode;
+
+use super::args::*;
+use crate::commands::{gift_catalog, members};
+use crate::domain::member::{MemberId, Role};
+use crate::records::{api_keys, operators};
+use crate::runtime::config::ConnectionSettings;
+use crate::runtime::startup::{connect_postgres, migrate};
+
+pub(super) async fn api_key_command(
+    pool: &sqlx::PgPool,
+    command: ApiKeyCommand,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        ApiKeyCommand::Create {
+            name,
+            rate_limit_per_minute,
+        } => {
+            let (record, key) = api_keys::create(pool, &name, rate_limit_per_minute).await?;
+            eprintln!(
+                "created API key {} ({}); store it now, it is not shown again:",
+                record.id, record.name
+            );
+            println!("{key}");
+        }
+        ApiKeyCommand::List => {
+            println!("id\tname\tprefix\trate_limit_per_minute\tcreated_at\trevoked_at");
+            for k in api_keys::list(pool).await? {
+                println!(
+                    "{}\t{}\t{}…\t{}\t{}\t{}",
+                    k.id,
+                    k.name,
+                    k.key_prefix,
+                    k.rate_limit_per_minute,
+                    crate::events::cloudevents::format_time(k.created_at),
+                    k.revoked_at
+                        .map(crate::events::cloudevents::format_time)
+                        .unwrap_or_else(|| "-".into())
+                );
+            }
+        }
+        ApiKeyCommand::Revoke { id } => {
+            if api_keys::revoke(pool, id).await? {
+                eprintln!("revoked {id}");
+            } else {
+                eprintln!("no active key with id {id}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        ApiKeyCommand::SetLimit { id, per_minute } => {
+            if api_keys::set_rate_limit(pool, id, per_minute).await? {
+                eprintln!("rate limit of {id} set to {per_minute} requests per minute");
+            } else {
+                eprintln!("no active key with id {id}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        ApiKeyCommand::Verify { key } => {
+            return Ok(match api_keys::verify(pool, &key).await? {
+                Some(record) => {
+                    eprintln!("valid: {} ({})", record.id, record.name);
+                    ExitCode::SUCCESS
+                }
+                None => {
+                    eprintln!("not a valid active key");
+                    ExitCode::FAILURE
+                }
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn operator_command(
+    pool: &sqlx::PgPool,
+    command: OperatorCommand,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        OperatorCommand::Create {
+            website,
+            master_agent,
+        } => {
+            let key = operators::create(pool, &website, master_agent.as_deref()).await?;
+            eprintln!("created operator {website}; store the key now, it is not shown again:");
+            println!("{key}");
+        }
+        OperatorCommand::List => {
+            println!("website\tmaster_agent\tcreated_at\trevoked_at");
+            for o in operators::list(pool).await? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    o.website,
+                    o.master_agent.as_deref().unwrap_or("*"),
+                    crate::events::cloudevents::format_time(o.created_at),
+                    o.revoked_at
+                        .map(crate::events::cloudevents::format_time)
+                        .unwrap_or_else(|| "-".into())
+                );
+            }
+        }
+        OperatorCommand::Revoke { website } => {
+            if operators::revoke(pool, &website).await? {
+                eprintln!("revoked {website}");
+            } else {
+                eprintln!("no active operator {website}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Postgres (migrated) and the event stream, for commands that publish.
+pub(super) async fn connect_all(
+    connection: &ConnectionSettings,
+) -> anyhow::Result<(sqlx::PgPool, crate::event_store::EventStore)> {
+    let pool = connect_postgres(&connection.database_url).await?;
+    migrate(&pool).await?;
+    let store = crate::event_store::EventStore::connect(&connection.nats_url, "/onair/cli").await?;
+    store.ensure_stream(1).await.ok();
+    Ok((pool, store))
+}
+
+pub(super) async fn member_command(
+    connection: &ConnectionSettings,
+    command: MemberCommand,
+) -> anyhow::Result<ExitCode> {
+    let MemberCommand::Create {
+        member_id,
+        nickname,
+        role,
+        password,
+        password_stdin,
+        avatar,
+        vip,
+        equipment_bar,
+        account_id,
+    } = command;
+    let password = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    } else {
+        password.unwrap_or_default()
+    };
+    let member_id = MemberId::parse(&member_id, "member-id")?;
+    let (pool, store) = connect_all(connection).await?;
+    let (profile, _) = members::register(
+        &pool,
+        &store,
+        members::NewMember {
+            member_id,
+            role: match role {
+                RoleArg::Member => Role::Member,
+                RoleArg::Streamer => Role::Streamer,
+            },
+            password,
+            nickname,
+            avatar,
+            vip,
+            equipment_bar,
+            account_id,
+        },
+        time::OffsetDateTime::now_utc(),
+    )
+    .await?;
+    eprintln!("registered {} ({})", profile.member_id, profile.role);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn gift_command(
+    connection: &ConnectionSettings,
+    command: GiftCommand,
+) -> anyhow::Result<ExitCode> {
+    let (pool, store) = connect_all(connection).await?;
+    match command {
+        GiftCommand::Set {
+            gift_id,
+            name,
+            points,
+            anime_url,
+            disabled,
+        } => {
+            let (gift, _) = gift_catalog::define(
+                &pool,
+                &store,
+                gift_catalog::Gift {
+                    gift_id,
+                    name,
+                    points,
+                    anime_url,
+                    enabled: !disabled,
+                },
+                time::OffsetDateTime::now_utc(),
+            )
+            .await?;
+            eprintln!(
+                "gift {} set: {} ({} points)",
+                gift.gift_id, gift.name, gift.points
+            );
+        }
+        GiftCommand::List => {
+            println!("gift_id\tname\tpoints\tanime_url\tenabled");
+            for g in gift_catalog::list(&pool).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    g.gift_id, g.name, g.points, g.anime_url, g.enabled
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
