@@ -6,6 +6,7 @@ mod gateway_support;
 mod helpers;
 mod ivs_stub;
 
+mod architecture;
 mod audit;
 mod auth_and_validation;
 mod aws_provider;
