@@ -51,11 +51,19 @@ pub struct Say<'a> {
 pub enum SayError {
     /// The chat rules refused it, or the member is saying too much (42901,
     /// [`SystemCode::TooFast`]).
-    #[error("{0:?}")]
+    #[error("{}", refusal_text(.0))]
     Refused(SayRefusal),
     /// The `chat.message_posted` event was not stored.
     #[error(transparent)]
     Store(#[from] EventStoreError),
+}
+
+/// The text a refusal is answered with.
+fn refusal_text(refusal: &SayRefusal) -> &str {
+    match refusal {
+        SayRefusal::System(code) => code.message(),
+        SayRefusal::Invalid(reason) => reason,
+    }
 }
 
 /// Says a message: checks it with [`check_say`], then the member's rate (`messages_per_minute`,
