@@ -1,5 +1,5 @@
 //! This instance's sockets and their rooms. Nothing here is shared between instances: messages
-//! reach other instances' sockets through NATS (`ChatService` in src/chat/service.rs).
+//! reach other instances' sockets through NATS (src/chat/delivery.rs).
 //!
 //! Each socket has a bounded outgoing queue; a socket whose queue is full (a client that does not
 //! read) is dropped and logged, so one slow client never holds up a room.
@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::mpsc;
 
-use crate::domain::chat::Speaker;
+use super::protocol;
+use crate::domain::chat::{Speaker, SystemCode};
 
 /// What the writer of a socket is asked to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -250,6 +251,40 @@ impl Hub {
     pub fn send_or_drop(&self, socket: &Socket, out: Outgoing) {
         if !socket.send(out) && self.drop_now(socket) {
             tracing::warn!(socket = %socket.id, "slow chat consumer dropped: its queue is full");
+        }
+    }
+
+    /// Sends one text frame (an answer) to a socket; see [`send_or_drop`](Self::send_or_drop).
+    pub fn reply(&self, socket: &Socket, frame: String) {
+        self.send_or_drop(socket, Outgoing::Text(frame));
+    }
+
+    /// Sends one of the seed's system messages to a socket.
+    pub fn system(&self, socket: &Socket, code: SystemCode) {
+        self.reply(socket, protocol::system(code.code(), code.message()));
+    }
+
+    /// One Primus heartbeat (run every ping interval): closes the sockets that did not answer the
+    /// last ping (without `server::close`, so they reconnect), drops those that did not close
+    /// since the previous beat either, and pings the others with `now_ms`.
+    pub fn heartbeat(&self, now_ms: i64) {
+        for socket in self.sockets() {
+            let (alive, closing) = {
+                let mut state = socket.state.lock().expect("state");
+                let alive = std::mem::replace(&mut state.alive, false);
+                let closing = std::mem::replace(&mut state.closing, !alive);
+                (alive, closing)
+            };
+            if alive {
+                self.send_or_drop(&socket, Outgoing::Text(protocol::ping(now_ms)));
+            } else if !closing {
+                tracing::info!(socket = %socket.id, "chat socket missed its heartbeat");
+                self.send_or_drop(&socket, Outgoing::Close);
+            } else if self.drop_now(&socket) {
+                // The close did not get through either (a peer gone without a word, its
+                // writes stuck): drop it.
+                tracing::info!(socket = %socket.id, "chat socket dropped after two missed heartbeats");
+            }
         }
     }
 

@@ -1,16 +1,27 @@
 //! The chat WebSocket that front ends reach with `ActionheroWebsocketClient`, unchanged (issue 5;
-//! seeds/gateway-chat.md, protocols/actionhero.md, DESIGN.md §4.5).
+//! seeds/gateway-chat.md, protocols/actionhero.md, DESIGN.md §4.5). An edge: it holds no SQL and
+//! builds no event; the verbs call [`crate::commands::chat`], [`crate::commands::moderation`] and
+//! [`crate::read_models`].
 //!
 //! - [`protocol`]: Primus framing and the actionhero frames (pure).
-//! - [`hub`]: this instance's sockets and rooms.
-//! - [`service`]: verbs, actions, the seed's rules, moderation, delivery across instances.
+//! - [`hub`]: this instance's sockets and rooms, and the Primus heartbeat.
+//! - [`verbs`], [`actions`]: a request in, a command or query called, frames out.
+//! - [`rules`]: the moderation-rule follower (moderation and maintenance, in memory).
+//! - [`delivery`]: what any instance publishes, delivered to this instance's sockets.
+//! - [`presence`]: this instance's id, its announcements, the room presence of other instances.
+//! - [`service`]: [`ChatService`], which ties them together and starts their background work.
 //! - [`socket`]: the `/primus*` endpoint.
 //! - [`client_script`]: our own ActionheroWebsocketClient-compatible script.
 
+pub mod actions;
 pub mod client_script;
+pub mod delivery;
 pub mod hub;
+pub mod presence;
 pub mod protocol;
+pub mod rules;
 pub mod service;
 pub mod socket;
+pub mod verbs;
 
 pub use service::{ChatService, ChatSettings};

@@ -170,6 +170,11 @@ pub fn action_error(message_id: &Value, message: &str) -> String {
     json!({"error": message, "context": "response", "messageId": message_id}).to_string()
 }
 
+/// A time as the protocol's Unix milliseconds (`sentAt`, `joinedAt`).
+pub fn unix_ms(t: time::OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
 /// A chat broadcast: `{"message","room","from","context":"user","sentAt"}`; `from` is a
 /// connection id, or `"0"` for the system; `sentAt` in ms.
 pub fn say(message: &str, room: &str, from: &str, sent_at_ms: i64) -> String {

@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::hub::Outgoing;
 use super::protocol::{self, Incoming};
 use super::service::ChatService;
+use super::verbs;
 use crate::app::AppState;
 
 /// `GET /primus*`: the chat socket.
@@ -57,7 +58,7 @@ async fn run(
     ip: String,
     port: u16,
 ) {
-    let connected_at = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let connected_at = chat.clock().now_ms();
     let (sock, mut rx) = chat.hub.register(
         id,
         fingerprint,
@@ -113,7 +114,7 @@ async fn run(
                 }
                 Incoming::OtherControl | Incoming::Invalid => {}
                 Incoming::NotAnObject => unknown_verb(&chat, &sock),
-                Incoming::Request(request) => chat.handle(&sock, request).await,
+                Incoming::Request(request) => verbs::handle(&chat, &sock, request).await,
             },
             Message::Ping(_) | Message::Pong(_) => {
                 sock.state.lock().expect("state").alive = true;
@@ -123,7 +124,7 @@ async fn run(
             Message::Close(_) => break,
         }
     }
-    chat.disconnected(&sock).await;
+    verbs::disconnected(&chat, &sock).await;
     writer.abort();
 }
 

@@ -3,7 +3,9 @@
 //! [`crate::event_store`] with the guard its invariant needs, and returns a typed result. The
 //! edges ([`crate::http`], [`crate::chat`]) only translate to and from these functions.
 
+pub mod chat;
 pub mod gift_catalog;
 pub mod members;
+pub mod moderation;
 pub mod pool;
 pub mod rooms;

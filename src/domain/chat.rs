@@ -109,6 +109,38 @@ impl RoomModeration {
         }
     }
 
+    /// Folds one moderation of `member` into the room: a ban or unban, a mute (timed when `until`
+    /// is given, else for good), an unmute (lifts both kinds), or a grant or revoke of admin.
+    pub fn apply(&mut self, member: &str, action: ModerationAction, until: Option<OffsetDateTime>) {
+        let m = member.to_owned();
+        match action {
+            ModerationAction::Ban => {
+                self.banned.insert(m);
+            }
+            ModerationAction::Unban => {
+                self.banned.remove(&m);
+            }
+            ModerationAction::Mute => match until {
+                Some(until) => {
+                    self.muted_until.insert(m, until);
+                }
+                None => {
+                    self.muted.insert(m);
+                }
+            },
+            ModerationAction::Unmute => {
+                self.muted.remove(&m);
+                self.muted_until.remove(&m);
+            }
+            ModerationAction::GrantAdmin => {
+                self.admins.insert(m);
+            }
+            ModerationAction::RevokeAdmin => {
+                self.admins.remove(&m);
+            }
+        }
+    }
+
     /// The `relationship` codes of `member` in this room (following comes from elsewhere).
     pub fn relationship(&self, member: &str, following: bool, now: OffsetDateTime) -> Vec<u8> {
         let mut codes = Vec::new();
@@ -351,190 +383,5 @@ pub fn check_say(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use time::macros::datetime;
-
-    const NOW: OffsetDateTime = datetime!(2026-11-22 12:00 UTC);
-    const STAR: &str = "star@mabu.mabumaster";
-
-    fn ben() -> Speaker {
-        Speaker {
-            member_id: "ben@mabu.mabumaster".into(),
-            role: Role::Member,
-            nickname: "Ben".into(),
-        }
-    }
-
-    fn say(
-        speaker: Option<&Speaker>,
-        room: &RoomModeration,
-        raw: &str,
-    ) -> Result<ChatMessage, SayRefusal> {
-        check_say(speaker, STAR, room, false, raw, 20, NOW)
-    }
-
-    const HELLO: &str = r##"{"type":"chat","memberID":"ben@mabu.mabumaster","name":"ben","text":"Hello","textColor":"#FFF"}"##;
-
-    #[test]
-    fn a_verified_member_says_the_seeds_chat_message() {
-        let m = say(Some(&ben()), &RoomModeration::default(), HELLO).unwrap();
-        assert_eq!(
-            serde_json::to_value(&m).unwrap(),
-            serde_json::json!({"type": "chat", "memberID": "ben@mabu.mabumaster", "role": "member",
-                               "name": "Ben", "text": "Hello", "textColor": "#FFF"})
-        );
-    }
-
-    #[test]
-    fn the_name_is_the_members_nickname_whatever_the_client_sends() {
-        let room = RoomModeration::default();
-        for raw in [
-            r##"{"type":"chat","memberID":"ben@mabu.mabumaster","name":"Official Support","text":"hi"}"##,
-            r##"{"type":"chat","memberID":"ben@mabu.mabumaster","text":"hi"}"##,
-        ] {
-            assert_eq!(say(Some(&ben()), &room, raw).unwrap().name, "Ben", "{raw}");
-        }
-    }
-
-    #[test]
-    fn each_refusal_has_its_code() {
-        let room = RoomModeration::default();
-        assert_eq!(
-            say(None, &room, HELLO),
-            Err(SayRefusal::System(SystemCode::NotLoggedIn))
-        );
-        assert_eq!(
-            check_say(Some(&ben()), STAR, &room, true, HELLO, 20, NOW),
-            Err(SayRefusal::System(SystemCode::Maintenance))
-        );
-        let other = HELLO.replace("ben@mabu", "amy@mabu");
-        assert_eq!(
-            say(Some(&ben()), &room, &other),
-            Err(SayRefusal::System(SystemCode::AuthenticationFailed))
-        );
-        let url = HELLO.replace("Hello", "see www.x.com");
-        assert_eq!(
-            say(Some(&ben()), &room, &url),
-            Err(SayRefusal::System(SystemCode::UrlNotAllowed))
-        );
-        let star = Speaker {
-            member_id: STAR.into(),
-            role: Role::Streamer,
-            nickname: "Star".into(),
-        };
-        let star_url = HELLO
-            .replace("ben@mabu.mabumaster", STAR)
-            .replace("Hello", "shop.example.com");
-        assert_eq!(say(Some(&star), &room, &star_url).unwrap().role, "streamer");
-
-        let mut room = RoomModeration::default();
-        room.muted_until
-            .insert(ben().member_id, NOW + time::Duration::seconds(5));
-        assert_eq!(
-            say(Some(&ben()), &room, HELLO),
-            Err(SayRefusal::System(SystemCode::TemporarilyMuted))
-        );
-        room.muted_until
-            .insert(ben().member_id, NOW - time::Duration::seconds(1));
-        assert!(say(Some(&ben()), &room, HELLO).is_ok(), "a timed mute ends");
-        room.muted.insert(ben().member_id);
-        assert_eq!(
-            say(Some(&ben()), &room, HELLO),
-            Err(SayRefusal::System(SystemCode::Muted))
-        );
-        room.banned.insert(ben().member_id);
-        assert_eq!(
-            say(Some(&ben()), &room, HELLO),
-            Err(SayRefusal::System(SystemCode::Banned))
-        );
-    }
-
-    #[test]
-    fn shapes_lengths_and_colors_are_checked() {
-        let room = RoomModeration::default();
-        assert!(matches!(
-            say(Some(&ben()), &room, "hello"),
-            Err(SayRefusal::Invalid(_))
-        ));
-        let gift = HELLO.replace("\"chat\"", "\"gift\"");
-        assert!(matches!(
-            say(Some(&ben()), &room, &gift),
-            Err(SayRefusal::Invalid(_))
-        ));
-        let long = HELLO.replace("Hello", &"x".repeat(21));
-        assert!(matches!(
-            say(Some(&ben()), &room, &long),
-            Err(SayRefusal::Invalid(_))
-        ));
-        let red = HELLO.replace("#FFF", "red");
-        assert!(matches!(
-            say(Some(&ben()), &room, &red),
-            Err(SayRefusal::Invalid(_))
-        ));
-        assert!(is_hex_color("#ff8800") && is_hex_color("#FFF") && !is_hex_color("#GGG"));
-    }
-
-    #[test]
-    fn urls_are_recognised() {
-        for yes in [
-            "http://a.b",
-            "HTTPS://x",
-            "www.example",
-            "go to example.com/x",
-            "a.io",
-        ] {
-            assert!(contains_url(yes), "{yes}");
-        }
-        for no in ["hello", "3.14", "v1.2", "well...ok", "ben@mabu.mabumaster"] {
-            assert!(!contains_url(no), "{no}");
-        }
-    }
-
-    #[test]
-    fn moderators_and_their_limits() {
-        let mut room = RoomModeration::default();
-        let ok = |room: &RoomModeration, actor, target, action| {
-            authorize_moderation(room, STAR, actor, target, action, None)
-        };
-        assert_eq!(ok(&room, STAR, "a@b.c", ModerationAction::Ban), Ok(()));
-        assert_eq!(
-            ok(&room, "x@b.c", "a@b.c", ModerationAction::Ban),
-            Err(ModerationError::NotModerator)
-        );
-        room.admins.insert("adm@b.c".into());
-        assert_eq!(
-            ok(&room, "adm@b.c", "a@b.c", ModerationAction::Mute),
-            Ok(())
-        );
-        assert_eq!(
-            ok(&room, "adm@b.c", "a@b.c", ModerationAction::GrantAdmin),
-            Err(ModerationError::NotStreamer)
-        );
-        assert_eq!(
-            ok(&room, "adm@b.c", STAR, ModerationAction::Ban),
-            Err(ModerationError::TargetIsStreamer)
-        );
-        room.admins.insert("adm2@b.c".into());
-        assert_eq!(
-            ok(&room, "adm@b.c", "adm2@b.c", ModerationAction::Ban),
-            Err(ModerationError::TargetIsAdmin)
-        );
-        assert_eq!(
-            authorize_moderation(&room, STAR, STAR, "a@b.c", ModerationAction::Mute, Some(0)),
-            Err(ModerationError::Duration)
-        );
-    }
-
-    #[test]
-    fn relationship_codes_follow_the_seed() {
-        let mut room = RoomModeration::default();
-        let m = "a@b.c";
-        room.muted.insert(m.into());
-        room.admins.insert(m.into());
-        room.muted_until
-            .insert(m.into(), NOW + time::Duration::minutes(1));
-        assert_eq!(room.relationship(m, true, NOW), vec![1, 3, 4, 5]);
-        assert_eq!(room.relationship("z@b.c", false, NOW), Vec::<u8>::new());
-    }
-}
+#[path = "chat_tests.rs"]
+mod tests;

@@ -14,13 +14,15 @@ use std::time::Duration;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
-use crate::chat::service::leave_events;
+use crate::commands::chat::leave_events;
 use crate::event_store::EventStore;
 use crate::events::MemberLeftRoom;
 use crate::events::id::derived_event_id;
+use crate::read_models::presence::{forget_silent_instances, orphaned_connections};
+use crate::runtime::clock::Clock;
 
-/// Runs until the task is dropped; looks every third of `timeout`.
-pub async fn run(db: PgPool, store: EventStore, timeout: Duration) {
+/// Runs until the task is dropped; looks every third of `timeout`. The leaves' time is `clock`'s.
+pub async fn run(db: PgPool, store: EventStore, timeout: Duration, clock: Clock) {
     let mut ticker = tokio::time::interval(timeout / 3);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut leadership = super::Leadership::new("onair.reactor.presence");
@@ -29,7 +31,7 @@ pub async fn run(db: PgPool, store: EventStore, timeout: Duration) {
         if !leadership.lead(&db).await {
             continue;
         }
-        match reap(&db, &store, timeout).await {
+        match reap(&db, &store, timeout, clock.now()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(connections = n, "left rooms for silent chat instances"),
             Err(e) => {
@@ -41,32 +43,26 @@ pub async fn run(db: PgPool, store: EventStore, timeout: Duration) {
 }
 
 /// Publishes the leaves of every connection held by an instance silent for longer than `timeout`;
-/// returns how many.
-pub async fn reap(db: &PgPool, store: &EventStore, timeout: Duration) -> anyhow::Result<usize> {
-    let orphans: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
-        "SELECT p.room, p.connection_id, p.member_id, m.nickname
-         FROM rm_room_presence p LEFT JOIN members m ON m.member_id = p.member_id
-         WHERE p.instance_id IS NOT NULL AND NOT EXISTS (
-             SELECT 1 FROM chat_instances i
-             WHERE i.instance_id = p.instance_id
-               AND i.last_seen > now() - make_interval(secs => $1))
-         ORDER BY p.since",
-    )
-    .bind(timeout.as_secs_f64())
-    .fetch_all(db)
-    .await?;
-    let now = OffsetDateTime::now_utc();
+/// returns how many. `now` is the leaves' time (the silence itself is measured in Postgres time,
+/// which every instance's announcements share).
+pub async fn reap(
+    db: &PgPool,
+    store: &EventStore,
+    timeout: Duration,
+    now: OffsetDateTime,
+) -> anyhow::Result<usize> {
+    let orphans = orphaned_connections(db, timeout).await?;
     let mut events = Vec::with_capacity(orphans.len() * 2);
-    for (room, connection_id, member_id, nickname) in &orphans {
-        let id = derived_event_id(&["presence-expired", room, connection_id]);
+    for orphan in &orphans {
+        let id = derived_event_id(&["presence-expired", &orphan.room, &orphan.connection_id]);
         let fact = MemberLeftRoom {
-            room: room.clone(),
-            member_id: member_id.clone(),
-            connection_id: connection_id.clone(),
+            room: orphan.room.clone(),
+            member_id: orphan.member_id.clone(),
+            connection_id: orphan.connection_id.clone(),
         };
         events.extend(leave_events(
             fact,
-            nickname.clone().unwrap_or_default(),
+            orphan.nickname.clone().unwrap_or_default(),
             now,
             Some(id),
         ));
@@ -75,8 +71,6 @@ pub async fn reap(db: &PgPool, store: &EventStore, timeout: Duration) -> anyhow:
         store.publish_all(events).await?;
     }
     // Instances silent for a day are forgotten.
-    sqlx::query("DELETE FROM chat_instances WHERE last_seen < now() - interval '1 day'")
-        .execute(db)
-        .await?;
+    forget_silent_instances(db).await?;
     Ok(orphans.len())
 }

@@ -134,5 +134,7 @@ pub async fn is_publisher_live(pool: &PgPool, stage_arn: &str) -> Result<bool, s
     Ok(row.is_some_and(|(live,)| live))
 }
 
+pub mod chat;
 pub mod gift_records;
+pub mod presence;
 pub mod rooms;

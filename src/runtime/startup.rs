@@ -246,6 +246,7 @@ impl Application {
             db.clone(),
             member_tokens.clone(),
             settings.chat_settings(),
+            clock.clone(),
         ));
         if settings.has_role(ServeRole::Api) {
             // Announced before any socket is served, so the presence reactor never takes this
@@ -258,6 +259,7 @@ impl Application {
                 db.clone(),
                 store.clone(),
                 settings.chat_settings().instance_timeout,
+                clock.clone(),
             )));
         }
 

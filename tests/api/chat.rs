@@ -271,17 +271,17 @@ async fn the_seeds_flow_verify_say_and_every_system_code() {
         .backoffice("SetMaintenance", json!({"enabled": true}))
         .await;
     assert_eq!(on.status, 200, "{}", on.body);
-    crate::helpers::eventually(Duration::from_secs(5), || async { Some(()) }).await;
-    let mut code = 0;
-    for _ in 0..50 {
-        let r = ben.say(ROOM, &chat(BEN, "during maintenance")).await;
-        if r["error"] == "Error: System is maintaining" {
-            code = ben.system_code().await;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(code, 40308);
+    crate::helpers::eventually(Duration::from_secs(5), || {
+        let on = gw.app.state.chat.maintenance();
+        async move { on.then_some(()) }
+    })
+    .await;
+    let refused = ben.say(ROOM, &chat(BEN, "during maintenance")).await;
+    assert_eq!(
+        refused["error"], "Error: System is maintaining",
+        "{refused}"
+    );
+    assert_eq!(ben.system_code().await, 40308);
     gw.backoffice("SetMaintenance", json!({"enabled": false}))
         .await;
 
@@ -334,7 +334,7 @@ async fn moderation_bans_mutes_and_admins_with_relationship_codes() {
         .action("grantAdmin", json!({"memberID": BEN, "chatroom": ROOM}))
         .await;
     assert_eq!(granted["moderated"], true, "{granted}");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    folded(&gw, |room| room.admins.contains(BEN)).await;
     let no_grant = ben
         .action("grantAdmin", json!({"memberID": AMY, "chatroom": ROOM}))
         .await;
@@ -344,15 +344,15 @@ async fn moderation_bans_mutes_and_admins_with_relationship_codes() {
     let muted = ben
         .action(
             "mute",
-            json!({"memberID": AMY, "chatroom": ROOM, "seconds": 1}),
+            json!({"memberID": AMY, "chatroom": ROOM, "seconds": 60}),
         )
         .await;
     assert_eq!(muted["moderated"], true, "{muted}");
     assert!(muted["until"].is_string());
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    folded(&gw, |room| room.muted_until.contains_key(AMY)).await;
     amy.say(ROOM, &chat(AMY, "can I speak?")).await;
     assert_eq!(amy.system_code().await, 40303);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    gw.app.state.clock.advance(Duration::from_secs(61));
     let after = amy.say(ROOM, &chat(AMY, "yes")).await;
     assert_eq!(after["status"], "OK", "the mute ended: {after}");
 
@@ -373,7 +373,7 @@ async fn moderation_bans_mutes_and_admins_with_relationship_codes() {
     )
     .await
     .expect_error(403, "FORBIDDEN");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    folded(&gw, |room| room.muted.contains(AMY)).await;
     amy.say(ROOM, &chat(AMY, "still?")).await;
     assert_eq!(amy.system_code().await, 40304);
     star.action("unmute", json!({"memberID": AMY, "chatroom": ROOM}))
@@ -412,6 +412,15 @@ async fn moderation_bans_mutes_and_admins_with_relationship_codes() {
     };
     assert_eq!(join["nickname"], "BEN");
     drop(ben);
+}
+
+/// Waits until the gateway's moderation-rule follower has folded what `done` looks for in ROOM.
+async fn folded(gw: &Gateway, done: impl Fn(&onair::domain::chat::RoomModeration) -> bool) {
+    crate::helpers::eventually(Duration::from_secs(5), || {
+        let folded = done(&gw.app.state.chat.room_moderation(ROOM));
+        async move { folded.then_some(()) }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -673,8 +682,19 @@ async fn members_of_a_silent_chat_instance_leave_their_rooms() {
     })
     .await;
 
-    // Several timeouts later Ben, on this live instance, is still there, and Amy left once.
+    // Several timeouts later Ben, on this live instance, is still there, and Amy left once. The
+    // silence is measured in Postgres time (which every instance's announcements share), not by
+    // the instance's clock, so this waits for real: the reactor reaps every 200 ms meanwhile.
     tokio::time::sleep(Duration::from_millis(2_000)).await;
+    let reaped = onair::reactors::presence::reap(
+        &gw.app.db,
+        &gw.app.state.store,
+        Duration::from_millis(600),
+        gw.app.state.clock.now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reaped, 0, "nothing left to reap");
     gw.app.wait_for_projections().await;
     assert_eq!(present().await, [BEN]);
     crate::helpers::eventually(Duration::from_secs(10), || async {
