@@ -4,6 +4,11 @@
 //! edges ([`crate::http`], [`crate::chat`]) only translate to and from these functions.
 
 pub mod gift_catalog;
+pub mod gifts;
+pub mod ingest;
+pub mod login;
+pub mod maintenance;
 pub mod members;
 pub mod pool;
+pub mod room_info;
 pub mod rooms;

@@ -134,5 +134,6 @@ pub async fn is_publisher_live(pool: &PgPool, stage_arn: &str) -> Result<bool, s
     Ok(row.is_some_and(|(live,)| live))
 }
 
+pub mod checkpoints;
 pub mod gift_records;
 pub mod rooms;
