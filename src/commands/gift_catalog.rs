@@ -67,6 +67,7 @@ pub fn check(gift: &Gift) -> Result<(), GiftCatalogError> {
 
 /// Creates or replaces a catalog entry and publishes `onair.gift_catalog.defined.v1`; returns the
 /// entry and the event's stream sequence.
+#[tracing::instrument(skip_all, fields(gift.id = gift.gift_id), err(level = "info"))]
 pub async fn define(
     db: &PgPool,
     store: &EventStore,

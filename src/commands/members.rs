@@ -242,6 +242,7 @@ pub async fn find(db: &PgPool, member_id: &str) -> Result<Option<MemberRecord>, 
 
 /// Registers a member and publishes `onair.member.registered.v1`; returns the profile and the
 /// event's stream sequence.
+#[tracing::instrument(skip_all, fields(member.id = %new.member_id), err(level = "info"))]
 pub async fn register(
     db: &PgPool,
     store: &EventStore,
@@ -299,6 +300,7 @@ pub async fn register(
 
 /// Edits a member (`EditMember`) and publishes `onair.member.edited.v1` with the new profile;
 /// returns the profile and the event's stream sequence.
+#[tracing::instrument(skip_all, fields(member.id = %member_id), err(level = "info"))]
 pub async fn edit(
     db: &PgPool,
     store: &EventStore,

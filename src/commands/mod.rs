@@ -5,7 +5,12 @@
 
 pub mod chat;
 pub mod gift_catalog;
+pub mod gifts;
+pub mod ingest;
+pub mod login;
+pub mod maintenance;
 pub mod members;
 pub mod moderation;
 pub mod pool;
+pub mod room_info;
 pub mod rooms;

@@ -36,7 +36,16 @@ use poem::{IntoResponse, Response};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
 
+pub use super::error_code::ErrorCode;
+use crate::commands::gifts::SendGiftError;
+use crate::commands::ingest::IngestError;
+use crate::commands::login::LoginError;
+use crate::commands::maintenance::SystemMessageError;
 use crate::commands::pool::PoolServiceError;
+use crate::commands::room_info::RoomInfoError;
+use crate::domain::gift::GiftRuleError;
+use crate::domain::operator::ScopeError;
+use crate::domain::room_info::RoomInfoRuleError;
 use crate::domain::stage_pool::PoolError;
 use crate::domain::user_id::IdError;
 use crate::ivs::ProviderError;
@@ -52,6 +61,25 @@ pub struct ErrorBody {
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<String>,
+}
+
+impl ErrorBody {
+    /// The body of `code` with `message` and optional `details`.
+    pub fn new(code: ErrorCode, message: impl Into<String>, details: Option<String>) -> Self {
+        Self {
+            error: code.as_str().to_owned(),
+            message: message.into(),
+            details,
+        }
+    }
+
+    /// A bare response of this body with `code`'s status (for middleware outside the API's
+    /// typed answers).
+    pub fn response(code: ErrorCode, message: impl Into<String>) -> Response {
+        poem::web::Json(Self::new(code, message, None))
+            .with_status(code.status())
+            .into_response()
+    }
 }
 
 /// The error answers of the API.
@@ -109,30 +137,54 @@ pub enum ApiError {
     Unavailable(Json<ErrorBody>),
 }
 
-fn body(code: &str, message: impl Into<String>, details: Option<String>) -> Json<ErrorBody> {
-    Json(ErrorBody {
-        error: code.to_owned(),
-        message: message.into(),
-        details,
-    })
+fn body(code: ErrorCode, message: impl Into<String>, details: Option<String>) -> Json<ErrorBody> {
+    Json(ErrorBody::new(code, message, details))
 }
 
 impl ApiError {
+    /// The answer of `code` (its status picks the variant), with `message` and optional
+    /// `details`.
+    pub fn with_details(
+        code: ErrorCode,
+        message: impl Into<String>,
+        details: Option<String>,
+    ) -> Self {
+        let b = body(code, message, details);
+        match code.status() {
+            StatusCode::BAD_REQUEST => ApiError::BadRequest(b),
+            StatusCode::UNAUTHORIZED => ApiError::Unauthorized(b),
+            StatusCode::FORBIDDEN => ApiError::Forbidden(b),
+            StatusCode::NOT_FOUND => ApiError::NotFound(b),
+            StatusCode::CONFLICT => ApiError::Conflict(b),
+            StatusCode::UNPROCESSABLE_ENTITY => ApiError::UnprocessableEntity(b),
+            StatusCode::TOO_MANY_REQUESTS => ApiError::TooManyRequests(b, None),
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(b),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(b),
+            StatusCode::SERVICE_UNAVAILABLE => ApiError::Unavailable(b),
+            _ => ApiError::Internal(b),
+        }
+    }
+
+    /// The answer of `code` with `message`.
+    pub fn coded(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::with_details(code, message, None)
+    }
+
     /// 400 `VALIDATION_ERROR`: a parameter is missing or invalid; `message` names it.
     pub fn validation(message: impl Into<String>) -> Self {
-        ApiError::BadRequest(body("VALIDATION_ERROR", message, None))
+        Self::coded(ErrorCode::ValidationError, message)
     }
 
     /// 404 `NOT_FOUND`: what `message` names does not exist (an unknown stage, a viewer
     /// without a seat on it).
     pub fn not_found(message: impl Into<String>) -> Self {
-        ApiError::NotFound(body("NOT_FOUND", message, None))
+        Self::coded(ErrorCode::NotFound, message)
     }
 
     /// 401 `UNAUTHORIZED`: no or an unknown API key, no member `Authorization`, or wrong
     /// back-office credentials.
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        ApiError::Unauthorized(body("UNAUTHORIZED", message, None))
+        Self::coded(ErrorCode::Unauthorized, message)
     }
 
     /// 429 `TOO_MANY_REQUESTS`: over a rate limit (an API key's, or a member id's login
@@ -144,7 +196,7 @@ impl ApiError {
         retry_after_secs: Option<u64>,
     ) -> Self {
         ApiError::TooManyRequests(
-            body("TOO_MANY_REQUESTS", message, details),
+            body(ErrorCode::TooManyRequests, message, details),
             retry_after_secs,
         )
     }
@@ -152,36 +204,19 @@ impl ApiError {
     /// 503 `SERVICE_UNAVAILABLE`: a service (NATS, Postgres, IVS) did not answer or is not ready
     /// yet; the client may retry.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        ApiError::Unavailable(body("SERVICE_UNAVAILABLE", message, None))
-    }
-
-    /// An error with its own code; `status` picks the answer (400, 401, 403, 404, 409, 422, 429,
-    /// 503; anything else is a 500).
-    pub fn coded(status: u16, code: &str, message: impl Into<String>) -> Self {
-        let b = body(code, message, None);
-        match status {
-            400 => ApiError::BadRequest(b),
-            401 => ApiError::Unauthorized(b),
-            403 => ApiError::Forbidden(b),
-            404 => ApiError::NotFound(b),
-            409 => ApiError::Conflict(b),
-            422 => ApiError::UnprocessableEntity(b),
-            429 => ApiError::TooManyRequests(b, None),
-            503 => ApiError::Unavailable(b),
-            _ => ApiError::Internal(b),
-        }
+        Self::coded(ErrorCode::ServiceUnavailable, message)
     }
 
     /// 403 `FORBIDDEN`: the caller may not do this (acting as another member, a member using a
     /// streamer action or login, a moderation rule, an operator outside its scope).
     pub fn forbidden(message: impl Into<String>) -> Self {
-        ApiError::coded(403, "FORBIDDEN", message)
+        Self::coded(ErrorCode::Forbidden, message)
     }
 
-    /// A 500 whose cause is logged, not shown.
+    /// A 500 `INTERNAL_ERROR` whose cause is logged, not shown.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error.cause_chain = %cause, "internal error");
-        ApiError::Internal(body("INTERNAL_ERROR", "internal server error", None))
+        Self::coded(ErrorCode::InternalError, "internal server error")
     }
 }
 
@@ -197,19 +232,23 @@ impl From<crate::domain::member::MemberIdError> for ApiError {
     }
 }
 
+impl From<ScopeError> for ApiError {
+    fn from(e: ScopeError) -> Self {
+        ApiError::forbidden(e.to_string())
+    }
+}
+
 impl From<crate::records::member_auth::TokenError> for ApiError {
     fn from(e: crate::records::member_auth::TokenError) -> Self {
         use crate::records::member_auth::TokenError;
         let code = match e {
-            TokenError::Missing => "UNAUTHORIZED",
-            TokenError::Invalid => "TOKEN_INVALID",
-            TokenError::Expired => "TOKEN_EXPIRED",
-            TokenError::Revoked => "TOKEN_REVOKED",
-            TokenError::Unavailable => {
-                return ApiError::unavailable(e.to_string());
-            }
+            TokenError::Missing => ErrorCode::Unauthorized,
+            TokenError::Invalid => ErrorCode::TokenInvalid,
+            TokenError::Expired => ErrorCode::TokenExpired,
+            TokenError::Revoked => ErrorCode::TokenRevoked,
+            TokenError::Unavailable => ErrorCode::ServiceUnavailable,
         };
-        ApiError::coded(401, code, e.to_string())
+        ApiError::coded(code, e.to_string())
     }
 }
 
@@ -224,13 +263,13 @@ impl From<crate::domain::room::RoomError> for ApiError {
     fn from(e: crate::domain::room::RoomError) -> Self {
         use crate::domain::room::RoomError;
         let code = match &e {
-            RoomError::AlreadyLive { .. } => "ALREADY_LIVE",
-            RoomError::NotLive => "NOT_LIVE",
-            RoomError::AlreadyFollowing { .. } => "ALREADY_FOLLOWING",
-            RoomError::NotFollowing { .. } => "NOT_FOLLOWING",
-            _ => return ApiError::validation(e.to_string()),
+            RoomError::AlreadyLive { .. } => ErrorCode::AlreadyLive,
+            RoomError::NotLive => ErrorCode::NotLive,
+            RoomError::AlreadyFollowing { .. } => ErrorCode::AlreadyFollowing,
+            RoomError::NotFollowing { .. } => ErrorCode::NotFollowing,
+            _ => ErrorCode::ValidationError,
         };
-        ApiError::coded(409, code, e.to_string())
+        ApiError::coded(code, e.to_string())
     }
 }
 
@@ -239,8 +278,8 @@ impl From<crate::commands::members::MemberError> for ApiError {
         use crate::commands::members::MemberError;
         match e {
             MemberError::Invalid(m) => ApiError::validation(m),
-            MemberError::Exists(_) => ApiError::coded(409, "MEMBER_EXISTS", e.to_string()),
-            MemberError::NotFound(_) => ApiError::coded(404, "MEMBER_NOT_FOUND", e.to_string()),
+            MemberError::Exists(_) => ApiError::coded(ErrorCode::MemberExists, e.to_string()),
+            MemberError::NotFound(_) => ApiError::coded(ErrorCode::MemberNotFound, e.to_string()),
             MemberError::Store(e) => e.into(),
             MemberError::Database(e) => e.into(),
             MemberError::Hash(_) => ApiError::internal(&e),
@@ -259,39 +298,145 @@ impl From<crate::commands::gift_catalog::GiftCatalogError> for ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    /// A text Postgres cannot hold (a NUL: SQLSTATE 22021 or 22P05) is the request's fault and a
-    /// 400, since retrying cannot help; any other database error is a 503.
-    fn from(e: sqlx::Error) -> Self {
-        let code = e.as_database_error().and_then(|d| d.code());
-        if matches!(code.as_deref(), Some("22021" | "22P05")) {
-            tracing::info!(error.cause_chain = %e, "text refused by postgres");
-            return ApiError::validation(
-                "a text field holds a NUL character, which cannot be stored",
-            );
+impl From<SendGiftError> for ApiError {
+    fn from(e: SendGiftError) -> Self {
+        let message = e.to_string();
+        let code = match e {
+            SendGiftError::Store(e) => return e.into(),
+            SendGiftError::Database(e) => return e.into(),
+            SendGiftError::Rule(GiftRuleError::NotTheSender) => ErrorCode::Forbidden,
+            SendGiftError::Rule(_) | SendGiftError::InvalidIdempotencyKey(_) => {
+                ErrorCode::ValidationError
+            }
+            SendGiftError::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
+            SendGiftError::StreamerNotFound(_) => ErrorCode::StreamerNotFound,
+            SendGiftError::GiftNotFound(_) => ErrorCode::GiftNotFound,
+            SendGiftError::MemberNotFound(_) => ErrorCode::MemberNotFound,
+        };
+        ApiError::coded(code, message)
+    }
+}
+
+impl From<RoomInfoError> for ApiError {
+    fn from(e: RoomInfoError) -> Self {
+        match e {
+            RoomInfoError::Rule(RoomInfoRuleError::OtherRoom) => ApiError::forbidden(e.to_string()),
+            RoomInfoError::Rule(RoomInfoRuleError::NothingToSet) => {
+                ApiError::validation(e.to_string())
+            }
+            RoomInfoError::Text(rule) => rule.into(),
+            RoomInfoError::StreamerNotFound(_) => {
+                ApiError::coded(ErrorCode::StreamerNotFound, e.to_string())
+            }
+            RoomInfoError::Store(e) => e.into(),
+            RoomInfoError::Database(e) => e.into(),
         }
-        tracing::warn!(error.cause_chain = %e, "postgres error");
-        ApiError::unavailable("the database did not answer; try again")
+    }
+}
+
+impl From<LoginError> for ApiError {
+    fn from(e: LoginError) -> Self {
+        match e {
+            LoginError::TooManyAttempts {
+                retry_after_secs, ..
+            } => ApiError::too_many_requests(e.to_string(), None, Some(retry_after_secs)),
+            LoginError::Failed => ApiError::coded(ErrorCode::LoginFailed, e.to_string()),
+            LoginError::WrongRole(_) => ApiError::forbidden(e.to_string()),
+            LoginError::Store(e) => e.into(),
+            LoginError::Database(e) => e.into(),
+        }
+    }
+}
+
+impl From<SystemMessageError> for ApiError {
+    fn from(e: SystemMessageError) -> Self {
+        ApiError::validation(e.to_string())
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// What a [`sqlx::Error`] means to a caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatabaseFailure {
+    /// Postgres could not be reached or could not serve the request now (connection, pool,
+    /// TLS, shutdown, resources, serialization or deadlock): a retry may succeed (503).
+    Unavailable,
+    /// A text Postgres cannot hold (a NUL: SQLSTATE 22021 or 22P05): the request's fault (400).
+    TextRefused,
+    /// Anything else: a bug in a query or a decoding (500, logged with its cause chain).
+    Bug,
+}
+
+/// Classifies a database error: connection and pool failures, SQLSTATE class 08 (connection),
+/// 53 (insufficient resources), 57P01 to 57P03 (shutdown, cannot connect now), 40001 and 40P01
+/// (serialization failure, deadlock) are [`DatabaseFailure::Unavailable`]; 22021 and 22P05 are
+/// [`DatabaseFailure::TextRefused`]; everything else is a [`DatabaseFailure::Bug`].
+pub fn classify_database_error(e: &sqlx::Error) -> DatabaseFailure {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => DatabaseFailure::Unavailable,
+        sqlx::Error::Database(d) => match d.code().as_deref() {
+            Some("22021" | "22P05") => DatabaseFailure::TextRefused,
+            Some("57P01" | "57P02" | "57P03" | "40001" | "40P01") => DatabaseFailure::Unavailable,
+            Some(code) if code.starts_with("08") || code.starts_with("53") => {
+                DatabaseFailure::Unavailable
+            }
+            _ => DatabaseFailure::Bug,
+        },
+        _ => DatabaseFailure::Bug,
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    /// Postgres unavailable: 503 `SERVICE_UNAVAILABLE`; a text it cannot hold: 400
+    /// `VALIDATION_ERROR`; anything else is a bug: 500 `INTERNAL_ERROR`, logged at error level
+    /// with its cause chain.
+    fn from(e: sqlx::Error) -> Self {
+        match classify_database_error(&e) {
+            DatabaseFailure::TextRefused => {
+                tracing::info!(error.cause_chain = ?e, "text refused by postgres");
+                ApiError::validation("a text field holds a NUL character, which cannot be stored")
+            }
+            DatabaseFailure::Unavailable => {
+                tracing::warn!(error.cause_chain = ?e, "postgres unavailable");
+                ApiError::unavailable("the database did not answer; try again")
+            }
+            DatabaseFailure::Bug => {
+                tracing::error!(error.cause_chain = ?e, "database error");
+                ApiError::coded(ErrorCode::InternalError, "internal server error")
+            }
+        }
     }
 }
 
 impl From<PoolError> for ApiError {
     fn from(e: PoolError) -> Self {
         match &e {
-            PoolError::StageFull { .. } => ApiError::Unavailable(body(
-                "STAGE_FULL",
+            PoolError::StageFull { .. } => ApiError::with_details(
+                ErrorCode::StageFull,
                 "all stages are full",
                 Some(e.to_string()),
-            )),
-            PoolError::StageLimitReached { .. } => ApiError::Unavailable(body(
-                "STAGE_LIMIT_REACHED",
+            ),
+            PoolError::StageLimitReached { .. } => ApiError::with_details(
+                ErrorCode::StageLimitReached,
                 "the stage limit is reached",
                 Some(e.to_string()),
-            )),
+            ),
             PoolError::StageNotFound(_) | PoolError::NotSeated { .. } => {
                 ApiError::not_found(e.to_string())
             }
-            PoolError::MasterStage => ApiError::Forbidden(body("FORBIDDEN", e.to_string(), None)),
+            PoolError::MasterStage => ApiError::forbidden(e.to_string()),
             PoolError::StageHasViewers { .. } => ApiError::validation(e.to_string()),
         }
     }
@@ -303,18 +448,17 @@ impl From<PoolServiceError> for ApiError {
             PoolServiceError::Rule(rule) => rule.into(),
             PoolServiceError::Provider(ProviderError::Token(reason)) => {
                 tracing::error!(%reason, "token generation failed");
-                ApiError::Internal(body(
-                    "TOKEN_GENERATION_FAILED",
+                ApiError::coded(
+                    ErrorCode::TokenGenerationFailed,
                     "the participant token could not be generated",
-                    None,
-                ))
+                )
             }
             PoolServiceError::Provider(ProviderError::QuotaExceeded(reason)) => {
-                ApiError::Unavailable(body(
-                    "STAGE_LIMIT_REACHED",
+                ApiError::with_details(
+                    ErrorCode::StageLimitReached,
                     "the stage limit is reached",
                     Some(reason),
-                ))
+                )
             }
             PoolServiceError::Provider(ProviderError::NotFound(arn)) => {
                 ApiError::not_found(format!("stage {arn} not found"))
@@ -323,12 +467,7 @@ impl From<PoolServiceError> for ApiError {
                 tracing::warn!(%reason, "IVS unavailable");
                 ApiError::unavailable("IVS is unavailable; try again")
             }
-            PoolServiceError::Store(e) => {
-                tracing::warn!(error.cause_chain = %e, "event store error");
-                ApiError::unavailable(
-                    "the event store did not answer; nothing was stored, try again",
-                )
-            }
+            PoolServiceError::Store(e) => e.into(),
             PoolServiceError::Contended => {
                 ApiError::unavailable("the stage pool is busy; try again")
             }
@@ -348,36 +487,35 @@ pub async fn framework_error_to_response(err: poem::Error) -> Response {
     }
     let status = err.status();
     let (code, message) = match status {
-        StatusCode::BAD_REQUEST => ("VALIDATION_ERROR", describe_parse_error(&err.to_string())),
+        StatusCode::BAD_REQUEST => (
+            ErrorCode::ValidationError,
+            describe_parse_error(&err.to_string()),
+        ),
         StatusCode::UNAUTHORIZED => (
-            "UNAUTHORIZED",
+            ErrorCode::Unauthorized,
             "missing or invalid API key (header x-api-key)".to_owned(),
         ),
-        StatusCode::NOT_FOUND => ("NOT_FOUND", "no such route".to_owned()),
+        StatusCode::NOT_FOUND => (ErrorCode::NotFound, "no such route".to_owned()),
         StatusCode::METHOD_NOT_ALLOWED => (
-            "METHOD_NOT_ALLOWED",
+            ErrorCode::MethodNotAllowed,
             "this route does not accept that method".to_owned(),
         ),
         StatusCode::PAYLOAD_TOO_LARGE => (
-            "PAYLOAD_TOO_LARGE",
+            ErrorCode::PayloadTooLarge,
             "the request body is too large".to_owned(),
         ),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-            "UNSUPPORTED_MEDIA_TYPE",
+            ErrorCode::UnsupportedMediaType,
             format!("{err}; send Content-Type: application/json"),
         ),
         s if s.is_server_error() => {
             tracing::error!(error = %err, "unhandled server error");
-            ("INTERNAL_ERROR", "internal server error".to_owned())
+            (ErrorCode::InternalError, "internal server error".to_owned())
         }
-        _ => ("VALIDATION_ERROR", err.to_string()),
+        _ => (ErrorCode::ValidationError, err.to_string()),
     };
     let details = (status == StatusCode::BAD_REQUEST).then(|| err.to_string());
-    let body = Json(ErrorBody {
-        error: code.to_owned(),
-        message,
-        details,
-    });
+    let body = Json(ErrorBody::new(code, message, details));
     match status {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(body).into_response(),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(body).into_response(),
@@ -406,3 +544,7 @@ fn describe_parse_error(text: &str) -> String {
     }
     format!("invalid request: {text}")
 }
+
+#[cfg(test)]
+#[path = "api_error_tests.rs"]
+mod tests;

@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use poem::{Endpoint, IntoResponse, Request, Response};
 
-use super::AppState;
-use super::api_error::{ApiError, framework_error_to_response};
+use super::api_error::{ApiError, ErrorCode, framework_error_to_response};
+use crate::app::AppState;
 use crate::projections;
+use crate::read_models::checkpoints;
 
 /// The request header.
 pub const MIN_SEQUENCE: &str = "x-min-sequence";
@@ -52,10 +53,7 @@ pub async fn read_models_reached(
     sequence: u64,
     names: Option<&[&str]>,
 ) -> Result<Result<(), Vec<&'static str>>, ApiError> {
-    let checkpoints: Vec<(String, i64)> =
-        sqlx::query_as("SELECT projection, last_sequence FROM projection_checkpoints")
-            .fetch_all(&state.db)
-            .await?;
+    let checkpoints = checkpoints::all(&state.db).await?;
     let behind: Vec<&'static str> = state
         .projection_names
         .iter()
@@ -114,8 +112,7 @@ pub async fn wait_for_min_sequence<E: Endpoint>(
             }
             Ok(Err(behind)) => {
                 return Ok(ApiError::coded(
-                    503,
-                    "READ_MODEL_BEHIND",
+                    ErrorCode::ReadModelBehind,
                     format!(
                         "the read models {} have not reached sequence {sequence} within {} ms; \
                          try again",

@@ -8,7 +8,9 @@ use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use super::{ApiTags, AppState, now_timestamp};
+use super::common::now_timestamp;
+use super::tags::ApiTags;
+use crate::app::AppState;
 use crate::projections;
 
 /// States of the services onair depends on.

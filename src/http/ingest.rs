@@ -16,10 +16,9 @@ use super::api_error::ApiError;
 use super::envelope::Envelope;
 use super::field::Checked;
 use super::security::ApiKeyAuth;
-use super::{ApiTags, AppState};
-use crate::commands::pool::now;
-use crate::event_store::NewEvent;
-use crate::events::{Event, StreamEnded, StreamStarted};
+use super::tags::ApiTags;
+use crate::app::AppState;
+use crate::commands::ingest::{self, Ingested, IvsStageEvent};
 
 /// `detail` of an "IVS Stage Update" event (field names as IVS sends them).
 #[derive(Object, Debug, Clone)]
@@ -135,43 +134,31 @@ impl IngestApi {
             Some((field, t)) => OffsetDateTime::parse(t, &Rfc3339).map_err(|_| {
                 ApiError::validation(format!("{field} must be RFC 3339, got {t:?}"))
             })?,
-            None => now(),
+            None => state.clock.now(),
         };
-        if detail_type != "IVS Stage Update" {
-            return Ok(ignored(format!("detail-type {detail_type:?} is not used")));
-        }
-        let master = state.pool.read(|p| p.master().map(|s| s.arn.clone()));
-        if master.as_deref() != Some(stage_arn.as_str()) {
-            return Ok(ignored("not the master stage"));
-        }
-        let event = match detail.event_name.as_str() {
-            "Participant Published" => Event::StreamStarted(StreamStarted {
-                stage_arn,
-                participant_id: detail.participant_id,
-                session_id: detail.session_id,
-                source: "eventbridge".to_owned(),
-            }),
-            "Participant Unpublished" => Event::StreamEnded(StreamEnded {
-                stage_arn,
-                participant_id: detail.participant_id,
-                session_id: detail.session_id,
-                source: "eventbridge".to_owned(),
-            }),
-            other => return Ok(ignored(format!("event_name {other:?} is not used"))),
+        let event = IvsStageEvent {
+            detail_type,
+            stage_arn,
+            event_name: detail.event_name,
+            participant_id: detail.participant_id,
+            session_id: detail.session_id,
+            at,
         };
-        let event_type = event.event_type().to_owned();
-        let published = state
-            .store
-            .publish(NewEvent::new(at, event))
-            .await
-            .map_err(|e| ApiError::from(crate::commands::pool::PoolServiceError::Store(e)))?;
-        Ok(IngestResponse::Accepted(
-            Json(Envelope::ok(IngestResult {
-                accepted: true,
-                event_type: Some(event_type),
-                reason: None,
-            })),
-            published.sequence,
-        ))
+        Ok(
+            match ingest::ingest_stage_event(&state.store, &state.pool, event).await? {
+                Ingested::Stored {
+                    event_type,
+                    sequence,
+                } => IngestResponse::Accepted(
+                    Json(Envelope::ok(IngestResult {
+                        accepted: true,
+                        event_type: Some(event_type),
+                        reason: None,
+                    })),
+                    sequence,
+                ),
+                Ingested::Ignored { reason } => ignored(reason),
+            },
+        )
     }
 }

@@ -6,10 +6,8 @@ use poem::Request;
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::ApiKey;
 
-use super::AppState;
-use poem::IntoResponse;
-
-use super::api_error::ErrorBody;
+use super::api_error::{ErrorBody, ErrorCode};
+use crate::app::AppState;
 use crate::records::api_keys::ApiKeyRecord;
 
 /// A request authenticated by a valid, unrevoked API key.
@@ -34,16 +32,10 @@ async fn check_api_key(req: &Request, key: ApiKey) -> poem::Result<ApiKeyRecord>
         )),
         Err(e) => {
             tracing::warn!(error.cause_chain = %e, "api key lookup failed");
-            let body = ErrorBody {
-                error: "SERVICE_UNAVAILABLE".to_owned(),
-                message: "the database did not answer; try again".to_owned(),
-                details: None,
-            };
-            Err(poem::Error::from_response(
-                poem::web::Json(body)
-                    .with_status(poem::http::StatusCode::SERVICE_UNAVAILABLE)
-                    .into_response(),
-            ))
+            Err(poem::Error::from_response(ErrorBody::response(
+                ErrorCode::ServiceUnavailable,
+                "the database did not answer; try again",
+            )))
         }
     }
 }

@@ -14,10 +14,12 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::api_error::ApiError;
+use super::common::{idempotency_event_id, now_timestamp, parse_stage_arn, require_stage};
 use super::envelope::{Envelope, timestamp};
 use super::field::Checked;
 use super::security::ApiKeyAuth;
-use super::{ApiTags, AppState, idempotency_event_id, now_timestamp, parse_stage_arn};
+use super::tags::ApiTags;
+use crate::app::AppState;
 use crate::read_models::{self, StageRow};
 
 /// IVS limits on stage names and tags (protocols/ivs-realtime.md §2.1).
@@ -380,7 +382,7 @@ impl StageApi {
             .pool
             .read(|p| p.master().map(|s| s.arn.clone()))
             .ok_or_else(|| ApiError::unavailable("the master stage is not ready yet"))?;
-        let stage = super::require_stage(&state, &arn).await?;
+        let stage = require_stage(&state, &arn).await?;
         Ok(MasterStageResponse::Ok(Json(Envelope::ok(
             MasterStageInfo {
                 stage: StageDetail {
@@ -414,7 +416,7 @@ impl StageApi {
         stage_arn: Path<String>,
     ) -> Result<StageResponse, ApiError> {
         let arn = parse_stage_arn(&stage_arn.0)?;
-        let stage = super::require_stage(&state, arn).await?;
+        let stage = require_stage(&state, arn).await?;
         Ok(StageResponse::Ok(Json(Envelope::ok(StageAnswer {
             stage: StageDetail {
                 active_session_id: active_session_id(&state, arn).await,

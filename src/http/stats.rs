@@ -13,9 +13,11 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::api_error::ApiError;
+use super::common::{is_publisher_live, now_timestamp, parse_stage_arn, require_stage};
 use super::envelope::{Envelope, timestamp};
 use super::security::ApiKeyAuth;
-use super::{ApiTags, AppState, now_timestamp, parse_stage_arn};
+use super::tags::ApiTags;
+use crate::app::AppState;
 use crate::read_models::{self, StageRow};
 
 /// A stage of `GET /api/stats`.
@@ -200,7 +202,7 @@ impl StatsApi {
         Ok(OverallStatsResponse::Ok(Json(Envelope::ok(OverallStats {
             total_viewers: stages.iter().map(|s| s.viewer_count.max(0) as u32).sum(),
             active_stages: stages.len() as u32,
-            is_publisher_live: super::is_publisher_live(&state).await?,
+            is_publisher_live: is_publisher_live(&state).await?,
             stages: stages.iter().map(summary).collect(),
             timestamp: now_timestamp(),
         }))))
@@ -274,7 +276,7 @@ impl StatsApi {
         stage_arn: Path<String>,
     ) -> Result<OneStageStatsResponse, ApiError> {
         let stage_arn = parse_stage_arn(&stage_arn.0)?;
-        let stage = super::require_stage(&state, stage_arn).await?;
+        let stage = require_stage(&state, stage_arn).await?;
         Ok(OneStageStatsResponse::Ok(Json(Envelope::ok(
             OneStageStats {
                 stage_arn: stage.stage_arn,
@@ -342,7 +344,7 @@ impl StatsApi {
     ) -> Result<PublisherStatusResponse, ApiError> {
         Ok(PublisherStatusResponse::Ok(Json(Envelope::ok(
             PublisherStatus {
-                is_live: super::is_publisher_live(&state).await?,
+                is_live: is_publisher_live(&state).await?,
                 timestamp: now_timestamp(),
             },
         ))))

@@ -11,10 +11,12 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::Value;
 
 use super::api_error::ApiError;
+use super::common::idempotency_event_id;
 use super::envelope::{Envelope, timestamp};
 use super::field::Checked;
 use super::security::ApiKeyAuth;
-use super::{ApiTags, AppState, idempotency_event_id};
+use super::tags::ApiTags;
+use crate::app::AppState;
 use crate::domain::user_id::UserId;
 use crate::ivs::token::MAX_ATTRIBUTES_BYTES;
 

@@ -8,10 +8,12 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::api_error::ApiError;
+use super::common::{idempotency_event_id, now_timestamp, parse_stage_arn, require_stage};
 use super::envelope::{Envelope, timestamp};
 use super::field::Checked;
 use super::security::ApiKeyAuth;
-use super::{ApiTags, AppState, idempotency_event_id, now_timestamp, parse_stage_arn};
+use super::tags::ApiTags;
+use crate::app::AppState;
 use crate::domain::user_id::UserId;
 use crate::domain::watch_time::format_watch_duration;
 use crate::read_models;
@@ -209,7 +211,7 @@ impl ViewerApi {
         stage_arn: Path<String>,
     ) -> Result<ViewerListResponse, ApiError> {
         let stage_arn = parse_stage_arn(&stage_arn.0)?;
-        super::require_stage(&state, stage_arn).await?;
+        require_stage(&state, stage_arn).await?;
         let viewers = read_models::viewers(&state.db, stage_arn).await?;
         Ok(ViewerListResponse::Ok(Json(Envelope::ok(ViewerList {
             stage_arn: stage_arn.to_owned(),
@@ -250,7 +252,7 @@ impl ViewerApi {
     ) -> Result<WatchDurationResponse, ApiError> {
         let user = UserId::parse(&user_id.0, "userId")?;
         let stage_arn = parse_stage_arn(&stage_arn.0)?;
-        super::require_stage(&state, stage_arn).await?;
+        require_stage(&state, stage_arn).await?;
         let seconds = read_models::watch_duration_seconds(&state.db, user.as_str(), stage_arn)
             .await?
             .unwrap_or(0);

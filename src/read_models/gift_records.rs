@@ -169,3 +169,14 @@ pub async fn query(db: &PgPool, query: &GiftRecordQuery) -> Result<GiftRecordPag
         total_score,
     })
 }
+
+/// The stream sequence of the gift record whose `gift.sent` event has id `event_id`, once the
+/// gifts projection has it (a `sendGift` retried with its `Idempotency-Key`).
+pub async fn recorded_sequence(db: &PgPool, event_id: Uuid) -> Result<Option<u64>, sqlx::Error> {
+    let recorded: Option<(i64,)> =
+        sqlx::query_as("SELECT sequence FROM rm_gift_records WHERE event_id = $1")
+            .bind(event_id)
+            .fetch_optional(db)
+            .await?;
+    Ok(recorded.map(|(sequence,)| sequence as u64))
+}

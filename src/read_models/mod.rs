@@ -135,6 +135,7 @@ pub async fn is_publisher_live(pool: &PgPool, stage_arn: &str) -> Result<bool, s
 }
 
 pub mod chat;
+pub mod checkpoints;
 pub mod gift_records;
 pub mod presence;
 pub mod rooms;

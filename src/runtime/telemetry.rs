@@ -2,6 +2,11 @@
 //! `info,sqlx=warn,async_nats=warn,poem=warn`); JSON lines with
 //! `ONAIR_LOG_FORMAT=json`. Logs go to standard error, colored only when it is a terminal (and
 //! `NO_COLOR` is unset), so log files and collectors get plain text.
+//!
+//! Spans: every API request runs in a root span `request{http.method, http.route,
+//! http.status_code}` named by its route template ([`crate::http::request_span`]), and every
+//! command in a span named after it with the ids it acts on (`#[tracing::instrument]` in
+//! [`crate::commands`]); a line logged inside carries them.
 
 use std::io::IsTerminal;
 

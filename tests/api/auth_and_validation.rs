@@ -162,9 +162,10 @@ async fn unknown_routes_and_wrong_methods_get_the_error_body() {
 }
 
 /// A text Postgres refuses (a NUL) is the request's fault: a 400 that says so, not a 503 that
-/// invites a retry. Every route validates its text first; this is the net under them.
+/// invites a retry. Every route validates its text first; this is the net under them. A broken
+/// query is a 500, and only an unreachable database a 503.
 #[tokio::test]
-async fn a_text_postgres_cannot_store_maps_to_a_400_not_a_503() {
+async fn database_errors_map_to_400_for_a_nul_500_for_a_bug_and_503_for_an_outage() {
     let services = Services::start().await;
     let app = spawn_app(&services).await;
     let refused = sqlx::query("SELECT $1::text")
@@ -180,11 +181,29 @@ async fn a_text_postgres_cannot_store_maps_to_a_400_not_a_503() {
     assert_eq!(body["error"], "VALIDATION_ERROR");
     assert!(body["message"].as_str().unwrap().contains("NUL"), "{body}");
 
-    // Any other database error is still a 503.
-    let other = sqlx::query("SELECT * FROM no_such_table")
+    // A broken query is a bug, not an outage: 500 INTERNAL_ERROR, not a 503 inviting retries.
+    let broken = sqlx::query("SELECT * FROM no_such_table")
         .execute(&app.db)
         .await
         .unwrap_err();
-    let response = poem::IntoResponse::into_response(onair::http::api_error::ApiError::from(other));
+    let response =
+        poem::IntoResponse::into_response(onair::http::api_error::ApiError::from(broken));
+    assert_eq!(response.status(), 500);
+    let body: serde_json::Value =
+        serde_json::from_slice(&response.into_body().into_vec().await.unwrap()).unwrap();
+    assert_eq!(body["error"], "INTERNAL_ERROR");
+    assert_eq!(body["message"], "internal server error");
+
+    // Postgres out of reach is an outage: 503 SERVICE_UNAVAILABLE, and the client may retry.
+    let closed = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_lazy_with(app.db.connect_options().as_ref().clone());
+    closed.close().await;
+    let unreachable = sqlx::query("SELECT 1").execute(&closed).await.unwrap_err();
+    let response =
+        poem::IntoResponse::into_response(onair::http::api_error::ApiError::from(unreachable));
     assert_eq!(response.status(), 503);
+    let body: serde_json::Value =
+        serde_json::from_slice(&response.into_body().into_vec().await.unwrap()).unwrap();
+    assert_eq!(body["error"], "SERVICE_UNAVAILABLE");
 }

@@ -1,0 +1,163 @@
+//! The root span of every API request: `request{http.method, http.route, http.status_code}`,
+//! named by the route template of the spec (`/api/stage/{stageArn}`), never the raw URI, so
+//! spans and logs of one route group together whatever its parameters. Everything a request
+//! logs (middleware, handler, command) is inside it.
+
+use std::sync::Arc;
+
+use poem::http::Method;
+use poem::{Endpoint, IntoResponse, Request, Response};
+use poem_openapi::registry::MetaApi;
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use super::api_error::framework_error_to_response;
+
+/// One operation of the spec: its method, path template and operation id.
+#[derive(Clone, Debug)]
+struct Template {
+    method: Method,
+    path: String,
+    segments: Vec<Option<String>>,
+    statics: usize,
+}
+
+/// The route templates of an API, to name requests by.
+#[derive(Clone, Debug, Default)]
+pub struct RouteTemplates(Vec<Template>);
+
+impl RouteTemplates {
+    /// The templates of every operation of `apis` (`OpenApi::meta()`).
+    pub fn from_apis(apis: &[MetaApi]) -> Self {
+        let mut templates = Vec::new();
+        for path in apis.iter().flat_map(|api| &api.paths) {
+            for operation in &path.operations {
+                templates.push(Template::new(operation.method.clone(), &path.path));
+            }
+        }
+        Self(templates)
+    }
+
+    /// The template `method` and `path` match: among several, the one with the most literal
+    /// segments (`/api/action/sendGift` before `/api/action/{action_name}`). `None` when no
+    /// operation matches.
+    pub fn route_of(&self, method: &Method, path: &str) -> Option<&str> {
+        let segments: Vec<&str> = split(path).collect();
+        self.0
+            .iter()
+            .filter(|t| t.method == *method && t.matches(&segments))
+            .max_by_key(|t| t.statics)
+            .map(|t| t.path.as_str())
+    }
+}
+
+fn split(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|s| !s.is_empty())
+}
+
+impl Template {
+    fn new(method: Method, path: &str) -> Self {
+        let segments: Vec<Option<String>> = split(path)
+            .map(|s| {
+                let param = (s.starts_with('{') && s.ends_with('}')) || s.starts_with(':');
+                (!param).then(|| s.to_owned())
+            })
+            .collect();
+        let statics = segments.iter().filter(|s| s.is_some()).count();
+        Self {
+            method,
+            path: path.to_owned(),
+            segments,
+            statics,
+        }
+    }
+
+    fn matches(&self, segments: &[&str]) -> bool {
+        self.segments.len() == segments.len()
+            && self
+                .segments
+                .iter()
+                .zip(segments)
+                .all(|(t, s)| t.as_deref().is_none_or(|t| t == *s))
+    }
+}
+
+/// The middleware: runs the request inside its root span and records the answer's status.
+pub async fn trace<E: Endpoint>(
+    ep: Arc<E>,
+    req: Request,
+    templates: Arc<RouteTemplates>,
+) -> poem::Result<Response> {
+    let route = templates
+        .route_of(req.method(), req.uri().path())
+        .unwrap_or("unmatched")
+        .to_owned();
+    let span = tracing::info_span!(
+        "request",
+        http.method = %req.method(),
+        http.route = %route,
+        http.status_code = Empty,
+    );
+    async move {
+        let response = match ep.call(req).await {
+            Ok(response) => response.into_response(),
+            Err(e) => framework_error_to_response(e).await,
+        };
+        tracing::Span::current().record("http.status_code", response.status().as_u16());
+        Ok(response)
+    }
+    .instrument(span)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use poem_openapi::OpenApi;
+
+    use super::*;
+
+    fn templates() -> RouteTemplates {
+        type Apis = (
+            crate::http::health::HealthApi,
+            crate::http::stage::StageApi,
+            crate::http::gateway::GatewayApi,
+        );
+        RouteTemplates::from_apis(&<Apis as OpenApi>::meta())
+    }
+
+    #[test]
+    fn given_a_path_with_a_parameter_then_the_route_is_its_template() {
+        let t = templates();
+        assert_eq!(
+            t.route_of(
+                &Method::GET,
+                "/api/stage/arn%3Aaws%3Aivs%3Aus-east-1%3A1%3Astage%2Fabc"
+            ),
+            Some("/api/stage/{stageArn}")
+        );
+        assert_eq!(
+            t.route_of(&Method::GET, "/api/stage/list"),
+            Some("/api/stage/list")
+        );
+    }
+
+    #[test]
+    fn given_a_named_action_then_its_own_route_wins_over_the_catch_all() {
+        let t = templates();
+        assert_eq!(
+            t.route_of(&Method::POST, "/api/action/sendGift"),
+            Some("/api/action/sendGift")
+        );
+        assert_eq!(
+            t.route_of(&Method::POST, "/api/action/noSuchAction"),
+            Some("/api/action/{action_name}")
+        );
+    }
+
+    #[test]
+    fn given_an_unknown_route_or_method_then_no_template_matches() {
+        let t = templates();
+        assert_eq!(t.route_of(&Method::GET, "/nowhere"), None);
+        assert_eq!(t.route_of(&Method::DELETE, "/health"), None);
+    }
+}
