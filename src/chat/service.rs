@@ -13,14 +13,11 @@ use super::delivery;
 use super::hub::Hub;
 use super::presence::{self, PresenceStore};
 use super::rules::{self, Rules};
-use crate::commands::moderation::{self, Moderate};
+use crate::commands::moderation::{self, Moderate, ModerateError};
 use crate::domain::chat::{ModerationAction, RoomModeration};
 use crate::event_store::EventStore;
 use crate::records::member_auth::MemberTokens;
 use crate::runtime::clock::Clock;
-
-// Temporary: the HTTP gateway still names these here; they live in crate::commands::moderation.
-pub use crate::commands::moderation::{ModerateError, parse_action};
 
 /// Settings of the chat gateway.
 #[derive(Clone, Debug)]

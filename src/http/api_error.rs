@@ -398,6 +398,23 @@ pub fn classify_database_error(e: &sqlx::Error) -> DatabaseFailure {
     }
 }
 
+impl From<crate::commands::moderation::ModerateError> for ApiError {
+    /// A malformed command or a timed mute out of range is a 400 naming the field; a moderator
+    /// without the right is 403 `FORBIDDEN`; a store failure is 503.
+    fn from(e: crate::commands::moderation::ModerateError) -> Self {
+        use crate::commands::moderation::ModerateError;
+        use crate::domain::chat::ModerationError;
+        match e {
+            ModerateError::Invalid(m) => ApiError::validation(m),
+            ModerateError::Rule(ModerationError::Duration) => {
+                ApiError::validation(format!("query.{}", ModerationError::Duration))
+            }
+            ModerateError::Rule(rule) => ApiError::forbidden(rule.to_string()),
+            ModerateError::Store(s) => s.into(),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     /// Postgres unavailable: 503 `SERVICE_UNAVAILABLE`; a text it cannot hold: 400
     /// `VALIDATION_ERROR`; anything else is a bug: 500 `INTERNAL_ERROR`, logged at error level

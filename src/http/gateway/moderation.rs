@@ -1,5 +1,5 @@
-//! `moderate` (the room's streamer or an admin moderates a member, through the chat's moderation
-//! of [`crate::chat`]), and the answer to any other action name.
+//! `moderate` (the room's streamer or an admin moderates a member, through
+//! [`crate::commands::moderation`]), and the answer to any other action name.
 
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use poem_openapi::payload::Json;
 use super::action::{Action, ActionRequest, member_id, require_streamer};
 use super::answers::{ModerationAnswer, ModerationResponse, RoomInfoAnswer};
 use crate::app::AppState;
+use crate::commands::moderation;
 use crate::domain::member::{MemberId, chatroom_name};
 use crate::http::api_error::{ApiError, ErrorCode};
 use crate::http::envelope::{Envelope, timestamp};
@@ -40,7 +41,7 @@ impl ModerationActionsApi {
         let action = Action::parse(body.0)?;
         let claims = action.member(&state).await?;
         let name = action.query.text("action")?;
-        let Some(kind) = crate::chat::service::parse_action(&name) else {
+        let Some(kind) = moderation::parse_action(&name) else {
             return Err(ApiError::validation(
                 "query.action must be one of ban, unban, mute, unmute, grantAdmin, revokeAdmin",
             ));
@@ -59,21 +60,20 @@ impl ModerationActionsApi {
         };
         require_streamer(&state, &streamer).await?;
         let room = chatroom_name(streamer.agent_id(), &streamer);
-        use crate::chat::service::ModerateError;
-        use crate::domain::chat::ModerationError;
-        let until = state
-            .chat
-            .moderate(&claims.sub, &room, target.as_str(), kind, seconds)
-            .await
-            .map_err(|e| match e {
-                ModerateError::Invalid(m) => ApiError::validation(m),
-                ModerateError::Rule(ModerationError::Duration) => {
-                    ApiError::validation(format!("query.{}", ModerationError::Duration))
-                }
-                ModerateError::Rule(rule) => ApiError::forbidden(rule.to_string()),
-                ModerateError::Store(s) => s.into(),
-            })?;
-        let (until, sequence) = until;
+        let room_moderation = state.chat.room_moderation(&room);
+        let moderation::Moderated { until, sequence } = moderation::moderate(
+            &state.store,
+            state.clock.now(),
+            moderation::Moderate {
+                actor: &claims.sub,
+                room: &room,
+                target: target.as_str(),
+                action: kind,
+                seconds,
+                moderation: &room_moderation,
+            },
+        )
+        .await?;
         Ok(ModerationResponse::Ok(
             Json(Envelope::ok(ModerationAnswer {
                 action: name,
