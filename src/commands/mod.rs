@@ -6,4 +6,5 @@
 pub mod gift_catalog;
 pub mod members;
 pub mod pool;
+pub mod publish;
 pub mod rooms;

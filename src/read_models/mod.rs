@@ -135,4 +135,5 @@ pub async fn is_publisher_live(pool: &PgPool, stage_arn: &str) -> Result<bool, s
 }
 
 pub mod gift_records;
+pub mod health;
 pub mod rooms;
