@@ -18,6 +18,7 @@ pub mod rooms;
 pub mod stages;
 pub mod viewers;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +32,8 @@ use crate::event_store::{EventStore, NewEvent};
 use crate::events::id::derived_event_id;
 use crate::events::{Event, EventEnvelope, cloudevents};
 
-/// One read model.
+/// One read model, as the runner drives it (object-safe: the runner holds `Arc<dyn Projection>`).
+/// Every [`ReadModelProjection`] is one; implement that trait, not this one.
 pub trait Projection: Send + Sync + 'static {
     /// Stable name: the checkpoint key and the consumer `projector-<name>`.
     fn name(&self) -> &'static str;
@@ -45,27 +47,85 @@ pub trait Projection: Send + Sync + 'static {
         tx: &'a mut PgConnection,
         event: &'a EventEnvelope,
     ) -> BoxFuture<'a, Result<(), sqlx::Error>>;
-
-    /// Applies a batch in stream order, inside one transaction. The default applies each event; a
-    /// projection may override it to write several events in one statement, with the same result.
+    /// Applies a batch in stream order, inside one transaction.
     fn apply_batch<'a>(
         &'a self,
         tx: &'a mut PgConnection,
         events: &'a [EventEnvelope],
-    ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+    ) -> BoxFuture<'a, Result<(), sqlx::Error>>;
+    /// Chat-facing notices derived from the batch just applied (see [`Notices`]); the runner
+    /// publishes them before it commits the batch. Most projections derive none.
+    fn take_notices(&self) -> Vec<NewEvent>;
+}
+
+/// What each projection file implements: its name, tables and subjects, and how it applies
+/// events (plain `async fn`s). The runner's [`Projection`] follows for every implementor.
+pub trait ReadModelProjection: Send + Sync + 'static {
+    /// Stable name: the checkpoint key and the consumer `projector-<name>`.
+    const NAME: &'static str;
+    /// The read-model tables it writes (and only it writes): what a replay swaps.
+    const TABLES: &'static [&'static str];
+    /// The subjects whose events it applies.
+    fn subjects() -> Vec<String>;
+    /// Applies one event inside the batch's transaction. Must not read the clock.
+    fn apply(
+        &self,
+        tx: &mut PgConnection,
+        event: &EventEnvelope,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
+    /// Applies a batch in stream order, inside one transaction. The default applies each event; a
+    /// projection may override it to write several events in one statement, with the same result.
+    fn apply_batch(
+        &self,
+        tx: &mut PgConnection,
+        events: &[EventEnvelope],
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
         async move {
             for event in events {
                 self.apply(tx, event).await?;
             }
             Ok(())
         }
-        .boxed()
     }
 
-    /// Chat-facing notices derived from the batch just applied (see [`Notices`]); the runner
-    /// publishes them before it commits the batch. Most projections derive none.
+    /// The notices it derives while applying (see [`Notices`]); `None` for most projections.
+    fn notices(&self) -> Option<&Notices> {
+        None
+    }
+}
+
+impl<P: ReadModelProjection> Projection for P {
+    fn name(&self) -> &'static str {
+        P::NAME
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        P::TABLES
+    }
+
+    fn subjects(&self) -> Vec<String> {
+        P::subjects()
+    }
+
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        event: &'a EventEnvelope,
+    ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+        ReadModelProjection::apply(self, tx, event).boxed()
+    }
+
+    fn apply_batch<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        events: &'a [EventEnvelope],
+    ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+        ReadModelProjection::apply_batch(self, tx, events).boxed()
+    }
+
     fn take_notices(&self) -> Vec<NewEvent> {
-        Vec::new()
+        self.notices().map(Notices::take).unwrap_or_default()
     }
 }
 
