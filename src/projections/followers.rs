@@ -3,7 +3,7 @@
 
 use sqlx::PgConnection;
 
-use super::{Notices, ReadModelProjection};
+use super::projection::{Notices, ReadModelProjection};
 use crate::domain::member::room_of;
 use crate::events::{ChatNotice, Event, EventEnvelope, FOLLOW_SUBJECT_FILTER, RoomNoticePublished};
 

@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
-use super::{Notices, ReadModelProjection};
+use super::projection::{Notices, ReadModelProjection};
 use crate::domain::gift_ranking::{GiftRanking, RankingUpdate, StoredStanding};
 use crate::domain::member::MemberId;
 use crate::domain::member::room_of;

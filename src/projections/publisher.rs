@@ -4,7 +4,7 @@
 
 use sqlx::PgConnection;
 
-use super::ReadModelProjection;
+use super::projection::ReadModelProjection;
 use crate::events::{Event, EventEnvelope, STREAM_SUBJECT_FILTER};
 
 /// The `publisher` projection: `onair.stream.>` into `rm_publisher_status`.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 
-use super::ReadModelProjection;
+use super::projection::ReadModelProjection;
 use crate::domain::member::chatroom_streamer;
 use crate::domain::popularity::bucket_start;
 use crate::events::{CHAT_SUBJECT_FILTER, Event, EventEnvelope, GIFT_SUBJECT_FILTER};

@@ -4,7 +4,7 @@
 
 use sqlx::PgConnection;
 
-use super::{Notices, ReadModelProjection};
+use super::projection::{Notices, ReadModelProjection};
 use crate::domain::member::{MemberId, room_of};
 use crate::events::notice::StreamStatus;
 use crate::events::{

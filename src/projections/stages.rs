@@ -2,7 +2,7 @@
 
 use sqlx::PgConnection;
 
-use super::ReadModelProjection;
+use super::projection::ReadModelProjection;
 use crate::events::{Event, EventEnvelope, pool_subject_filter};
 
 /// The `stages` projection: the pool's events (`onair.pool.default.*`) into `rm_stages`.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 
-use super::ReadModelProjection;
+use super::projection::ReadModelProjection;
 use crate::events::{Event, EventEnvelope, HEARTBEAT_SUBJECT_FILTER, pool_subject_filter};
 
 /// The `viewers` projection: the pool's events and heartbeats into `rm_viewer_seats` and
