@@ -55,4 +55,6 @@ pub struct AppState {
     pub clock: crate::runtime::clock::Clock,
     /// How long a request with `X-Min-Sequence` waits for the read models.
     pub min_sequence_wait: std::time::Duration,
+    /// The background tasks of this instance and their states (`tasks` of `/health`).
+    pub supervisor: crate::runtime::supervisor::Supervisor,
 }

@@ -11,6 +11,7 @@
 //!
 //! One task computes the figures for every socket ([`run_feed`]) from the `stages` read model.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -22,6 +23,7 @@ use tokio::sync::watch;
 
 use crate::events::cloudevents::format_time;
 use crate::read_models;
+use crate::runtime::clock::Clock;
 
 /// Server ping interval.
 const PING_INTERVAL: Duration = Duration::from_secs(30);
@@ -38,8 +40,14 @@ pub struct StatsSnapshot {
     pub timestamp: String,
 }
 
-/// Recomputes the snapshot every `interval` and publishes it to every socket.
-pub async fn run_feed(db: PgPool, interval: Duration, feed: watch::Sender<Option<StatsSnapshot>>) {
+/// Recomputes the snapshot every `interval` and publishes it to every socket; its `timestamp`
+/// comes from `clock`.
+pub async fn run_feed(
+    db: PgPool,
+    clock: Clock,
+    interval: Duration,
+    feed: Arc<watch::Sender<Option<StatsSnapshot>>>,
+) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -49,7 +57,7 @@ pub async fn run_feed(db: PgPool, interval: Duration, feed: watch::Sender<Option
                 feed.send_replace(Some(StatsSnapshot {
                     viewer_count: stages.iter().map(|s| s.viewer_count.max(0) as u32).sum(),
                     active_stages: stages.len() as u32,
-                    timestamp: format_time(time::OffsetDateTime::now_utc()),
+                    timestamp: format_time(clock.now()),
                 }));
             }
             Err(e) => tracing::warn!(error = %e, "stats feed could not read the read model"),

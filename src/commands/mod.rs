@@ -12,5 +12,6 @@ pub mod maintenance;
 pub mod members;
 pub mod moderation;
 pub mod pool;
+pub mod publish;
 pub mod room_info;
 pub mod rooms;

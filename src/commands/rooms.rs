@@ -7,6 +7,7 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::commands::publish::{SubjectGuard, guarded_publish};
 use crate::domain::room::{self, BroadcastState, RoomError};
 use crate::event_store::{EventStore, EventStoreError, NewEvent, Published};
 use crate::events::subject::{encode_token, subject};
@@ -88,66 +89,76 @@ pub async fn follow_state(
     Ok((followed.is_some(), last))
 }
 
-async fn publish_guarded(
-    store: &EventStore,
-    event: Event,
-    filter: String,
-    last: u64,
-    now: OffsetDateTime,
-) -> Result<Option<Published>, EventStoreError> {
-    match store
-        .publish(NewEvent::new(now, event).expecting(filter, last))
-        .await
-    {
-        Ok(published) => Ok(Some(published)),
-        Err(EventStoreError::Conflict { .. }) => Ok(None),
-        Err(e) => Err(e),
+/// The guard over `filter`'s subjects at `last`.
+fn guard(filter: &str, last: u64) -> SubjectGuard {
+    SubjectGuard {
+        subject_filter: filter.to_owned(),
+        last_sequence: last,
     }
 }
 
 /// `startStream`: publishes `onair.broadcast.started.v1` with a new session id.
+#[tracing::instrument(skip_all, fields(streamer = %streamer), err(level = "info"))]
 pub async fn start_stream(
     store: &EventStore,
     streamer: &str,
     now: OffsetDateTime,
 ) -> Result<(Published, Uuid), RoomCommandError> {
     let filter = format!("onair.broadcast.{}.*", encode_token(streamer));
-    for _ in 0..ATTEMPTS {
-        let (state, last) = broadcast_state(store, streamer).await?;
-        let session_id = room::start_stream(state, Uuid::now_v7())?;
-        let event = Event::BroadcastStarted(BroadcastStarted {
-            streamer: streamer.to_owned(),
-            session_id,
-        });
-        if let Some(p) = publish_guarded(store, event, filter.clone(), last, now).await? {
-            return Ok((p, session_id));
-        }
+    let filter = &filter;
+    let decided = guarded_publish(
+        store,
+        ATTEMPTS,
+        move || async move {
+            let (state, last) = broadcast_state(store, streamer).await?;
+            let session_id = room::start_stream(state, Uuid::now_v7())?;
+            let event = Event::BroadcastStarted(BroadcastStarted {
+                streamer: streamer.to_owned(),
+                session_id,
+            });
+            Ok::<_, RoomCommandError>((NewEvent::new(now, event), guard(filter, last), session_id))
+        },
+        || std::future::ready(()),
+    )
+    .await?;
+    match decided {
+        Some((session_id, published)) => Ok((published, session_id)),
+        None => Err(EventStoreError::Unavailable("the room is busy; try again".into()).into()),
     }
-    Err(EventStoreError::Unavailable("the room is busy; try again".into()).into())
 }
 
 /// `endStream`: publishes `onair.broadcast.ended.v1` for the live session.
+#[tracing::instrument(skip_all, fields(streamer = %streamer), err(level = "info"))]
 pub async fn end_stream(
     store: &EventStore,
     streamer: &str,
     now: OffsetDateTime,
 ) -> Result<(Published, Uuid), RoomCommandError> {
     let filter = format!("onair.broadcast.{}.*", encode_token(streamer));
-    for _ in 0..ATTEMPTS {
-        let (state, last) = broadcast_state(store, streamer).await?;
-        let session_id = room::end_stream(state)?;
-        let event = Event::BroadcastEnded(BroadcastEnded {
-            streamer: streamer.to_owned(),
-            session_id,
-        });
-        if let Some(p) = publish_guarded(store, event, filter.clone(), last, now).await? {
-            return Ok((p, session_id));
-        }
+    let filter = &filter;
+    let decided = guarded_publish(
+        store,
+        ATTEMPTS,
+        move || async move {
+            let (state, last) = broadcast_state(store, streamer).await?;
+            let session_id = room::end_stream(state)?;
+            let event = Event::BroadcastEnded(BroadcastEnded {
+                streamer: streamer.to_owned(),
+                session_id,
+            });
+            Ok::<_, RoomCommandError>((NewEvent::new(now, event), guard(filter, last), session_id))
+        },
+        || std::future::ready(()),
+    )
+    .await?;
+    match decided {
+        Some((session_id, published)) => Ok((published, session_id)),
+        None => Err(EventStoreError::Unavailable("the room is busy; try again".into()).into()),
     }
-    Err(EventStoreError::Unavailable("the room is busy; try again".into()).into())
 }
 
 /// `follow` (`true`) or `unfollow` (`false`).
+#[tracing::instrument(skip_all, fields(follower = %follower, streamer = %streamer, follow), err(level = "info"))]
 pub async fn set_following(
     store: &EventStore,
     follower: &str,
@@ -159,24 +170,32 @@ pub async fn set_following(
         "onair.follow.{}.*",
         encode_token(&follow_pair_id(follower, streamer))
     );
-    for _ in 0..ATTEMPTS {
-        let (following, last) = follow_state(store, follower, streamer).await?;
-        let event = if follow {
-            room::follow(follower, streamer, following)?;
-            Event::StreamerFollowed(StreamerFollowed {
-                streamer: streamer.to_owned(),
-                follower: follower.to_owned(),
-            })
-        } else {
-            room::unfollow(follower, streamer, following)?;
-            Event::StreamerUnfollowed(StreamerUnfollowed {
-                streamer: streamer.to_owned(),
-                follower: follower.to_owned(),
-            })
-        };
-        if let Some(p) = publish_guarded(store, event, filter.clone(), last, now).await? {
-            return Ok(p);
-        }
+    let filter = &filter;
+    let decided = guarded_publish(
+        store,
+        ATTEMPTS,
+        move || async move {
+            let (following, last) = follow_state(store, follower, streamer).await?;
+            let event = if follow {
+                room::follow(follower, streamer, following)?;
+                Event::StreamerFollowed(StreamerFollowed {
+                    streamer: streamer.to_owned(),
+                    follower: follower.to_owned(),
+                })
+            } else {
+                room::unfollow(follower, streamer, following)?;
+                Event::StreamerUnfollowed(StreamerUnfollowed {
+                    streamer: streamer.to_owned(),
+                    follower: follower.to_owned(),
+                })
+            };
+            Ok::<_, RoomCommandError>((NewEvent::new(now, event), guard(filter, last), ()))
+        },
+        || std::future::ready(()),
+    )
+    .await?;
+    match decided {
+        Some(((), published)) => Ok(published),
+        None => Err(EventStoreError::Unavailable("busy; try again".into()).into()),
     }
-    Err(EventStoreError::Unavailable("busy; try again".into()).into())
 }

@@ -11,7 +11,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use super::common::now_timestamp;
 use super::tags::ApiTags;
 use crate::app::AppState;
-use crate::projections;
+use crate::{projections, read_models};
 
 /// States of the services onair depends on.
 #[derive(Object, Debug)]
@@ -36,11 +36,27 @@ pub struct ProjectionLag {
     pub pending: Option<u64>,
 }
 
+/// A background task of this instance, as its supervisor sees it.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct TaskHealth {
+    /// The task, e.g. `pool-follower`, `reactor-expiry`, `projector-stages`, `chat-0`.
+    pub name: String,
+    /// `running`, `restarting` (it stopped and starts again after a backoff), `failed` (it stopped
+    /// and cannot restart: the instance is stopping) or `stopped` (on purpose).
+    pub state: String,
+    /// Restarts since the instance started.
+    pub restarts: u32,
+    /// Why it last stopped (`returned`, or the panic's message); absent until it stops.
+    #[oai(nullable)]
+    pub last_error: Option<String>,
+}
+
 /// Answer of `GET /health` (not wrapped in the success envelope).
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct Health {
-    /// `ok`, or `degraded` when a service is down.
+    /// `ok`, or `degraded` when a service or an essential background task is down.
     pub status: String,
     /// RFC 3339 UTC with ms.
     pub timestamp: String,
@@ -52,15 +68,18 @@ pub struct Health {
     pub stage_provider: String,
     /// Per projection.
     pub projections: BTreeMap<String, ProjectionLag>,
+    /// This instance's background tasks, by name.
+    pub tasks: Vec<TaskHealth>,
 }
 
-/// Answer of `GET /health`: 200 when NATS and Postgres are up, else 503 with the same body.
+/// Answer of `GET /health`: 200 when NATS and Postgres are up and the essential background tasks
+/// (the pool follower, chat's tasks) run, else 503 with the same body.
 #[derive(ApiResponse)]
 pub enum HealthResponse {
     /// Every service is up.
     #[oai(status = 200)]
     Ok(Json<Health>),
-    /// NATS or Postgres is down.
+    /// NATS or Postgres is down, or an essential background task is not running.
     #[oai(status = 503)]
     Degraded(Json<Health>),
 }
@@ -84,12 +103,7 @@ impl HealthApi {
         let state = &*state;
         let nats_up =
             state.store.client().connection_state() == async_nats::connection::State::Connected;
-        let pg_up = tokio::time::timeout(
-            Duration::from_secs(2),
-            sqlx::query("SELECT 1").execute(&state.db),
-        )
-        .await
-        .is_ok_and(|r| r.is_ok());
+        let pg_up = read_models::health::postgres_answers(&state.db, Duration::from_secs(2)).await;
 
         let mut lags = BTreeMap::new();
         let stream = if nats_up {
@@ -116,9 +130,22 @@ impl HealthApi {
             );
         }
 
+        let tasks = state
+            .supervisor
+            .statuses()
+            .into_iter()
+            .map(|t| TaskHealth {
+                name: t.name,
+                state: t.state.as_str().to_owned(),
+                restarts: t.restarts,
+                last_error: t.last_error,
+            })
+            .collect();
+        let up = nats_up && pg_up && state.supervisor.essentials_running();
+
         let status = |up: bool| if up { "connected" } else { "disconnected" }.to_owned();
         let health = Health {
-            status: if nats_up && pg_up { "ok" } else { "degraded" }.to_owned(),
+            status: if up { "ok" } else { "degraded" }.to_owned(),
             timestamp: now_timestamp(),
             uptime: state.started_at.elapsed().as_secs(),
             services: ServiceStates {
@@ -128,8 +155,9 @@ impl HealthApi {
             },
             stage_provider: state.provider_name.to_owned(),
             projections: lags,
+            tasks,
         };
-        if nats_up && pg_up {
+        if up {
             HealthResponse::Ok(Json(health))
         } else {
             HealthResponse::Degraded(Json(health))

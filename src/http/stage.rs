@@ -522,7 +522,7 @@ impl StageApi {
             Json(StageDeletedAnswer {
                 success: true,
                 message: "Stage 已刪除".to_owned(),
-                timestamp: timestamp(OffsetDateTime::now_utc()),
+                timestamp: timestamp(state.clock.now()),
             }),
             published.sequence,
         ))

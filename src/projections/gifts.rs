@@ -4,18 +4,15 @@
 //! session ranking. Derives the chat notices `gift` and `giftRank` (the session ranking) to the
 //! recipient's room.
 
-use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
-use super::{Notices, Projection};
+use super::projection::{Notices, ReadModelProjection};
 use crate::domain::gift_ranking::{GiftRanking, RankingUpdate, StoredStanding};
 use crate::domain::member::MemberId;
 use crate::domain::member::room_of;
-use crate::event_store::NewEvent;
 use crate::events::notice::GiftDetails;
 use crate::events::{
     BROADCAST_SUBJECT_FILTER, ChatNotice, Event, EventEnvelope, GIFT_SUBJECT_FILTER, GiftSent,
@@ -277,20 +274,16 @@ async fn insert_records(
     Ok(())
 }
 
-impl Projection for GiftsProjection {
-    fn name(&self) -> &'static str {
-        "gifts"
-    }
+impl ReadModelProjection for GiftsProjection {
+    const NAME: &'static str = "gifts";
 
-    fn tables(&self) -> &'static [&'static str] {
-        &[
-            "rm_gift_records",
-            "rm_gift_rankings",
-            "rm_gift_ranking_counters",
-        ]
-    }
+    const TABLES: &'static [&'static str] = &[
+        "rm_gift_records",
+        "rm_gift_rankings",
+        "rm_gift_ranking_counters",
+    ];
 
-    fn subjects(&self) -> Vec<String> {
+    fn subjects() -> Vec<String> {
         vec![
             GIFT_SUBJECT_FILTER.to_owned(),
             BROADCAST_SUBJECT_FILTER.to_owned(),
@@ -298,43 +291,40 @@ impl Projection for GiftsProjection {
     }
 
     /// One event is a batch of one.
-    fn apply<'a>(
-        &'a self,
-        tx: &'a mut PgConnection,
-        envelope: &'a EventEnvelope,
-    ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
-        self.apply_batch(tx, std::slice::from_ref(envelope))
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        envelope: &EventEnvelope,
+    ) -> Result<(), sqlx::Error> {
+        self.apply_batch(tx, std::slice::from_ref(envelope)).await
     }
 
     /// Gifts in stream order against rankings held in memory for the batch (see
     /// [`RankingBatch`]); the records, standings and counters are written in one statement each.
-    fn apply_batch<'a>(
-        &'a self,
-        tx: &'a mut PgConnection,
-        events: &'a [EventEnvelope],
-    ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
-        async move {
-            let mut rankings = RankingBatch::default();
-            let mut records = Vec::new();
-            for envelope in events {
-                match &envelope.event {
-                    Event::BroadcastStarted(e) => rankings.start_session(tx, &e.streamer).await?,
-                    Event::GiftSent(e) => {
-                        records.push((envelope, e));
-                        let session = rankings.rank(tx, e, "session").await?;
-                        rankings.rank(tx, e, "all_time").await?;
-                        self.push_notices(envelope, e, session);
-                    }
-                    _ => {}
+    async fn apply_batch(
+        &self,
+        tx: &mut PgConnection,
+        events: &[EventEnvelope],
+    ) -> Result<(), sqlx::Error> {
+        let mut rankings = RankingBatch::default();
+        let mut records = Vec::new();
+        for envelope in events {
+            match &envelope.event {
+                Event::BroadcastStarted(e) => rankings.start_session(tx, &e.streamer).await?,
+                Event::GiftSent(e) => {
+                    records.push((envelope, e));
+                    let session = rankings.rank(tx, e, "session").await?;
+                    rankings.rank(tx, e, "all_time").await?;
+                    self.push_notices(envelope, e, session);
                 }
+                _ => {}
             }
-            insert_records(tx, &records).await?;
-            rankings.write(tx).await
         }
-        .boxed()
+        insert_records(tx, &records).await?;
+        rankings.write(tx).await
     }
 
-    fn take_notices(&self) -> Vec<NewEvent> {
-        self.notices.take()
+    fn notices(&self) -> Option<&Notices> {
+        Some(&self.notices)
     }
 }

@@ -12,86 +12,25 @@
 
 pub mod followers;
 pub mod gifts;
+mod projection;
 pub mod publisher;
 pub mod room_activity;
 pub mod rooms;
 pub mod stages;
 pub mod viewers;
 
+pub use projection::{Notices, Projection, ReadModelProjection};
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
-use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::watch;
 
-use crate::event_store::{EventStore, NewEvent};
-use crate::events::id::derived_event_id;
-use crate::events::{Event, EventEnvelope, cloudevents};
-
-/// One read model.
-pub trait Projection: Send + Sync + 'static {
-    /// Stable name: the checkpoint key and the consumer `projector-<name>`.
-    fn name(&self) -> &'static str;
-    /// The read-model tables it writes (and only it writes): what a replay swaps.
-    fn tables(&self) -> &'static [&'static str];
-    /// The subjects whose events it applies.
-    fn subjects(&self) -> Vec<String>;
-    /// Applies one event inside the batch's transaction. Must not read the clock.
-    fn apply<'a>(
-        &'a self,
-        tx: &'a mut PgConnection,
-        event: &'a EventEnvelope,
-    ) -> BoxFuture<'a, Result<(), sqlx::Error>>;
-
-    /// Applies a batch in stream order, inside one transaction. The default applies each event; a
-    /// projection may override it to write several events in one statement, with the same result.
-    fn apply_batch<'a>(
-        &'a self,
-        tx: &'a mut PgConnection,
-        events: &'a [EventEnvelope],
-    ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
-        async move {
-            for event in events {
-                self.apply(tx, event).await?;
-            }
-            Ok(())
-        }
-        .boxed()
-    }
-
-    /// Chat-facing notices derived from the batch just applied (see [`Notices`]); the runner
-    /// publishes them before it commits the batch. Most projections derive none.
-    fn take_notices(&self) -> Vec<NewEvent> {
-        Vec::new()
-    }
-}
-
-/// Notices a projection derives while applying events (the seed's `gift`, `giftRank`, `follow`,
-/// `streamStatus`, `sub`, `popularity` chat messages). Each gets an id derived from the fact it
-/// comes from and its kind, and that fact's time, so applying the fact again (redelivery after a
-/// crash between publish and commit) publishes the same notice again, which JetStream's duplicate
-/// window drops.
-#[derive(Default)]
-pub struct Notices(std::sync::Mutex<Vec<NewEvent>>);
-
-impl Notices {
-    /// Queues `event`, derived from `source`; `kind` tells the notices of one fact apart.
-    pub fn push(&self, source: &EventEnvelope, kind: &str, event: Event) {
-        let id = derived_event_id(&["notice", &source.id.to_string(), kind]);
-        self.0
-            .lock()
-            .expect("notices lock")
-            .push(NewEvent::new(source.occurred_at, event).with_id(id));
-    }
-
-    /// Everything queued since the last call.
-    pub fn take(&self) -> Vec<NewEvent> {
-        std::mem::take(&mut *self.0.lock().expect("notices lock"))
-    }
-}
+use crate::event_store::EventStore;
+use crate::events::cloudevents;
 
 /// The projections the server runs.
 pub fn all() -> Vec<Arc<dyn Projection>> {

@@ -2,14 +2,12 @@
 //! per 10-second bucket of event time) and `rm_room_presence` (verified members in each chat room):
 //! the inputs of the popularity (src/domain/popularity.rs).
 
-use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
 
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 
-use super::Projection;
+use super::projection::ReadModelProjection;
 use crate::domain::member::chatroom_streamer;
 use crate::domain::popularity::bucket_start;
 use crate::events::{CHAT_SUBJECT_FILTER, Event, EventEnvelope, GIFT_SUBJECT_FILTER};
@@ -18,16 +16,12 @@ use crate::events::{CHAT_SUBJECT_FILTER, Event, EventEnvelope, GIFT_SUBJECT_FILT
 /// `rm_room_presence`.
 pub struct RoomActivityProjection;
 
-impl Projection for RoomActivityProjection {
-    fn name(&self) -> &'static str {
-        "room_activity"
-    }
+impl ReadModelProjection for RoomActivityProjection {
+    const NAME: &'static str = "room_activity";
 
-    fn tables(&self) -> &'static [&'static str] {
-        &["rm_room_activity", "rm_room_presence"]
-    }
+    const TABLES: &'static [&'static str] = &["rm_room_activity", "rm_room_presence"];
 
-    fn subjects(&self) -> Vec<String> {
+    fn subjects() -> Vec<String> {
         vec![
             GIFT_SUBJECT_FILTER.to_owned(),
             CHAT_SUBJECT_FILTER.to_owned(),
@@ -36,71 +30,63 @@ impl Projection for RoomActivityProjection {
 
     /// Gift points and chat messages are summed per room and bucket over the batch and added in
     /// one statement (additions commute); presence changes are applied in order.
-    fn apply_batch<'a>(
-        &'a self,
-        tx: &'a mut PgConnection,
-        events: &'a [EventEnvelope],
-    ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
-        async move {
-            let mut sums: BTreeMap<(String, OffsetDateTime), (i64, i64)> = BTreeMap::new();
-            for envelope in events {
-                match activity(envelope) {
-                    Some((streamer, points, messages)) => {
-                        let sum = sums.entry((streamer, bucket_of(envelope))).or_default();
-                        sum.0 += points;
-                        sum.1 += messages;
-                    }
-                    None => self.apply(tx, envelope).await?,
+    async fn apply_batch(
+        &self,
+        tx: &mut PgConnection,
+        events: &[EventEnvelope],
+    ) -> Result<(), sqlx::Error> {
+        let mut sums: BTreeMap<(String, OffsetDateTime), (i64, i64)> = BTreeMap::new();
+        for envelope in events {
+            match activity(envelope) {
+                Some((streamer, points, messages)) => {
+                    let sum = sums.entry((streamer, bucket_of(envelope))).or_default();
+                    sum.0 += points;
+                    sum.1 += messages;
                 }
+                None => self.apply(tx, envelope).await?,
             }
-            add_activity(tx, sums).await
         }
-        .boxed()
+        add_activity(tx, sums).await
     }
 
-    fn apply<'a>(
-        &'a self,
-        tx: &'a mut PgConnection,
-        envelope: &'a EventEnvelope,
-    ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
-        async move {
-            if let Some((streamer, points, messages)) = activity(envelope) {
-                let sums = BTreeMap::from([((streamer, bucket_of(envelope)), (points, messages))]);
-                return add_activity(tx, sums).await;
-            }
-            let streamer_of = |room: &str| chatroom_streamer(room).map(|s| s.to_string());
-            match &envelope.event {
-                Event::MemberJoinedRoom(e) => {
-                    if let Some(streamer) = streamer_of(&e.room) {
-                        sqlx::query(
-                            "INSERT INTO rm_room_presence
-                                 (room, connection_id, streamer_id, member_id, since, instance_id)
-                             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                        )
-                        .bind(&e.room)
-                        .bind(&e.connection_id)
-                        .bind(streamer)
-                        .bind(&e.member_id)
-                        .bind(envelope.occurred_at)
-                        .bind(&e.instance_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                }
-                Event::MemberLeftRoom(e) => {
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        envelope: &EventEnvelope,
+    ) -> Result<(), sqlx::Error> {
+        if let Some((streamer, points, messages)) = activity(envelope) {
+            let sums = BTreeMap::from([((streamer, bucket_of(envelope)), (points, messages))]);
+            return add_activity(tx, sums).await;
+        }
+        let streamer_of = |room: &str| chatroom_streamer(room).map(|s| s.to_string());
+        match &envelope.event {
+            Event::MemberJoinedRoom(e) => {
+                if let Some(streamer) = streamer_of(&e.room) {
                     sqlx::query(
-                        "DELETE FROM rm_room_presence WHERE room = $1 AND connection_id = $2",
+                        "INSERT INTO rm_room_presence
+                             (room, connection_id, streamer_id, member_id, since, instance_id)
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
                     )
+                    .bind(&e.room)
+                    .bind(&e.connection_id)
+                    .bind(streamer)
+                    .bind(&e.member_id)
+                    .bind(envelope.occurred_at)
+                    .bind(&e.instance_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            Event::MemberLeftRoom(e) => {
+                sqlx::query("DELETE FROM rm_room_presence WHERE room = $1 AND connection_id = $2")
                     .bind(&e.room)
                     .bind(&e.connection_id)
                     .execute(&mut *tx)
                     .await?;
-                }
-                _ => {}
             }
-            Ok(())
+            _ => {}
         }
-        .boxed()
+        Ok(())
     }
 }
 

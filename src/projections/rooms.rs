@@ -2,13 +2,10 @@
 //! (seeds/gateway-chat.md `getRoomInfo`, `getRankingRoomList`). Derives the chat notices
 //! `streamStatus` (to the room), `sub` (to the followers) and `popularity` (to the room).
 
-use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
 use sqlx::PgConnection;
 
-use super::{Notices, Projection};
+use super::projection::{Notices, ReadModelProjection};
 use crate::domain::member::{MemberId, room_of};
-use crate::event_store::NewEvent;
 use crate::events::notice::StreamStatus;
 use crate::events::{
     BROADCAST_SUBJECT_FILTER, ChatNotice, Event, EventEnvelope, FollowerNoticePublished,
@@ -75,16 +72,12 @@ impl RoomsProjection {
     }
 }
 
-impl Projection for RoomsProjection {
-    fn name(&self) -> &'static str {
-        "rooms"
-    }
+impl ReadModelProjection for RoomsProjection {
+    const NAME: &'static str = "rooms";
 
-    fn tables(&self) -> &'static [&'static str] {
-        &["rm_rooms"]
-    }
+    const TABLES: &'static [&'static str] = &["rm_rooms"];
 
-    fn subjects(&self) -> Vec<String> {
+    fn subjects() -> Vec<String> {
         vec![
             BROADCAST_SUBJECT_FILTER.to_owned(),
             ROOM_SUBJECT_FILTER.to_owned(),
@@ -92,89 +85,86 @@ impl Projection for RoomsProjection {
         ]
     }
 
-    fn apply<'a>(
-        &'a self,
-        tx: &'a mut PgConnection,
-        envelope: &'a EventEnvelope,
-    ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
-        async move {
-            let at = envelope.occurred_at;
-            match &envelope.event {
-                Event::RoomInfoSet(e) => {
-                    ensure_room(tx, &e.streamer, at).await?;
-                    sqlx::query(
-                        "UPDATE rm_rooms SET title = $2, announcement = $3, cover = $4,
-                             updated_at = $5
-                         WHERE streamer_id = $1",
-                    )
-                    .bind(&e.streamer)
-                    .bind(&e.title)
-                    .bind(&e.announcement)
-                    .bind(&e.cover)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Event::BroadcastStarted(e) => {
-                    ensure_room(tx, &e.streamer, at).await?;
-                    sqlx::query(
-                        "UPDATE rm_rooms SET is_live = true, session_id = $2, live_since = $3,
-                             updated_at = $3
-                         WHERE streamer_id = $1",
-                    )
-                    .bind(&e.streamer)
-                    .bind(e.session_id)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await?;
-                    self.stream_status(envelope, &e.streamer, StreamStatus::Start);
-                }
-                Event::BroadcastEnded(e) => {
-                    ensure_room(tx, &e.streamer, at).await?;
-                    sqlx::query(
-                        "UPDATE rm_rooms SET is_live = false, session_id = NULL,
-                             live_since = NULL, updated_at = $2
-                         WHERE streamer_id = $1",
-                    )
-                    .bind(&e.streamer)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await?;
-                    self.stream_status(envelope, &e.streamer, StreamStatus::Done);
-                }
-                Event::PopularityChanged(e) => {
-                    ensure_room(tx, &e.streamer, at).await?;
-                    sqlx::query(
-                        "UPDATE rm_rooms SET popularity = $2, updated_at = $3
-                         WHERE streamer_id = $1",
-                    )
-                    .bind(&e.streamer)
-                    .bind(i64::try_from(e.value).unwrap_or(i64::MAX))
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await?;
-                    if let Some(room) = room_of(&e.streamer) {
-                        self.notices.push(
-                            envelope,
-                            "popularity",
-                            Event::RoomNoticePublished(RoomNoticePublished {
-                                room,
-                                message: ChatNotice::Popularity {
-                                    streamer: e.streamer.clone(),
-                                    value: e.value,
-                                },
-                            }),
-                        );
-                    }
-                }
-                _ => {}
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        envelope: &EventEnvelope,
+    ) -> Result<(), sqlx::Error> {
+        let at = envelope.occurred_at;
+        match &envelope.event {
+            Event::RoomInfoSet(e) => {
+                ensure_room(tx, &e.streamer, at).await?;
+                sqlx::query(
+                    "UPDATE rm_rooms SET title = $2, announcement = $3, cover = $4,
+                         updated_at = $5
+                     WHERE streamer_id = $1",
+                )
+                .bind(&e.streamer)
+                .bind(&e.title)
+                .bind(&e.announcement)
+                .bind(&e.cover)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
             }
-            Ok(())
+            Event::BroadcastStarted(e) => {
+                ensure_room(tx, &e.streamer, at).await?;
+                sqlx::query(
+                    "UPDATE rm_rooms SET is_live = true, session_id = $2, live_since = $3,
+                         updated_at = $3
+                     WHERE streamer_id = $1",
+                )
+                .bind(&e.streamer)
+                .bind(e.session_id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+                self.stream_status(envelope, &e.streamer, StreamStatus::Start);
+            }
+            Event::BroadcastEnded(e) => {
+                ensure_room(tx, &e.streamer, at).await?;
+                sqlx::query(
+                    "UPDATE rm_rooms SET is_live = false, session_id = NULL,
+                         live_since = NULL, updated_at = $2
+                     WHERE streamer_id = $1",
+                )
+                .bind(&e.streamer)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+                self.stream_status(envelope, &e.streamer, StreamStatus::Done);
+            }
+            Event::PopularityChanged(e) => {
+                ensure_room(tx, &e.streamer, at).await?;
+                sqlx::query(
+                    "UPDATE rm_rooms SET popularity = $2, updated_at = $3
+                     WHERE streamer_id = $1",
+                )
+                .bind(&e.streamer)
+                .bind(i64::try_from(e.value).unwrap_or(i64::MAX))
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+                if let Some(room) = room_of(&e.streamer) {
+                    self.notices.push(
+                        envelope,
+                        "popularity",
+                        Event::RoomNoticePublished(RoomNoticePublished {
+                            room,
+                            message: ChatNotice::Popularity {
+                                streamer: e.streamer.clone(),
+                                value: e.value,
+                            },
+                        }),
+                    );
+                }
+            }
+            _ => {}
         }
-        .boxed()
+        Ok(())
     }
 
-    fn take_notices(&self) -> Vec<NewEvent> {
-        self.notices.take()
+    fn notices(&self) -> Option<&Notices> {
+        Some(&self.notices)
     }
 }

@@ -3,12 +3,10 @@
 
 use std::collections::HashMap;
 
-use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 
-use super::Projection;
+use super::projection::ReadModelProjection;
 use crate::events::{Event, EventEnvelope, HEARTBEAT_SUBJECT_FILTER, pool_subject_filter};
 
 /// The `viewers` projection: the pool's events and heartbeats into `rm_viewer_seats` and
@@ -78,101 +76,91 @@ impl ViewersProjection {
     }
 }
 
-impl Projection for ViewersProjection {
+impl ReadModelProjection for ViewersProjection {
     /// Heartbeats between two other events are coalesced into one statement; every other event is
     /// applied in order after the heartbeats before it.
-    fn apply_batch<'a>(
-        &'a self,
-        tx: &'a mut PgConnection,
-        events: &'a [EventEnvelope],
-    ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
-        async move {
-            let mut pending: HashMap<(String, String), OffsetDateTime> = HashMap::new();
-            for envelope in events {
-                if let Event::ViewerHeartbeatRecorded(e) = &envelope.event {
-                    let at = pending
-                        .entry((e.user_id.clone(), e.stage_arn.clone()))
-                        .or_insert(envelope.occurred_at);
-                    *at = (*at).max(envelope.occurred_at);
-                } else {
-                    Self::flush_heartbeats(tx, &mut pending).await?;
-                    self.apply(tx, envelope).await?;
-                }
+    async fn apply_batch(
+        &self,
+        tx: &mut PgConnection,
+        events: &[EventEnvelope],
+    ) -> Result<(), sqlx::Error> {
+        let mut pending: HashMap<(String, String), OffsetDateTime> = HashMap::new();
+        for envelope in events {
+            if let Event::ViewerHeartbeatRecorded(e) = &envelope.event {
+                let at = pending
+                    .entry((e.user_id.clone(), e.stage_arn.clone()))
+                    .or_insert(envelope.occurred_at);
+                *at = (*at).max(envelope.occurred_at);
+            } else {
+                Self::flush_heartbeats(tx, &mut pending).await?;
+                self.apply(tx, envelope).await?;
             }
-            Self::flush_heartbeats(tx, &mut pending).await
         }
-        .boxed()
+        Self::flush_heartbeats(tx, &mut pending).await
     }
 
-    fn name(&self) -> &'static str {
-        "viewers"
-    }
+    const NAME: &'static str = "viewers";
 
-    fn tables(&self) -> &'static [&'static str] {
-        &["rm_viewer_seats", "rm_watch_time"]
-    }
+    const TABLES: &'static [&'static str] = &["rm_viewer_seats", "rm_watch_time"];
 
-    fn subjects(&self) -> Vec<String> {
+    fn subjects() -> Vec<String> {
         vec![pool_subject_filter(), HEARTBEAT_SUBJECT_FILTER.to_owned()]
     }
 
-    fn apply<'a>(
-        &'a self,
-        tx: &'a mut PgConnection,
-        envelope: &'a EventEnvelope,
-    ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
-        async move {
-            let at = envelope.occurred_at;
-            match &envelope.event {
-                Event::ViewerJoined(e) => {
-                    sqlx::query(
-                        "INSERT INTO rm_viewer_seats (user_id, stage_arn, participant_id, joined_at, last_heartbeat_at)
-                         VALUES ($1, $2, $3, $4, $4)
-                         ON CONFLICT (user_id) DO UPDATE SET stage_arn = EXCLUDED.stage_arn,
-                           participant_id = EXCLUDED.participant_id, joined_at = EXCLUDED.joined_at,
-                           last_heartbeat_at = EXCLUDED.last_heartbeat_at",
-                    )
-                    .bind(&e.user_id)
-                    .bind(&e.stage_arn)
-                    .bind(&e.participant_id)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Event::ViewerTokenRenewed(e) => {
-                    sqlx::query(
-                        "UPDATE rm_viewer_seats SET participant_id = $3,
-                           last_heartbeat_at = GREATEST(last_heartbeat_at, $4)
-                         WHERE user_id = $1 AND stage_arn = $2",
-                    )
-                    .bind(&e.user_id)
-                    .bind(&e.stage_arn)
-                    .bind(&e.participant_id)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Event::ViewerHeartbeatRecorded(e) => {
-                    sqlx::query(
-                        "UPDATE rm_viewer_seats SET last_heartbeat_at = GREATEST(last_heartbeat_at, $3)
-                         WHERE user_id = $1 AND stage_arn = $2",
-                    )
-                    .bind(&e.user_id)
-                    .bind(&e.stage_arn)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Event::ViewerLeft(e) => {
-                    Self::end_session(tx, &e.user_id, &e.stage_arn, e.watch_duration_seconds).await?
-                }
-                Event::ViewerExpired(e) => {
-                    Self::end_session(tx, &e.user_id, &e.stage_arn, e.watch_duration_seconds).await?
-                }
-                _ => {}
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        envelope: &EventEnvelope,
+    ) -> Result<(), sqlx::Error> {
+        let at = envelope.occurred_at;
+        match &envelope.event {
+            Event::ViewerJoined(e) => {
+                sqlx::query(
+                    "INSERT INTO rm_viewer_seats (user_id, stage_arn, participant_id, joined_at, last_heartbeat_at)
+                     VALUES ($1, $2, $3, $4, $4)
+                     ON CONFLICT (user_id) DO UPDATE SET stage_arn = EXCLUDED.stage_arn,
+                       participant_id = EXCLUDED.participant_id, joined_at = EXCLUDED.joined_at,
+                       last_heartbeat_at = EXCLUDED.last_heartbeat_at",
+                )
+                .bind(&e.user_id)
+                .bind(&e.stage_arn)
+                .bind(&e.participant_id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
             }
-            Ok(())
+            Event::ViewerTokenRenewed(e) => {
+                sqlx::query(
+                    "UPDATE rm_viewer_seats SET participant_id = $3,
+                       last_heartbeat_at = GREATEST(last_heartbeat_at, $4)
+                     WHERE user_id = $1 AND stage_arn = $2",
+                )
+                .bind(&e.user_id)
+                .bind(&e.stage_arn)
+                .bind(&e.participant_id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Event::ViewerHeartbeatRecorded(e) => {
+                sqlx::query(
+                    "UPDATE rm_viewer_seats SET last_heartbeat_at = GREATEST(last_heartbeat_at, $3)
+                     WHERE user_id = $1 AND stage_arn = $2",
+                )
+                .bind(&e.user_id)
+                .bind(&e.stage_arn)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Event::ViewerLeft(e) => {
+                Self::end_session(tx, &e.user_id, &e.stage_arn, e.watch_duration_seconds).await?
+            }
+            Event::ViewerExpired(e) => {
+                Self::end_session(tx, &e.user_id, &e.stage_arn, e.watch_duration_seconds).await?
+            }
+            _ => {}
         }
-        .boxed()
+        Ok(())
     }
 }

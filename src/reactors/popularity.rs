@@ -16,9 +16,10 @@ use crate::domain::popularity::{PopularityInputs, WINDOW_SECONDS, popularity, wi
 use crate::event_store::{EventStore, NewEvent};
 use crate::events::{Event, PopularityChanged};
 use crate::read_models::rooms::{activity_since, present_viewers, rooms_for_popularity};
+use crate::runtime::clock::Clock;
 
-/// Runs until the task is dropped.
-pub async fn run(db: PgPool, store: EventStore, interval: Duration) {
+/// Runs until the task is dropped; "now" (the window's end, the event's time) comes from `clock`.
+pub async fn run(db: PgPool, store: EventStore, clock: Clock, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut leadership = super::Leadership::new("onair.reactor.popularity");
@@ -29,7 +30,7 @@ pub async fn run(db: PgPool, store: EventStore, interval: Duration) {
         if !leadership.lead(&db).await {
             continue;
         }
-        if let Err(e) = update_all(&db, &store).await {
+        if let Err(e) = update_all(&db, &store, clock.now()).await {
             tracing::warn!(error = %e, "popularity update failed; will retry");
             // The lock connection may be gone too: take the lock again next time.
             leadership.step_down().await;
@@ -37,9 +38,13 @@ pub async fn run(db: PgPool, store: EventStore, interval: Duration) {
     }
 }
 
-/// One pass over the rooms; returns how many changed.
-pub async fn update_all(db: &PgPool, store: &EventStore) -> anyhow::Result<usize> {
-    let now = OffsetDateTime::now_utc();
+/// One pass over the rooms as of `now`; returns how many changed.
+#[tracing::instrument(level = "debug", skip_all, err)]
+pub async fn update_all(
+    db: &PgPool,
+    store: &EventStore,
+    now: OffsetDateTime,
+) -> anyhow::Result<usize> {
     let since = OffsetDateTime::from_unix_timestamp(window_start(now.unix_timestamp()))?;
     let mut changed = 0;
     for (streamer, _is_live, current) in rooms_for_popularity(db).await? {

@@ -5,4 +5,5 @@ pub mod clock;
 pub mod config;
 pub mod metrics;
 pub mod startup;
+pub mod supervisor;
 pub mod telemetry;

@@ -10,7 +10,6 @@ use poem::EndpointExt;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use tokio::task::JoinHandle;
 
 use crate::app::{AppState, PublicKeyInfo};
 use crate::commands::pool::{PoolService, PoolServiceSettings};
@@ -25,6 +24,7 @@ use crate::projections::{self, ProjectorRunner};
 use crate::reactors;
 use crate::runtime::clock::Clock;
 use crate::runtime::config::{ServeRole, ServeSettings, StageProviderKind};
+use crate::runtime::supervisor::{Restart, Supervisor, TaskHandle};
 
 /// The embedded migrations (`migrations/`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -86,7 +86,7 @@ pub struct Application {
     port: u16,
     state: Arc<AppState>,
     settings: ServeSettings,
-    background: Vec<JoinHandle<()>>,
+    supervisor: Supervisor,
     projectors: ProjectorControl,
 }
 
@@ -95,16 +95,24 @@ pub struct Application {
 pub struct ProjectorControl {
     db: PgPool,
     store: EventStore,
-    handles: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    supervisor: Supervisor,
+    handles: Arc<Mutex<Vec<TaskHandle>>>,
 }
 
 impl ProjectorControl {
-    /// Starts one runner per projection (they wait for leadership if another instance holds it).
+    /// Starts one runner per projection (they wait for leadership if another instance holds it),
+    /// each a supervised task `projector-<name>`, restarted if it stops.
     pub fn start(&self) {
         let mut handles = self.handles.lock().expect("projector handles");
         for projection in projections::all() {
-            let runner = ProjectorRunner::new(self.db.clone(), self.store.clone(), projection);
-            handles.push(tokio::spawn(runner.run()));
+            let (db, store) = (self.db.clone(), self.store.clone());
+            let name = format!("projector-{}", projection.name());
+            handles.push(
+                self.supervisor
+                    .spawn(name, Restart::Always, false, move || {
+                        ProjectorRunner::new(db.clone(), store.clone(), projection.clone()).run()
+                    }),
+            );
         }
     }
 
@@ -168,7 +176,12 @@ impl Application {
             ),
         };
 
-        let (pool, follower) = PoolService::start(
+        // Every background task runs under the supervisor (src/runtime/supervisor.rs): the loops
+        // are restarted with a backoff; chat's tasks, started by the chat service, cannot be and
+        // stop the instance when they end. Only the pool follower and chat's tasks are essential
+        // to `/health`: without them this instance decides on a stale pool or serves no chat.
+        let supervisor = Supervisor::new();
+        let pool = PoolService::start(
             store.clone(),
             provider.clone(),
             PoolServiceSettings {
@@ -178,6 +191,8 @@ impl Application {
                 environment: settings.environment.clone(),
                 heartbeat_lookback: settings.heartbeat_timeout() * 2 + Duration::from_secs(5),
             },
+            clock.clone(),
+            &supervisor,
         )
         .await?;
         let adopted = pool.adopt_managed_stages().await?;
@@ -188,32 +203,49 @@ impl Application {
             );
         }
         pool.ensure_master_stage().await?;
-        let mut background = vec![follower];
         let run_reactors = settings.has_role(ServeRole::Reactors);
         if run_reactors {
-            background.push(tokio::spawn(reactors::reconciler::run(
+            let (p, interval, delete_orphans) = (
                 pool.clone(),
                 Duration::from_secs(settings.reconcile_interval_secs.max(1)),
                 settings.reconcile_delete_orphans,
-            )));
-            background.push(tokio::spawn(reactors::expiry::run(
+            );
+            supervisor.spawn("reactor-reconciler", Restart::Always, false, move || {
+                reactors::reconciler::run(p.clone(), interval, delete_orphans)
+            });
+            let (p, timeout, interval) = (
                 pool.clone(),
                 settings.heartbeat_timeout(),
                 settings.expiry_check_interval(),
-            )));
-            background.push(tokio::spawn(reactors::scale_down::run(
+            );
+            supervisor.spawn("reactor-expiry", Restart::Always, false, move || {
+                reactors::expiry::run(p.clone(), timeout, interval)
+            });
+            let (p, policy, interval) = (
                 pool.clone(),
                 settings.scale_down_policy(),
                 Duration::from_millis(settings.scale_down_check_interval_ms),
-            )));
+            );
+            supervisor.spawn("reactor-scale-down", Restart::Always, false, move || {
+                reactors::scale_down::run(p.clone(), policy, interval)
+            });
         }
 
         let (feed_tx, stats_feed) = tokio::sync::watch::channel(None);
-        background.push(tokio::spawn(crate::stats_socket::run_feed(
+        let (feed_tx, feed_db, feed_clock, interval) = (
+            Arc::new(feed_tx),
             db.clone(),
+            clock.clone(),
             Duration::from_millis(settings.stats_push_interval_ms),
-            feed_tx,
-        )));
+        );
+        supervisor.spawn("stats-feed", Restart::Always, false, move || {
+            crate::stats_socket::run_feed(
+                feed_db.clone(),
+                feed_clock.clone(),
+                interval,
+                feed_tx.clone(),
+            )
+        });
 
         let token_secret = crate::records::member_auth::load_or_create_secret(
             &db,
@@ -225,11 +257,15 @@ impl Application {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
         if run_reactors {
-            background.push(tokio::spawn(reactors::popularity::run(
+            let (db, store, clock, interval) = (
                 db.clone(),
                 store.clone(),
+                clock.clone(),
                 Duration::from_millis(settings.popularity_interval_ms),
-            )));
+            );
+            supervisor.spawn("reactor-popularity", Restart::Always, false, move || {
+                reactors::popularity::run(db.clone(), store.clone(), clock.clone(), interval)
+            });
         }
 
         anyhow::ensure!(
@@ -252,15 +288,20 @@ impl Application {
             // Announced before any socket is served, so the presence reactor never takes this
             // instance's first joins for a dead instance's.
             chat.announce_instance().await?;
-            background.extend(chat.start());
+            for (i, task) in chat.start().into_iter().enumerate() {
+                supervisor.watch(format!("chat-{i}"), true, task);
+            }
         }
         if run_reactors {
-            background.push(tokio::spawn(reactors::presence::run(
+            let (db, store, timeout) = (
                 db.clone(),
                 store.clone(),
                 settings.chat_settings().instance_timeout,
-                clock.clone(),
-            )));
+            );
+            let presence_clock = clock.clone();
+            supervisor.spawn("reactor-presence", Restart::Always, false, move || {
+                reactors::presence::run(db.clone(), store.clone(), timeout, presence_clock.clone())
+            });
         }
 
         let state = Arc::new(AppState {
@@ -285,6 +326,7 @@ impl Application {
                 settings.api_key_cache_secs,
             )),
             rate_limiter: crate::records::rate_limit::RateLimiter::new(settings.rate_limits),
+            supervisor: supervisor.clone(),
         });
 
         let acceptor = NoDelayAcceptor(TcpListener::bind(settings.listen).into_acceptor().await?);
@@ -297,6 +339,7 @@ impl Application {
         let projectors = ProjectorControl {
             db: state.db.clone(),
             store: state.store.clone(),
+            supervisor: supervisor.clone(),
             handles: Arc::new(Mutex::new(Vec::new())),
         };
         if settings.has_role(ServeRole::Projectors) {
@@ -307,7 +350,7 @@ impl Application {
             port,
             state,
             settings,
-            background,
+            supervisor,
             projectors,
         })
     }
@@ -328,7 +371,8 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then drains requests (at most 10 s) and stops the
-    /// background tasks.
+    /// background tasks. Ends with an error, at once, when a background task that cannot restart
+    /// stops (the process then exits non-zero).
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send,
@@ -338,7 +382,7 @@ impl Application {
             port,
             state,
             settings,
-            background,
+            supervisor,
             projectors,
         } = self;
         let routes = if settings.has_role(ServeRole::Api) {
@@ -353,13 +397,19 @@ impl Application {
             .map(|v| v.get_name().to_owned())
             .collect();
         tracing::info!(port, roles = %roles.join(","), "onair is serving");
-        let result = poem::Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(routes, shutdown, Some(Duration::from_secs(10)))
-            .await;
-        for handle in &background {
-            handle.abort();
-        }
+        let server = poem::Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
+            routes,
+            shutdown,
+            Some(Duration::from_secs(10)),
+        );
+        let result = tokio::select! {
+            served = server => served.map_err(Into::into),
+            failure = supervisor.failure() => Err(anyhow::anyhow!(
+                "a background task that cannot restart stopped ({failure}); the instance stops"
+            )),
+        };
         projectors.kill();
-        result.map_err(Into::into)
+        supervisor.shutdown();
+        result
     }
 }

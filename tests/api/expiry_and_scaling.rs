@@ -6,19 +6,27 @@ use crate::helpers::{Services, encode, eventually, spawn_app, spawn_app_with};
 async fn a_silent_viewer_expires_and_a_heartbeating_one_stays() {
     let services = Services::start().await;
     let app = spawn_app_with(&services, |s| {
-        s.heartbeat_timeout_secs = 1.0;
+        s.heartbeat_timeout_secs = 60.0;
         s.expiry_check_interval_ms = 100;
     })
     .await;
     let stage = app.seat("quiet").await;
     assert_eq!(app.viewer_token("chatty").await.status, 200);
 
-    // chatty beats every 300 ms for 2 s; quiet says nothing.
-    for _ in 0..7 {
+    // 80 s pass: chatty beats every 40 s; quiet says nothing.
+    for _ in 0..2 {
+        app.state.clock.advance(Duration::from_secs(40));
         assert_eq!(app.heartbeat("chatty", &stage).await.status, 200);
-        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
+    // The expiry reactor looks every 100 ms.
+    eventually(Duration::from_secs(5), || async {
+        app.state
+            .pool
+            .read(|p| p.seat_of("quiet").is_none())
+            .then_some(())
+    })
+    .await;
     app.heartbeat("quiet", &stage)
         .await
         .expect_error(404, "NOT_FOUND");
@@ -109,28 +117,36 @@ async fn when_every_stage_is_full_viewers_get_stage_full() {
 async fn an_instance_started_later_knows_recent_heartbeats() {
     let services = Services::start().await;
     let quick = |s: &mut onair::runtime::config::ServeSettings| {
-        s.heartbeat_timeout_secs = 1.5;
+        s.heartbeat_timeout_secs = 60.0;
         s.expiry_check_interval_ms = 100;
     };
     let first = spawn_app_with(&services, quick).await;
     let stage = first.seat("alive").await;
-    for _ in 0..7 {
+    // 90 s pass on the first instance, with a heartbeat every 30 s: without them the viewer
+    // would be expired.
+    for _ in 0..3 {
+        first.state.clock.advance(Duration::from_secs(30));
         assert_eq!(first.heartbeat("alive", &stage).await.status, 200);
-        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
     let second = spawn_app_with(&services, quick).await;
+    second.state.clock.advance(Duration::from_secs(90));
     assert!(
         second.state.pool.read(|p| p
             .seat_of("alive")
             .is_some_and(|(_, seat)| seat.last_seen_at > seat.joined_at)),
         "the second instance saw the heartbeats"
     );
-    for _ in 0..7 {
+    // 90 s more on both instances, the heartbeats now going to the second.
+    for _ in 0..3 {
+        first.state.clock.advance(Duration::from_secs(30));
+        second.state.clock.advance(Duration::from_secs(30));
         assert_eq!(second.heartbeat("alive", &stage).await.status, 200);
-        tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    // Both instances' expiry reactors have had their turns.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(first.heartbeat("alive", &stage).await.status, 200);
+    assert_eq!(second.heartbeat("alive", &stage).await.status, 200);
 }
 
 /// A crowd that goes silent at once is expired in one pass, not a few at a time.
@@ -141,12 +157,12 @@ async fn many_silent_viewers_expire_in_one_pass() {
     for i in 0..60 {
         app.seat(&format!("crowd-{i}")).await;
     }
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    app.state.clock.advance(Duration::from_secs(120));
 
     let expired = app
         .state
         .pool
-        .expire_silent_viewers(Duration::from_millis(1))
+        .expire_silent_viewers(Duration::from_secs(60))
         .await
         .unwrap();
 

@@ -181,8 +181,9 @@ async fn an_auto_scaled_stage_drains_and_is_deleted_once_empty() {
     let app = spawn_app_with(&services, |s| {
         s.scale_up_threshold = 2;
         s.scale_down_threshold = 2;
-        s.scale_down_min_age_secs = 0.5;
+        s.scale_down_min_age_secs = 60.0;
         s.scale_down_check_interval_ms = 100;
+        s.heartbeat_timeout_secs = 600.0;
     })
     .await;
     let master = app.master_stage_arn().await;
@@ -191,7 +192,8 @@ async fn an_auto_scaled_stage_drains_and_is_deleted_once_empty() {
     let auto = app.seat("c").await;
     assert_ne!(auto, master);
 
-    // The auto-scaled stage has 1 viewer (< 2): after 0.5 s it drains, without kicking c.
+    // The auto-scaled stage has 1 viewer (< 2): once older than 60 s it drains, without kicking c.
+    app.state.clock.advance(Duration::from_secs(61));
     let stage = eventually(Duration::from_secs(5), || async {
         let info = app.get("/api/stage/list").await;
         let stages = info.data()["stages"].as_array().unwrap().clone();
@@ -233,13 +235,15 @@ async fn a_draining_stage_reopens_when_the_pool_needs_its_seats() {
         s.max_viewers_per_stage = 2;
         s.max_stages = 2;
         s.scale_down_threshold = 2;
-        s.scale_down_min_age_secs = 0.2;
+        s.scale_down_min_age_secs = 60.0;
         s.scale_down_check_interval_ms = 100;
+        s.heartbeat_timeout_secs = 600.0;
     })
     .await;
     assert_eq!(app.viewer_token("a").await.status, 200);
     assert_eq!(app.viewer_token("b").await.status, 200);
     let auto = app.seat("c").await;
+    app.state.clock.advance(Duration::from_secs(61));
     eventually(Duration::from_secs(5), || async {
         app.state
             .pool

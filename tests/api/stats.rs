@@ -1,4 +1,6 @@
-use crate::helpers::{Services, encode, spawn_app};
+use std::time::Duration;
+
+use crate::helpers::{Services, encode, eventually, spawn_app};
 
 #[tokio::test]
 async fn stats_sum_the_viewers_of_every_stage() {
@@ -70,4 +72,68 @@ async fn health_is_open_and_reports_services_and_projection_lag() {
             >= 2
     );
     assert_eq!(body["projections"]["viewers"]["pending"], 0);
+    let tasks = body["tasks"].as_array().unwrap();
+    let task = |name: &str| {
+        tasks
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("no task {name} in {tasks:?}"))
+    };
+    for name in [
+        "pool-follower",
+        "reactor-expiry",
+        "reactor-scale-down",
+        "stats-feed",
+        "projector-stages",
+        "chat-0",
+    ] {
+        assert_eq!(task(name)["state"], "running", "{name}");
+        assert_eq!(task(name)["restarts"], 0, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_background_task_that_panics_is_restarted_and_health_shows_it() {
+    let services = Services::start().await;
+    let app = spawn_app(&services).await;
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = runs.clone();
+    app.state.supervisor.spawn(
+        "test-panics-once",
+        onair::runtime::supervisor::Restart::Always,
+        false,
+        move || {
+            let run = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                if run == 0 {
+                    panic!("the first run fails");
+                }
+                std::future::pending::<()>().await
+            }
+        },
+    );
+
+    let task = eventually(Duration::from_secs(5), || async {
+        let body: serde_json::Value = reqwest::get(format!("{}/health", app.address))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let task = body["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "test-panics-once")
+            .cloned()?;
+        (task["restarts"] == 1 && task["state"] == "running").then_some(task)
+    })
+    .await;
+
+    assert_eq!(task["lastError"], "panicked: the first run fails");
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let health = reqwest::get(format!("{}/health", app.address))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200, "the task is not essential");
 }

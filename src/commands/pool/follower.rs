@@ -1,0 +1,124 @@
+//! The follower: keeps the pool service's view up to date with the stream. It follows the pool's
+//! events from the beginning and the heartbeats of the recent past with ordered consumers, and
+//! applies each event once.
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+use futures_util::StreamExt;
+use time::OffsetDateTime;
+
+use super::service::PoolService;
+use crate::events::{
+    Event, EventEnvelope, HEARTBEAT_SUBJECT_FILTER, cloudevents, pool_subject_filter,
+};
+
+impl PoolService {
+    /// Follows the pool's events and heartbeats with an ordered consumer (in order, recreated by the
+    /// client after gaps); `ready` fires once the backlog is applied.
+    pub(super) async fn follow(&self, ready: Option<tokio::sync::oneshot::Sender<()>>) {
+        let mut ready = ready;
+        loop {
+            if let Err(e) = self.follow_once(&mut ready).await {
+                tracing::warn!(error.cause_chain = ?e, "stage pool follower restarting");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn follow_once(
+        &self,
+        ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
+    ) -> anyhow::Result<()> {
+        let stream = self.inner.store.stream().await?;
+        // Start after what the view already holds (a restart of the follower keeps the view).
+        let (pool_start, beat_start) = {
+            let view = self.inner.view.read().expect("view lock");
+            (view.pool_sequence, view.heartbeat_sequence)
+        };
+        // Pool events from the beginning; heartbeats only from the recent past, since only the
+        // last sign of life of a seated viewer matters (start-up time does not grow with them).
+        let pool_policy = match pool_start {
+            0 => DeliverPolicy::All,
+            s => DeliverPolicy::ByStartSequence {
+                start_sequence: s + 1,
+            },
+        };
+        let beat_policy = match beat_start {
+            // The stream stamps messages with the NATS server's wall time, so the lookback is
+            // measured on the system clock, not on the service's (movable) clock.
+            0 => DeliverPolicy::ByStartTime {
+                start_time: OffsetDateTime::now_utc() - self.inner.settings.heartbeat_lookback,
+            },
+            s => DeliverPolicy::ByStartSequence {
+                start_sequence: s + 1,
+            },
+        };
+        let mut pool_consumer = stream
+            .create_consumer(pull::OrderedConfig {
+                filter_subject: pool_subject_filter(),
+                deliver_policy: pool_policy,
+                ..Default::default()
+            })
+            .await?;
+        let mut beat_consumer = stream
+            .create_consumer(pull::OrderedConfig {
+                filter_subject: HEARTBEAT_SUBJECT_FILTER.to_owned(),
+                deliver_policy: beat_policy,
+                ..Default::default()
+            })
+            .await?;
+        let mut pool_caught_up = pool_consumer.info().await?.num_pending == 0;
+        let mut beats_caught_up = beat_consumer.info().await?.num_pending == 0;
+        let mut pool_messages = pool_consumer.messages().await?;
+        let mut beat_messages = beat_consumer.messages().await?;
+        loop {
+            if pool_caught_up
+                && beats_caught_up
+                && let Some(ready) = ready.take()
+            {
+                let _ = ready.send(());
+            }
+            // Heartbeats wait until the pool has caught up at start-up: a heartbeat applied before
+            // its seat's join would be dropped.
+            let (message, from_pool) = tokio::select! {
+                biased;
+                m = pool_messages.next() => (m, true),
+                m = beat_messages.next(), if pool_caught_up => (m, false),
+            };
+            let message = message.ok_or_else(|| anyhow::anyhow!("ordered consumer ended"))??;
+            let info = message
+                .info()
+                .map_err(|e| anyhow::anyhow!("message without metadata: {e}"))?;
+            let (sequence, pending) = (info.stream_sequence, info.pending);
+            match cloudevents::decode(message.headers.as_ref(), &message.payload, sequence) {
+                Ok(envelope) => self.apply(&envelope),
+                Err(e) => tracing::warn!(sequence, error = %e, "stage pool skipped an event"),
+            }
+            if pending == 0 {
+                if from_pool {
+                    pool_caught_up = true;
+                } else {
+                    beats_caught_up = true;
+                }
+            }
+        }
+    }
+
+    /// Applies an event once: pool events at or below the view's sequence are already in it
+    /// (published by this instance); heartbeats are idempotent.
+    pub(super) fn apply(&self, envelope: &EventEnvelope) {
+        let mut view = self.inner.view.write().expect("view lock");
+        if envelope.event.is_pool_event() {
+            if envelope.sequence <= view.pool_sequence {
+                return;
+            }
+            view.pool_sequence = envelope.sequence;
+        } else if matches!(envelope.event, Event::ViewerHeartbeatRecorded(_)) {
+            view.heartbeat_sequence = view.heartbeat_sequence.max(envelope.sequence);
+        }
+        view.pool.apply(envelope);
+        drop(view);
+        self.inner.changed.send_modify(|n| *n += 1);
+    }
+}

@@ -1,0 +1,291 @@
+//! The [`PoolService`] handle: its settings and errors, the view it decides against, and the
+//! guarded publish of pool events that the commands in `seats` and `stages` share.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::{Mutex, watch};
+
+use crate::commands::publish::{Attempt, SubjectGuard, publish_guarded, retry_guarded};
+use crate::domain::stage_pool::{PoolError, PoolLimits, StagePool};
+use crate::event_store::{EventStore, EventStoreError, NewEvent, Published};
+use crate::events::{EventEnvelope, pool_subject_filter};
+use crate::ivs::{ParticipantToken, ProviderError, StageProvider};
+use crate::runtime::clock::Clock;
+use crate::runtime::supervisor::{Restart, Supervisor};
+
+/// How many times a decision is retried after losing a race to another instance.
+pub(super) const MAX_ATTEMPTS: usize = 20;
+/// How long to wait for the view to catch up after a conflict or an unknown seat.
+pub(super) const CATCH_UP_WAIT: Duration = Duration::from_millis(500);
+
+/// Name of the master stage (seeds/ivs-api.md).
+pub const MASTER_STAGE_NAME: &str = "master-stage";
+
+/// Why a stage pool command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolServiceError {
+    /// A pool rule refused the command (stage full, unknown stage, master stage, ...).
+    #[error(transparent)]
+    Rule(#[from] PoolError),
+    /// The stage provider failed: IVS quota, unknown stage, token, or IVS unavailable.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// The event was not stored (HTTP 503 `SERVICE_UNAVAILABLE`).
+    #[error(transparent)]
+    Store(#[from] EventStoreError),
+    /// No decision got through in 20 attempts (other instances kept publishing first); retry
+    /// (HTTP 503).
+    #[error("the stage pool is busy; try again")]
+    Contended,
+    /// A publisher token was asked for before the master stage exists; retry (HTTP 503).
+    #[error("the stage pool has no master stage yet")]
+    NoMasterStage,
+}
+
+/// Token lifetimes and tags.
+#[derive(Clone, Debug)]
+pub struct PoolServiceSettings {
+    /// Viewers per stage, scale-up threshold and most stages (seeds/ivs-api.md: 50, 45, 20).
+    pub limits: PoolLimits,
+    /// seeds/ivs-api.md: publisher tokens live 4 h (14400 s).
+    pub publisher_token_seconds: u64,
+    /// seeds/ivs-api.md: viewer tokens live 1 h (3600 s).
+    pub viewer_token_seconds: u64,
+    /// Value of the `Environment` tag on stages onair creates.
+    pub environment: String,
+    /// How far back heartbeats are read at start-up: more than the heartbeat timeout.
+    pub heartbeat_lookback: Duration,
+}
+
+/// The pool as this instance knows it, with the stream sequences it has applied.
+#[derive(Default)]
+pub(super) struct View {
+    pub(super) pool: StagePool,
+    /// Stream sequence of the last pool event applied (the expected-sequence guard's value).
+    pub(super) pool_sequence: u64,
+    /// Stream sequence of the last heartbeat applied.
+    pub(super) heartbeat_sequence: u64,
+}
+
+/// A seat with its token.
+#[derive(Clone, Debug)]
+pub struct SeatGranted {
+    /// The stage the viewer is seated on.
+    pub stage_arn: String,
+    /// The `SUBSCRIBE` token for that stage.
+    pub token: ParticipantToken,
+    /// Viewers on that stage after this request.
+    pub current_viewers: u32,
+    /// The stored `onair.viewer.joined.v1` (or `onair.viewer.token_renewed.v1`) event.
+    pub published: Published,
+}
+
+/// The stage pool service; cheap to clone.
+#[derive(Clone)]
+pub struct PoolService {
+    pub(super) inner: Arc<Inner>,
+}
+
+pub(super) struct Inner {
+    pub(super) store: EventStore,
+    pub(super) provider: Arc<dyn StageProvider>,
+    pub(super) settings: PoolServiceSettings,
+    pub(super) clock: Clock,
+    pub(super) view: RwLock<View>,
+    /// Bumped whenever the view changes.
+    pub(super) changed: watch::Sender<u64>,
+    /// One decision at a time per instance (instances race through the guard).
+    pub(super) decide: Mutex<()>,
+}
+
+impl PoolService {
+    /// Starts following the stream (task `pool-follower` of `supervisor`: essential, restarted
+    /// where its view left off) and returns once the view has caught up with it. The service reads
+    /// "now" from `clock`.
+    pub async fn start(
+        store: EventStore,
+        provider: Arc<dyn StageProvider>,
+        settings: PoolServiceSettings,
+        clock: Clock,
+        supervisor: &Supervisor,
+    ) -> anyhow::Result<Self> {
+        let service = Self {
+            inner: Arc::new(Inner {
+                store,
+                provider,
+                settings,
+                clock,
+                view: RwLock::new(View::default()),
+                changed: watch::Sender::new(0),
+                decide: Mutex::new(()),
+            }),
+        };
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        // The first run tells when it has caught up; a restarted one continues from the view.
+        let ready = Arc::new(std::sync::Mutex::new(Some(ready_tx)));
+        let follower = service.clone();
+        supervisor.spawn("pool-follower", Restart::Always, true, move || {
+            let (follower, ready) = (follower.clone(), ready.lock().expect("ready lock").take());
+            async move { follower.follow(ready).await }
+        });
+        ready_rx
+            .await
+            .map_err(|_| anyhow::anyhow!("the stage pool follower stopped before catching up"))?;
+        Ok(service)
+    }
+
+    /// Reads the current view.
+    pub fn read<T>(&self, f: impl FnOnce(&StagePool) -> T) -> T {
+        f(&self.inner.view.read().expect("view lock").pool)
+    }
+
+    /// Now, from the service's clock, truncated to milliseconds (the precision of `ce-time`).
+    pub fn now(&self) -> OffsetDateTime {
+        to_millis(self.inner.clock.now())
+    }
+
+    /// Reads the view with the pool sequence the decision is guarded by.
+    pub(super) fn snapshot<T>(&self, f: impl FnOnce(&StagePool) -> T) -> (T, u64) {
+        let view = self.inner.view.read().expect("view lock");
+        (f(&view.pool), view.pool_sequence)
+    }
+
+    /// Waits until the view changes or `timeout` passes.
+    pub(super) async fn wait_for_change(&self, timeout: Duration) {
+        let mut rx = self.inner.changed.subscribe();
+        let _ = tokio::time::timeout(timeout, rx.changed()).await;
+    }
+
+    /// Publishes a pool event guarded by `expected` and applies it to the view at once; `None`
+    /// when another instance changed the pool first.
+    pub(super) async fn publish_pool_event(
+        &self,
+        new: NewEvent,
+        expected: u64,
+    ) -> Result<Option<Published>, EventStoreError> {
+        let occurred_at = new.occurred_at;
+        let id = new.id;
+        let event = new.event.clone();
+        let guard = SubjectGuard {
+            subject_filter: pool_subject_filter(),
+            last_sequence: expected,
+        };
+        let published = publish_guarded(&self.inner.store, new, &guard).await?;
+        if let Some(published) = published {
+            self.apply(&EventEnvelope {
+                id,
+                occurred_at,
+                sequence: published.sequence,
+                event,
+            });
+        }
+        Ok(published)
+    }
+
+    /// Runs a pool command's attempts (at most `attempts`), waiting for the view to catch up
+    /// after each lost race; `None` when no attempt got through.
+    pub(super) async fn retry<R, A>(
+        &self,
+        attempts: usize,
+        attempt: impl FnMut() -> A,
+    ) -> Result<Option<R>, PoolServiceError>
+    where
+        A: Future<Output = Result<Attempt<R>, PoolServiceError>>,
+    {
+        retry_guarded(attempts, attempt, || self.wait_for_change(CATCH_UP_WAIT)).await
+    }
+
+    /// Decides one pool event against the current view and publishes it with the pool's guard,
+    /// deciding again after losing a race ([`PoolServiceError::Contended`] after 20). Call with
+    /// the decision lock held.
+    pub(super) async fn decide_and_publish<T>(
+        &self,
+        decide: impl Fn(&StagePool, OffsetDateTime) -> Result<(crate::events::Event, T), PoolError>,
+        event_id: Option<uuid::Uuid>,
+    ) -> Result<(T, Published), PoolServiceError> {
+        let decide = &decide;
+        self.retry(MAX_ATTEMPTS, move || async move {
+            let at = self.now();
+            let (decision, expected) = self.snapshot(|p| decide(p, at));
+            let (event, value) = decision?;
+            let mut new = NewEvent::new(at, event);
+            if let Some(id) = event_id {
+                new = new.with_id(id);
+            }
+            Ok(match self.publish_pool_event(new, expected).await? {
+                Some(published) => Attempt::Done((value, published)),
+                None => Attempt::Conflicted,
+            })
+        })
+        .await?
+        .ok_or(PoolServiceError::Contended)
+    }
+
+    /// Looks a rule up against the view; if it fails because the view may lag behind another
+    /// instance's write, waits briefly once and looks again.
+    pub(super) async fn check_fresh<T>(
+        &self,
+        f: impl Fn(&StagePool) -> Result<T, PoolError>,
+    ) -> Result<T, PoolError> {
+        match self.read(&f) {
+            Ok(v) => Ok(v),
+            Err(_) => {
+                self.wait_for_change(Duration::from_millis(150)).await;
+                self.read(&f)
+            }
+        }
+    }
+
+    /// The tags of a stage onair creates: `Environment`, `ManagedBy=onair`, and `AutoScaled=true`
+    /// for scale-up's stages.
+    pub(super) fn stage_tags(&self, auto_scaled: bool) -> BTreeMap<String, String> {
+        let mut tags = BTreeMap::from([
+            (
+                "Environment".to_owned(),
+                self.inner.settings.environment.clone(),
+            ),
+            ("ManagedBy".to_owned(), "onair".to_owned()),
+        ]);
+        if auto_scaled {
+            tags.insert("AutoScaled".to_owned(), "true".to_owned());
+        }
+        tags
+    }
+
+    /// Deletes a stage at the provider; a failure is logged (the reconciler reports what is left).
+    pub(super) async fn delete_at_provider(&self, stage_arn: &str) {
+        if let Err(e) = self.inner.provider.delete_stage(stage_arn.to_owned()).await {
+            tracing::warn!(stage_arn, error = %e, "the provider did not delete the stage; the reconciler will report it");
+        }
+    }
+}
+
+/// `t` truncated to milliseconds (the precision of `ce-time`).
+fn to_millis(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(t.millisecond() as u32 * 1_000_000)
+        .expect("milliseconds are a valid nanosecond value")
+}
+
+/// The system time, UTC, truncated to milliseconds (the precision of `ce-time`). For callers
+/// without a [`PoolService`] or clock at hand (the IVS event ingest stamps what it received);
+/// commands read [`PoolService::now`], which follows the injected clock.
+pub fn now() -> OffsetDateTime {
+    to_millis(OffsetDateTime::now_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_time_is_truncated_to_its_millisecond() {
+        let t = time::macros::datetime!(2026-01-02 03:04:05.123_456_789 UTC);
+        assert_eq!(
+            to_millis(t),
+            time::macros::datetime!(2026-01-02 03:04:05.123 UTC)
+        );
+    }
+}
