@@ -30,15 +30,6 @@ pub enum RoomCommandError {
     Store(#[from] EventStoreError),
 }
 
-impl From<RoomCommandError> for crate::http::api_error::ApiError {
-    fn from(e: RoomCommandError) -> Self {
-        match e {
-            RoomCommandError::Rule(rule) => rule.into(),
-            RoomCommandError::Store(store) => store.into(),
-        }
-    }
-}
-
 /// The state of a two-event aggregate: which of `on` / `off` came last, and the last sequence.
 async fn last_of_two(
     store: &EventStore,

@@ -415,6 +415,16 @@ impl From<crate::commands::moderation::ModerateError> for ApiError {
     }
 }
 
+impl From<crate::commands::rooms::RoomCommandError> for ApiError {
+    /// A refused room rule is its 409 or 400; a store failure is 503.
+    fn from(e: crate::commands::rooms::RoomCommandError) -> Self {
+        match e {
+            crate::commands::rooms::RoomCommandError::Rule(rule) => rule.into(),
+            crate::commands::rooms::RoomCommandError::Store(store) => store.into(),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     /// Postgres unavailable: 503 `SERVICE_UNAVAILABLE`; a text it cannot hold: 400
     /// `VALIDATION_ERROR`; anything else is a bug: 500 `INTERNAL_ERROR`, logged at error level
