@@ -8,25 +8,27 @@
 //! PostgreSQL, and the stream can be exported, imported, audited and replayed.
 //!
 //! # Layout
-//! - [`domain`]: pure rules (stage pool seating and expiry, watch time, ids, members, rooms,
-//!   gift rankings, popularity, chat rules, operator scopes); no I/O.
-//! - [`events`]: the event types, CloudEvents headers, subject encoding, JSON Schemas.
-//! - [`event_store`]: JetStream publishing with acks, de-duplication ids and sequence guards.
-//! - [`pool_service`], [`room_service`]: the command side of the stage pool and of rooms/follows.
-//! - [`projections`]: the projector runner and one module per read model.
-//! - [`reactors`]: time-driven side effects (heartbeat expiry, scale-down, reconciler,
+//! The folders are the architecture (ARCHITECTURE.md draws it and walks two requests through it).
+//! Dependencies point one way: edges -> commands / read models -> domain, events.
+//! - Edges, which only translate: [`http`] (poem-openapi routes, one file per tag; every error
+//!   mapped once), [`chat`] (the actionhero-compatible chat WebSocket), [`stats_socket`] (the
+//!   live statistics WebSocket). They hold no SQL and build no event.
+//! - Write side: [`commands`], one module per aggregate or use case: load, decide with the
+//!   domain, publish with the guard the invariant needs, return a typed result.
+//! - Read side: [`projections`] (the runner and one module per read model, applied in batches
+//!   with their checkpoint) and [`read_models`] (every query the edges need).
+//! - [`domain`]: pure rules (stage pool, watch time, ids, members, rooms, gifts and rankings,
+//!   popularity, chat, operator scopes); no I/O, no clock.
+//! - The stream: [`events`] (event types, CloudEvents headers, subjects, ids, JSON Schemas) and
+//!   [`event_store`] (JetStream: acks, `Nats-Msg-Id`, sequence guards).
+//! - [`reactors`]: side effects driven by time or events (expiry, scale-down, reconciler,
 //!   popularity, chat presence).
-//! - [`read_models`]: queries behind the GET routes.
+//! - [`records`]: operator records kept in Postgres, not in the stream (API keys, operators,
+//!   member token secret and versions, idempotency records, rate-limit buckets).
 //! - [`ivs`]: the stage provider port, ARNs and self-signed ES384 participant tokens.
-//! - [`http`]: the poem-openapi routes (Stage API, client gateway, back office), errors, auth.
-//! - [`chat`]: the chat WebSocket (Primus framing, actionhero verbs, fan-out through NATS).
-//! - [`stats_socket`]: the live statistics WebSocket.
-//! - [`api_keys`], [`members`], [`member_auth`], [`operators`], [`gift_catalog`]: operator
-//!   records and credentials.
-//! - [`rate_limit`]: rate limits (GCRA in Postgres, shared by every instance).
-//! - [`event_tools`], [`audit`], [`replay`]: `onair events`, `onair audit`, `onair replay`.
-//! - [`config`], [`metrics`], [`telemetry`], [`startup`], [`cli`]: settings, `/metrics`, logs,
-//!   wiring, commands.
+//! - [`ops`]: the operators' tools (`onair replay`, `onair audit`, `onair events`).
+//! - [`runtime`]: settings, startup with supervised background tasks, telemetry, metrics, the
+//!   injectable clock. [`app`]: the state every edge and task shares. [`cli`]: the subcommands.
 
 #![warn(missing_docs)]
 
