@@ -92,7 +92,7 @@ pub fn scoped_idempotency_event_id(
     idempotency::event_id(scope, route, key).map_err(|e| ApiError::validation(e.to_string()))
 }
 
-/// Now, as the seed writes times (the system clock: answers carry the wall time).
-pub fn now_timestamp() -> String {
-    envelope::timestamp(time::OffsetDateTime::now_utc())
+/// Now by the instance's clock, as the seed writes times (RFC 3339, UTC, ms).
+pub fn now_timestamp(clock: &crate::runtime::clock::Clock) -> String {
+    envelope::timestamp(clock.now())
 }

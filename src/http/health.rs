@@ -146,7 +146,7 @@ impl HealthApi {
         let status = |up: bool| if up { "connected" } else { "disconnected" }.to_owned();
         let health = Health {
             status: if up { "ok" } else { "degraded" }.to_owned(),
-            timestamp: now_timestamp(),
+            timestamp: now_timestamp(&state.clock),
             uptime: state.started_at.elapsed().as_secs(),
             services: ServiceStates {
                 nats: status(nats_up),

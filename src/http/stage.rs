@@ -362,7 +362,7 @@ impl StageApi {
                 })
                 .collect(),
             total_stages: total as u32,
-            timestamp: now_timestamp(),
+            timestamp: now_timestamp(&state.clock),
         }))))
     }
 
@@ -393,7 +393,7 @@ impl StageApi {
                 },
                 viewer_count: stage.viewer_count.max(0) as u32,
                 is_master: true,
-                timestamp: now_timestamp(),
+                timestamp: now_timestamp(&state.clock),
             },
         ))))
     }
@@ -425,7 +425,7 @@ impl StageApi {
                 tags: stage.tags.0,
             },
             viewer_count: stage.viewer_count.max(0) as u32,
-            timestamp: now_timestamp(),
+            timestamp: now_timestamp(&state.clock),
         }))))
     }
 
@@ -461,7 +461,7 @@ impl StageApi {
                     name: stage.name,
                     tags: stage.tags,
                 },
-                timestamp: now_timestamp(),
+                timestamp: now_timestamp(&state.clock),
             })),
             published.sequence,
         ))
@@ -492,7 +492,7 @@ impl StageApi {
                     arn: arn.to_owned(),
                     name,
                 },
-                timestamp: now_timestamp(),
+                timestamp: now_timestamp(&state.clock),
             })),
             published.sequence,
         ))

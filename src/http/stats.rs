@@ -204,7 +204,7 @@ impl StatsApi {
             active_stages: stages.len() as u32,
             is_publisher_live: is_publisher_live(&state).await?,
             stages: stages.iter().map(summary).collect(),
-            timestamp: now_timestamp(),
+            timestamp: now_timestamp(&state.clock),
         }))))
     }
 
@@ -224,7 +224,7 @@ impl StatsApi {
         Ok(ViewerStatsResponse::Ok(Json(Envelope::ok(ViewerStats {
             total_viewers: stages.iter().map(|s| s.viewer_count.max(0) as u32).sum(),
             calculated_from: "real-time sum".to_owned(),
-            timestamp: now_timestamp(),
+            timestamp: now_timestamp(&state.clock),
         }))))
     }
 
@@ -254,7 +254,7 @@ impl StatsApi {
                     tags: s.tags.0,
                 })
                 .collect(),
-            timestamp: now_timestamp(),
+            timestamp: now_timestamp(&state.clock),
         }))))
     }
 
@@ -286,7 +286,7 @@ impl StatsApi {
                     auto_scaled: stage.auto_scaled,
                     created_at: timestamp(stage.created_at),
                 },
-                timestamp: now_timestamp(),
+                timestamp: now_timestamp(&state.clock),
             },
         ))))
     }
@@ -345,7 +345,7 @@ impl StatsApi {
         Ok(PublisherStatusResponse::Ok(Json(Envelope::ok(
             PublisherStatus {
                 is_live: is_publisher_live(&state).await?,
-                timestamp: now_timestamp(),
+                timestamp: now_timestamp(&state.clock),
             },
         ))))
     }

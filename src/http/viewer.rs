@@ -225,7 +225,7 @@ impl ViewerApi {
                     last_heartbeat: timestamp(v.last_heartbeat_at),
                 })
                 .collect(),
-            timestamp: now_timestamp(),
+            timestamp: now_timestamp(&state.clock),
         }))))
     }
 

@@ -16,5 +16,5 @@ mod service;
 mod stages;
 
 pub use service::{
-    MASTER_STAGE_NAME, PoolService, PoolServiceError, PoolServiceSettings, SeatGranted, now,
+    MASTER_STAGE_NAME, PoolService, PoolServiceError, PoolServiceSettings, SeatGranted,
 };

@@ -269,13 +269,6 @@ fn to_millis(t: OffsetDateTime) -> OffsetDateTime {
         .expect("milliseconds are a valid nanosecond value")
 }
 
-/// The system time, UTC, truncated to milliseconds (the precision of `ce-time`). For callers
-/// without a [`PoolService`] or clock at hand (the IVS event ingest stamps what it received);
-/// commands read [`PoolService::now`], which follows the injected clock.
-pub fn now() -> OffsetDateTime {
-    to_millis(OffsetDateTime::now_utc())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
