@@ -11,7 +11,7 @@ use super::protocol::{self, Request};
 use super::service::ChatService;
 use crate::commands::chat::JoinRoom;
 use crate::commands::moderation::parse_action;
-use crate::domain::chat::{ModerationAction, Speaker, SystemCode};
+use crate::domain::chat::{ModerationAction, Speaker, SystemCode, TokenSession};
 
 /// Messages of `chatHistory` when no `limit` is given.
 pub const DEFAULT_HISTORY_LIMIT: usize = 50;
@@ -98,8 +98,9 @@ pub async fn action(chat: &ChatService, socket: &Arc<Socket>, request: &Request)
     }
 }
 
-/// `verify {memberID, chatroom, Authorization}`: binds the member to the socket; the first verify
-/// in a room publishes the member's join ([`crate::commands::chat::join_room`]).
+/// `verify {memberID, chatroom, Authorization}`: binds the member to the socket for as long as the
+/// token lasts (src/chat/sessions.rs); the first verify in a room publishes the member's join
+/// ([`crate::commands::chat::join_room`]).
 async fn verify(
     chat: &ChatService,
     socket: &Arc<Socket>,
@@ -115,10 +116,20 @@ async fn verify(
             return Err(SystemCode::TokenInvalid.message().to_owned());
         }
     };
+    let session = TokenSession {
+        expires_at: claims.exp,
+        version: claims.ver,
+        role: claims.role,
+    };
+    // The signature check reads the system time; the session follows the injected clock.
+    if session.expired(chat.clock().now()) {
+        chat.hub.system(socket, SystemCode::TokenInvalid);
+        return Err(SystemCode::TokenInvalid.message().to_owned());
+    }
     if !socket.in_room(&room) {
         return Err(format!("connection not in this room ({room})"));
     }
-    if let Some(current) = socket.member_id()
+    if let Some(current) = chat.sessions.member(socket).await.map(|m| m.member_id)
         && current != member_id
     {
         return Err(format!(
@@ -139,11 +150,7 @@ async fn verify(
         role: claims.role,
         nickname: record.nickname.clone(),
     };
-    let first_in_room = {
-        let mut state = socket.state.lock().expect("state");
-        state.member = Some(speaker);
-        state.announced.insert(room.clone())
-    };
+    let first_in_room = chat.sessions.start(socket, speaker, session, &room);
     if first_in_room {
         // A failure is logged by the command; the member is verified all the same.
         let _ = crate::commands::chat::join_room(
@@ -207,7 +214,7 @@ async fn moderate(
     action: ModerationAction,
     params: &Map<String, Value>,
 ) -> Result<Map<String, Value>, String> {
-    let Some(actor) = socket.member_id() else {
+    let Some(actor) = chat.sessions.member(socket).await.map(|m| m.member_id) else {
         chat.hub.system(socket, SystemCode::NotLoggedIn);
         return Err(SystemCode::NotLoggedIn.message().to_owned());
     };

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::mpsc;
 
 use super::protocol;
-use crate::domain::chat::{Speaker, SystemCode};
+use crate::domain::chat::{Speaker, SystemCode, TokenSession};
 
 /// What the writer of a socket is asked to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +30,9 @@ pub struct SocketState {
     pub rooms: BTreeSet<String>,
     /// The member bound by `verify`.
     pub member: Option<Speaker>,
+    /// The token `member` was verified with (set and cleared with it): when it expires and
+    /// the token version it carries (src/chat/sessions.rs ends the session with the token).
+    pub session: Option<TokenSession>,
     /// The rooms whose members were told this member joined (`joinRoom`), so only those hear
     /// `leaveRoom`.
     pub announced: BTreeSet<String>,

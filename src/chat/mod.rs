@@ -7,6 +7,7 @@
 //! - [`hub`]: this instance's sockets and rooms, and the Primus heartbeat.
 //! - [`verbs`], [`actions`]: a request in, a command or query called, frames out.
 //! - [`rules`]: the moderation-rule follower (moderation and maintenance, in memory).
+//! - [`sessions`]: a verified socket's session ends with its token (expiry, revocation).
 //! - [`delivery`]: what any instance publishes, delivered to this instance's sockets.
 //! - [`presence`]: this instance's id, its announcements, the room presence of other instances.
 //! - [`service`]: [`ChatService`], which ties them together and starts their background work.
@@ -21,6 +22,7 @@ pub mod presence;
 pub mod protocol;
 pub mod rules;
 pub mod service;
+pub mod sessions;
 pub mod socket;
 pub mod verbs;
 

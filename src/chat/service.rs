@@ -13,6 +13,7 @@ use super::delivery;
 use super::hub::Hub;
 use super::presence::{self, PresenceStore};
 use super::rules::{self, Rules};
+use super::sessions::{self, Sessions};
 use crate::commands::moderation::{self, Moderate, ModerateError};
 use crate::domain::chat::{ModerationAction, RoomModeration};
 use crate::event_store::EventStore;
@@ -22,7 +23,8 @@ use crate::runtime::clock::Clock;
 /// Settings of the chat gateway.
 #[derive(Clone, Debug)]
 pub struct ChatSettings {
-    /// Primus heartbeat (protocols/actionhero.md §1.5: 30 s; clients give up after 1.5×).
+    /// Primus heartbeat (protocols/actionhero.md §1.5: 30 s; clients give up after 1.5×); each beat
+    /// also ends the sessions whose token expired, so an idle socket is told within one interval.
     pub ping_interval: Duration,
     /// Longest chat text, in characters.
     pub max_text_chars: usize,
@@ -63,6 +65,8 @@ pub struct ChatService {
     pub(super) store: EventStore,
     pub(super) db: PgPool,
     pub(super) tokens: MemberTokens,
+    /// The token sessions of this instance's sockets (src/chat/sessions.rs).
+    pub(super) sessions: Arc<Sessions>,
     settings: ChatSettings,
     rules: Arc<Rules>,
     presence: Arc<PresenceStore>,
@@ -79,8 +83,10 @@ impl ChatService {
         settings: ChatSettings,
         clock: Clock,
     ) -> Self {
+        let hub = Arc::new(Hub::default());
         Self {
-            hub: Arc::new(Hub::default()),
+            sessions: Arc::new(Sessions::new(hub.clone(), store.clone(), clock.clone())),
+            hub,
             presence: Arc::new(PresenceStore::new(db.clone())),
             store,
             db,
@@ -101,7 +107,8 @@ impl ChatService {
         &self.clock
     }
 
-    /// Starts the background work: the moderation-rule follower, delivery, the heartbeat, and the
+    /// Starts the background work: the moderation-rule follower, the member-edit follower that
+    /// ends revoked sessions, delivery, the heartbeat (which also ends expired sessions), and the
     /// instance's presence announcements (every third of the instance timeout).
     pub fn start(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
         vec![
@@ -110,6 +117,7 @@ impl ChatService {
                 self.store.clone(),
                 self.hub.clone(),
             )),
+            tokio::spawn(sessions::follow(self.sessions.clone())),
             tokio::spawn(delivery::run(
                 self.store.clone(),
                 self.db.clone(),
@@ -117,6 +125,7 @@ impl ChatService {
             )),
             tokio::spawn(heartbeat(
                 self.hub.clone(),
+                self.sessions.clone(),
                 self.settings.ping_interval,
                 self.clock.clone(),
             )),
@@ -182,12 +191,14 @@ impl ChatService {
     }
 }
 
-/// Primus heartbeat: every `interval`, [`Hub::heartbeat`]. Runs until the task is dropped.
-async fn heartbeat(hub: Arc<Hub>, interval: Duration, clock: Clock) {
+/// Primus heartbeat: every `interval`, [`Hub::heartbeat`], then [`Sessions::sweep`] (the sessions
+/// whose token expired end). Runs until the task is dropped.
+async fn heartbeat(hub: Arc<Hub>, sessions: Arc<Sessions>, interval: Duration, clock: Clock) {
     let mut ticker = tokio::time::interval(interval);
     ticker.tick().await;
     loop {
         ticker.tick().await;
         hub.heartbeat(clock.now_ms());
+        sessions.sweep().await;
     }
 }

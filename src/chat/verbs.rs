@@ -169,7 +169,8 @@ async fn say(
         let message = format!("connection not in this room ({room})");
         return error(chat, socket, request, &message);
     }
-    let speaker = socket.state.lock().expect("state").member.clone();
+    // A socket whose token expired is told 40302 here and says as a guest.
+    let speaker = chat.sessions.member(socket).await;
     let moderation = chat.room_moderation(room);
     let said = crate::commands::chat::say(
         &chat.store,

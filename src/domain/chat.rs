@@ -249,6 +249,53 @@ pub struct Speaker {
     pub nickname: String,
 }
 
+/// The token a socket was verified with (protocols/actionhero.md §2.7 `verify`): the session
+/// lasts while the token would still be accepted. When it ends, the socket is told 40302
+/// ([`SystemCode::TokenInvalid`]) and is a guest again until it verifies anew.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenSession {
+    /// The token's `exp`, Unix seconds (UTC).
+    pub expires_at: i64,
+    /// The member's `token_version` the token carries (`ver`), bumped by a password or role change.
+    pub version: i32,
+    /// The role the token was issued for.
+    pub role: Role,
+}
+
+/// Why a chat session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// The token passed its `exp`.
+    Expired,
+    /// The member's tokens were revoked (password or role change) or the member is gone.
+    Revoked,
+}
+
+impl SessionEnd {
+    /// A short name for logs: `expired` or `revoked`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+impl TokenSession {
+    /// Whether the token has expired at `now`: past `exp`, with no leeway, as a token is judged
+    /// at `verify` (a token is still good during the second of its `exp`).
+    pub fn expired(&self, now: OffsetDateTime) -> bool {
+        now.unix_timestamp() > self.expires_at
+    }
+
+    /// Whether a member edit (`onair.member.edited.v1`) revokes the token: a password change, or
+    /// a role other than the token's, the edits that bump the member's token version
+    /// (src/commands/members.rs).
+    pub fn revoked_by_edit(&self, password_changed: bool, role: Role) -> bool {
+        password_changed || role != self.role
+    }
+}
+
 /// Why a `say` was refused: a system message for the sender, or a plain error answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SayRefusal {

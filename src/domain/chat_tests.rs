@@ -230,3 +230,32 @@ fn relationship_codes_follow_the_seed() {
     assert_eq!(room.relationship(m, true, NOW), vec![1, 3, 4, 5]);
     assert_eq!(room.relationship("z@b.c", false, NOW), Vec::<u8>::new());
 }
+
+fn session() -> TokenSession {
+    TokenSession {
+        expires_at: NOW.unix_timestamp(),
+        version: 3,
+        role: Role::Member,
+    }
+}
+
+#[test]
+fn given_a_token_session_when_its_exp_second_passes_then_it_has_expired() {
+    let s = session();
+    assert!(!s.expired(NOW - time::Duration::seconds(1)));
+    assert!(
+        !s.expired(NOW + time::Duration::milliseconds(999)),
+        "good during the second of exp, as at verify"
+    );
+    assert!(s.expired(NOW + time::Duration::seconds(1)));
+}
+
+#[test]
+fn given_a_member_edit_then_only_a_password_or_role_change_revokes_the_session() {
+    let s = session();
+    assert!(!s.revoked_by_edit(false, Role::Member), "a nickname change");
+    assert!(s.revoked_by_edit(true, Role::Member));
+    assert!(s.revoked_by_edit(false, Role::Streamer));
+    assert_eq!(SessionEnd::Expired.as_str(), "expired");
+    assert_eq!(SessionEnd::Revoked.as_str(), "revoked");
+}
