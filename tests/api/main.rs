@@ -19,6 +19,7 @@ mod event_schemas;
 mod event_tools;
 mod expiry_and_scaling;
 mod gateway;
+mod http_hygiene;
 mod metrics;
 mod openapi_spec;
 mod projection_batches;
