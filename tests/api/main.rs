@@ -30,6 +30,7 @@ mod read_your_writes;
 mod replay;
 mod roles;
 mod room_projections;
+mod secrets;
 mod seed_examples;
 mod stages;
 mod stats;
