@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod rate_limit;
 pub mod request_span;
 pub mod security;
+pub mod security_headers;
 pub mod stage;
 pub mod stats;
 pub mod tags;
@@ -109,6 +110,7 @@ pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint<Outp
         .around(move |ep, req| body_limit::limit_body(ep, req, max_body_bytes))
         .data(state)
         .catch_all_error(framework_error_to_response)
+        .around(security_headers::secure_html)
 }
 
 /// The routes of a process without the `api` role (a projector or reactor worker): `/health`
@@ -120,4 +122,5 @@ pub fn worker_routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         .at("/metrics", metrics::serve)
         .data(state)
         .catch_all_error(framework_error_to_response)
+        .around(security_headers::secure_html)
 }

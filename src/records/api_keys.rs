@@ -1,5 +1,13 @@
 //! API keys (seeds/ivs-api.md: header `x-api-key`). Operator records in Postgres table `api_keys`:
 //! only a SHA-256 hash of each key is stored; the key is shown once, at creation.
+//!
+//! **Comparison is hash-based, never on the key itself.** A presented key is hashed with SHA-256
+//! first, and only the digest is looked up: by equality on `key_hash` in Postgres ([`verify`]) and
+//! as the map key of [`VerifiedKeyCache`]. No code compares the raw key byte by byte, so the time
+//! an answer takes cannot tell an attacker how many leading characters of a guess are right: a
+//! timing difference could at most reveal a prefix of a SHA-256 digest, which does not lead back
+//! to a key (keys are 40 random characters, about 238 bits). Keys never appear in logs: the request
+//! span logs the route, not headers, and only [`ApiKeyRecord`] (no secret) travels further.
 
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -26,6 +34,8 @@ pub struct ApiKeyRecord {
     pub revoked_at: Option<OffsetDateTime>,
 }
 
+/// The SHA-256 digest stored and looked up for `key` (see the module docs: every comparison is of
+/// digests).
 fn hash(key: &str) -> Vec<u8> {
     Sha256::digest(key.as_bytes()).to_vec()
 }

@@ -3,6 +3,11 @@
 //! SHA-256 hash of the key (a random 40-character secret, so a fast hash is enough); the key is
 //! shown once, by `onair operator create`. An operator may be scoped to one master agent
 //! (src/domain/operator.rs).
+//!
+//! **Comparison is hash-based, never on the key itself**: [`verify`] hashes the presented key with
+//! SHA-256 and asks Postgres for the row whose `website` and `key_hash` both match, so no code
+//! compares the raw key byte by byte and the answer's timing reveals at most a prefix of a digest,
+//! not of the key. A wrong key and an unknown website get the same answer.
 
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -26,6 +31,7 @@ pub struct OperatorRecord {
     pub revoked_at: Option<OffsetDateTime>,
 }
 
+/// The SHA-256 digest stored and looked up for `key` (see the module docs).
 fn hash(key: &str) -> Vec<u8> {
     Sha256::digest(key.as_bytes()).to_vec()
 }

@@ -238,6 +238,20 @@ pub struct ServeSettings {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "ONAIR_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
+    /// HTTP hygiene: seconds a client has to send a complete request head, from the accept (or
+    /// from the head's first byte on a kept-alive connection); a slowloris client that trickles
+    /// its headers is disconnected after it. 0 turns it off (src/runtime/connection_limits.rs).
+    #[arg(long, env = "ONAIR_HEADER_READ_TIMEOUT_SECS", default_value_t = 10.0, value_parser = seconds)]
+    pub header_read_timeout_secs: f64,
+    /// HTTP hygiene: seconds a keep-alive connection may sit idle between a response and the next
+    /// request (above a load balancer's usual 60 s idle timeout, so the balancer closes first).
+    /// 0 turns it off (src/runtime/connection_limits.rs).
+    #[arg(long, env = "ONAIR_KEEP_ALIVE_TIMEOUT_SECS", default_value_t = 75.0, value_parser = seconds)]
+    pub keep_alive_timeout_secs: f64,
+    /// HTTP hygiene: most connections open at once on the listener (WebSockets included); one
+    /// more is answered 503 and closed (src/runtime/connection_limits.rs).
+    #[arg(long, env = "ONAIR_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
     /// What this process does, comma-separated: `api`, `projectors`, `reactors` (default all).
     #[arg(
         long,
@@ -284,6 +298,16 @@ impl ServeSettings {
             client_url: self.chat_client_url.clone(),
             instance_timeout: Duration::from_millis(self.chat_instance_timeout_ms),
             queue_size: self.chat_socket_queue_frames as usize,
+        }
+    }
+
+    /// The listener's connection limit, request-head and keep-alive timeouts (0 s: none).
+    pub fn connection_limits(&self) -> crate::runtime::connection_limits::ConnectionLimits {
+        let positive = |secs: f64| (secs > 0.0).then(|| Duration::from_secs_f64(secs));
+        crate::runtime::connection_limits::ConnectionLimits {
+            max_connections: self.max_connections as usize,
+            header_read_timeout: positive(self.header_read_timeout_secs),
+            keep_alive_timeout: positive(self.keep_alive_timeout_secs),
         }
     }
 

@@ -12,6 +12,8 @@
 //! | `onair_projection_lag_seconds` | gauge | `projection` (commit time minus the last applied event's time) |
 //! | `onair_projection_pending_events` | gauge | `projection` (read from the consumer at scrape time) |
 //! | `onair_chat_open_sockets` | gauge | — (this instance) |
+//! | `onair_http_connections_refused_total` | counter | — (over `ONAIR_MAX_CONNECTIONS`) |
+//! | `onair_http_header_timeouts_total` | counter | — (no request head within `ONAIR_HEADER_READ_TIMEOUT_SECS`) |
 //!
 //! The recorder is installed once per process; several applications in one process (tests)
 //! share it.

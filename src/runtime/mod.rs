@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod connection_limits;
 pub mod metrics;
 pub mod startup;
 pub mod supervisor;
