@@ -38,8 +38,8 @@ use tokio::time::{Instant, Sleep};
 
 /// The answer to a connection over the limit: written with one non-blocking write, then closed.
 const OVER_LIMIT_ANSWER: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\
-Content-Type: application/json\r\nContent-Length: 83\r\nRetry-After: 1\r\n\r\n\
-{\"error\":\"service_unavailable\",\"message\":\"too many connections\",\"details\":null}";
+Content-Type: application/json\r\nContent-Length: 75\r\nRetry-After: 1\r\n\r\n\
+{\"error\":\"SERVICE_UNAVAILABLE\",\"message\":\"too many connections; try again\"}";
 
 /// The listener's limits (settings `ONAIR_MAX_CONNECTIONS`, `ONAIR_HEADER_READ_TIMEOUT_SECS`).
 #[derive(Clone, Copy, Debug)]
@@ -350,6 +350,16 @@ impl AsyncWrite for GuardedIo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_over_limit_answer_is_the_documented_503_with_a_matching_length() {
+        let text = std::str::from_utf8(OVER_LIMIT_ANSWER).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 "));
+        assert!(head.contains(&format!("Content-Length: {}\r\n", body.len())));
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["error"], "SERVICE_UNAVAILABLE");
+    }
 
     const SECS: Option<Duration> = Some(Duration::from_secs(5));
 
