@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod rate_limit;
 pub mod request_span;
 pub mod security;
+pub mod socket_limits;
 pub mod stage;
 pub mod stats;
 pub mod tags;

@@ -30,6 +30,8 @@ mod replay;
 mod roles;
 mod room_projections;
 mod seed_examples;
+
+mod socket_limits;
 mod stages;
 mod stats;
 mod stats_socket;
