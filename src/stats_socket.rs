@@ -226,7 +226,12 @@ pub async fn serve_socket(
                 }
                 break;
             }
-            Some(Ok(Message::Close(_))) | None => break,
+            Some(Ok(Message::Close(_))) => {
+                // Sends the library's answer to the peer's close.
+                let _ = sink.close().await;
+                break;
+            }
+            None => break,
             Some(Ok(_)) => vec![],
         };
         for message in outgoing {

@@ -177,7 +177,12 @@ async fn run(
             }
             // Binary frames are not decoded (protocols/actionhero.md §1.3).
             Message::Binary(_) => unknown_verb(&chat, &sock),
-            Message::Close(_) => break,
+            Message::Close(_) => {
+                // The writer's close sends the library's answer to the peer's close.
+                chat.hub.send_or_drop(&sock, Outgoing::Close);
+                closing = true;
+                break;
+            }
         }
     }
     verbs::disconnected(&chat, &sock).await;

@@ -30,7 +30,7 @@ mod replay;
 mod roles;
 mod room_projections;
 mod seed_examples;
-
+mod socket_fuzz;
 mod socket_limits;
 mod stages;
 mod stats;

@@ -85,7 +85,10 @@ fn assert_refused(refusal: Result<Ws, (u16, Option<u64>, Value)>, what: &str) ->
     };
     assert_eq!(status, 429, "{what}");
     assert_eq!(body["error"], "TOO_MANY_REQUESTS", "{what}: {body}");
-    assert!(body["message"].as_str().unwrap().contains("WebSockets"), "{what}: {body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("WebSockets"),
+        "{what}: {body}"
+    );
     retry_after.expect("Retry-After")
 }
 
@@ -267,8 +270,8 @@ impl RawSocket {
         self.tcp.write_all(&bytes).await
     }
 
-    /// The next server frame (opcode, payload); `None` when the connection ends or is silent for
-    /// `wait`.
+    /// The next server frame (opcode, payload); `None` when the connection ends; panics when the
+    /// server sends nothing for `wait`.
     pub async fn read_frame(&mut self, wait: Duration) -> Option<(u8, Vec<u8>)> {
         loop {
             if self.buffer.len() >= 2 {
@@ -294,7 +297,7 @@ impl RawSocket {
             let mut chunk = [0u8; 8192];
             let n = tokio::time::timeout(wait, self.tcp.read(&mut chunk))
                 .await
-                .ok()?
+                .unwrap_or_else(|_| panic!("no frame and no close within {wait:?}"))
                 .ok()?;
             if n == 0 {
                 return None;
