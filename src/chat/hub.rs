@@ -21,6 +21,8 @@ pub enum Outgoing {
     CloseForGood,
     /// Close without `server::close`: the client reconnects (a missed heartbeat).
     Close,
+    /// Close with a WebSocket close code and reason (1008 flooding, 1009 message too big).
+    CloseWith(u16, &'static str),
 }
 
 /// A socket's changing state.

@@ -3,11 +3,17 @@
 //!
 //! One task reads a socket's frames and handles them strictly in arrival order (so replies go out
 //! in request order, §1.6); another writes its queue. The welcome goes out first.
+//!
+//! Flood guards (src/http/socket_limits.rs): per-IP open sockets and new sockets per second are
+//! checked before the upgrade (429); a socket's frames per second are limited (over it: system
+//! message 42901, past twice it: close 1008); a message over `ONAIR_WS_MAX_MESSAGE_BYTES` is
+//! refused from its header and the socket closed with 1009. A socket that answers no Primus ping
+//! is closed by the heartbeat ([`super::hub::Hub::heartbeat`]) after 2 to 3 ping intervals.
 
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
-use poem::web::websocket::{Message, WebSocket, WebSocketStream};
+use poem::web::websocket::{CloseCode, Message, WebSocket, WebSocketStream};
 use poem::{FromRequest, IntoResponse, Request, Response, handler};
 use serde_json::Map;
 use uuid::Uuid;
@@ -17,6 +23,8 @@ use super::protocol::{self, Incoming};
 use super::service::ChatService;
 use super::verbs;
 use crate::app::AppState;
+use crate::domain::chat::SystemCode;
+use crate::http::socket_limits::{FrameVerdict, SocketPermit, close_for_read_error};
 
 /// `GET /primus*`: the chat socket.
 #[handler]
@@ -28,6 +36,11 @@ pub async fn primus(req: &Request) -> Response {
     let Ok(ws) = WebSocket::from_request_without_body(req).await else {
         return poem::http::StatusCode::UPGRADE_REQUIRED.into_response();
     };
+    let permit = match state.socket_limits.admit(req.remote_addr(), "/primus") {
+        Ok(permit) => permit,
+        Err(refused) => return refused.into_response(),
+    };
+    let ws = ws.config(state.socket_limits.websocket_config());
     let id = Uuid::new_v4().to_string();
     let fingerprint = req
         .uri()
@@ -46,18 +59,20 @@ pub async fn primus(req: &Request) -> Response {
         .map(|a| (a.ip().to_string(), a.port()))
         .unwrap_or_else(|| ("unknown".into(), 0));
     let chat = state.chat.clone();
-    ws.on_upgrade(move |socket| run(chat, socket, id, fingerprint, ip, port))
+    ws.on_upgrade(move |socket| run(chat, socket, permit, id, fingerprint, ip, port))
         .into_response()
 }
 
 async fn run(
     chat: Arc<ChatService>,
     socket: WebSocketStream,
+    permit: SocketPermit,
     id: String,
     fingerprint: String,
     ip: String,
     port: u16,
 ) {
+    let mut rate = permit.frame_rate();
     let connected_at = chat.clock().now_ms();
     let (sock, mut rx) = chat.hub.register(
         id,
@@ -89,6 +104,12 @@ async fn run(
                         let _ = sink.close().await;
                         return;
                     }
+                    Outgoing::CloseWith(code, reason) => {
+                        let close = Some((CloseCode::from(code), reason.to_owned()));
+                        let _ = sink.send(Message::Close(close)).await;
+                        let _ = sink.close().await;
+                        return;
+                    }
                 }
             }
             let _ = sink.close().await;
@@ -99,12 +120,47 @@ async fn run(
         }
     });
     sock.send(Outgoing::Text(protocol::welcome()));
+    let mut writer_done = false;
+    let mut closing = false;
     loop {
         let frame = tokio::select! {
             frame = stream.next() => frame,
-            _ = &mut writer => break,
+            _ = &mut writer => {
+                writer_done = true;
+                break;
+            }
         };
-        let Some(Ok(frame)) = frame else { break };
+        let frame = match frame {
+            Some(Ok(frame)) => frame,
+            Some(Err(e)) => {
+                if let Some((code, reason)) = close_for_read_error(&e) {
+                    tracing::warn!(socket = %sock.id, ip = %sock.remote_ip, code, error = %e, "chat socket closed: bad frame");
+                    chat.hub
+                        .send_or_drop(&sock, Outgoing::CloseWith(code, reason));
+                    closing = true;
+                }
+                break;
+            }
+            None => break,
+        };
+        if !matches!(frame, Message::Close(_)) {
+            match rate.check(permit.now_ms()) {
+                FrameVerdict::Handle => {}
+                FrameVerdict::RefuseAndWarn => {
+                    tracing::info!(socket = %sock.id, ip = %sock.remote_ip, "chat socket over its frame rate");
+                    chat.hub.system(&sock, SystemCode::TooFast);
+                    continue;
+                }
+                FrameVerdict::Refuse => continue,
+                FrameVerdict::Close => {
+                    tracing::warn!(socket = %sock.id, ip = %sock.remote_ip, "chat socket closed: more than twice its frame rate");
+                    chat.hub
+                        .send_or_drop(&sock, Outgoing::CloseWith(1008, "too many frames"));
+                    closing = true;
+                    break;
+                }
+            }
+        }
         match frame {
             Message::Text(text) => match protocol::parse(&text) {
                 Incoming::Pong => sock.state.lock().expect("state").alive = true,
@@ -121,11 +177,27 @@ async fn run(
             }
             // Binary frames are not decoded (protocols/actionhero.md §1.3).
             Message::Binary(_) => unknown_verb(&chat, &sock),
-            Message::Close(_) => break,
+            Message::Close(_) => {
+                // The writer's close sends the library's answer to the peer's close.
+                chat.hub.send_or_drop(&sock, Outgoing::Close);
+                closing = true;
+                break;
+            }
         }
     }
     verbs::disconnected(&chat, &sock).await;
+    if closing && !writer_done {
+        // Let the writer send the close frame, then read (and drop) what the peer still sends
+        // until its close answer, so the connection ends with a FIN the peer reads the close
+        // before, not a reset; bounded: a peer that does not answer is dropped after 1 s.
+        let linger = async {
+            let _ = (&mut writer).await;
+            while let Some(Ok(_)) = stream.next().await {}
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), linger).await;
+    }
     writer.abort();
+    drop(permit);
 }
 
 /// The answer to a frame that is no request: `verb not found or not allowed (undefined)`.

@@ -19,6 +19,7 @@ pub mod rate_limit;
 pub mod request_span;
 pub mod security;
 pub mod security_headers;
+pub mod socket_limits;
 pub mod stage;
 pub mod stats;
 pub mod tags;

@@ -299,6 +299,11 @@ impl StatsApi {
     /// `{"type":"pong"}`. Bad frames get `{"type":"error","error":CODE,"message"}` (`INVALID_MESSAGE`,
     /// `UNKNOWN_TYPE`, `UNKNOWN_CHANNEL`). The API key goes in the `x-api-key` header or, from a
     /// browser, the `apiKey` query parameter.
+    ///
+    /// One IP address may hold 100 sockets open and open 20 per second (`ONAIR_WS_*`, counted with
+    /// the chat's `/primus`); over that the upgrade is answered 429 with `Retry-After`. Messages
+    /// are at most 64 KiB (close 1009), at most 20 frames a second (`TOO_FAST`, then close 1008),
+    /// and a socket silent for 90 s (not even a pong) is closed.
     #[oai(
         path = "/ws",
         method = "get",
@@ -308,6 +313,7 @@ impl StatsApi {
     async fn socket(
         &self,
         state: Data<&Arc<AppState>>,
+        remote: &poem::web::RemoteAddr,
         ws: WebSocket,
         /// API key (alternative to the header).
         #[oai(name = "apiKey")]
@@ -316,6 +322,8 @@ impl StatsApi {
         #[oai(name = "x-api-key")]
         header_key: Header<Option<String>>,
     ) -> Result<WebSocketUpgraded<SocketHandler>, ApiError> {
+        // Counted before the key is checked: a flood costs no key lookup.
+        let permit = state.socket_limits.admit(remote, "/ws")?;
         let key = header_key.0.or(api_key.0).ok_or_else(|| {
             ApiError::unauthorized("missing API key (header x-api-key or query apiKey)")
         })?;
@@ -324,8 +332,10 @@ impl StatsApi {
         }
         let feed = state.stats_feed.clone();
         let handler: SocketHandler =
-            Box::new(move |socket| crate::stats_socket::serve_socket(socket, feed).boxed());
-        Ok(ws.on_upgrade(handler))
+            Box::new(move |socket| crate::stats_socket::serve_socket(socket, feed, permit).boxed());
+        Ok(ws
+            .config(state.socket_limits.websocket_config())
+            .on_upgrade(handler))
     }
 
     /// Publisher status

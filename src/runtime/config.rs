@@ -252,6 +252,31 @@ pub struct ServeSettings {
     /// more is answered 503 and closed (src/runtime/connection_limits.rs).
     #[arg(long, env = "ONAIR_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_connections: u64,
+    /// WebSockets (`/primus` and `/ws` together): sockets one IP address (an IPv6 /64) may hold
+    /// open; more are answered 429 before the upgrade. Behind a proxy every client has the
+    /// proxy's address (src/http/socket_limits.rs).
+    #[arg(long, env = "ONAIR_WS_MAX_SOCKETS_PER_IP", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub ws_max_sockets_per_ip: u32,
+    /// WebSockets: new sockets one IP address may open per second (also the burst); faster ones
+    /// are answered 429 with `Retry-After` before the upgrade.
+    #[arg(long, env = "ONAIR_WS_NEW_SOCKETS_PER_IP_PER_SECOND", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub ws_new_sockets_per_ip_per_second: u32,
+    /// WebSockets: frames one socket may send per second; over it a frame is not handled and the
+    /// client is told (chat: system message 42901), past twice it the socket is closed (1008).
+    #[arg(long, env = "ONAIR_WS_FRAMES_PER_SECOND", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub ws_frames_per_second: u32,
+    /// WebSockets: frames one socket may send at once before `ONAIR_WS_FRAMES_PER_SECOND` applies.
+    #[arg(long, env = "ONAIR_WS_FRAMES_BURST", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
+    pub ws_frames_burst: u32,
+    /// WebSockets: largest message (and frame) in bytes; a larger one is refused from its header,
+    /// before it is read, and the socket closed with 1009.
+    #[arg(long, env = "ONAIR_WS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u64).range(256..=(64 << 20)))]
+    pub ws_max_message_bytes: u64,
+    /// WebSockets: a `/ws` socket from which nothing (not even a pong) arrives this many
+    /// milliseconds is closed; it is pinged every third of it. (`/primus` sockets that answer no
+    /// Primus ping are closed after 2 to 3 × `ONAIR_CHAT_PING_INTERVAL_MS`.)
+    #[arg(long, env = "ONAIR_WS_IDLE_TIMEOUT_MS", default_value_t = 90_000, value_parser = clap::value_parser!(u64).range(150..))]
+    pub ws_idle_timeout_ms: u64,
     /// What this process does, comma-separated: `api`, `projectors`, `reactors` (default all).
     #[arg(
         long,
@@ -284,6 +309,18 @@ impl ServeSettings {
         ScaleDownPolicy {
             min_viewers: self.scale_down_threshold,
             min_age: Duration::from_secs_f64(self.scale_down_min_age_secs.max(0.0)),
+        }
+    }
+
+    /// The WebSocket flood and size limits (`ws_*`).
+    pub fn socket_limits(&self) -> crate::http::socket_limits::SocketLimitSettings {
+        crate::http::socket_limits::SocketLimitSettings {
+            max_sockets_per_ip: self.ws_max_sockets_per_ip,
+            new_sockets_per_ip_per_second: self.ws_new_sockets_per_ip_per_second,
+            frames_per_second: self.ws_frames_per_second,
+            frames_burst: self.ws_frames_burst,
+            max_message_bytes: usize::try_from(self.ws_max_message_bytes).unwrap_or(usize::MAX),
+            idle_timeout: Duration::from_millis(self.ws_idle_timeout_ms),
         }
     }
 

@@ -277,6 +277,8 @@ impl Application {
             });
         }
 
+        let socket_limits =
+            crate::http::socket_limits::SocketLimits::new(settings.socket_limits(), clock.clone());
         let state = Arc::new(AppState {
             clock,
             min_sequence_wait: Duration::from_millis(settings.min_sequence_wait_ms),
@@ -300,6 +302,7 @@ impl Application {
             )),
             rate_limiter: crate::records::rate_limit::RateLimiter::new(settings.rate_limits),
             supervisor: supervisor.clone(),
+            socket_limits,
         });
 
         let acceptor = GuardedAcceptor::new(

@@ -794,6 +794,9 @@ async fn a_socket_stuck_mid_write_is_dropped_after_two_missed_heartbeats() {
 fn allow_large_fast_messages(s: &mut onair::runtime::config::ServeSettings) {
     s.chat_max_text_chars = 100_000;
     s.chat_messages_per_minute = 10_000;
+    s.ws_max_message_bytes = 1 << 20;
+    s.ws_frames_per_second = 10_000;
+    s.ws_frames_burst = 10_000;
 }
 
 /// `member` verified in the room over a connection with a tiny receive buffer, which the caller

@@ -33,6 +33,8 @@ mod roles;
 mod room_projections;
 mod secrets;
 mod seed_examples;
+mod socket_fuzz;
+mod socket_limits;
 mod stages;
 mod stats;
 mod stats_socket;
