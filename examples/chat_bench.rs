@@ -73,6 +73,9 @@ async fn main() -> anyhow::Result<()> {
     let mut settings = ServeSettings::with_connection(&args.database_url, &args.nats_url);
     settings.listen = "127.0.0.1:0".parse()?;
     settings.chat_messages_per_minute = 1_000_000;
+    // Every listener comes from this one loopback address: lift the per-IP socket limits.
+    settings.ws_max_sockets_per_ip = u32::MAX;
+    settings.ws_new_sockets_per_ip_per_second = u32::MAX;
     let app = Application::build(settings).await?;
     let port = app.port();
     let state = app.state();
