@@ -95,27 +95,7 @@ pub async fn start_stream(
     streamer: &str,
     now: OffsetDateTime,
 ) -> Result<(Published, Uuid), RoomCommandError> {
-    let filter = format!("onair.broadcast.{}.*", encode_token(streamer));
-    let filter = &filter;
-    let decided = guarded_publish(
-        store,
-        ATTEMPTS,
-        move || async move {
-            let (state, last) = broadcast_state(store, streamer).await?;
-            let session_id = room::start_stream(state, Uuid::now_v7())?;
-            let event = Event::BroadcastStarted(BroadcastStarted {
-                streamer: streamer.to_owned(),
-                session_id,
-            });
-            Ok::<_, RoomCommandError>((NewEvent::new(now, event), guard(filter, last), session_id))
-        },
-        || std::future::ready(()),
-    )
-    .await?;
-    match decided {
-        Some((session_id, published)) => Ok((published, session_id)),
-        None => Err(EventStoreError::Unavailable("the room is busy; try again".into()).into()),
-    }
+    set_broadcast(store, streamer, true, now).await
 }
 
 /// `endStream`: publishes `onair.broadcast.ended.v1` for the live session.
@@ -125,6 +105,17 @@ pub async fn end_stream(
     streamer: &str,
     now: OffsetDateTime,
 ) -> Result<(Published, Uuid), RoomCommandError> {
+    set_broadcast(store, streamer, false, now).await
+}
+
+/// Starts (`live`) or ends a streamer's broadcast under the guard of its subjects; answers the
+/// published event and the session id it started or ended.
+async fn set_broadcast(
+    store: &EventStore,
+    streamer: &str,
+    live: bool,
+    now: OffsetDateTime,
+) -> Result<(Published, Uuid), RoomCommandError> {
     let filter = format!("onair.broadcast.{}.*", encode_token(streamer));
     let filter = &filter;
     let decided = guarded_publish(
@@ -132,11 +123,21 @@ pub async fn end_stream(
         ATTEMPTS,
         move || async move {
             let (state, last) = broadcast_state(store, streamer).await?;
-            let session_id = room::end_stream(state)?;
-            let event = Event::BroadcastEnded(BroadcastEnded {
-                streamer: streamer.to_owned(),
-                session_id,
-            });
+            let (event, session_id) = if live {
+                let session_id = room::start_stream(state, Uuid::now_v7())?;
+                let event = Event::BroadcastStarted(BroadcastStarted {
+                    streamer: streamer.to_owned(),
+                    session_id,
+                });
+                (event, session_id)
+            } else {
+                let session_id = room::end_stream(state)?;
+                let event = Event::BroadcastEnded(BroadcastEnded {
+                    streamer: streamer.to_owned(),
+                    session_id,
+                });
+                (event, session_id)
+            };
             Ok::<_, RoomCommandError>((NewEvent::new(now, event), guard(filter, last), session_id))
         },
         || std::future::ready(()),
