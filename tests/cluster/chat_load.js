@@ -80,7 +80,13 @@ function connect (name, onReconnect) {
   })
 }
 
-function verify (client, sender) {
+// verify over the socket: the real client sends an action over HTTP (XMLHttpRequest) unless its
+// state is `connected`, which it is only once the reconnect's welcome has arrived.
+async function verify (client, sender) {
+  for (let i = 0; i < 100 && client.state !== 'connected'; i++) {
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  if (client.state !== 'connected') return
   return new Promise(resolve => {
     const timer = setTimeout(resolve, 5000)
     client.action('verify', { memberID: sender.id, chatroom: room, Authorization: sender.token }, () => {

@@ -36,7 +36,7 @@ impl PoolService {
         event_id: Option<Uuid>,
     ) -> Result<SeatGranted, PoolServiceError> {
         let limits = self.inner.settings.limits;
-        let _turn = self.inner.decide.lock().await;
+        let _turn = self.turn().await?;
         // The provider's quota refusal, once met: seat below the cap or refuse with its reason.
         let refused: Mutex<Option<String>> = Mutex::new(None);
         let (refused, attributes, token_attributes) = (&refused, &attributes, &token_attributes);
@@ -239,7 +239,7 @@ impl PoolService {
     ) -> Result<(ViewerLeft, Published), PoolServiceError> {
         self.check_fresh(|p| p.decide_leave(user, stage_arn, self.now()).map(|_| ()))
             .await?;
-        let _turn = self.inner.decide.lock().await;
+        let _turn = self.turn().await?;
         self.decide_and_publish(
             |p, at| {
                 let left = p.decide_leave(user, stage_arn, at)?;
