@@ -113,9 +113,14 @@ impl Leadership {
         });
     }
 
-    /// Marks `projection` as not applied here any more (its runner was aborted).
-    pub fn set_stopped(&self, projection: &'static str) {
-        self.set(projection, false);
+    /// Marks `projection` as applied here until the guard is dropped (the runner stops leading,
+    /// returns, or its task is aborted).
+    fn lead(&self, projection: &'static str) -> Leading {
+        self.set(projection, true);
+        Leading {
+            leadership: self.clone(),
+            projection,
+        }
     }
 
     /// Whether this instance applies `projection` now.
@@ -126,6 +131,18 @@ impl Leadership {
     /// The projections this instance applies now, by name.
     pub fn projections(&self) -> Vec<&'static str> {
         self.0.lock().expect("leadership").iter().copied().collect()
+    }
+}
+
+/// See [`Leadership::lead`].
+struct Leading {
+    leadership: Leadership,
+    projection: &'static str,
+}
+
+impl Drop for Leading {
+    fn drop(&mut self) {
+        self.leadership.set(self.projection, false);
     }
 }
 
@@ -205,12 +222,12 @@ impl ProjectorRunner {
             backend_pid,
         };
         tracing::info!(projection = name, "projector started as leader");
-        self.leadership.set(name, true);
+        let leading = self.leadership.lead(name);
         let result = tokio::select! {
             result = self.consume(lock.backend_pid) => result,
             lost = hold(&mut lock.connection) => Err(lost),
         };
-        self.leadership.set(name, false);
+        drop(leading);
         if let Err(e) = &result {
             tracing::warn!(projection = name, error = %e, "projector stopped leading");
         }

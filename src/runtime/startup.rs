@@ -98,9 +98,6 @@ impl ProjectorControl {
         for handle in self.handles.lock().expect("projector handles").drain(..) {
             handle.abort();
         }
-        for projection in self.leadership.projections() {
-            self.leadership.set_stopped(projection);
-        }
     }
 
     /// The projections this instance applies now (holds the lock of), by name.

@@ -649,6 +649,10 @@ def run_phase(cluster, members, name, monitor, errors, baseline, recovery):
     chat = Chat(cluster, members)
     if not chat.ready.wait(60):
         errors.append("%s: the chat clients did not connect" % name)
+    sockets = [open_sockets(base) for base in cluster.api_urls]
+    log("chat sockets per API instance: %s" % sockets)
+    if not all(sockets):
+        errors.append("%s: the chat clients are not on both API instances (%s)" % (name, sockets))
     load = Load(cluster, members, uuid.uuid4().hex[:6])
     load.start()
     time.sleep(baseline)
@@ -663,6 +667,19 @@ def run_phase(cluster, members, name, monitor, errors, baseline, recovery):
     for f in row["failures"]:
         log("FAIL " + f)
     return row
+
+
+def open_sockets(base):
+    """`onair_chat_open_sockets` of one API instance (0 when it does not answer)."""
+    try:
+        text = requests.get(base + "/metrics", timeout=2).text
+    except requests.RequestException:
+        return 0
+    total = 0
+    for line in text.splitlines():
+        if line.startswith("onair_chat_open_sockets"):
+            total += int(float(line.rsplit(" ", 1)[1]))
+    return total
 
 
 def fmt(v, unit="s"):
