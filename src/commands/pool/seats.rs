@@ -26,9 +26,26 @@ impl PoolService {
     /// `event_id` makes a retried request publish the same event (idempotency key). On the way it
     /// may reopen a draining stage or create an auto-scaled one (each its own pool event).
     /// Errors: the pool's rules (`STAGE_FULL`, `STAGE_LIMIT_REACHED`), the provider, the store,
-    /// [`PoolServiceError::Contended`] after 20 lost races.
+    /// [`PoolServiceError::Contended`] after 20 lost races; a store error when the whole
+    /// decision takes longer than [`super::service::DECISION_DEADLINE`] (a NATS failover).
     #[tracing::instrument(skip_all, fields(user_id = %user), err(level = "info"))]
     pub async fn assign_viewer_seat(
+        &self,
+        user: &UserId,
+        attributes: serde_json::Map<String, serde_json::Value>,
+        token_attributes: BTreeMap<String, String>,
+        event_id: Option<Uuid>,
+    ) -> Result<SeatGranted, PoolServiceError> {
+        self.within_deadline(self.assign_viewer_seat_now(
+            user,
+            attributes,
+            token_attributes,
+            event_id,
+        ))
+        .await
+    }
+
+    async fn assign_viewer_seat_now(
         &self,
         user: &UserId,
         attributes: serde_json::Map<String, serde_json::Value>,

@@ -25,6 +25,10 @@ pub(super) const CATCH_UP_WAIT: Duration = Duration::from_millis(500);
 /// request timeout (5 s) at most, so that a request answers within about two of them.
 pub(super) const DECISION_TURN_WAIT: Duration = Duration::from_secs(4);
 
+/// The longest a viewer's seat decision takes, its turn included, before it answers 503
+/// `SERVICE_UNAVAILABLE`: under the 10 s a client (or nginx, `deploy/nginx.conf`) waits.
+pub const DECISION_DEADLINE: Duration = Duration::from_secs(8);
+
 /// Name of the master stage (seeds/ivs-api.md).
 pub const MASTER_STAGE_NAME: &str = "master-stage";
 
@@ -168,6 +172,23 @@ impl PoolService {
                 PoolServiceError::Store(EventStoreError::Unavailable(
                     "the stage pool waited too long for its turn to decide".to_owned(),
                 ))
+            })
+    }
+
+    /// Runs a seat decision within [`DECISION_DEADLINE`], else answers a store error (503
+    /// `SERVICE_UNAVAILABLE`). The decision is dropped where it stands: an event it had sent may
+    /// still be stored, as after a JetStream ack timeout, and a retry with the same idempotency
+    /// key publishes the same event id, which JetStream drops as a duplicate.
+    pub(super) async fn within_deadline<T>(
+        &self,
+        decision: impl std::future::Future<Output = Result<T, PoolServiceError>>,
+    ) -> Result<T, PoolServiceError> {
+        tokio::time::timeout(DECISION_DEADLINE, decision)
+            .await
+            .unwrap_or_else(|_| {
+                Err(PoolServiceError::Store(EventStoreError::Unavailable(
+                    "the stage pool did not decide in time".to_owned(),
+                )))
             })
     }
 
