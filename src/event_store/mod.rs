@@ -129,6 +129,10 @@ impl EventStore {
             .name("onair")
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
+            // A server that stops answering (frozen, cut off) is left after a few missed pings
+            // (async-nats gives up after 2 unanswered) for another server of the cluster, instead
+            // of after the default 2 minutes.
+            .ping_interval(Duration::from_secs(3))
             .connect(servers)
             .await
             .map_err(|e| anyhow::anyhow!("cannot connect to NATS at {url}: {e}"))?;

@@ -345,11 +345,34 @@ def wait_caught_up(cluster, seconds=60):
     return False
 
 
+def members_left(events):
+    """Connections that joined a room and have not left it."""
+    joined, left = set(), set()
+    for e in events:
+        d = e.get("data") or {}
+        if e["type"] == "onair.chat.member_joined_room.v1":
+            joined.add(d.get("connectionId"))
+        elif e["type"] == "onair.chat.member_left_room.v1":
+            left.add(d.get("connectionId"))
+    return joined - left
+
+
 def check(cluster, load, chat, fault_name, t0, monitor, errors, joins_must_leave=True):
     """The checks after a fault; appends failures to `errors`; returns the report row."""
     failures = []
     rec = load.rec
     events = None
+    # A dead instance's members leave once it has been silent ONAIR_CHAT_INSTANCE_TIMEOUT_MS
+    # (scripts/cluster-faults: 15 s) and the presence reactor has looked (every few seconds).
+    wait_s = int(os.environ.get("ONAIR_CHAT_INSTANCE_TIMEOUT_MS", "45000")) / 1000.0 + 15
+    deadline = now() + wait_s
+    while joins_must_leave and now() < deadline:
+        try:
+            if not members_left(export_events(cluster)):
+                break
+        except subprocess.CalledProcessError:
+            pass
+        time.sleep(2)
     for _ in range(10):
         try:
             events = export_events(cluster)
@@ -431,14 +454,7 @@ def check(cluster, load, chat, fault_name, t0, monitor, errors, joins_must_leave
     # 4. Members leave their rooms: every join of the phase has its leave (sockets closed at the
     # end of the phase; a dead instance's members by the presence reactor).
     if joins_must_leave:
-        joined, left = set(), set()
-        for e in events:
-            d = e.get("data") or {}
-            if e["type"] == "onair.chat.member_joined_room.v1":
-                joined.add(d.get("connectionId"))
-            elif e["type"] == "onair.chat.member_left_room.v1":
-                left.add(d.get("connectionId"))
-        stuck = joined - left
+        stuck = members_left(events)
         if stuck:
             failures.append("%d room members never left (connections %s)" % (len(stuck), ", ".join(sorted(stuck)[:3])))
 
