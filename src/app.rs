@@ -59,4 +59,6 @@ pub struct AppState {
     pub socket_limits: crate::http::socket_limits::SocketLimits,
     /// The background tasks of this instance and their states (`tasks` of `/health`).
     pub supervisor: crate::runtime::supervisor::Supervisor,
+    /// The projections this instance applies now (`projections.<name>.leader` of `/health`).
+    pub projection_leaders: crate::projections::Leadership,
 }

@@ -8,6 +8,7 @@
 #   onair_ensure_postgres            # sets PG_BIN
 #   onair_ensure_nats                # sets NATS_SERVER (absolute path)
 #   onair_ensure_python_requests
+#   onair_ensure_nginx               # sets NGINX_BIN (scripts/cluster)
 #   onair_start_postgres DIR PORT    # sets ONAIR_PG_STARTED=1|0
 #   onair_start_nats DIR PORT        # sets ONAIR_NATS_STARTED=1|0
 #   onair_stop_nats DIR
@@ -294,6 +295,38 @@ onair_ensure_actionhero_client() {
   fi
   ONAIR_AH_CLIENT_DIR="$(cd "$dir" && pwd)"
   export ONAIR_AH_CLIENT_DIR
+}
+
+# nginx, the load balancer of scripts/cluster (deploy/nginx.conf). Installs Debian's package
+# when missing without starting or enabling its system service (a policy-rc.d that refuses
+# service starts during the install): scripts/cluster runs its own nginx in the foreground with
+# a prefix under .onair-cluster/. Sets and exports NGINX_BIN.
+onair_ensure_nginx() {
+  NGINX_BIN="$(command -v nginx 2>/dev/null || true)"
+  [[ -n "$NGINX_BIN" ]] || { [[ -x /usr/sbin/nginx ]] && NGINX_BIN=/usr/sbin/nginx; }
+  if [[ -z "$NGINX_BIN" ]]; then
+    onair_log "nginx not found; installing Debian's nginx package (its service is not started)"
+    local policy=/usr/sbin/policy-rc.d added_policy=0 sudo=()
+    if ! _onair_is_root && command -v sudo >/dev/null 2>&1; then
+      sudo=(sudo -n)
+    fi
+    if [[ ! -e "$policy" ]]; then
+      if printf '#!/bin/sh\n# onair: no service starts while nginx is installed\nexit 101\n' |
+        "${sudo[@]}" tee "$policy" >/dev/null 2>&1 && "${sudo[@]}" chmod 755 "$policy"; then
+        added_policy=1
+      fi
+    fi
+    local rc=0
+    _onair_apt_install nginx || rc=1
+    if [[ "$added_policy" == 1 ]]; then
+      "${sudo[@]}" rm -f "$policy" || true
+    fi
+    ((rc == 0)) || { onair_die "could not install nginx"; return 1; }
+    NGINX_BIN="$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)"
+    [[ -x "$NGINX_BIN" ]] || { onair_die "nginx installed but not found"; return 1; }
+  fi
+  export NGINX_BIN
+  onair_log "nginx: $("$NGINX_BIN" -v 2>&1 | head -n1) ($NGINX_BIN)"
 }
 
 # ---------------------------------------------------------------------------

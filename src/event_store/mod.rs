@@ -116,13 +116,24 @@ pub struct EventStore {
 }
 
 impl EventStore {
-    /// Connects to NATS; `source` becomes every event's `ce-source`.
+    /// Connects to NATS; `source` becomes every event's `ce-source`. `url` may list several
+    /// servers of one cluster, comma-separated (`nats://a:4222,nats://b:4222`): the client picks
+    /// one and moves to another when it fails (it also learns the cluster's other servers).
     pub async fn connect(url: &str, source: &str) -> anyhow::Result<Self> {
+        let servers: Vec<&str> = url
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
         let client = async_nats::ConnectOptions::new()
             .name("onair")
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
-            .connect(url)
+            // A server that stops answering (frozen, cut off) is left after a few missed pings
+            // (async-nats gives up after 2 unanswered) for another server of the cluster, instead
+            // of after the default 2 minutes.
+            .ping_interval(Duration::from_secs(3))
+            .connect(servers)
             .await
             .map_err(|e| anyhow::anyhow!("cannot connect to NATS at {url}: {e}"))?;
         let mut jetstream = jetstream::new(client.clone());
@@ -146,14 +157,32 @@ impl EventStore {
 
     /// Creates the stream or updates it to `nats/stream.json`; `replicas` overrides the file's
     /// `num_replicas` (1 on a single node, 3 in a cluster).
+    ///
+    /// In a cluster the request may time out while the JetStream meta group elects a leader or
+    /// another instance creates the same stream: it is retried for up to 60 s.
     pub async fn ensure_stream(&self, replicas: usize) -> anyhow::Result<stream::Stream> {
         let mut config: stream::Config = serde_json::from_str(STREAM_CONFIG_JSON)?;
         config.num_replicas = replicas;
-        self.jetstream
-            .create_or_update_stream(config)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot create or update stream {STREAM_NAME}: {e}"))?;
-        Ok(self.jetstream.get_stream(STREAM_NAME).await?)
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let attempt = async {
+                self.jetstream
+                    .create_or_update_stream(config.clone())
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot create or update stream {STREAM_NAME}: {e}")
+                    })?;
+                Ok::<_, anyhow::Error>(self.jetstream.get_stream(STREAM_NAME).await?)
+            };
+            match attempt.await {
+                Ok(stream) => return Ok(stream),
+                Err(e) if std::time::Instant::now() < deadline => {
+                    tracing::warn!(error = %e, "stream not ready; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// The `ONAIR` stream; fails if NATS does not answer or the stream does not exist.

@@ -34,6 +34,57 @@ pub struct ProjectionLag {
     /// Events of its subjects stored but not yet applied (the lag, in events); absent when unknown.
     #[oai(nullable)]
     pub pending: Option<u64>,
+    /// Whether this instance applies it now (holds its leader lock); one worker does at a time.
+    pub leader: bool,
+}
+
+/// The NATS server this instance is connected to (from the server's `INFO`).
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct NatsServerHealth {
+    /// The node's `server_name`, e.g. `onair-nats-2`.
+    pub name: String,
+    /// `nats://<host>:<port>` of the node's client listener.
+    pub url: String,
+    /// The node's cluster name; absent on a single node.
+    #[oai(nullable)]
+    pub cluster: Option<String>,
+    /// nats-server's version.
+    pub version: String,
+}
+
+/// A follower replica of the `ONAIR` stream.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct StreamPeerHealth {
+    /// The node's `server_name`.
+    pub name: String,
+    /// `current`, `lagging` or `offline`.
+    pub state: String,
+    /// Operations behind the leader; absent when unknown.
+    #[oai(nullable)]
+    pub lag: Option<u64>,
+    /// Milliseconds since the leader last heard from it.
+    pub active_ms: u64,
+}
+
+/// The replica state of the `ONAIR` stream (the stream info's `cluster` block).
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct StreamHealth {
+    /// Replicas configured (`ONAIR_STREAM_REPLICAS`).
+    pub replicas: u64,
+    /// `server_name` of the node leading the stream; absent while an election runs.
+    #[oai(nullable)]
+    pub leader: Option<String>,
+    /// Followers caught up with the leader.
+    pub current: u64,
+    /// Followers behind the leader.
+    pub lagging: u64,
+    /// Followers the group considers offline.
+    pub offline: u64,
+    /// Each follower (the leader is not listed).
+    pub peers: Vec<StreamPeerHealth>,
 }
 
 /// A background task of this instance, as its supervisor sees it.
@@ -66,6 +117,12 @@ pub struct Health {
     pub services: ServiceStates,
     /// The stage provider in use (`local` or `aws`).
     pub stage_provider: String,
+    /// The NATS server this instance is connected to; absent while disconnected.
+    #[oai(nullable)]
+    pub nats_server: Option<NatsServerHealth>,
+    /// The stream's replicas; absent when the stream info cannot be read within 2 s.
+    #[oai(nullable)]
+    pub stream: Option<StreamHealth>,
     /// Per projection.
     pub projections: BTreeMap<String, ProjectionLag>,
     /// This instance's background tasks, by name.
@@ -92,7 +149,8 @@ pub struct HealthApi;
 impl HealthApi {
     /// Service health
     ///
-    /// States of NATS, Postgres and the stage provider, and each projector's lag. No API key needed.
+    /// States of NATS, Postgres and the stage provider, the NATS server this instance is connected
+    /// to, the stream's replicas, and each projector's lag. No API key needed.
     #[oai(
         path = "/health",
         method = "get",
@@ -107,10 +165,42 @@ impl HealthApi {
 
         let mut lags = BTreeMap::new();
         let stream = if nats_up {
-            state.store.stream().await.ok()
+            tokio::time::timeout(Duration::from_secs(2), state.store.stream())
+                .await
+                .ok()
+                .and_then(|r| r.ok())
         } else {
             None
         };
+        let nats_server = nats_up.then(|| {
+            let server = read_models::health::nats_server(state.store.client());
+            NatsServerHealth {
+                name: server.name,
+                url: server.url,
+                cluster: server.cluster,
+                version: server.version,
+            }
+        });
+        let stream_health = stream.as_ref().map(|stream| {
+            let replicas = read_models::health::stream_replicas(stream);
+            StreamHealth {
+                replicas: replicas.configured as u64,
+                current: replicas.count("current") as u64,
+                lagging: replicas.count("lagging") as u64,
+                offline: replicas.count("offline") as u64,
+                leader: replicas.leader,
+                peers: replicas
+                    .peers
+                    .into_iter()
+                    .map(|p| StreamPeerHealth {
+                        name: p.name,
+                        state: p.state.to_owned(),
+                        lag: p.lag,
+                        active_ms: p.active_ms,
+                    })
+                    .collect(),
+            }
+        });
         for name in &state.projection_names {
             let checkpoint = if pg_up {
                 projections::checkpoint(&state.db, name).await.unwrap_or(0)
@@ -126,6 +216,7 @@ impl HealthApi {
                 ProjectionLag {
                     checkpoint,
                     pending,
+                    leader: state.projection_leaders.leads(name),
                 },
             );
         }
@@ -154,6 +245,8 @@ impl HealthApi {
                 ivs: "ready".to_owned(),
             },
             stage_provider: state.provider_name.to_owned(),
+            nats_server,
+            stream: stream_health,
             projections: lags,
             tasks,
         };

@@ -7,6 +7,7 @@ pub mod backoffice;
 pub mod body_limit;
 pub mod common;
 pub mod consistency;
+pub mod deadline;
 pub mod envelope;
 pub mod error_code;
 pub mod field;
@@ -87,6 +88,7 @@ pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint<Outp
         .around(move |ep, req| {
             consistency::wait_for_min_sequence(ep, req, consistency_state.clone())
         })
+        .around(deadline::bound)
         .around(metrics::track)
         .around(move |ep, req| request_span::trace(ep, req, templates.clone()));
     Route::new()

@@ -9,6 +9,15 @@
 //! (`pg_try_advisory_lock`) on a dedicated connection while it works; the other instances wait and
 //! take over when that connection goes away. When the runner (re)starts it recreates the consumer at
 //! `checkpoint + 1`, so delivery is strictly in stream order. Projectors never read the clock.
+//!
+//! A leader that loses its lock stops applying rather than apply alongside the next one: it checks
+//! its lock connection every [`LOCK_CHECK_INTERVAL`] (a connection that does not answer within
+//! [`LOCK_CHECK_TIMEOUT`] counts as lost, as after a Postgres restart or a killed backend) and
+//! drops its consumer at once; and each batch's transaction verifies, before it commits, that the
+//! advisory lock is still held by this runner's lock connection (a fence: a batch begun under a
+//! lock that was lost meanwhile is rolled back, not committed). A consumer that ends or is
+//! deleted (a new leader recreates it) also stops the runner, which then contends for the lock
+//! again.
 
 pub mod followers;
 pub mod gifts;
@@ -21,7 +30,8 @@ pub mod viewers;
 
 pub use projection::{Notices, Projection, ReadModelProjection};
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
@@ -77,6 +87,73 @@ pub async fn checkpoint(pool: &PgPool, projection: &str) -> Result<u64, sqlx::Er
     Ok(row.map(|r| r.0 as u64).unwrap_or(0))
 }
 
+/// How often a leader checks that its lock connection still answers.
+pub const LOCK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long a leader waits for its lock connection's answer before it takes the lock as lost.
+pub const LOCK_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The projections this instance applies now (holds the lock of); shared by its runners,
+/// `/health` (`projections.<name>.leader`) and tests. Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct Leadership(Arc<Mutex<BTreeSet<&'static str>>>);
+
+impl Leadership {
+    fn set(&self, projection: &'static str, leads: bool) {
+        let mut led = self.0.lock().expect("leadership");
+        if leads {
+            led.insert(projection);
+        } else {
+            led.remove(projection);
+        }
+        metrics::gauge!("onair_projection_leader", "projection" => projection).set(if leads {
+            1.0
+        } else {
+            0.0
+        });
+    }
+
+    /// Marks `projection` as applied here until the guard is dropped (the runner stops leading,
+    /// returns, or its task is aborted).
+    fn lead(&self, projection: &'static str) -> Leading {
+        self.set(projection, true);
+        Leading {
+            leadership: self.clone(),
+            projection,
+        }
+    }
+
+    /// Whether this instance applies `projection` now.
+    pub fn leads(&self, projection: &str) -> bool {
+        self.0.lock().expect("leadership").contains(projection)
+    }
+
+    /// The projections this instance applies now, by name.
+    pub fn projections(&self) -> Vec<&'static str> {
+        self.0.lock().expect("leadership").iter().copied().collect()
+    }
+}
+
+/// See [`Leadership::lead`].
+struct Leading {
+    leadership: Leadership,
+    projection: &'static str,
+}
+
+impl Drop for Leading {
+    fn drop(&mut self) {
+        self.leadership.set(self.projection, false);
+    }
+}
+
+// The advisory-lock key of a projection is `hashtext('onair.projection.<name>')::bigint`.
+
+/// The lock a leader holds: its dedicated connection and that connection's backend pid.
+struct LeaderLock {
+    connection: PgConnection,
+    backend_pid: i32,
+}
+
 /// Runs one projection.
 pub struct ProjectorRunner {
     pool: PgPool,
@@ -84,6 +161,7 @@ pub struct ProjectorRunner {
     projection: Arc<dyn Projection>,
     batch_size: usize,
     applied: watch::Sender<u64>,
+    leadership: Leadership,
 }
 
 impl ProjectorRunner {
@@ -95,7 +173,14 @@ impl ProjectorRunner {
             projection,
             batch_size: 500,
             applied: watch::Sender::new(0),
+            leadership: Leadership::default(),
         }
+    }
+
+    /// Reports this runner's leadership into `leadership` (shared by the instance's runners).
+    pub fn with_leadership(mut self, leadership: Leadership) -> Self {
+        self.leadership = leadership;
+        self
     }
 
     /// The last sequence this runner committed (0 until it commits a batch).
@@ -116,27 +201,42 @@ impl ProjectorRunner {
 
     async fn run_as_leader(&self) -> anyhow::Result<()> {
         let name = self.projection.name();
-        let mut lock = PgConnection::connect_with(&self.pool.connect_options()).await?;
-        let key = format!("onair.projection.{name}");
+        let mut connection = PgConnection::connect_with(&self.pool.connect_options()).await?;
         loop {
-            let (locked,): (bool,) =
-                sqlx::query_as("SELECT pg_try_advisory_lock(hashtext($1)::bigint)")
-                    .bind(&key)
-                    .fetch_one(&mut lock)
-                    .await?;
+            let (locked,): (bool,) = sqlx::query_as(
+                "SELECT pg_try_advisory_lock(hashtext('onair.projection.' || $1)::bigint)",
+            )
+            .bind(name)
+            .fetch_one(&mut connection)
+            .await?;
             if locked {
                 break;
             }
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
+        let (backend_pid,): (i32,) = sqlx::query_as("SELECT pg_backend_pid()")
+            .fetch_one(&mut connection)
+            .await?;
+        let mut lock = LeaderLock {
+            connection,
+            backend_pid,
+        };
         tracing::info!(projection = name, "projector started as leader");
-        let result = self.consume().await;
+        let leading = self.leadership.lead(name);
+        let result = tokio::select! {
+            result = self.consume(lock.backend_pid) => result,
+            lost = hold(&mut lock.connection) => Err(lost),
+        };
+        drop(leading);
+        if let Err(e) = &result {
+            tracing::warn!(projection = name, error = %e, "projector stopped leading");
+        }
         // Closing the connection releases the lock.
-        let _ = lock.close().await;
+        let _ = tokio::time::timeout(LOCK_CHECK_TIMEOUT, lock.connection.close()).await;
         result
     }
 
-    async fn consume(&self) -> anyhow::Result<()> {
+    async fn consume(&self, lock_pid: i32) -> anyhow::Result<()> {
         let name = self.projection.name();
         sqlx::query(
             "INSERT INTO projection_checkpoints (projection) VALUES ($1)
@@ -190,11 +290,15 @@ impl ProjectorRunner {
                     _ => break,
                 }
             }
-            self.apply_batch(&batch).await?;
+            self.apply_batch(&batch, lock_pid).await?;
         }
     }
 
-    async fn apply_batch(&self, batch: &[async_nats::jetstream::Message]) -> anyhow::Result<()> {
+    async fn apply_batch(
+        &self,
+        batch: &[async_nats::jetstream::Message],
+        lock_pid: i32,
+    ) -> anyhow::Result<()> {
         let name = self.projection.name();
         let mut tx = self.pool.begin().await?;
         let (checkpoint,): (i64,) = sqlx::query_as(
@@ -239,6 +343,22 @@ impl ProjectorRunner {
         .bind(last as i64)
         .execute(&mut *tx)
         .await?;
+        // The fence: commit only while this runner's lock connection still holds the lock.
+        let (holds,): (bool,) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+               AND pid = $2 AND database = (SELECT oid FROM pg_database
+                                            WHERE datname = current_database())
+               AND objsubid = 1
+               AND ((classid::bigint << 32) | objid::bigint)
+                   = hashtext('onair.projection.' || $1)::bigint)",
+        )
+        .bind(name)
+        .bind(lock_pid)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !holds {
+            anyhow::bail!("the projection lock was lost; batch rolled back");
+        }
         tx.commit().await?;
         if let Some(message) = batch.last() {
             message
@@ -256,5 +376,18 @@ impl ProjectorRunner {
                 .set(lag.as_seconds_f64().max(0.0));
         }
         Ok(())
+    }
+}
+
+/// Checks the lock connection every [`LOCK_CHECK_INTERVAL`]; returns when it fails or does not
+/// answer within [`LOCK_CHECK_TIMEOUT`] (the lock is then gone, or about to be).
+async fn hold(connection: &mut PgConnection) -> anyhow::Error {
+    loop {
+        tokio::time::sleep(LOCK_CHECK_INTERVAL).await;
+        match tokio::time::timeout(LOCK_CHECK_TIMEOUT, connection.ping()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return anyhow::anyhow!("the lock connection failed: {e}"),
+            Err(_) => return anyhow::anyhow!("the lock connection did not answer"),
+        }
     }
 }

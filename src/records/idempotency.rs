@@ -35,8 +35,14 @@ pub struct KeptAnswer {
     pub body: Vec<u8>,
 }
 
+/// How long a claim without an answer holds its key: after that the request that claimed it is
+/// taken as gone (its instance died mid-request) and a retry may claim the key again. Its event id
+/// is derived from the key, so the retry's event is the same one (JetStream's duplicate window).
+pub const ABANDONED_CLAIM_SECS: i32 = 15;
+
 /// Takes `key` of `owner` (an API key id) for a request: true when it is new (or its record was
-/// older than 24 h and is replaced), false when another request holds it.
+/// older than 24 h, or an answerless claim older than [`ABANDONED_CLAIM_SECS`], and is replaced),
+/// false when another request holds it.
 pub async fn claim(
     db: &PgPool,
     owner: Uuid,
@@ -51,12 +57,15 @@ pub async fn claim(
            request_hash = EXCLUDED.request_hash, status = NULL, content_type = NULL,
            event_sequence = NULL, body = NULL, created_at = now()
          WHERE idempotency_records.created_at < now() - interval '24 hours'
+            OR (idempotency_records.status IS NULL
+                AND idempotency_records.created_at < now() - make_interval(secs => $5))
          RETURNING true",
     )
     .bind(owner)
     .bind(key)
     .bind(route)
     .bind(request_hash)
+    .bind(f64::from(ABANDONED_CLAIM_SECS))
     .fetch_optional(db)
     .await?;
     Ok(row.is_some())

@@ -19,7 +19,7 @@ pub struct ConnectionSettings {
         default_value = "postgres://postgres@127.0.0.1:55432/onair"
     )]
     pub database_url: String,
-    /// NATS URL (JetStream must be enabled).
+    /// NATS URL (JetStream must be enabled); the servers of a cluster comma-separated.
     #[arg(
         long,
         global = true,

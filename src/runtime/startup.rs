@@ -70,6 +70,7 @@ pub struct ProjectorControl {
     store: EventStore,
     supervisor: Supervisor,
     handles: Arc<Mutex<Vec<TaskHandle>>>,
+    leadership: projections::Leadership,
 }
 
 impl ProjectorControl {
@@ -79,11 +80,14 @@ impl ProjectorControl {
         let mut handles = self.handles.lock().expect("projector handles");
         for projection in projections::all() {
             let (db, store) = (self.db.clone(), self.store.clone());
+            let leadership = self.leadership.clone();
             let name = format!("projector-{}", projection.name());
             handles.push(
                 self.supervisor
                     .spawn(name, Restart::Always, false, move || {
-                        ProjectorRunner::new(db.clone(), store.clone(), projection.clone()).run()
+                        ProjectorRunner::new(db.clone(), store.clone(), projection.clone())
+                            .with_leadership(leadership.clone())
+                            .run()
                     }),
             );
         }
@@ -94,6 +98,11 @@ impl ProjectorControl {
         for handle in self.handles.lock().expect("projector handles").drain(..) {
             handle.abort();
         }
+    }
+
+    /// The projections this instance applies now (holds the lock of), by name.
+    pub fn leading(&self) -> Vec<&'static str> {
+        self.leadership.projections()
     }
 }
 
@@ -279,7 +288,9 @@ impl Application {
 
         let socket_limits =
             crate::http::socket_limits::SocketLimits::new(settings.socket_limits(), clock.clone());
+        let leadership = projections::Leadership::default();
         let state = Arc::new(AppState {
+            projection_leaders: leadership.clone(),
             clock,
             min_sequence_wait: Duration::from_millis(settings.min_sequence_wait_ms),
             chat,
@@ -320,6 +331,7 @@ impl Application {
             store: state.store.clone(),
             supervisor: supervisor.clone(),
             handles: Arc::new(Mutex::new(Vec::new())),
+            leadership,
         };
         if settings.has_role(ServeRole::Projectors) {
             projectors.start();

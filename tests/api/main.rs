@@ -15,6 +15,7 @@ mod backoffice;
 mod chat;
 mod chat_clients;
 mod chat_sessions;
+mod cluster_health;
 mod concurrency;
 mod event_schemas;
 mod event_tools;

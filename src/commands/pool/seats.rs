@@ -26,7 +26,8 @@ impl PoolService {
     /// `event_id` makes a retried request publish the same event (idempotency key). On the way it
     /// may reopen a draining stage or create an auto-scaled one (each its own pool event).
     /// Errors: the pool's rules (`STAGE_FULL`, `STAGE_LIMIT_REACHED`), the provider, the store,
-    /// [`PoolServiceError::Contended`] after 20 lost races.
+    /// [`PoolServiceError::Contended`] after 20 lost races; a store error when the whole
+    /// decision takes longer than [`super::service::DECISION_DEADLINE`] (a NATS failover).
     #[tracing::instrument(skip_all, fields(user_id = %user), err(level = "info"))]
     pub async fn assign_viewer_seat(
         &self,
@@ -35,8 +36,24 @@ impl PoolService {
         token_attributes: BTreeMap<String, String>,
         event_id: Option<Uuid>,
     ) -> Result<SeatGranted, PoolServiceError> {
+        self.within_deadline(self.assign_viewer_seat_now(
+            user,
+            attributes,
+            token_attributes,
+            event_id,
+        ))
+        .await
+    }
+
+    async fn assign_viewer_seat_now(
+        &self,
+        user: &UserId,
+        attributes: serde_json::Map<String, serde_json::Value>,
+        token_attributes: BTreeMap<String, String>,
+        event_id: Option<Uuid>,
+    ) -> Result<SeatGranted, PoolServiceError> {
         let limits = self.inner.settings.limits;
-        let _turn = self.inner.decide.lock().await;
+        let _turn = self.turn().await?;
         // The provider's quota refusal, once met: seat below the cap or refuse with its reason.
         let refused: Mutex<Option<String>> = Mutex::new(None);
         let (refused, attributes, token_attributes) = (&refused, &attributes, &token_attributes);
@@ -239,7 +256,7 @@ impl PoolService {
     ) -> Result<(ViewerLeft, Published), PoolServiceError> {
         self.check_fresh(|p| p.decide_leave(user, stage_arn, self.now()).map(|_| ()))
             .await?;
-        let _turn = self.inner.decide.lock().await;
+        let _turn = self.turn().await?;
         self.decide_and_publish(
             |p, at| {
                 let left = p.decide_leave(user, stage_arn, at)?;
