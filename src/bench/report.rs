@@ -101,9 +101,10 @@ pub struct ChatFigures {
     pub slow: usize,
     /// `say`s sent.
     pub says_sent: u64,
-    /// `say`s answered `OK` and not refused by a system message.
+    /// `say`s answered `OK`.
     pub says_accepted: u64,
-    /// `say`s refused (a system message such as 42901, or an error answer).
+    /// `say`s refused (an error answer, such as onair's 42901 over the rate limits) or not
+    /// answered.
     pub says_refused: u64,
     /// `says_accepted` per second of load.
     pub says_accepted_per_sec: f64,
