@@ -186,7 +186,7 @@ impl Report {
 
     /// The result table.
     pub fn table(&self) -> String {
-        let mut rows: Vec<(String, String)> = Vec::new();
+        let mut rows: Vec<(String, Vec<String>)> = Vec::new();
         let mut columns = vec![self.target.clone()];
         let reports: Vec<&Report> = std::iter::once(self).chain(self.peer.as_deref()).collect();
         if let Some(peer) = &self.peer {
@@ -198,7 +198,7 @@ impl Report {
                 .map(|r| f(r).unwrap_or_else(|| "-".into()))
                 .collect();
             if cells.iter().any(|c| c != "-") {
-                rows.push((name.to_owned(), cells.join(" | ")));
+                rows.push((name.to_owned(), cells));
             }
         };
         let n = |v: f64| format!("{v:.0}");
@@ -321,14 +321,34 @@ impl Report {
                 .as_ref()
                 .and_then(|s| Some(format!("{:.1} s ({:.2})", s.cpu_seconds?, s.cpu_cores?)))
         });
-        let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-        let mut out = format!(
-            "{:width$}   {}\n",
-            format!("bench {}", self.scenario),
-            columns.join(" | ")
-        );
-        for (k, v) in rows {
-            out.push_str(&format!("{k:width$}   {v}\n"));
+        let title = format!("bench {}", self.scenario);
+        let width = rows
+            .iter()
+            .map(|(k, _)| k.len())
+            .chain([title.len()])
+            .max()
+            .unwrap_or(0);
+        // Every column but the last is padded to its widest cell.
+        let line = |first: &str, cells: &[String]| {
+            let mut l = format!("{first:width$}");
+            for (i, c) in cells.iter().enumerate() {
+                let w = std::iter::once(&columns[i])
+                    .chain(rows.iter().map(|(_, r)| &r[i]))
+                    .map(|s| s.chars().count())
+                    .max()
+                    .unwrap_or(0);
+                if i + 1 < cells.len() {
+                    l.push_str(&format!("   {c:w$}"));
+                } else {
+                    l.push_str(&format!("   {c}"));
+                }
+            }
+            l.push('\n');
+            l
+        };
+        let mut out = line(&title, &columns);
+        for (k, v) in &rows {
+            out.push_str(&line(k, v));
         }
         out
     }
