@@ -276,7 +276,8 @@ async fn speak(
             loop {
                 let wait = if done.load(Ordering::Relaxed) {
                     let started = *since_done.get_or_insert_with(Instant::now);
-                    match Duration::from_secs(5).checked_sub(started.elapsed()) {
+                    // Late answers still count, up to 30 s after the last say.
+                    match Duration::from_secs(30).checked_sub(started.elapsed()) {
                         Some(left) => left,
                         None => break,
                     }
@@ -483,17 +484,17 @@ async fn measure(args: &ChatArgs, target: &Target, run: &str) -> anyhow::Result<
     let load_secs = load_started.elapsed().as_secs_f64();
     let accepted = said.answered_ok;
     // Deliveries still on their way: wait until every listener has every accepted message, or
-    // until nothing arrives for 2 s.
+    // until nothing arrives for 5 s.
     let expected = accepted * listening.len() as u64;
     let mut last = (total.load(Ordering::Relaxed), Instant::now());
-    while total.load(Ordering::Relaxed) < expected && last.1.elapsed() < Duration::from_secs(2) {
+    while total.load(Ordering::Relaxed) < expected && last.1.elapsed() < Duration::from_secs(5) {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let now = total.load(Ordering::Relaxed);
         if now != last.0 {
             last = (now, Instant::now());
         }
     }
-    let elapsed = load_started.elapsed().as_secs_f64() - last.1.elapsed().as_secs_f64().min(2.0);
+    let elapsed = load_started.elapsed().as_secs_f64() - last.1.elapsed().as_secs_f64().min(5.0);
     let _ = stop.send(true);
     let mut figures = ChatFigures {
         listeners: listening.len(),
@@ -501,7 +502,8 @@ async fn measure(args: &ChatArgs, target: &Target, run: &str) -> anyhow::Result<
         slow: args.slow,
         says_sent: said.sent,
         says_accepted: accepted,
-        says_refused: said.refused + said.sent.saturating_sub(said.answered_ok + said.refused),
+        says_refused: said.refused,
+        says_unanswered: said.sent.saturating_sub(said.answered_ok + said.refused),
         says_accepted_per_sec: accepted as f64 / load_secs.max(1e-9),
         say_answer: Latency::of(&answers.lock().expect("not poisoned")),
         ..Default::default()

@@ -103,9 +103,10 @@ pub struct ChatFigures {
     pub says_sent: u64,
     /// `say`s answered `OK`.
     pub says_accepted: u64,
-    /// `say`s refused (an error answer, such as onair's 42901 over the rate limits) or not
-    /// answered.
+    /// `say`s refused (an error answer, such as onair's 42901 over the rate limits).
     pub says_refused: u64,
+    /// `say`s not answered within 30 s of the last one.
+    pub says_unanswered: u64,
     /// `says_accepted` per second of load.
     pub says_accepted_per_sec: f64,
     /// `say` to `OK` answer.
@@ -179,7 +180,7 @@ impl Report {
         let http = self.http.as_ref().map_or(0, |h| h.errors);
         let reference = self.reference.as_ref().map_or(0, |h| h.errors);
         let chat = self.chat.as_ref().map_or(0, |c| {
-            c.says_refused + c.deliveries_lost + c.listeners_dropped
+            c.says_refused + c.says_unanswered + c.deliveries_lost + c.listeners_dropped
         });
         http + reference + chat
     }
@@ -241,10 +242,13 @@ impl Report {
                 .as_ref()
                 .map(|c| format!("{} / {} / {}", c.listeners, c.senders, c.slow))
         });
-        row("says sent / accepted / refused", &|r| {
-            r.chat
-                .as_ref()
-                .map(|c| format!("{} / {} / {}", c.says_sent, c.says_accepted, c.says_refused))
+        row("says sent / accepted / refused / unanswered", &|r| {
+            r.chat.as_ref().map(|c| {
+                format!(
+                    "{} / {} / {} / {}",
+                    c.says_sent, c.says_accepted, c.says_refused, c.says_unanswered
+                )
+            })
         });
         row("says accepted/s", &|r| {
             r.chat.as_ref().map(|c| n(c.says_accepted_per_sec))
