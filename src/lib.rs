@@ -26,13 +26,15 @@
 //! - [`records`]: operator records kept in Postgres, not in the stream (API keys, operators,
 //!   member token secret and versions, idempotency records, rate-limit buckets).
 //! - [`ivs`]: the stage provider port, ARNs and self-signed ES384 participant tokens.
-//! - [`ops`]: the operators' tools (`onair replay`, `onair audit`, `onair events`).
+//! - [`ops`]: the operators' tools (`onair replay`, `onair audit`, `onair events`); [`bench`]:
+//!   `onair bench`, the load generator.
 //! - [`runtime`]: settings, startup with supervised background tasks, telemetry, metrics, the
 //!   injectable clock. [`app`]: the state every edge and task shares. [`cli`]: the subcommands.
 
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod bench;
 pub mod chat;
 pub mod cli;
 pub mod commands;

@@ -94,6 +94,9 @@ pub(super) enum Command {
         #[command(subcommand)]
         command: GiftCommand,
     },
+    /// Generate load against a running onair (heartbeats, tokens, chat, gifts) or measure this
+    /// machine's reference handler; prints a table, or JSON with `--json`.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Which events `tail` and `export` read.

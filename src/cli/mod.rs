@@ -125,6 +125,7 @@ impl Command {
                 connection,
                 command,
             } => return gift_command(&connection, command).await,
+            Command::Bench(args) => crate::bench::command(args).await?,
             Command::Events {
                 connection,
                 command,

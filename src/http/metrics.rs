@@ -33,6 +33,7 @@ pub async fn track<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Respon
 pub async fn serve(state: Data<&Arc<AppState>>) -> Response {
     let handle = handle();
     metrics::gauge!("onair_chat_open_sockets").set(state.chat.hub.len() as f64);
+    crate::runtime::metrics::record_process_gauges();
     if let Ok(stream) = state.store.stream().await {
         for name in &state.projection_names {
             if let Some(backlog) = crate::projections::consumer_backlog(&stream, name).await {

@@ -12,6 +12,7 @@ mod auth_and_validation;
 mod aws_provider;
 mod aws_serve;
 mod backoffice;
+mod bench_smoke;
 mod chat;
 mod chat_clients;
 mod chat_sessions;
