@@ -232,6 +232,13 @@ impl StagePool {
                     seat.last_seen_at = seat.last_seen_at.max(at);
                 }
             }
+            Event::ViewerHeartbeatsRecorded(batch) => {
+                for beat in &batch.heartbeats {
+                    if let Some(seat) = self.seat_mut(&beat.user_id, &beat.stage_arn) {
+                        seat.last_seen_at = seat.last_seen_at.max(beat.at);
+                    }
+                }
+            }
             Event::ViewerLeft(ViewerLeft { user_id, .. })
             | Event::ViewerExpired(ViewerExpired { user_id, .. }) => {
                 self.remove_seat(user_id);

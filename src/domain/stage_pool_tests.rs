@@ -1,7 +1,10 @@
 //! Given/when/then tests of the stage pool: seating, scaling, draining and expiry (src/domain/stage_pool.rs).
 
 use super::*;
-use crate::events::{StageCreated, ViewerHeartbeatRecorded, ViewerJoined};
+use crate::events::{
+    RecordedHeartbeat, StageCreated, ViewerHeartbeatRecorded, ViewerHeartbeatsRecorded,
+    ViewerJoined,
+};
 use time::macros::datetime;
 use uuid::Uuid;
 
@@ -193,6 +196,32 @@ fn a_viewer_silent_past_the_timeout_expires_at_their_last_heartbeat() {
             .decide_expiry(T0 + time::Duration::seconds(90), timeout)
             .is_empty()
     );
+}
+
+#[test]
+fn a_batch_of_heartbeats_keeps_each_seat_at_its_own_time() {
+    let timeout = Duration::from_secs(60);
+    let beat = |user: &str, secs: i64| RecordedHeartbeat {
+        user_id: user.into(),
+        stage_arn: "master".into(),
+        at: T0 + time::Duration::seconds(secs),
+    };
+    let g = given()
+        .stage("master", true)
+        .joined("quiet", "master", T0)
+        .joined("chatty", "master", T0)
+        .event(
+            T0 + time::Duration::seconds(80),
+            Event::ViewerHeartbeatsRecorded(ViewerHeartbeatsRecorded {
+                heartbeats: vec![beat("quiet", 30), beat("chatty", 80), beat("nobody", 80)],
+            }),
+        );
+    let expired = g
+        .pool
+        .decide_expiry(T0 + time::Duration::seconds(91), timeout);
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].user_id, "quiet");
+    assert_eq!(expired[0].watch_duration_seconds, 30);
 }
 
 fn drain_of(g: &Given, at: OffsetDateTime) -> Option<Event> {

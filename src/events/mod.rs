@@ -36,9 +36,10 @@ pub use self::room::{
 };
 
 pub use self::stage::{
-    PublisherTokenIssued, StageCreated, StageDeleted, StageDeletionReason, StageDrainEnded,
-    StageDrainStarted, StageRenamed, StreamEnded, StreamStarted, ViewerExpired,
-    ViewerHeartbeatRecorded, ViewerJoined, ViewerLeft, ViewerTokenRenewed,
+    PublisherTokenIssued, RecordedHeartbeat, StageCreated, StageDeleted, StageDeletionReason,
+    StageDrainEnded, StageDrainStarted, StageRenamed, StreamEnded, StreamStarted, ViewerExpired,
+    ViewerHeartbeatRecorded, ViewerHeartbeatsRecorded, ViewerJoined, ViewerLeft,
+    ViewerTokenRenewed,
 };
 
 /// The one stage pool of a deployment; its events live on `onair.pool.default.*`.
@@ -80,6 +81,16 @@ pub fn follow_pair_id(follower: &str, streamer: &str) -> String {
 
 /// Filter for every viewer heartbeat.
 pub const HEARTBEAT_SUBJECT_FILTER: &str = "onair.viewer.*.heartbeat_recorded";
+/// Filter for every batch of heartbeats (group commit).
+pub const HEARTBEAT_BATCH_SUBJECT_FILTER: &str = "onair.viewer.*.heartbeats_recorded";
+
+/// Filters of every heartbeat, single or in a batch.
+pub fn heartbeat_subject_filters() -> Vec<String> {
+    vec![
+        HEARTBEAT_SUBJECT_FILTER.to_owned(),
+        HEARTBEAT_BATCH_SUBJECT_FILTER.to_owned(),
+    ]
+}
 
 /// Every event type onair writes.
 #[derive(Clone, Debug, PartialEq)]
@@ -100,6 +111,8 @@ pub enum Event {
     ViewerTokenRenewed(ViewerTokenRenewed),
     /// A seated viewer sent a heartbeat (`onair.viewer.heartbeat_recorded.v1`).
     ViewerHeartbeatRecorded(ViewerHeartbeatRecorded),
+    /// Heartbeats stored together (`onair.viewer.heartbeats_recorded.v1`).
+    ViewerHeartbeatsRecorded(ViewerHeartbeatsRecorded),
     /// A viewer left on their own (`onair.viewer.left.v1`).
     ViewerLeft(ViewerLeft),
     /// A silent viewer lost the seat (`onair.viewer.expired.v1`).
@@ -182,6 +195,7 @@ impl Event {
             Event::ViewerJoined(_) => "onair.viewer.joined.v1",
             Event::ViewerTokenRenewed(_) => "onair.viewer.token_renewed.v1",
             Event::ViewerHeartbeatRecorded(_) => "onair.viewer.heartbeat_recorded.v1",
+            Event::ViewerHeartbeatsRecorded(_) => "onair.viewer.heartbeats_recorded.v1",
             Event::ViewerLeft(_) => "onair.viewer.left.v1",
             Event::ViewerExpired(_) => "onair.viewer.expired.v1",
             Event::PublisherTokenIssued(_) => "onair.publisher.token_issued.v1",
@@ -257,6 +271,7 @@ impl Event {
             Event::ViewerLeft(_) => ("pool", "viewer_left"),
             Event::ViewerExpired(_) => ("pool", "viewer_expired"),
             Event::ViewerHeartbeatRecorded(_) => ("viewer", "heartbeat_recorded"),
+            Event::ViewerHeartbeatsRecorded(_) => ("viewer", "heartbeats_recorded"),
             Event::PublisherTokenIssued(_) => ("publisher", "token_issued"),
             Event::StreamStarted(_) => ("stream", "started"),
             Event::StreamEnded(_) => ("stream", "ended"),
@@ -310,6 +325,7 @@ impl Event {
             Event::ViewerJoined(e) => serde_json::to_vec(e),
             Event::ViewerTokenRenewed(e) => serde_json::to_vec(e),
             Event::ViewerHeartbeatRecorded(e) => serde_json::to_vec(e),
+            Event::ViewerHeartbeatsRecorded(e) => serde_json::to_vec(e),
             Event::ViewerLeft(e) => serde_json::to_vec(e),
             Event::ViewerExpired(e) => serde_json::to_vec(e),
             Event::PublisherTokenIssued(e) => serde_json::to_vec(e),
@@ -360,6 +376,9 @@ impl Event {
             "onair.viewer.token_renewed.v1" => Event::ViewerTokenRenewed(parse(event_type, data)?),
             "onair.viewer.heartbeat_recorded.v1" => {
                 Event::ViewerHeartbeatRecorded(parse(event_type, data)?)
+            }
+            "onair.viewer.heartbeats_recorded.v1" => {
+                Event::ViewerHeartbeatsRecorded(parse(event_type, data)?)
             }
             "onair.viewer.left.v1" => Event::ViewerLeft(parse(event_type, data)?),
             "onair.viewer.expired.v1" => Event::ViewerExpired(parse(event_type, data)?),

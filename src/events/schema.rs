@@ -54,6 +54,7 @@ pub fn catalog() -> Vec<EventSchema> {
         ViewerLeft, "onair.viewer.left.v1", pool("viewer_left"), "the pool";
         ViewerExpired, "onair.viewer.expired.v1", pool("viewer_expired"), "the pool";
         ViewerHeartbeatRecorded, "onair.viewer.heartbeat_recorded.v1", of("viewer", "heartbeat_recorded"), "the user id";
+        ViewerHeartbeatsRecorded, "onair.viewer.heartbeats_recorded.v1", format!("onair.viewer.{POOL_ID}.heartbeats_recorded"), "the pool";
         PublisherTokenIssued, "onair.publisher.token_issued.v1", of("publisher", "token_issued"), "the user id";
         StreamStarted, "onair.stream.started.v1", of("stream", "started"), "the stage ARN";
         StreamEnded, "onair.stream.ended.v1", of("stream", "ended"), "the stage ARN";

@@ -75,6 +75,32 @@ pub struct ViewerHeartbeatRecorded {
     pub stage_arn: String,
 }
 
+/// One heartbeat of a [`ViewerHeartbeatsRecorded`] batch: the same fact as one
+/// `onair.viewer.heartbeat_recorded.v1`, with its own time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedHeartbeat {
+    /// The seated viewer's plain user id.
+    pub user_id: String,
+    /// ARN of the stage the viewer is seated on.
+    pub stage_arn: String,
+    /// When the heartbeat was recorded: RFC 3339, UTC, milliseconds (what its answer said).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub at: OffsetDateTime,
+}
+
+/// Heartbeats that reached one instance within a moment, stored as one message (group commit,
+/// `ONAIR_HEARTBEAT_BATCH_WINDOW_US` and `ONAIR_HEARTBEAT_BATCH_MAX`). Applying it is applying each
+/// heartbeat as an `onair.viewer.heartbeat_recorded.v1` at its `at`; `ce-time` is the latest `at`.
+/// Its id is derived from the heartbeats it holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ViewerHeartbeatsRecorded {
+    /// The heartbeats, in the order they arrived (at least two).
+    pub heartbeats: Vec<RecordedHeartbeat>,
+}
+
 /// A viewer left on their own; `watchDurationSeconds` is this session's length (leave time minus
 /// join time, whole seconds).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

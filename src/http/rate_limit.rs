@@ -5,7 +5,8 @@
 //! answered 429 `TOO_MANY_REQUESTS` with `Retry-After` and never reaches the handler. Every counted
 //! answer carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`
 //! (draft-ietf-httpapi-ratelimit-headers). When Postgres does not answer, the request goes
-//! through uncounted (fail open).
+//! through uncounted (fail open). The count is [`crate::records::rate_limit::RateLimiter::check`]:
+//! in memory from a leased slice of the key's budget, Postgres once per slice.
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use poem::{Endpoint, IntoResponse, Request, Response};
 
 use crate::app::AppState;
 use crate::http::api_error::{ApiError, framework_error_to_response};
-use crate::records::rate_limit::{Decision, check};
+use crate::records::rate_limit::Decision;
 
 /// Writes `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` and, when refused,
 /// `Retry-After`.
@@ -62,7 +63,11 @@ async fn count(state: &AppState, req: &Request) -> Option<Decision> {
         // Unknown or revoked: the API-key auth answers 401. Lookup failed: it answers 503.
         Ok(None) | Err(_) => return None,
     };
-    match check(&state.db, record.id, record.rate_limit_per_minute).await {
+    match state
+        .rate_limiter
+        .check(&state.db, record.id, record.rate_limit_per_minute)
+        .await
+    {
         Ok(decision) => Some(decision),
         Err(e) => {
             tracing::warn!(

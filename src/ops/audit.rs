@@ -110,6 +110,9 @@ pub(crate) async fn apply_on(
     checkpoints: &mut BTreeMap<&'static str, u64>,
     batch: &[StreamMessage],
 ) -> anyhow::Result<()> {
+    // One transaction for the whole batch, every projection: a rebuild commits once per batch.
+    let mut tx = conn.begin().await?;
+    let mut reached = Vec::with_capacity(projections.len());
     for projection in projections {
         let subjects = projection.subjects();
         let mine: Vec<&StreamMessage> = batch
@@ -122,17 +125,30 @@ pub(crate) async fn apply_on(
         };
         let events: Vec<EventEnvelope> = mine.iter().filter_map(|m| m.event.clone()).collect();
         if !events.is_empty() {
-            let mut tx = conn.begin().await?;
             projection.apply_batch(&mut tx, &events).await?;
-            tx.commit().await?;
             let _ = projection.take_notices();
         }
-        checkpoints.insert(projection.name(), last);
+        reached.push((projection.name(), last));
     }
+    tx.commit().await?;
+    checkpoints.extend(reached);
     Ok(())
 }
 
 /// One message of the stream as the rebuild reads it.
+/// Events applied (and committed) together by a rebuild.
+const REBUILD_BATCH: usize = 5000;
+
+/// Settings of a rebuild's connection: its writes go to scratch tables that an interrupted run
+/// drops, so it does not wait for each commit to reach the disk (`synchronous_commit = off`; a
+/// replay's swap commits durably and flushes everything before it).
+pub(crate) async fn fast_rebuild(conn: &mut PgConnection) -> anyhow::Result<()> {
+    sqlx::query("SET synchronous_commit TO off")
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 pub(crate) struct StreamMessage {
     pub(crate) subject: String,
     pub(crate) sequence: u64,
@@ -199,7 +215,7 @@ pub(crate) async fn read_range(
             sequence,
             event,
         });
-        if batch.len() >= 500 {
+        if batch.len() >= REBUILD_BATCH {
             on_batch(std::mem::take(&mut batch)).await?;
         }
         if reported.elapsed() > Duration::from_millis(500) {
@@ -275,6 +291,7 @@ async fn audit_into(db: &PgPool, store: &EventStore, schema: &str) -> anyhow::Re
     sqlx::query(sqlx::AssertSqlSafe(format!("SET search_path TO {schema}")))
         .execute(&mut conn)
         .await?;
+    fast_rebuild(&mut conn).await?;
     let mut rebuild = Rebuild {
         conn,
         projections: projections::all(),

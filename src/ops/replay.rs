@@ -20,7 +20,7 @@ use std::sync::Arc;
 use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::event_store::EventStore;
-use crate::ops::audit::{AuditReport, Rebuild, apply_on, create_scratch, read_range};
+use crate::ops::audit::{AuditReport, Rebuild, apply_on, create_scratch, fast_rebuild, read_range};
 use crate::projections::{self, Projection};
 
 /// What a replay did.
@@ -125,6 +125,7 @@ async fn replay_into(
     )))
     .execute(&mut conn)
     .await?;
+    fast_rebuild(&mut conn).await?;
     let mut rebuild = Rebuild {
         conn,
         projections: chosen,

@@ -7,7 +7,7 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 
 use super::projection::ReadModelProjection;
-use crate::events::{Event, EventEnvelope, HEARTBEAT_SUBJECT_FILTER, pool_subject_filter};
+use crate::events::{Event, EventEnvelope, heartbeat_subject_filters, pool_subject_filter};
 
 /// The `viewers` projection: the pool's events and heartbeats into `rm_viewer_seats` and
 /// `rm_watch_time`.
@@ -45,6 +45,32 @@ impl ViewersProjection {
 }
 
 impl ViewersProjection {
+    /// Adds the heartbeats of `envelope` (one, or a batch) to `pending`, keeping each seat's
+    /// latest time; `false` when it holds none.
+    fn collect_heartbeats(
+        envelope: &EventEnvelope,
+        pending: &mut HashMap<(String, String), OffsetDateTime>,
+    ) -> bool {
+        let mut add = |user: &str, stage: &str, at: OffsetDateTime| {
+            let latest = pending
+                .entry((user.to_owned(), stage.to_owned()))
+                .or_insert(at);
+            *latest = (*latest).max(at);
+        };
+        match &envelope.event {
+            Event::ViewerHeartbeatRecorded(e) => {
+                add(&e.user_id, &e.stage_arn, envelope.occurred_at)
+            }
+            Event::ViewerHeartbeatsRecorded(batch) => {
+                for beat in &batch.heartbeats {
+                    add(&beat.user_id, &beat.stage_arn, beat.at);
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+
     /// Writes coalesced heartbeats: per seat, the latest time (the same as applying them one by one,
     /// since a heartbeat only ever raises `last_heartbeat_at`).
     async fn flush_heartbeats(
@@ -86,12 +112,7 @@ impl ReadModelProjection for ViewersProjection {
     ) -> Result<(), sqlx::Error> {
         let mut pending: HashMap<(String, String), OffsetDateTime> = HashMap::new();
         for envelope in events {
-            if let Event::ViewerHeartbeatRecorded(e) = &envelope.event {
-                let at = pending
-                    .entry((e.user_id.clone(), e.stage_arn.clone()))
-                    .or_insert(envelope.occurred_at);
-                *at = (*at).max(envelope.occurred_at);
-            } else {
+            if !Self::collect_heartbeats(envelope, &mut pending) {
                 Self::flush_heartbeats(tx, &mut pending).await?;
                 self.apply(tx, envelope).await?;
             }
@@ -104,7 +125,9 @@ impl ReadModelProjection for ViewersProjection {
     const TABLES: &'static [&'static str] = &["rm_viewer_seats", "rm_watch_time"];
 
     fn subjects() -> Vec<String> {
-        vec![pool_subject_filter(), HEARTBEAT_SUBJECT_FILTER.to_owned()]
+        let mut subjects = vec![pool_subject_filter()];
+        subjects.extend(heartbeat_subject_filters());
+        subjects
     }
 
     async fn apply(
@@ -152,6 +175,11 @@ impl ReadModelProjection for ViewersProjection {
                 .bind(at)
                 .execute(&mut *tx)
                 .await?;
+            }
+            Event::ViewerHeartbeatsRecorded(_) => {
+                let mut pending = HashMap::new();
+                Self::collect_heartbeats(envelope, &mut pending);
+                Self::flush_heartbeats(tx, &mut pending).await?;
             }
             Event::ViewerLeft(e) => {
                 Self::end_session(tx, &e.user_id, &e.stage_arn, e.watch_duration_seconds).await?

@@ -286,6 +286,26 @@ pub struct ServeSettings {
         default_value = "api,projectors,reactors"
     )]
     pub roles: Vec<ServeRole>,
+    /// Rate limits: share of a key's per-minute limit an instance leases from the shared bucket
+    /// at once and spends in memory, in percent (a slice is at least 1 request; 1 asks Postgres on
+    /// every request). Instances may together exceed a key's limit by at most instances × slice
+    /// per window (src/records/rate_limit.rs).
+    #[arg(long, env = "ONAIR_RATE_LIMIT_SLICE_PERCENT", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub rate_limit_slice_percent: u32,
+    /// Rate limits: most requests one lease takes.
+    #[arg(long, env = "ONAIR_RATE_LIMIT_MAX_SLICE", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_max_slice: u32,
+    /// Rate limits: milliseconds a leased slice may be spent; what is left after it is dropped.
+    #[arg(long, env = "ONAIR_RATE_LIMIT_LEASE_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub rate_limit_lease_ms: u64,
+    /// Heartbeat group commit: microseconds a heartbeat waits for others to share its JetStream
+    /// message (`onair.viewer.heartbeats_recorded.v1`); 0 batches only what is already queued.
+    #[arg(long, env = "ONAIR_HEARTBEAT_BATCH_WINDOW_US", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    pub heartbeat_batch_window_us: u64,
+    /// Heartbeat group commit: most heartbeats in one message; 1 turns group commit off (every
+    /// heartbeat its own `onair.viewer.heartbeat_recorded.v1`).
+    #[arg(long, env = "ONAIR_HEARTBEAT_BATCH_MAX", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub heartbeat_batch_max: u32,
 }
 
 impl ServeSettings {
@@ -345,6 +365,23 @@ impl ServeSettings {
             max_connections: self.max_connections as usize,
             header_read_timeout: positive(self.header_read_timeout_secs),
             keep_alive_timeout: positive(self.keep_alive_timeout_secs),
+        }
+    }
+
+    /// How the rate limiter leases slices of a key's budget (`rate_limit_*`).
+    pub fn rate_limit_lease(&self) -> crate::records::rate_limit::LeaseSettings {
+        crate::records::rate_limit::LeaseSettings {
+            slice_percent: self.rate_limit_slice_percent,
+            max_slice: self.rate_limit_max_slice,
+            ttl: Duration::from_millis(self.rate_limit_lease_ms),
+        }
+    }
+
+    /// The heartbeat group commit's window and largest batch (`heartbeat_batch_*`).
+    pub fn heartbeat_batch(&self) -> crate::commands::pool::HeartbeatBatchSettings {
+        crate::commands::pool::HeartbeatBatchSettings {
+            window: Duration::from_micros(self.heartbeat_batch_window_us),
+            max: self.heartbeat_batch_max as usize,
         }
     }
 

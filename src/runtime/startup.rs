@@ -172,6 +172,7 @@ impl Application {
                 viewer_token_seconds: settings.viewer_token_ttl_secs,
                 environment: settings.environment.clone(),
                 heartbeat_lookback: settings.heartbeat_timeout() * 2 + Duration::from_secs(5),
+                heartbeat_batch: settings.heartbeat_batch(),
             },
             clock.clone(),
             &supervisor,
@@ -311,7 +312,10 @@ impl Application {
             api_keys: crate::records::api_keys::VerifiedKeyCache::new(Duration::from_secs(
                 settings.api_key_cache_secs,
             )),
-            rate_limiter: crate::records::rate_limit::RateLimiter::new(settings.rate_limits),
+            rate_limiter: crate::records::rate_limit::RateLimiter::with_lease(
+                settings.rate_limits,
+                settings.rate_limit_lease(),
+            ),
             supervisor: supervisor.clone(),
             socket_limits,
         });

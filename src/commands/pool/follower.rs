@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use super::service::PoolService;
 use crate::events::{
-    Event, EventEnvelope, HEARTBEAT_SUBJECT_FILTER, cloudevents, pool_subject_filter,
+    Event, EventEnvelope, cloudevents, heartbeat_subject_filters, pool_subject_filter,
 };
 
 impl PoolService {
@@ -63,7 +63,7 @@ impl PoolService {
             .await?;
         let mut beat_consumer = stream
             .create_consumer(pull::OrderedConfig {
-                filter_subject: HEARTBEAT_SUBJECT_FILTER.to_owned(),
+                filter_subjects: heartbeat_subject_filters(),
                 deliver_policy: beat_policy,
                 ..Default::default()
             })
@@ -114,7 +114,10 @@ impl PoolService {
                 return;
             }
             view.pool_sequence = envelope.sequence;
-        } else if matches!(envelope.event, Event::ViewerHeartbeatRecorded(_)) {
+        } else if matches!(
+            envelope.event,
+            Event::ViewerHeartbeatRecorded(_) | Event::ViewerHeartbeatsRecorded(_)
+        ) {
             view.heartbeat_sequence = view.heartbeat_sequence.max(envelope.sequence);
         }
         view.pool.apply(envelope);

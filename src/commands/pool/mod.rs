@@ -7,14 +7,17 @@
 //! # Layout
 //! - `service`: the [`PoolService`] handle, its settings, errors and the view it decides against;
 //! - `follower`: the loop that keeps the view up to date from the stream;
+//! - `heartbeat_batch`: the heartbeat group commit (many heartbeats, one message);
 //! - `seats`: viewers (seat and token, heartbeat, leave, expiry) and publisher tokens;
 //! - `stages`: stages (master, create, rename, delete, adopt, reconcile, scale-down).
 
 mod follower;
+mod heartbeat_batch;
 mod seats;
 mod service;
 mod stages;
 
+pub use heartbeat_batch::HeartbeatBatchSettings;
 pub use service::{
     MASTER_STAGE_NAME, PoolService, PoolServiceError, PoolServiceSettings, SeatGranted,
 };

@@ -16,8 +16,8 @@ use crate::domain::user_id::UserId;
 use crate::event_store::{NewEvent, Published};
 use crate::events::id::derived_event_id;
 use crate::events::{
-    Event, StageCreated, ViewerHeartbeatRecorded, ViewerJoined, ViewerLeft, ViewerTokenRenewed,
-    cloudevents,
+    Event, RecordedHeartbeat, StageCreated, ViewerHeartbeatRecorded, ViewerJoined, ViewerLeft,
+    ViewerTokenRenewed, cloudevents,
 };
 use crate::ivs::{Capability, ParticipantToken, ProviderError, TokenRequest};
 
@@ -237,6 +237,16 @@ impl PoolService {
         self.check_fresh(|p| p.check_heartbeat(user, stage_arn))
             .await?;
         let at = self.now();
+        if let Some(batcher) = &self.inner.heartbeats {
+            let published = batcher
+                .record(RecordedHeartbeat {
+                    user_id: user.to_string(),
+                    stage_arn: stage_arn.to_owned(),
+                    at,
+                })
+                .await?;
+            return Ok((at, published));
+        }
         let event = Event::ViewerHeartbeatRecorded(ViewerHeartbeatRecorded {
             user_id: user.to_string(),
             stage_arn: stage_arn.to_owned(),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, watch};
 
+use super::heartbeat_batch::{HeartbeatBatchSettings, HeartbeatBatcher};
 use crate::commands::publish::{Attempt, SubjectGuard, publish_guarded, retry_guarded};
 use crate::domain::stage_pool::{PoolError, PoolLimits, StagePool};
 use crate::event_store::{EventStore, EventStoreError, NewEvent, Published};
@@ -66,6 +67,8 @@ pub struct PoolServiceSettings {
     pub environment: String,
     /// How far back heartbeats are read at start-up: more than the heartbeat timeout.
     pub heartbeat_lookback: Duration,
+    /// Heartbeat group commit (`ONAIR_HEARTBEAT_BATCH_*`).
+    pub heartbeat_batch: HeartbeatBatchSettings,
 }
 
 /// The pool as this instance knows it, with the stream sequences it has applied.
@@ -107,6 +110,8 @@ pub(super) struct Inner {
     pub(super) changed: watch::Sender<u64>,
     /// One decision at a time per instance (instances race through the guard).
     pub(super) decide: Mutex<()>,
+    /// The heartbeat group commit; `None` when every heartbeat is its own message.
+    pub(super) heartbeats: Option<HeartbeatBatcher>,
 }
 
 impl PoolService {
@@ -120,8 +125,11 @@ impl PoolService {
         clock: Clock,
         supervisor: &Supervisor,
     ) -> anyhow::Result<Self> {
+        let heartbeats = (settings.heartbeat_batch.max > 1)
+            .then(|| HeartbeatBatcher::start(store.clone(), settings.heartbeat_batch));
         let service = Self {
             inner: Arc::new(Inner {
+                heartbeats,
                 store,
                 provider,
                 settings,
