@@ -7,6 +7,7 @@ pub mod backoffice;
 pub mod body_limit;
 pub mod common;
 pub mod consistency;
+pub mod dashboard;
 pub mod envelope;
 pub mod error_code;
 pub mod field;
@@ -95,6 +96,7 @@ pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint<Outp
         .at("/openapi.json", spec_json)
         .at("/openapi.yaml", spec_yaml)
         .at("/metrics", metrics::serve)
+        .nest("/dashboard", dashboard::routes(&state))
         .at(&client_path, crate::chat::client_script::serve)
         .at(
             crate::chat::client_script::min_path(&client_path),
