@@ -42,7 +42,7 @@ class Browser:
             "--no-sandbox",  # CI runs as root
             "--disable-dev-shm-usage",
             "--disable-gpu",
-            "--window-size=1400,1200",
+            "--window-size=1400,1700",
             "--no-first-run",
             "--disable-extensions",
         ):
