@@ -16,6 +16,7 @@ mod chat;
 mod chat_clients;
 mod chat_sessions;
 mod concurrency;
+mod cors;
 mod dashboard;
 mod event_schemas;
 mod event_tools;
