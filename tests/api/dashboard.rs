@@ -2,13 +2,14 @@
 //! the event feed; and the page itself driven in headless Chromium (tests/browser/dashboard.py).
 
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::gateway_support::Gateway;
-use crate::helpers::{Services, eventually};
+use crate::gateway_support::{Gateway, PASSWORD};
+use crate::helpers::{Services, eventually, run_to_success};
 
 const STAR: &str = "star@mabu.mabumaster";
 const BEN: &str = "ben@mabu.mabumaster";
@@ -256,4 +257,89 @@ async fn the_dashboard_shows_viewers_rooms_givers_and_events_live_in_chromium() 
         "the browser test failed ({status:?}):\n{output}\n{stderr}"
     );
     assert!(output.lines().any(|l| l == "DONE"), "{output}");
+}
+
+const CROSS_ORIGIN_PAGE: &str = include_str!("../browser/cross_origin/index.html");
+const CROSS_ORIGIN_SCRIPT: &str = include_str!("../browser/cross_origin/seeds.js");
+
+/// Serves tests/browser/cross_origin/ on a loopback port of its own (another origin than onair's)
+/// with `config.js` set from `config` when asked; returns the page's origin.
+async fn serve_cross_origin_page(config: Arc<Mutex<String>>) -> String {
+    use poem::endpoint::make_sync;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let file = |body: &'static str, content_type: &'static str| {
+        make_sync(move |_| {
+            poem::Response::builder()
+                .content_type(content_type)
+                .body(body)
+        })
+    };
+    let page = poem::Route::new()
+        .at("/", file(CROSS_ORIGIN_PAGE, "text/html; charset=utf-8"))
+        .at("/seeds.js", file(CROSS_ORIGIN_SCRIPT, "text/javascript"))
+        .at(
+            "/config.js",
+            make_sync(move |_| {
+                poem::Response::builder()
+                    .content_type("text/javascript")
+                    .body(config.lock().unwrap().clone())
+            }),
+        );
+    let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).unwrap();
+    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(page));
+    origin
+}
+
+#[tokio::test]
+async fn the_seeds_browser_examples_work_from_another_origin_in_chromium() {
+    let config = Arc::new(Mutex::new(String::new()));
+    let origin = serve_cross_origin_page(config.clone()).await;
+    let services = Services::start().await;
+    let cors_origin = origin.clone();
+    let gw = Gateway::start_with(&services, move |s| s.cors_origins = vec![cors_origin]).await;
+    let star = gw.member(STAR, "streamer").await;
+    gw.member(BEN, "member").await;
+    gw.set_gift(1, "Rose", 10).await;
+    let live = gw.action("startStream", json!({}), Some(&star)).await;
+    assert_eq!(live.status, 200, "{}", live.body);
+    assert_ne!(origin, gw.app.address, "the page is of another origin");
+    *config.lock().unwrap() = format!(
+        "window.ONAIR = {};",
+        json!({"api": gw.app.address, "apiKey": gw.app.api_key, "memberId": BEN,
+               "password": PASSWORD, "streamerId": STAR, "agentId": "mabu.mabumaster",
+               "giftId": 1})
+    );
+
+    let mut command = browser_python();
+    command
+        .arg(repo_path("tests/browser/cross_origin.py"))
+        .arg(format!("{origin}/"))
+        .arg(repo_path("target/browser"));
+    let output = run_to_success(command, Duration::from_secs(60), "the cross-origin page").await;
+    println!("{output}");
+    let results: Value = serde_json::from_str(
+        output
+            .lines()
+            .find_map(|l| l.strip_prefix("RESULTS "))
+            .expect("the page's results"),
+    )
+    .unwrap();
+    assert_eq!(results["stageApi"]["ok"], true, "{results}");
+    assert_eq!(results["gateway"]["ok"], true, "{results}");
+    assert!(output.lines().any(|l| l == "DONE"), "{output}");
+
+    // What the page did happened: a seated viewer and a gift on Ben's session ranking.
+    let seated = gw.app.get("/api/stats/viewers").await;
+    assert_eq!(seated.data()["totalViewers"], 1, "{}", seated.body);
+    eventually(Duration::from_secs(10), || async {
+        let ranking = onair::read_models::rooms::ranking(&gw.app.db, STAR, "session", 1)
+            .await
+            .unwrap();
+        ranking
+            .first()
+            .is_some_and(|r| r.member_id == BEN && r.score == 10)
+            .then_some(())
+    })
+    .await;
 }
