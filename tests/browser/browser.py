@@ -13,6 +13,7 @@ import sys
 
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -56,9 +57,16 @@ class Browser:
         os.makedirs(screenshots, exist_ok=True)
 
     def wait(self, condition, what):
-        """Waits until `condition(driver)` is truthy; fails naming `what` (with a screenshot)."""
+        """Waits until `condition(driver)` is truthy; fails naming `what` (with a screenshot).
+        The page re-renders its tables with every update, so an element found a moment ago may
+        be gone: such a try is just retried."""
         try:
-            return WebDriverWait(self.driver, WAIT_SECONDS, poll_frequency=0.1).until(condition)
+            return WebDriverWait(
+                self.driver,
+                WAIT_SECONDS,
+                poll_frequency=0.1,
+                ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+            ).until(condition)
         except Exception as e:
             self.screenshot("failed")
             raise AssertionError(f"not seen within {WAIT_SECONDS} s: {what}") from e
