@@ -9,6 +9,7 @@
 #   onair_ensure_nats                # sets NATS_SERVER (absolute path)
 #   onair_ensure_python_requests
 #   onair_ensure_nginx               # sets NGINX_BIN (scripts/cluster)
+#   onair_ensure_chromium            # sets ONAIR_BROWSER_PYTHON, ONAIR_CHROMEDRIVER
 #   onair_start_postgres DIR PORT    # sets ONAIR_PG_STARTED=1|0
 #   onair_start_nats DIR PORT        # sets ONAIR_NATS_STARTED=1|0
 #   onair_stop_nats DIR
@@ -327,6 +328,22 @@ onair_ensure_nginx() {
   fi
   export NGINX_BIN
   onair_log "nginx: $("$NGINX_BIN" -v 2>&1 | head -n1) ($NGINX_BIN)"
+}
+
+# Headless Chromium, its WebDriver and Debian's Selenium, for the browser tests
+# (tests/browser/*.py, driven by tests/api/dashboard.rs). Debian's python3-selenium lives in the
+# system interpreter, which a pyenv python3 does not see, so the tests run /usr/bin/python3.
+# Sets ONAIR_BROWSER_PYTHON and ONAIR_CHROMEDRIVER.
+onair_ensure_chromium() {
+  if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 ||
+     ! /usr/bin/python3 -c 'import selenium' >/dev/null 2>&1; then
+    onair_log "chromium, chromedriver or Selenium missing; installing them (for the browser tests)"
+    _onair_apt_install chromium chromium-driver python3-selenium ||
+      { onair_die "could not install chromium, chromium-driver and python3-selenium"; return 1; }
+  fi
+  ONAIR_BROWSER_PYTHON=/usr/bin/python3
+  ONAIR_CHROMEDRIVER="$(command -v chromedriver)"
+  export ONAIR_BROWSER_PYTHON ONAIR_CHROMEDRIVER
 }
 
 # ---------------------------------------------------------------------------

@@ -8,6 +8,8 @@ pub mod body_limit;
 pub mod common;
 pub mod consistency;
 pub mod deadline;
+pub mod cors;
+pub mod dashboard;
 pub mod envelope;
 pub mod error_code;
 pub mod field;
@@ -68,8 +70,13 @@ pub fn openapi_yaml() -> String {
     openapi_service().spec_yaml()
 }
 
-/// Every route of the server.
-pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint<Output = Response> {
+/// Every route of the server. `cors_origins` is `ONAIR_CORS_ORIGINS`: the origins whose pages
+/// may call the API and open its WebSockets (src/http/cors.rs).
+pub fn routes(
+    state: Arc<AppState>,
+    max_body_bytes: usize,
+    cors_origins: Vec<String>,
+) -> impl Endpoint<Output = Response> {
     let api = openapi_service();
     let docs = api.swagger_ui();
     let spec_json = api.spec_endpoint();
@@ -97,6 +104,7 @@ pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint<Outp
         .at("/openapi.json", spec_json)
         .at("/openapi.yaml", spec_yaml)
         .at("/metrics", metrics::serve)
+        .nest("/dashboard", dashboard::routes(&state))
         .at(&client_path, crate::chat::client_script::serve)
         .at(
             crate::chat::client_script::min_path(&client_path),
@@ -113,6 +121,9 @@ pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint<Outp
         .around(move |ep, req| body_limit::limit_body(ep, req, max_body_bytes))
         .data(state)
         .catch_all_error(framework_error_to_response)
+        // Outside the rate limits, authentication and error mapping: a preflight is answered
+        // here, and every answer (errors too) gets the CORS headers.
+        .with(cors::CorsLayer::new(cors::OriginPolicy::new(&cors_origins)))
         .around(security_headers::secure_html)
 }
 

@@ -136,6 +136,7 @@ pub async fn is_publisher_live(pool: &PgPool, stage_arn: &str) -> Result<bool, s
 
 pub mod chat;
 pub mod checkpoints;
+pub mod dashboard;
 pub mod gift_records;
 pub mod health;
 pub mod presence;

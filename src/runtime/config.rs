@@ -306,6 +306,13 @@ pub struct ServeSettings {
     /// heartbeat its own `onair.viewer.heartbeat_recorded.v1`).
     #[arg(long, env = "ONAIR_HEARTBEAT_BATCH_MAX", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub heartbeat_batch_max: u32,
+    /// Browsers: origins whose pages may call the API and open the WebSockets, comma-separated
+    /// (`https://app.example.com,http://localhost:5173`), or `*` for any (development only).
+    /// Empty (the default): no CORS headers, and a WebSocket upgrade is accepted only without an
+    /// `Origin` (a non-browser client) or from the server's own origin; others get 403
+    /// (src/http/cors.rs).
+    #[arg(long, env = "ONAIR_CORS_ORIGINS", value_delimiter = ',', value_parser = cors_origin)]
+    pub cors_origins: Vec<String>,
 }
 
 impl ServeSettings {
@@ -414,6 +421,28 @@ impl ServeSettings {
     }
 }
 
+/// Parses one entry of `ONAIR_CORS_ORIGINS`: `*`, or an origin as a browser sends it in
+/// `Origin` (`scheme://host[:port]`, no path), lowercased; an empty entry (a trailing comma) is
+/// kept empty and ignored.
+fn cors_origin(raw: &str) -> Result<String, String> {
+    let origin = raw.trim().trim_end_matches('/').to_ascii_lowercase();
+    if origin.is_empty() || origin == "*" {
+        return Ok(origin);
+    }
+    match origin.split_once("://") {
+        Some((scheme, authority))
+            if !scheme.is_empty()
+                && !authority.is_empty()
+                && !authority.contains(['/', '?', '#', '*', ' ']) =>
+        {
+            Ok(origin)
+        }
+        _ => Err(format!(
+            "must be `*` or an origin such as https://app.example.com, got {raw:?}"
+        )),
+    }
+}
+
 /// Parses a number of seconds for a duration setting: finite, 0 to 31,536,000 (a year), so that a
 /// typo such as `inf` or `1e30` is refused at start instead of overflowing a timer.
 fn seconds(raw: &str) -> Result<f64, String> {
@@ -444,6 +473,24 @@ mod tests {
         };
         let debug = format!("{s:?}");
         assert!(!debug.contains(":b@") && !debug.contains(":p@"), "{debug}");
+    }
+
+    #[test]
+    fn cors_origins_are_origins_or_a_star() {
+        assert_eq!(
+            cors_origin(" HTTP://Localhost:5173/ "),
+            Ok("http://localhost:5173".into())
+        );
+        assert_eq!(cors_origin("*"), Ok("*".into()));
+        assert_eq!(cors_origin(""), Ok(String::new()));
+        for bad in [
+            "localhost:5173",
+            "https://a.example/path",
+            "https://*.example.com",
+            "://x",
+        ] {
+            assert!(cors_origin(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

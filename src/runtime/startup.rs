@@ -381,7 +381,11 @@ impl Application {
             projectors,
         } = self;
         let routes = if settings.has_role(ServeRole::Api) {
-            EndpointExt::boxed(http::routes(state, settings.max_body_bytes))
+            EndpointExt::boxed(http::routes(
+                state,
+                settings.max_body_bytes,
+                settings.cors_origins.clone(),
+            ))
         } else {
             EndpointExt::boxed(http::worker_routes(state))
         };

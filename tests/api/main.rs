@@ -18,6 +18,8 @@ mod chat_clients;
 mod chat_sessions;
 mod cluster_health;
 mod concurrency;
+mod cors;
+mod dashboard;
 mod event_schemas;
 mod event_tools;
 mod expiry_and_scaling;

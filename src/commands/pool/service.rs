@@ -115,6 +115,11 @@ pub(super) struct Inner {
 }
 
 impl PoolService {
+    /// The pool's limits: viewers per stage, scale-up threshold, most stages.
+    pub fn limits(&self) -> PoolLimits {
+        self.inner.settings.limits
+    }
+
     /// Starts following the stream (task `pool-follower` of `supervisor`: essential, restarted
     /// where its view left off) and returns once the view has caught up with it. The service reads
     /// "now" from `clock`.
