@@ -33,6 +33,20 @@ struct Args {
     listeners: usize,
     #[arg(long, default_value_t = 300)]
     messages: usize,
+    /// Says sent before waiting for the first answer (1: one after another).
+    #[arg(long, default_value_t = 1)]
+    pipeline: usize,
+}
+
+/// CPU seconds this process has used (user + system), from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map(|(_, rest)| rest.split(' ').collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 type Ws =
@@ -144,13 +158,21 @@ async fn main() -> anyhow::Result<()> {
             latencies
         }));
     }
-    for n in 0..args.messages {
+    let cpu_started = cpu_seconds();
+    let say = |n: usize| {
         let text = epoch.elapsed().as_micros().to_string();
         let said = json!({"event": "say", "room": room, "messageId": 100 + n, "message":
             json!({"type": "chat", "memberID": speaker_id, "name": "s", "text": text,
                    "textColor": "#FFF"}).to_string()});
-        speaker.send(Message::Text(said.to_string().into())).await?;
-        // Wait for this say's answer, so messages go one after another.
+        Message::Text(said.to_string().into())
+    };
+    // Keep `pipeline` says unanswered at most; answers come in order.
+    let mut sent = 0;
+    for n in 0..args.messages {
+        while sent < args.messages && sent < n + args.pipeline.max(1) {
+            speaker.send(say(sent)).await?;
+            sent += 1;
+        }
         while let Some(Ok(Message::Text(t))) = speaker.next().await {
             let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
             if v["messageId"] == json!(100 + n) {
@@ -159,16 +181,19 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
+    let said_in = started.elapsed();
     let mut all = Vec::new();
     for r in readers {
         all.extend(r.await?);
     }
     let elapsed = started.elapsed();
+    let cpu = cpu_seconds() - cpu_started;
     all.sort_unstable();
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)] as f64 / 1000.0;
     println!(
         "listeners={} messages={} deliveries={} (expected {}) in {:.2} s: {:.0} deliveries/s, \
-         say->delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+         say->delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; says answered {:.0}/s; \
+         process CPU {:.2} s ({:.0} deliveries per CPU-second)",
         members.len(),
         args.messages,
         all.len(),
@@ -178,6 +203,9 @@ async fn main() -> anyhow::Result<()> {
         pct(0.50),
         pct(0.99),
         pct(1.0),
+        args.messages as f64 / said_in.as_secs_f64(),
+        cpu,
+        all.len() as f64 / cpu.max(0.001),
     );
     Ok(())
 }

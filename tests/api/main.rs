@@ -14,6 +14,7 @@ mod aws_serve;
 mod backoffice;
 mod chat;
 mod chat_clients;
+mod chat_load;
 mod chat_sessions;
 mod concurrency;
 mod event_schemas;
