@@ -70,9 +70,7 @@ async fn slow_sockets_are_dropped_while_the_other_listeners_hear_every_message()
     let mut said_at = Vec::new();
     for n in 0..MESSAGES {
         said_at.push(epoch.elapsed());
-        let ok = speaker
-            .say(ROOM, &chat(&format!("{n:08}{filler}")))
-            .await;
+        let ok = speaker.say(ROOM, &chat(&format!("{n:08}{filler}"))).await;
         assert_eq!(ok["status"], "OK", "{ok}");
     }
     for reader in readers {
@@ -148,7 +146,9 @@ async fn an_instance_with_no_socket_in_a_room_receives_none_of_its_chat() {
     assert_eq!(left["status"], "OK", "{left}");
     assert_eq!(there.rooms().await, [OTHER_ROOM]);
     for n in 0..5 {
-        speaker.chat(ROOM, STAR, &format!("unheard again {n}")).await;
+        speaker
+            .chat(ROOM, STAR, &format!("unheard again {n}"))
+            .await;
     }
     speaker.chat(OTHER_ROOM, STAR, "barrier 2").await;
     let (_, barrier) = elsewhere.said("chat").await;
