@@ -1,8 +1,8 @@
-//! Cross-instance delivery: every chat instance subscribes (core NATS, no replay) to the chat
-//! message and notice subjects, and delivers what any instance published to its own sockets: a
-//! chat message or room notice to the room's sockets, an all-rooms notice to every room with
-//! sockets here, a follower notice (`sub`) to the sockets whose verified member follows the
-//! streamer, in any room.
+//! Cross-instance delivery: what any instance published, delivered to this instance's sockets
+//! (core NATS, no replay): a chat message or room notice to the room's sockets (subscribed per
+//! room, only while a socket here is in it: src/chat/interest.rs), an all-rooms notice to every
+//! room with sockets here, a follower notice (`sub`) to the sockets whose verified member follows
+//! the streamer, in any room (these two on one subscription each per instance, here).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use sqlx::PgPool;
 use super::hub::{Hub, Socket};
 use super::protocol;
 use crate::event_store::EventStore;
-use crate::events::{Event, EventEnvelope, cloudevents};
+use crate::events::{Event, EventEnvelope, cloudevents, subject};
 
 /// The `from` of the server's own notices.
 const SERVER: &str = "0";
@@ -97,14 +97,16 @@ pub async fn run(store: EventStore, db: PgPool, hub: Arc<Hub>) {
 
 async fn run_once(store: &EventStore, db: &PgPool, hub: &Hub) -> anyhow::Result<()> {
     let client = store.client();
-    let mut chat = client.subscribe("onair.chat.*.message_posted").await?;
-    let mut notices = client
-        .subscribe(crate::events::NOTICE_SUBJECT_FILTER)
+    let mut all_rooms = client
+        .subscribe(subject::subject("notice", "all", "published_to_all_rooms"))
+        .await?;
+    let mut followers = client
+        .subscribe("onair.notice.*.published_to_followers")
         .await?;
     loop {
         let message = tokio::select! {
-            m = chat.next() => m,
-            m = notices.next() => m,
+            m = all_rooms.next() => m,
+            m = followers.next() => m,
         };
         let Some(message) = message else {
             anyhow::bail!("subscription ended");
@@ -121,7 +123,9 @@ async fn run_once(store: &EventStore, db: &PgPool, hub: &Hub) -> anyhow::Result<
 
 async fn deliver(db: &PgPool, hub: &Hub, delivery: Delivery) {
     match delivery {
-        Delivery::Room { room, frame } => hub.deliver(&room, &frame),
+        Delivery::Room { room, frame } => {
+            hub.deliver(&room, &frame);
+        }
         Delivery::EveryRoom { text, sent_at } => {
             for room in hub.rooms() {
                 hub.deliver(&room, &protocol::say(&text, &room, SERVER, sent_at));

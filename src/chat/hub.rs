@@ -17,6 +17,9 @@ use crate::domain::chat::{Speaker, SystemCode, TokenSession};
 pub enum Outgoing {
     /// Send one text frame.
     Text(String),
+    /// Send one text frame encoded once for many sockets (a room's broadcast): every socket's
+    /// queue holds the same bytes.
+    Shared(Arc<str>),
     /// Send `"primus::server::close"`, then close: the client does not reconnect.
     CloseForGood,
     /// Close without `server::close`: the client reconnects (a missed heartbeat).
@@ -103,12 +106,18 @@ impl Socket {
     }
 }
 
+/// A socket in a room: when it joined (Unix ms), and the socket (so a broadcast reaches the
+/// room's sockets without a second lookup).
+type Member = (i64, Arc<Socket>);
+
 /// Sockets and room membership of this instance.
 #[derive(Default)]
 pub struct Hub {
     sockets: RwLock<HashMap<String, Arc<Socket>>>,
-    /// room -> socket id -> joined at (Unix ms).
-    rooms: RwLock<HashMap<String, BTreeMap<String, i64>>>,
+    /// room -> socket id -> (joined at, socket).
+    rooms: RwLock<HashMap<String, HashMap<String, Member>>>,
+    /// Sockets dropped as slow consumers since start (also `onair_chat_slow_consumers_dropped_total`).
+    slow_dropped: std::sync::atomic::AtomicU64,
 }
 
 impl Hub {
@@ -161,7 +170,7 @@ impl Hub {
     }
 
     /// Adds the socket to a room; `false` if it already is in it.
-    pub fn join(&self, socket: &Socket, room: &str, now_ms: i64) -> bool {
+    pub fn join(&self, socket: &Arc<Socket>, room: &str, now_ms: i64) -> bool {
         if !socket
             .state
             .lock()
@@ -176,7 +185,7 @@ impl Hub {
             .expect("rooms")
             .entry(room.to_owned())
             .or_default()
-            .insert(socket.id.clone(), now_ms);
+            .insert(socket.id.clone(), (now_ms, socket.clone()));
         true
     }
 
@@ -207,8 +216,18 @@ impl Hub {
             .read()
             .expect("rooms")
             .get(room)
-            .cloned()
+            .map(|members| {
+                members
+                    .iter()
+                    .map(|(id, (joined, _))| (id.clone(), *joined))
+                    .collect()
+            })
             .unwrap_or_default()
+    }
+
+    /// Whether at least one socket here is in `room`.
+    pub fn has_room(&self, room: &str) -> bool {
+        self.rooms.read().expect("rooms").contains_key(room)
     }
 
     /// Every room with at least one socket here.
@@ -241,21 +260,49 @@ impl Hub {
         self.len() == 0
     }
 
-    /// Sends a frame to every socket in a room; a socket whose queue is full is dropped.
-    pub fn deliver(&self, room: &str, frame: &str) {
-        let ids: Vec<String> = self.members(room).into_keys().collect();
-        for id in ids {
-            if let Some(socket) = self.socket(&id) {
-                self.send_or_drop(&socket, Outgoing::Text(frame.to_owned()));
+    /// Sends a frame to every socket in a room, the same bytes to each (encoded once); a socket
+    /// whose queue is full is dropped. Returns how many sockets it was queued for.
+    pub fn deliver(&self, room: &str, frame: &str) -> usize {
+        let frame: Arc<str> = Arc::from(frame);
+        let rooms = self.rooms.read().expect("rooms");
+        let Some(members) = rooms.get(room) else {
+            return 0;
+        };
+        let mut queued = 0;
+        for (_, socket) in members.values() {
+            // Never blocks: a full queue drops the socket (sets a flag, wakes its writer).
+            if socket.send(Outgoing::Shared(frame.clone())) {
+                queued += 1;
+            } else {
+                self.drop_slow(socket);
             }
         }
+        queued
+    }
+
+    /// Drops a socket whose queue is full (see [`send_or_drop`](Self::send_or_drop)).
+    fn drop_slow(&self, socket: &Socket) {
+        if socket.tx.is_closed() {
+            // Its writer is gone (the socket is closing): not a slow consumer.
+            self.drop_now(socket);
+        } else if self.drop_now(socket) {
+            self.slow_dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            metrics::counter!("onair_chat_slow_consumers_dropped_total").increment(1);
+            tracing::warn!(socket = %socket.id, "slow chat consumer dropped: its queue is full");
+        }
+    }
+
+    /// Sockets dropped as slow consumers (their queue was full) since this hub started.
+    pub fn slow_consumers_dropped(&self) -> u64 {
+        self.slow_dropped.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Sends to one socket; drops it when its queue is full (a slow consumer): the socket closes
     /// at once, and its member leaves its rooms as on any disconnect.
     pub fn send_or_drop(&self, socket: &Socket, out: Outgoing) {
-        if !socket.send(out) && self.drop_now(socket) {
-            tracing::warn!(socket = %socket.id, "slow chat consumer dropped: its queue is full");
+        if !socket.send(out) {
+            self.drop_slow(socket);
         }
     }
 

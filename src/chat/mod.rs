@@ -9,6 +9,7 @@
 //! - [`rules`]: the moderation-rule follower (moderation and maintenance, in memory).
 //! - [`sessions`]: a verified socket's session ends with its token (expiry, revocation).
 //! - [`delivery`]: what any instance publishes, delivered to this instance's sockets.
+//! - [`interest`]: a room's chat is subscribed to only while a socket here is in the room.
 //! - [`presence`]: this instance's id, its announcements, the room presence of other instances.
 //! - [`service`]: [`ChatService`], which ties them together and starts their background work.
 //! - [`socket`]: the `/primus*` endpoint.
@@ -18,6 +19,7 @@ pub mod actions;
 pub mod client_script;
 pub mod delivery;
 pub mod hub;
+pub mod interest;
 pub mod presence;
 pub mod protocol;
 pub mod rules;

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use super::delivery;
 use super::hub::Hub;
+use super::interest::Interest;
 use super::presence::{self, PresenceStore};
 use super::rules::{self, Rules};
 use super::sessions::{self, Sessions};
@@ -41,6 +42,13 @@ pub struct ChatSettings {
     pub instance_timeout: Duration,
     /// The origin the client script connects to; empty: the page's own origin.
     pub client_url: String,
+    /// Bytes of a socket's read buffer, allocated when it opens (the WebSocket library's default
+    /// is 128 KiB; chat frames are small).
+    pub read_buffer_bytes: usize,
+    /// Bytes a socket's writer gathers before it writes them out (a flush writes sooner).
+    pub write_buffer_bytes: usize,
+    /// Says of one socket that may wait for their JetStream acks at once (answered in order).
+    pub say_pipeline: usize,
 }
 
 impl Default for ChatSettings {
@@ -54,6 +62,9 @@ impl Default for ChatSettings {
             client_path: "/public/javascript/ActionheroWebsocketClient.js".into(),
             client_url: String::new(),
             instance_timeout: Duration::from_secs(45),
+            read_buffer_bytes: 4096,
+            write_buffer_bytes: 16 * 1024,
+            say_pipeline: 32,
         }
     }
 }
@@ -62,6 +73,8 @@ impl Default for ChatSettings {
 pub struct ChatService {
     /// This instance's sockets and rooms.
     pub hub: Arc<Hub>,
+    /// This instance's room subscriptions (one per room with a socket here).
+    pub interest: Arc<Interest>,
     pub(super) store: EventStore,
     pub(super) db: PgPool,
     pub(super) tokens: MemberTokens,
@@ -86,6 +99,7 @@ impl ChatService {
         let hub = Arc::new(Hub::default());
         Self {
             sessions: Arc::new(Sessions::new(hub.clone(), store.clone(), clock.clone())),
+            interest: Arc::new(Interest::new(store.client().clone(), hub.clone())),
             hub,
             presence: Arc::new(PresenceStore::new(db.clone())),
             store,

@@ -2,7 +2,10 @@
 //! (protocols/actionhero.md §1.2); a plain GET there answers 426 Upgrade Required.
 //!
 //! One task reads a socket's frames and handles them strictly in arrival order (so replies go out
-//! in request order, §1.6); another writes its queue. The welcome goes out first.
+//! in request order, §1.6); another writes its queue. The welcome goes out first. `say`s are
+//! pipelined: each is checked and its message published in order, and up to
+//! `ONAIR_CHAT_SAY_PIPELINE` of them await their JetStream acks at once; each is answered after
+//! its own ack, in order, and any other request waits until the says before it are answered.
 //!
 //! Flood guards (src/http/socket_limits.rs): per-IP open sockets and new sockets per second are
 //! checked before the upgrade (429); a socket's frames per second are limited (over it: system
@@ -12,6 +15,7 @@
 
 use std::sync::Arc;
 
+use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
 use poem::web::websocket::{CloseCode, Message, WebSocket, WebSocketStream};
 use poem::{FromRequest, IntoResponse, Request, Response, handler};
@@ -25,6 +29,9 @@ use super::verbs;
 use crate::app::AppState;
 use crate::domain::chat::SystemCode;
 use crate::http::socket_limits::{FrameVerdict, SocketPermit, close_for_read_error};
+
+/// Most queued frames a socket's writer sends with one flush.
+const WRITE_BATCH_FRAMES: usize = 64;
 
 /// `GET /primus*`: the chat socket.
 #[handler]
@@ -40,7 +47,14 @@ pub async fn primus(req: &Request) -> Response {
         Ok(permit) => permit,
         Err(refused) => return refused.into_response(),
     };
-    let ws = ws.config(state.socket_limits.websocket_config());
+    let settings = state.chat.settings();
+    let ws = ws.config(
+        state
+            .socket_limits
+            .websocket_config()
+            .read_buffer_size(settings.read_buffer_bytes)
+            .write_buffer_size(settings.write_buffer_bytes),
+    );
     let id = Uuid::new_v4().to_string();
     let fingerprint = req
         .uri()
@@ -89,27 +103,40 @@ async fn run(
         // is then dropped without a close frame, which that peer would not read either.
         let write = async {
             while let Some(out) = rx.recv().await {
-                match out {
-                    Outgoing::Text(text) => {
-                        if sink.send(Message::Text(text)).await.is_err() {
+                // Feed what is queued (up to a batch), then flush once: a socket that fell behind
+                // catches up with one write instead of one per frame.
+                let mut next = Some(out);
+                let mut fed = 0;
+                while let Some(out) = next.take() {
+                    let text = match out {
+                        Outgoing::Text(text) => text,
+                        Outgoing::Shared(text) => text.to_string(),
+                        Outgoing::CloseForGood => {
+                            let _ = sink.send(Message::Text(protocol::server_close())).await;
+                            let _ = sink.close().await;
                             return;
                         }
-                    }
-                    Outgoing::CloseForGood => {
-                        let _ = sink.send(Message::Text(protocol::server_close())).await;
-                        let _ = sink.close().await;
+                        Outgoing::Close => {
+                            let _ = sink.close().await;
+                            return;
+                        }
+                        Outgoing::CloseWith(code, reason) => {
+                            let close = Some((CloseCode::from(code), reason.to_owned()));
+                            let _ = sink.send(Message::Close(close)).await;
+                            let _ = sink.close().await;
+                            return;
+                        }
+                    };
+                    if sink.feed(Message::Text(text)).await.is_err() {
                         return;
                     }
-                    Outgoing::Close => {
-                        let _ = sink.close().await;
-                        return;
+                    fed += 1;
+                    if fed < WRITE_BATCH_FRAMES {
+                        next = rx.try_recv().ok();
                     }
-                    Outgoing::CloseWith(code, reason) => {
-                        let close = Some((CloseCode::from(code), reason.to_owned()));
-                        let _ = sink.send(Message::Close(close)).await;
-                        let _ = sink.close().await;
-                        return;
-                    }
+                }
+                if sink.flush().await.is_err() {
+                    return;
                 }
             }
             let _ = sink.close().await;
@@ -122,9 +149,14 @@ async fn run(
     sock.send(Outgoing::Text(protocol::welcome()));
     let mut writer_done = false;
     let mut closing = false;
+    // The answers of says whose messages are published and whose acks are awaited, in request
+    // order; any other frame is handled only once they are answered, so answers stay in order.
+    let mut pending: FuturesOrdered<verbs::SayAnswer> = FuturesOrdered::new();
+    let pipeline = chat.settings().say_pipeline.max(1);
     loop {
         let frame = tokio::select! {
             frame = stream.next() => frame,
+            Some(()) = pending.next(), if !pending.is_empty() => continue,
             _ = &mut writer => {
                 writer_done = true;
                 break;
@@ -161,31 +193,49 @@ async fn run(
                 }
             }
         }
-        match frame {
-            Message::Text(text) => match protocol::parse(&text) {
-                Incoming::Pong => sock.state.lock().expect("state").alive = true,
-                Incoming::IdRequest => {
-                    chat.hub
-                        .send_or_drop(&sock, Outgoing::Text(protocol::id_reply(&sock.id)));
-                }
-                Incoming::OtherControl | Incoming::Invalid => {}
-                Incoming::NotAnObject => unknown_verb(&chat, &sock),
-                Incoming::Request(request) => verbs::handle(&chat, &sock, request).await,
-            },
-            Message::Ping(_) | Message::Pong(_) => {
-                sock.state.lock().expect("state").alive = true;
-            }
+        let incoming = match frame {
+            Message::Text(text) => protocol::parse(&text),
+            Message::Ping(_) | Message::Pong(_) => Incoming::Pong,
             // Binary frames are not decoded (protocols/actionhero.md §1.3).
-            Message::Binary(_) => unknown_verb(&chat, &sock),
+            Message::Binary(_) => Incoming::NotAnObject,
             Message::Close(_) => {
+                drain(&mut pending).await;
                 // The writer's close sends the library's answer to the peer's close.
                 chat.hub.send_or_drop(&sock, Outgoing::Close);
                 closing = true;
                 break;
             }
+        };
+        match incoming {
+            Incoming::Pong => sock.state.lock().expect("state").alive = true,
+            Incoming::Request(request) if verbs::is_say(&request) => {
+                if pending.len() >= pipeline {
+                    pending.next().await;
+                }
+                // Boxed here and below: the handlers' state lives on the heap only while they run,
+                // so an idle socket's task stays small.
+                pending.push_back(Box::pin(verbs::say(&chat, &sock, request)).await);
+            }
+            other => {
+                drain(&mut pending).await;
+                match other {
+                    Incoming::IdRequest => {
+                        chat.hub
+                            .send_or_drop(&sock, Outgoing::Text(protocol::id_reply(&sock.id)));
+                    }
+                    Incoming::NotAnObject => unknown_verb(&chat, &sock),
+                    Incoming::Request(request) => {
+                        Box::pin(verbs::handle(&chat, &sock, request)).await
+                    }
+                    Incoming::Pong | Incoming::OtherControl | Incoming::Invalid => {}
+                }
+            }
         }
     }
-    verbs::disconnected(&chat, &sock).await;
+    if !writer_done {
+        drain(&mut pending).await;
+    }
+    Box::pin(verbs::disconnected(&chat, &sock)).await;
     if closing && !writer_done {
         // Let the writer send the close frame, then read (and drop) what the peer still sends
         // until its close answer, so the connection ends with a FIN the peer reads the close
@@ -198,6 +248,11 @@ async fn run(
     }
     writer.abort();
     drop(permit);
+}
+
+/// Answers the pending says, in order.
+async fn drain(pending: &mut FuturesOrdered<verbs::SayAnswer>) {
+    while pending.next().await.is_some() {}
 }
 
 /// The answer to a frame that is no request: `verb not found or not allowed (undefined)`.

@@ -66,14 +66,15 @@ pub fn parse_verb(request: &Request) -> Result<Verb, String> {
     })
 }
 
-/// Handles one request of a socket.
-pub async fn handle(chat: &ChatService, socket: &Arc<Socket>, request: Request) {
+/// Handles one request of a socket (a `say` waits for its ack here; the socket pipelines says
+/// with [`say`] instead).
+pub async fn handle(chat: &Arc<ChatService>, socket: &Arc<Socket>, request: Request) {
     let verb = match parse_verb(&request) {
         Ok(verb) => verb,
         Err(message) => return error(chat, socket, &request, &message),
     };
     match verb {
-        Verb::RoomAdd(room) => room_add(chat, socket, &request, &room),
+        Verb::RoomAdd(room) => room_add(chat, socket, &request, &room).await,
         Verb::RoomLeave(room) => room_leave(chat, socket, &request, &room).await,
         Verb::RoomView(room) => room_view(chat, socket, &request, &room).await,
         Verb::DetailsView => {
@@ -85,7 +86,7 @@ pub async fn handle(chat: &ChatService, socket: &Arc<Socket>, request: Request) 
             });
             ok(chat, socket, &request, Some(data));
         }
-        Verb::Say { room, message } => say(chat, socket, &request, &room, &message).await,
+        Verb::Say { .. } => say(chat, socket, request).await.await,
         Verb::Action => actions::action(chat, socket, &request).await,
         Verb::Quit => chat.hub.send_or_drop(socket, Outgoing::CloseForGood),
     }
@@ -109,13 +110,17 @@ fn refuse(chat: &ChatService, socket: &Socket, request: &Request, code: SystemCo
     error(chat, socket, request, code.message());
 }
 
-fn room_add(chat: &ChatService, socket: &Arc<Socket>, request: &Request, room: &str) {
+async fn room_add(chat: &ChatService, socket: &Arc<Socket>, request: &Request, room: &str) {
     if let Some(member) = socket.member_id()
         && chat.room_moderation(room).banned.contains(&member)
     {
         return refuse(chat, socket, request, SystemCode::Banned);
     }
     if chat.hub.join(socket, room, chat.clock().now_ms()) {
+        // Answered once this instance receives the room's chat.
+        if let Err(e) = chat.interest.join(room).await {
+            tracing::warn!(error = %e, chat.room = %room, "chat room not subscribed");
+        }
         ok(chat, socket, request, Some(json!(true)));
     } else {
         let message = format!("connection already in this room ({room})");
@@ -125,6 +130,7 @@ fn room_add(chat: &ChatService, socket: &Arc<Socket>, request: &Request, room: &
 
 async fn room_leave(chat: &ChatService, socket: &Arc<Socket>, request: &Request, room: &str) {
     if chat.hub.leave(socket, room) {
+        chat.interest.leave(room).await;
         ok(chat, socket, request, Some(json!(true)));
         left(chat, socket, room).await;
     } else {
@@ -158,57 +164,79 @@ async fn room_view(chat: &ChatService, socket: &Arc<Socket>, request: &Request, 
     ok(chat, socket, request, Some(data));
 }
 
-async fn say(
-    chat: &ChatService,
-    socket: &Arc<Socket>,
-    request: &Request,
-    room: &str,
-    message: &str,
-) {
-    if !socket.in_room(room) {
-        let message = format!("connection not in this room ({room})");
-        return error(chat, socket, request, &message);
-    }
-    // A socket whose token expired is told 40302 here and says as a guest.
-    let speaker = chat.sessions.member(socket).await;
-    let moderation = chat.room_moderation(room);
-    let said = crate::commands::chat::say(
-        &chat.store,
-        &chat.db,
-        chat.clock().now(),
-        Say {
-            room,
-            connection_id: &socket.id,
-            speaker: speaker.as_ref(),
-            raw: message,
-            moderation: &moderation,
-            maintenance: chat.maintenance(),
-            max_text_chars: chat.settings().max_text_chars,
-            messages_per_minute: chat.settings().messages_per_minute,
-        },
-    )
-    .await;
-    match said {
-        Ok(_) => ok(chat, socket, request, None),
-        Err(SayError::Refused(SayRefusal::System(code))) => refuse(chat, socket, request, code),
-        Err(SayError::Refused(SayRefusal::Invalid(reason))) => {
-            error(chat, socket, request, &reason)
+/// The answer to a `say`, once its message is stored (or at once when it was refused): run by
+/// the socket in request order (src/chat/socket.rs), so answers go out in order while the acks
+/// of several says are awaited together.
+pub type SayAnswer = futures_util::future::BoxFuture<'static, ()>;
+
+/// Whether a request is a `say` (pipelined: see [`say`]).
+pub fn is_say(request: &Request) -> bool {
+    request.event.as_deref() == Some("say")
+}
+
+/// Handles a `say`: checks it, counts the rate and publishes its message now (in request order);
+/// returns the answer, which waits for the message's JetStream ack.
+pub async fn say(chat: &Arc<ChatService>, socket: &Arc<Socket>, request: Request) -> SayAnswer {
+    let (chat, socket) = (chat.clone(), socket.clone());
+    let sent = match parse_verb(&request) {
+        Ok(Verb::Say { room, message }) if socket.in_room(&room) => {
+            // A socket whose token expired is told 40302 here and says as a guest.
+            let speaker = chat.sessions.member(&socket).await;
+            let moderation = chat.room_moderation(&room);
+            crate::commands::chat::say_pipelined(
+                &chat.store,
+                &chat.db,
+                chat.clock().now(),
+                Say {
+                    room: &room,
+                    connection_id: &socket.id,
+                    speaker: speaker.as_ref(),
+                    raw: &message,
+                    moderation: &moderation,
+                    maintenance: chat.maintenance(),
+                    max_text_chars: chat.settings().max_text_chars,
+                    messages_per_minute: chat.settings().messages_per_minute,
+                },
+            )
+            .await
+            .map_err(Ok)
         }
-        Err(SayError::Store(e)) => {
-            tracing::warn!(error = %e, "chat message not stored");
-            error(
-                chat,
-                socket,
-                request,
-                "the message could not be stored; try again",
-            );
+        Ok(Verb::Say { room, .. }) => Err(Err(format!("connection not in this room ({room})"))),
+        Ok(_) => Err(Err("both room and message are required".to_owned())),
+        Err(message) => Err(Err(message)),
+    };
+    Box::pin(async move {
+        // `Err(Ok(_))`: refused or not sent; `Err(Err(_))`: not a valid say here.
+        let said = match sent {
+            Ok(ack) => ack.await,
+            Err(Ok(e)) => Err(e),
+            Err(Err(message)) => return error(&chat, &socket, &request, &message),
+        };
+        match said {
+            Ok(_) => ok(&chat, &socket, &request, None),
+            Err(SayError::Refused(SayRefusal::System(code))) => {
+                refuse(&chat, &socket, &request, code)
+            }
+            Err(SayError::Refused(SayRefusal::Invalid(reason))) => {
+                error(&chat, &socket, &request, &reason)
+            }
+            Err(SayError::Store(e)) => {
+                tracing::warn!(error = %e, "chat message not stored");
+                error(
+                    &chat,
+                    &socket,
+                    &request,
+                    "the message could not be stored; try again",
+                );
+            }
         }
-    }
+    })
 }
 
 /// A socket closed: its verified member leaves its rooms.
 pub async fn disconnected(chat: &ChatService, socket: &Arc<Socket>) {
     for room in chat.hub.unregister(socket) {
+        chat.interest.leave(&room).await;
         left(chat, socket, &room).await;
     }
 }

@@ -67,9 +67,8 @@ fn refusal_text(refusal: &SayRefusal) -> &str {
 }
 
 /// Says a message: checks it with [`check_say`], then the member's rate (`messages_per_minute`,
-/// the GCRA of [`crate::records::rate_limit`], counted in Postgres; when Postgres does not answer
-/// the message is allowed and the failure logged), then publishes `chat.message_posted`. Returns
-/// the message as broadcast.
+/// see [`may_say`]), then publishes `chat.message_posted` and waits for its ack. Returns the
+/// message as broadcast.
 #[tracing::instrument(skip_all, fields(chat.room = %say.room, connection.id = %say.connection_id), err(level = "info"))]
 pub async fn say(
     store: &EventStore,
@@ -77,6 +76,19 @@ pub async fn say(
     now: OffsetDateTime,
     say: Say<'_>,
 ) -> Result<ChatMessage, SayError> {
+    say_pipelined(store, db, now, say).await?.await
+}
+
+/// [`say`] in two steps, so one connection's messages can be pipelined: checks, counts the rate
+/// and sends `chat.message_posted` (messages sent one after another are stored in that order),
+/// then returns a future of its JetStream ack that resolves to the message as broadcast; the
+/// caller answers the `say` only after it (src/chat/pipeline.rs answers in order).
+pub async fn say_pipelined(
+    store: &EventStore,
+    db: &PgPool,
+    now: OffsetDateTime,
+    say: Say<'_>,
+) -> Result<impl Future<Output = Result<ChatMessage, SayError>> + Send + 'static, SayError> {
     let streamer = chatroom_streamer(say.room)
         .map(|s| s.to_string())
         .unwrap_or_default();
@@ -99,11 +111,16 @@ pub async fn say(
         member_id: chat.member_id.clone(),
         message: serde_json::to_string(&chat).expect("chat serializes"),
     });
-    store.publish(NewEvent::new(now, event)).await?;
-    Ok(chat)
+    let ack = store.publish_pipelined(NewEvent::new(now, event)).await?;
+    Ok(async move {
+        ack.await?;
+        Ok(chat)
+    })
 }
 
-/// Whether `member` may say one more message now (see [`say`]).
+/// Whether `member` may say one more message now: the GCRA of [`crate::records::rate_limit`],
+/// counted in Postgres (when Postgres does not answer the message is allowed and the failure
+/// logged). The one call to swap for another limiter.
 async fn may_say(db: &PgPool, member: &str, messages_per_minute: u32) -> bool {
     let bucket = derived_event_id(&["chat-messages", member]);
     let limit = i32::try_from(messages_per_minute).unwrap_or(i32::MAX);

@@ -315,4 +315,42 @@ impl EventStore {
         metrics::counter!("onair_events_published_total").increment(published.len() as u64);
         Ok(published)
     }
+
+    /// Publishes one unguarded event without waiting for its acknowledgement: returns once the
+    /// message is handed to the connection (so events sent one after another are stored in that
+    /// order), with a future of JetStream's acknowledgement. A caller answers only after that
+    /// future resolves; meanwhile it may send more (pipelining, as [`publish_all`](Self::publish_all)
+    /// does within one call).
+    pub async fn publish_pipelined(
+        &self,
+        new: NewEvent,
+    ) -> Result<
+        impl std::future::Future<Output = Result<Published, EventStoreError>> + Send + 'static,
+        EventStoreError,
+    > {
+        let started = std::time::Instant::now();
+        let headers = cloudevents::headers(new.id, new.occurred_at, &self.source, &new.event);
+        let message = jetstream::message::PublishMessage::build()
+            .payload(new.event.to_json().into())
+            .headers(headers);
+        let ack = self
+            .jetstream
+            .send_publish(new.event.subject(), message)
+            .await
+            .map_err(|e| publish_error(e.kind(), e.to_string(), 0))?;
+        let id = new.id;
+        Ok(async move {
+            let ack = ack
+                .await
+                .map_err(|e| publish_error(e.kind(), e.to_string(), 0))?;
+            metrics::histogram!("onair_event_publish_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
+            metrics::counter!("onair_events_published_total").increment(1);
+            Ok(Published {
+                id,
+                sequence: ack.sequence,
+                duplicate: ack.duplicate,
+            })
+        })
+    }
 }

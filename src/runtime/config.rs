@@ -313,6 +313,18 @@ pub struct ServeSettings {
     /// (src/http/cors.rs).
     #[arg(long, env = "ONAIR_CORS_ORIGINS", value_delimiter = ',', value_parser = cors_origin)]
     pub cors_origins: Vec<String>,
+    /// Chat: bytes of each socket's read buffer, allocated when it opens (chat frames are small;
+    /// a larger frame is read in several pieces). Most of an idle socket's memory.
+    #[arg(long, env = "ONAIR_CHAT_SOCKET_READ_BUFFER_BYTES", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(256..=(1 << 20)))]
+    pub chat_socket_read_buffer_bytes: u64,
+    /// Chat: bytes a socket's writer gathers before writing them out (queued frames are sent
+    /// together, then flushed).
+    #[arg(long, env = "ONAIR_CHAT_SOCKET_WRITE_BUFFER_BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u64).range(0..=(1 << 20)))]
+    pub chat_socket_write_buffer_bytes: u64,
+    /// Chat: `say`s of one socket that may wait for their JetStream acks at once; they are
+    /// published in order and answered in order, each after its own ack.
+    #[arg(long, env = "ONAIR_CHAT_SAY_PIPELINE", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub chat_say_pipeline: u64,
 }
 
 impl ServeSettings {
@@ -362,6 +374,9 @@ impl ServeSettings {
             client_url: self.chat_client_url.clone(),
             instance_timeout: Duration::from_millis(self.chat_instance_timeout_ms),
             queue_size: self.chat_socket_queue_frames as usize,
+            read_buffer_bytes: self.chat_socket_read_buffer_bytes as usize,
+            write_buffer_bytes: self.chat_socket_write_buffer_bytes as usize,
+            say_pipeline: self.chat_say_pipeline as usize,
         }
     }
 

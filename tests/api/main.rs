@@ -15,6 +15,7 @@ mod backoffice;
 mod bench_smoke;
 mod chat;
 mod chat_clients;
+mod chat_load;
 mod chat_sessions;
 mod cluster_health;
 mod concurrency;
