@@ -49,6 +49,9 @@ pub struct ChatSettings {
     pub write_buffer_bytes: usize,
     /// Says of one socket that may wait for their JetStream acks at once (answered in order).
     pub say_pipeline: usize,
+    /// How the members' message rate is spent: in slices leased from the shared Postgres bucket
+    /// (`ONAIR_RATE_LIMIT_*`; a slice of 1, as for the default limit, asks Postgres on every say).
+    pub message_rate_lease: crate::records::rate_limit::LeaseSettings,
 }
 
 impl Default for ChatSettings {
@@ -65,6 +68,7 @@ impl Default for ChatSettings {
             read_buffer_bytes: 4096,
             write_buffer_bytes: 16 * 1024,
             say_pipeline: 32,
+            message_rate_lease: crate::records::rate_limit::LeaseSettings::default(),
         }
     }
 }
@@ -84,6 +88,8 @@ pub struct ChatService {
     rules: Arc<Rules>,
     presence: Arc<PresenceStore>,
     clock: Clock,
+    /// The members' message rate (`messages_per_minute`), leased from the shared bucket.
+    pub(super) message_rate: Arc<crate::records::rate_limit::RateLimiter>,
 }
 
 impl ChatService {
@@ -97,7 +103,12 @@ impl ChatService {
         clock: Clock,
     ) -> Self {
         let hub = Arc::new(Hub::default());
+        let message_rate = Arc::new(crate::records::rate_limit::RateLimiter::with_lease(
+            true,
+            settings.message_rate_lease,
+        ));
         Self {
+            message_rate,
             sessions: Arc::new(Sessions::new(hub.clone(), store.clone(), clock.clone())),
             interest: Arc::new(Interest::new(store.client().clone(), hub.clone())),
             hub,

@@ -196,6 +196,7 @@ pub async fn say(chat: &Arc<ChatService>, socket: &Arc<Socket>, request: Request
                     maintenance: chat.maintenance(),
                     max_text_chars: chat.settings().max_text_chars,
                     messages_per_minute: chat.settings().messages_per_minute,
+                    message_rate: &chat.message_rate,
                 },
             )
             .await

@@ -24,6 +24,7 @@ use crate::events::notice::Presence;
 use crate::events::{
     ChatMessagePosted, ChatNotice, Event, MemberJoinedRoom, MemberLeftRoom, RoomNoticePublished,
 };
+use crate::records::rate_limit::RateLimiter;
 
 /// `say`: what a connection said in a room, with what the socket knows of it.
 #[derive(Clone, Copy, Debug)]
@@ -44,6 +45,8 @@ pub struct Say<'a> {
     pub max_text_chars: usize,
     /// Messages a member may say per minute across all instances (also the burst).
     pub messages_per_minute: u32,
+    /// The limiter counting `messages_per_minute` (leased slices of the shared Postgres bucket).
+    pub message_rate: &'a RateLimiter,
 }
 
 /// Why a `say` was not posted.
@@ -102,7 +105,14 @@ pub async fn say_pipelined(
         now,
     )
     .map_err(SayError::Refused)?;
-    if !may_say(db, &chat.member_id, say.messages_per_minute).await {
+    if !may_say(
+        db,
+        say.message_rate,
+        &chat.member_id,
+        say.messages_per_minute,
+    )
+    .await
+    {
         return Err(SayError::Refused(SayRefusal::System(SystemCode::TooFast)));
     }
     let event = Event::ChatMessagePosted(ChatMessagePosted {
@@ -119,12 +129,17 @@ pub async fn say_pipelined(
 }
 
 /// Whether `member` may say one more message now: the GCRA of [`crate::records::rate_limit`],
-/// counted in Postgres (when Postgres does not answer the message is allowed and the failure
-/// logged). The one call to swap for another limiter.
-async fn may_say(db: &PgPool, member: &str, messages_per_minute: u32) -> bool {
+/// shared by every instance in Postgres and spent in leased slices (when Postgres does not
+/// answer the message is allowed and the failure logged).
+async fn may_say(
+    db: &PgPool,
+    limiter: &RateLimiter,
+    member: &str,
+    messages_per_minute: u32,
+) -> bool {
     let bucket = derived_event_id(&["chat-messages", member]);
     let limit = i32::try_from(messages_per_minute).unwrap_or(i32::MAX);
-    match crate::records::rate_limit::check(db, bucket, limit).await {
+    match limiter.check(db, bucket, limit).await {
         Ok(decision) => decision.allowed,
         Err(e) => {
             tracing::warn!(error = %e, "chat rate check failed; allowing the message");

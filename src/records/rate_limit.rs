@@ -134,6 +134,15 @@ pub struct RateLimiter {
     keys: std::sync::Mutex<HashMap<Uuid, Arc<KeyLease>>>,
 }
 
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("enabled", &self.enabled)
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One key's leased slice on this instance.
 #[derive(Default)]
 struct KeyLease {

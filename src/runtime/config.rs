@@ -377,6 +377,7 @@ impl ServeSettings {
             read_buffer_bytes: self.chat_socket_read_buffer_bytes as usize,
             write_buffer_bytes: self.chat_socket_write_buffer_bytes as usize,
             say_pipeline: self.chat_say_pipeline as usize,
+            message_rate_lease: self.rate_limit_lease(),
         }
     }
 

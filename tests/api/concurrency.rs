@@ -13,6 +13,9 @@ async fn the_seat_cap_holds_under_concurrent_requests_on_two_instances() {
         s.max_stages = 3;
         s.max_viewers_per_stage = 50;
         s.scale_up_threshold = 45;
+        // On a loaded machine the 300 requests may take longer than the 60 s heartbeat timeout;
+        // an early seat expiring mid-test would be handed out again and break the count.
+        s.heartbeat_timeout_secs = 3600.0;
     };
     let a = spawn_app_with(&services, limits).await;
     let b = spawn_app_with(&services, limits).await;
