@@ -1,5 +1,8 @@
-//! Errors to HTTP, in one place. Every error body is `{"error": CODE, "message": ..., "details": ...}`
-//! (seeds/ivs-api.md "錯誤返回格式") with a stable machine-readable `CODE`:
+//! Errors to HTTP, in one place. Every error body is
+//! `{"success": false, "error": CODE, "message": ..., "details": ...}` (seeds/ivs-api.md
+//! "錯誤返回格式"; `success` as in the success envelope, which the seeds' clients test) with a
+//! stable machine-readable `CODE`; a `VALIDATION_ERROR`'s `details` names the field first, as
+//! the seed's example does (`userId is required`):
 //!
 //! | status | code | when |
 //! |---|---|---|
@@ -50,25 +53,35 @@ use crate::domain::stage_pool::PoolError;
 use crate::domain::user_id::IdError;
 use crate::ivs::ProviderError;
 
-/// The error body of every route.
+/// The error body of every route: `{"success": false, "error": CODE, "message": ...,
+/// "details": ...}` (seeds/ivs-api.md "錯誤返回格式"; `success` as in the success envelope, on
+/// which the seeds' clients branch).
 #[derive(Object, Debug, Clone, serde::Serialize)]
 pub struct ErrorBody {
+    /// Always `false` (a success answer is `{"success": true, "data": ...}`).
+    pub success: bool,
     /// Stable error code, e.g. `VALIDATION_ERROR`.
     pub error: String,
     /// What went wrong, naming the parameter when one is at fault.
     pub message: String,
-    /// More detail, when there is any.
+    /// More detail, when there is any. A `VALIDATION_ERROR` always has it, leading with the
+    /// field at fault (`userId is required`, `maxResults is invalid: ...`).
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<String>,
 }
 
 impl ErrorBody {
-    /// The body of `code` with `message` and optional `details`.
+    /// The body of `code` with `message` and optional `details` (a `VALIDATION_ERROR` without
+    /// them gets [`field_details`] of its message).
     pub fn new(code: ErrorCode, message: impl Into<String>, details: Option<String>) -> Self {
+        let message = message.into();
+        let details = details
+            .or_else(|| (code == ErrorCode::ValidationError).then(|| field_details(&message)));
         Self {
+            success: false,
             error: code.as_str().to_owned(),
-            message: message.into(),
+            message,
             details,
         }
     }
@@ -170,7 +183,8 @@ impl ApiError {
         Self::with_details(code, message, None)
     }
 
-    /// 400 `VALIDATION_ERROR`: a parameter is missing or invalid; `message` names it.
+    /// 400 `VALIDATION_ERROR`: a parameter is missing or invalid; `message` names it, and
+    /// `details` says it field first ([`field_details`]).
     pub fn validation(message: impl Into<String>) -> Self {
         Self::coded(ErrorCode::ValidationError, message)
     }
@@ -541,13 +555,29 @@ pub async fn framework_error_to_response(err: poem::Error) -> Response {
         }
         _ => (ErrorCode::ValidationError, err.to_string()),
     };
-    let details = (status == StatusCode::BAD_REQUEST).then(|| err.to_string());
+    let details = (code == ErrorCode::ValidationError).then(|| field_details(&message));
     let body = Json(ErrorBody::new(code, message, details));
     match status {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(body).into_response(),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(body).into_response(),
         _ => poem::web::Json(body.0).with_status(status).into_response(),
     }
+}
+
+/// The `details` of a validation error, field first as in the seed's example (`userId is
+/// required`): `missing required parameter: F` gives `F is required`, `invalid parameter F:
+/// why` gives `F is invalid: why`; a message that already leads with its field (`userId must
+/// be at most 128 characters`, `query.page must be at least 1`) is kept as it is.
+pub fn field_details(message: &str) -> String {
+    if let Some(field) = message.strip_prefix("missing required parameter: ") {
+        return format!("{field} is required");
+    }
+    if let Some(rest) = message.strip_prefix("invalid parameter ")
+        && let Some((field, why)) = rest.split_once(": ")
+    {
+        return format!("{field} is invalid: {why}");
+    }
+    message.to_owned()
 }
 
 /// Rewrites poem-openapi's parse errors so the message leads with the field at fault.
@@ -563,9 +593,16 @@ fn describe_parse_error(text: &str) -> String {
             return format!("invalid parameter {field}: {text}");
         }
     }
-    if let Some(start) = text.find("parameter `") {
-        let rest = &text[start + 11..];
+    let named = text
+        .find("parameter `")
+        .map(|start| start + 11)
+        .or_else(|| text.find("path `").map(|start| start + 6));
+    if let Some(start) = named {
+        let rest = &text[start..];
         if let Some(end) = rest.find('`') {
+            if text.contains("expects an input value") {
+                return format!("missing required parameter: {}", &rest[..end]);
+            }
             return format!("invalid parameter {}: {text}", &rest[..end]);
         }
     }
