@@ -10,6 +10,7 @@ pub mod consistency;
 pub mod cors;
 pub mod envelope;
 pub mod error_code;
+pub mod error_text;
 pub mod field;
 pub mod gateway;
 pub mod health;
