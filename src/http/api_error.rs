@@ -1,5 +1,8 @@
-//! Errors to HTTP, in one place. Every error body is `{"error": CODE, "message": ..., "details": ...}`
-//! (seeds/ivs-api.md "錯誤返回格式") with a stable machine-readable `CODE`:
+//! Errors to HTTP, in one place. Every error body is
+//! `{"success": false, "error": CODE, "message": ..., "details": ...}` (seeds/ivs-api.md
+//! "錯誤返回格式"; `success` as in the success envelope, which the seeds' clients test) with a
+//! stable machine-readable `CODE`; a `VALIDATION_ERROR`'s `details` names the field first, as
+//! the seed's example does (`userId is required`):
 //!
 //! | status | code | when |
 //! |---|---|---|
@@ -37,6 +40,8 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
 
 pub use super::error_code::ErrorCode;
+use super::error_text::describe_parse_error;
+pub use super::error_text::field_details;
 use crate::commands::gifts::SendGiftError;
 use crate::commands::ingest::IngestError;
 use crate::commands::login::LoginError;
@@ -50,25 +55,35 @@ use crate::domain::stage_pool::PoolError;
 use crate::domain::user_id::IdError;
 use crate::ivs::ProviderError;
 
-/// The error body of every route.
+/// The error body of every route: `{"success": false, "error": CODE, "message": ...,
+/// "details": ...}` (seeds/ivs-api.md "錯誤返回格式"; `success` as in the success envelope, on
+/// which the seeds' clients branch).
 #[derive(Object, Debug, Clone, serde::Serialize)]
 pub struct ErrorBody {
+    /// Always `false` (a success answer is `{"success": true, "data": ...}`).
+    pub success: bool,
     /// Stable error code, e.g. `VALIDATION_ERROR`.
     pub error: String,
     /// What went wrong, naming the parameter when one is at fault.
     pub message: String,
-    /// More detail, when there is any.
+    /// More detail, when there is any. A `VALIDATION_ERROR` always has it, leading with the
+    /// field at fault (`userId is required`, `maxResults is invalid: ...`).
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<String>,
 }
 
 impl ErrorBody {
-    /// The body of `code` with `message` and optional `details`.
+    /// The body of `code` with `message` and optional `details` (a `VALIDATION_ERROR` without
+    /// them gets [`field_details`] of its message).
     pub fn new(code: ErrorCode, message: impl Into<String>, details: Option<String>) -> Self {
+        let message = message.into();
+        let details = details
+            .or_else(|| (code == ErrorCode::ValidationError).then(|| field_details(&message)));
         Self {
+            success: false,
             error: code.as_str().to_owned(),
-            message: message.into(),
+            message,
             details,
         }
     }
@@ -170,7 +185,8 @@ impl ApiError {
         Self::with_details(code, message, None)
     }
 
-    /// 400 `VALIDATION_ERROR`: a parameter is missing or invalid; `message` names it.
+    /// 400 `VALIDATION_ERROR`: a parameter is missing or invalid; `message` names it, and
+    /// `details` says it field first ([`field_details`]).
     pub fn validation(message: impl Into<String>) -> Self {
         Self::coded(ErrorCode::ValidationError, message)
     }
@@ -541,35 +557,13 @@ pub async fn framework_error_to_response(err: poem::Error) -> Response {
         }
         _ => (ErrorCode::ValidationError, err.to_string()),
     };
-    let details = (status == StatusCode::BAD_REQUEST).then(|| err.to_string());
+    let details = (code == ErrorCode::ValidationError).then(|| field_details(&message));
     let body = Json(ErrorBody::new(code, message, details));
     match status {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(body).into_response(),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(body).into_response(),
         _ => poem::web::Json(body.0).with_status(status).into_response(),
     }
-}
-
-/// Rewrites poem-openapi's parse errors so the message leads with the field at fault.
-fn describe_parse_error(text: &str) -> String {
-    // e.g. `parse request payload error: failed to parse "ViewerTokenRequest": field `userId` is required`
-    if let Some(start) = text.find("field `") {
-        let rest = &text[start + 7..];
-        if let Some(end) = rest.find('`') {
-            let field = &rest[..end];
-            if text.contains("is required") || text.contains("missing") {
-                return format!("missing required parameter: {field}");
-            }
-            return format!("invalid parameter {field}: {text}");
-        }
-    }
-    if let Some(start) = text.find("parameter `") {
-        let rest = &text[start + 11..];
-        if let Some(end) = rest.find('`') {
-            return format!("invalid parameter {}: {text}", &rest[..end]);
-        }
-    }
-    format!("invalid request: {text}")
 }
 
 #[cfg(test)]

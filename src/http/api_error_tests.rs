@@ -114,3 +114,31 @@ fn a_code_picks_its_status_and_wire_string() {
     let response = ApiError::coded(ErrorCode::IdempotencyKeyReused, "reused").into_response();
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[test]
+fn an_error_body_says_success_false_and_a_field_error_names_its_field_first() {
+    let body =
+        serde_json::to_value(ErrorBody::new(ErrorCode::NotFound, "no such route", None)).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"success": false, "error": "NOT_FOUND", "message": "no such route"})
+    );
+    assert_eq!(
+        field_details("missing required parameter: userId"),
+        "userId is required"
+    );
+    assert_eq!(
+        field_details("invalid parameter maxResults: must be at most 100"),
+        "maxResults is invalid: must be at most 100"
+    );
+    assert_eq!(
+        field_details("query.page must be at least 1"),
+        "query.page must be at least 1"
+    );
+    assert_eq!(
+        describe_parse_error(
+            "failed to parse parameter `stageArn`: Type \"string\" expects an input value."
+        ),
+        "missing required parameter: stageArn"
+    );
+}

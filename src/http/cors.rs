@@ -3,7 +3,7 @@
 //!
 //! - **REST.** A request whose `Origin` is on the list (or any, with `*`) goes through poem's
 //!   [`Cors`] middleware: a preflight (`OPTIONS` with `Access-Control-Request-Method`) is answered
-//!   204 right there, before authentication, rate limits and routing, allowing the methods
+//!   200 right there, before authentication, rate limits and routing, allowing the methods
 //!   [`ALLOWED_METHODS`] and the request headers [`ALLOWED_HEADERS`] (what the seeds' clients
 //!   send); every other answer, errors included (401, 429, 503, ...), carries
 //!   `Access-Control-Allow-Origin` (the request's origin), `Vary: Origin` and

@@ -3,16 +3,135 @@
 //! framework's own parse errors do not do. The OpenAPI schema is the inner type's.
 
 use std::borrow::Cow;
+use std::marker::PhantomData;
 
-use poem_openapi::registry::{MetaSchemaRef, Registry};
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::types::{ParseFromJSON, ParseResult, ToJSON, Type};
 use serde_json::Value;
 
 use super::api_error::ApiError;
 
-/// A JSON body field of type `T`, parsed leniently and checked with [`Checked::get`].
+/// A JSON body field of type `T`, parsed leniently and checked with [`Checked::get`]; `R`
+/// declares in the spec the rules the handler enforces on it (so a generated client knows them).
 #[derive(Debug, Clone)]
-pub struct Checked<T>(Result<T, Problem>);
+pub struct Checked<T, R = Unruled>(Result<T, Problem>, PhantomData<fn() -> R>);
+
+/// The rules of a [`Checked`] field, as the spec states them (the handler enforces them, with a
+/// 400 naming the field).
+pub trait FieldRule {
+    /// Adds the rules to the field's schema.
+    fn declare(schema: &mut MetaSchema);
+}
+
+/// No rule beyond the type.
+#[derive(Debug, Clone)]
+pub struct Unruled;
+
+impl FieldRule for Unruled {
+    fn declare(_: &mut MetaSchema) {}
+}
+
+/// A user id (`domain/user_id.rs`): 1 to 100 characters, not only whitespace, no control
+/// characters.
+#[derive(Debug, Clone)]
+pub struct UserIdRule;
+
+impl FieldRule for UserIdRule {
+    fn declare(schema: &mut MetaSchema) {
+        schema.min_length = Some(1);
+        schema.max_length = Some(crate::domain::user_id::MAX_USER_ID_CHARS);
+        schema.pattern = Some(USER_ID_PATTERN.to_owned());
+    }
+}
+
+/// The pattern of [`UserIdRule`]: no control character, and one that is not whitespace.
+pub const USER_ID_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$";
+
+/// A stage ARN (`ivs/arn.rs` `is_stage_arn`): `arn:aws:ivs:<region>:<account>:stage/<id>`, at
+/// most 128 characters.
+#[derive(Debug, Clone)]
+pub struct StageArnRule;
+
+/// The pattern of a stage ARN.
+pub const STAGE_ARN_PATTERN: &str = "^arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage/[a-zA-Z0-9-]+$";
+
+/// Longest stage ARN, in characters.
+pub const STAGE_ARN_MAX_CHARS: usize = 128;
+
+/// A stage name (IVS rule, `stage.rs`): 1 to 128 characters of `[a-zA-Z0-9-_]`.
+#[derive(Debug, Clone)]
+pub struct StageNameRule;
+
+impl FieldRule for StageNameRule {
+    fn declare(schema: &mut MetaSchema) {
+        schema.min_length = Some(1);
+        schema.max_length = Some(128);
+        schema.pattern = Some("^[a-zA-Z0-9_-]+$".to_owned());
+    }
+}
+
+/// Stage tags (`stage.rs`): at most 50, values up to 256 characters without control characters.
+/// (Keys, 1 to 128 characters, cannot be stated in OpenAPI 3.0, which has no `propertyNames`.)
+#[derive(Debug, Clone)]
+pub struct TagsRule;
+
+impl FieldRule for TagsRule {
+    fn declare(schema: &mut MetaSchema) {
+        schema.max_properties = Some(50);
+        let mut value = MetaSchema::new("string");
+        value.max_length = Some(256);
+        value.pattern = Some(r"^[^\u0000-\u001f\u007f-\u009f]*$".to_owned());
+        schema.additional_properties = Some(Box::new(MetaSchemaRef::Inline(Box::new(value))));
+    }
+}
+
+/// An EventBridge event's `source`: `aws.ivs`, the only one onair takes.
+#[derive(Debug, Clone)]
+pub struct AwsIvsSourceRule;
+
+impl FieldRule for AwsIvsSourceRule {
+    fn declare(schema: &mut MetaSchema) {
+        schema.enum_items = vec![Value::String("aws.ivs".to_owned())];
+    }
+}
+
+/// A list that must hold at least one item (an EventBridge event's `resources`).
+#[derive(Debug, Clone)]
+pub struct NotEmptyRule;
+
+impl FieldRule for NotEmptyRule {
+    fn declare(schema: &mut MetaSchema) {
+        schema.min_items = Some(1);
+    }
+}
+
+/// A time in RFC 3339 (`format: date-time`).
+#[derive(Debug, Clone)]
+pub struct DateTimeRule;
+
+impl FieldRule for DateTimeRule {
+    fn declare(schema: &mut MetaSchema) {
+        schema.format = Some("date-time");
+        schema.nullable = true;
+    }
+}
+
+/// An optional field that may also be `null` (taken as absent).
+#[derive(Debug, Clone)]
+pub struct NullableRule;
+
+impl FieldRule for NullableRule {
+    fn declare(schema: &mut MetaSchema) {
+        schema.nullable = true;
+    }
+}
+
+impl FieldRule for StageArnRule {
+    fn declare(schema: &mut MetaSchema) {
+        schema.max_length = Some(STAGE_ARN_MAX_CHARS);
+        schema.pattern = Some(STAGE_ARN_PATTERN.to_owned());
+    }
+}
 
 #[derive(Debug, Clone)]
 enum Problem {
@@ -20,7 +139,7 @@ enum Problem {
     Invalid(String),
 }
 
-impl<T> Checked<T> {
+impl<T, R> Checked<T, R> {
     /// The value, or 400 `VALIDATION_ERROR` naming `field`.
     pub fn get(self, field: &str) -> Result<T, ApiError> {
         match self.0 {
@@ -35,7 +154,7 @@ impl<T> Checked<T> {
     }
 }
 
-impl<T: Type> Type for Checked<T> {
+impl<T: Type, R: FieldRule + Send + Sync + 'static> Type for Checked<T, R> {
     const IS_REQUIRED: bool = T::IS_REQUIRED;
     type RawValueType = T::RawValueType;
     type RawElementValueType = T::RawElementValueType;
@@ -45,7 +164,13 @@ impl<T: Type> Type for Checked<T> {
     }
 
     fn schema_ref() -> MetaSchemaRef {
-        T::schema_ref()
+        match T::schema_ref() {
+            MetaSchemaRef::Inline(mut schema) => {
+                R::declare(&mut schema);
+                MetaSchemaRef::Inline(schema)
+            }
+            reference => reference,
+        }
     }
 
     fn register(registry: &mut Registry) {
@@ -66,28 +191,30 @@ impl<T: Type> Type for Checked<T> {
     }
 }
 
-impl<T: ParseFromJSON> ParseFromJSON for Checked<T> {
+impl<T: ParseFromJSON, R: FieldRule + Send + Sync + 'static> ParseFromJSON for Checked<T, R> {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
         let missing = matches!(value, None | Some(Value::Null));
         // The framework turns numbers and booleans into strings; a string field must be a string.
-        if T::name() == "string"
+        if matches!(&*T::name(), "string" | "optional_string")
             && let Some(v) = &value
             && !v.is_string()
             && !v.is_null()
         {
-            return Ok(Self(Err(Problem::Invalid(format!(
-                "expected a string, found {v}"
-            )))));
+            return Ok(Self(
+                Err(Problem::Invalid(format!("expected a string, found {v}"))),
+                PhantomData,
+            ));
         }
-        Ok(Self(match T::parse_from_json(value) {
+        let parsed = match T::parse_from_json(value) {
             Ok(v) => Ok(v),
             Err(_) if missing => Err(Problem::Missing),
             Err(e) => Err(Problem::Invalid(e.into_message())),
-        }))
+        };
+        Ok(Self(parsed, PhantomData))
     }
 }
 
-impl<T: ToJSON> ToJSON for Checked<T> {
+impl<T: ToJSON, R: FieldRule + Send + Sync + 'static> ToJSON for Checked<T, R> {
     fn to_json(&self) -> Option<Value> {
         self.0.as_ref().ok().and_then(|v| v.to_json())
     }

@@ -48,6 +48,17 @@ pub async fn replay_or_record<E: Endpoint>(
     mut req: Request,
     state: Arc<AppState>,
 ) -> poem::Result<Response> {
+    // A key of bytes outside visible ASCII breaks the rule the spec states: refused, not ignored.
+    if req
+        .headers()
+        .get(HEADER)
+        .is_some_and(|v| v.to_str().is_err())
+    {
+        return Ok(ErrorBody::response(
+            ErrorCode::ValidationError,
+            crate::domain::idempotency::InvalidIdempotencyKey.to_string(),
+        ));
+    }
     let key = req
         .headers()
         .get(HEADER)

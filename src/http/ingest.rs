@@ -14,7 +14,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::api_error::ApiError;
 use super::envelope::Envelope;
-use super::field::Checked;
+use super::field::{AwsIvsSourceRule, Checked, DateTimeRule, NotEmptyRule, NullableRule};
 use super::security::ApiKeyAuth;
 use super::tags::ApiTags;
 use crate::app::AppState;
@@ -26,13 +26,13 @@ pub struct IvsStageUpdateDetail {
     /// e.g. `Participant Published`, `Participant Unpublished`.
     pub event_name: String,
     /// IVS participant id of the publisher; kept in the stream status event.
-    pub participant_id: Option<String>,
+    pub participant_id: Checked<Option<String>, NullableRule>,
     /// IVS stage session id (`st-...`); kept in the stream status event.
-    pub session_id: Option<String>,
+    pub session_id: Checked<Option<String>, NullableRule>,
     /// The participant's user id (may be empty); ignored.
-    pub user_id: Option<String>,
+    pub user_id: Checked<Option<String>, NullableRule>,
     /// RFC 3339.
-    pub event_time: Option<String>,
+    pub event_time: Checked<Option<String>, DateTimeRule>,
 }
 
 /// An EventBridge event as delivered (`detail-type`, `source`, `resources`, `time`, `detail`).
@@ -42,11 +42,11 @@ pub struct EventBridgeEvent {
     #[oai(rename = "detail-type")]
     pub detail_type: Checked<String>,
     /// Must be `aws.ivs`.
-    pub source: Checked<String>,
+    pub source: Checked<String, AwsIvsSourceRule>,
     /// `resources[0]` is the stage ARN.
-    pub resources: Checked<Vec<String>>,
+    pub resources: Checked<Vec<String>, NotEmptyRule>,
     /// RFC 3339; used when `detail.event_time` is absent.
-    pub time: Option<String>,
+    pub time: Checked<Option<String>, DateTimeRule>,
     /// The event's `detail`; its `event_name` decides what is stored.
     pub detail: Checked<IvsStageUpdateDetail>,
 }
@@ -125,7 +125,12 @@ impl IngestApi {
             .first()
             .ok_or_else(|| ApiError::validation("resources must hold the stage ARN"))?
             .clone();
-        let given_time = match (detail.event_time.as_deref(), body.time.as_deref()) {
+        let event_time = detail.event_time.get("detail.event_time")?;
+        let participant_id = detail.participant_id.get("detail.participant_id")?;
+        let session_id = detail.session_id.get("detail.session_id")?;
+        detail.user_id.get("detail.user_id")?;
+        let time = body.time.get("time")?;
+        let given_time = match (event_time.as_deref(), time.as_deref()) {
             (Some(t), _) => Some(("detail.event_time", t)),
             (None, Some(t)) => Some(("time", t)),
             (None, None) => None,
@@ -140,8 +145,8 @@ impl IngestApi {
             detail_type,
             stage_arn,
             event_name: detail.event_name,
-            participant_id: detail.participant_id,
-            session_id: detail.session_id,
+            participant_id,
+            session_id,
             at,
         };
         Ok(

@@ -12,6 +12,7 @@ pub mod dashboard;
 pub mod deadline;
 pub mod envelope;
 pub mod error_code;
+pub mod error_text;
 pub mod field;
 pub mod gateway;
 pub mod health;
@@ -61,7 +62,8 @@ pub fn openapi_service() -> OpenApiService<AllApis, ()> {
          authenticates with the `x-api-key` header; the client gateway (`/api/action/*`) with a \
          member `Authorization` token from `loginAction` / `loginStreamer`; the back-office \
          gateway (`/api/backoffice/*`) with the operator's `website` and `key`. Errors are \
-         `{error, message, details}` with a stable `error` code.",
+         `{success: false, error, message, details}` with a stable `error` code; a \
+         `VALIDATION_ERROR`'s `details` names the field first (`userId is required`).",
     )
 }
 
@@ -89,6 +91,7 @@ pub fn routes(
     let templates = Arc::new(request_span::RouteTemplates::from_apis(
         &<AllApis as poem_openapi::OpenApi>::meta(),
     ));
+    let allow_templates = templates.clone();
     let api = api
         .around(move |ep, req| idempotency::replay_or_record(ep, req, idempotency_state.clone()))
         .around(move |ep, req| rate_limit::enforce(ep, req, limited_state.clone()))
@@ -121,6 +124,7 @@ pub fn routes(
         .around(move |ep, req| body_limit::limit_body(ep, req, max_body_bytes))
         .data(state)
         .catch_all_error(framework_error_to_response)
+        .around(move |ep, req| request_span::allow_on_405(ep, req, allow_templates.clone()))
         // Outside the rate limits, authentication and error mapping: a preflight is answered
         // here, and every answer (errors too) gets the CORS headers.
         .with(cors::CorsLayer::new(cors::OriginPolicy::new(&cors_origins)))

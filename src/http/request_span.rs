@@ -49,6 +49,55 @@ impl RouteTemplates {
             .max_by_key(|t| t.statics)
             .map(|t| t.path.as_str())
     }
+
+    /// The methods of the route `path` reaches (the template with the most literal segments, as
+    /// the router picks it), in spec order: the `Allow` of a 405 (RFC 9110 §15.5.6). Empty when
+    /// no route has that path.
+    pub fn methods_of(&self, path: &str) -> Vec<Method> {
+        let segments: Vec<&str> = split(path).collect();
+        let Some(best) = self
+            .0
+            .iter()
+            .filter(|t| t.matches(&segments))
+            .max_by_key(|t| t.statics)
+        else {
+            return Vec::new();
+        };
+        let mut methods: Vec<Method> = Vec::new();
+        for t in self.0.iter().filter(|t| t.path == best.path) {
+            if !methods.contains(&t.method) {
+                methods.push(t.method.clone());
+            }
+        }
+        methods
+    }
+}
+
+/// The middleware that gives a 405 its `Allow` header, the methods of the request's path
+/// (RFC 9110 §15.5.6 requires it).
+pub async fn allow_on_405<E: Endpoint>(
+    ep: Arc<E>,
+    req: Request,
+    templates: Arc<RouteTemplates>,
+) -> poem::Result<Response> {
+    let path = req.uri().path().to_owned();
+    let mut response = ep.call(req).await?.into_response();
+    if response.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED
+        && !response.headers().contains_key(poem::http::header::ALLOW)
+    {
+        let allow = templates
+            .methods_of(&path)
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        if let Ok(value) = poem::http::HeaderValue::from_str(&allow) {
+            response
+                .headers_mut()
+                .insert(poem::http::header::ALLOW, value);
+        }
+    }
+    Ok(response)
 }
 
 fn split(path: &str) -> impl Iterator<Item = &str> {
@@ -159,5 +208,17 @@ mod tests {
         let t = templates();
         assert_eq!(t.route_of(&Method::GET, "/nowhere"), None);
         assert_eq!(t.route_of(&Method::DELETE, "/health"), None);
+    }
+
+    #[test]
+    fn the_methods_of_a_path_are_those_of_the_route_the_router_picks() {
+        let t = templates();
+        assert_eq!(
+            t.methods_of("/api/stage/arn%3Aaws%3Aivs%3Aus-east-1%3A1%3Astage%2Fabc"),
+            [Method::GET, Method::PUT, Method::DELETE]
+        );
+        assert_eq!(t.methods_of("/api/stage/list"), [Method::GET]);
+        assert_eq!(t.methods_of("/api/action/loginAction"), [Method::POST]);
+        assert!(t.methods_of("/nowhere").is_empty());
     }
 }

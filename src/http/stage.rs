@@ -16,7 +16,7 @@ use time::format_description::well_known::Rfc3339;
 use super::api_error::ApiError;
 use super::common::{idempotency_event_id, now_timestamp, parse_stage_arn, require_stage};
 use super::envelope::{Envelope, timestamp};
-use super::field::Checked;
+use super::field::{Checked, StageNameRule, TagsRule};
 use super::security::ApiKeyAuth;
 use super::tags::ApiTags;
 use crate::app::AppState;
@@ -167,10 +167,10 @@ pub struct StageDeletedAnswer {
 #[oai(rename_all = "camelCase")]
 pub struct CreateStageRequest {
     /// 1 to 128 characters of `[a-zA-Z0-9-_]` (IVS rule).
-    pub name: Checked<String>,
+    pub name: Checked<String, StageNameRule>,
     /// Tags (at most 50; keys up to 128 characters, values up to 256); `Environment` and
     /// `ManagedBy=onair` are added.
-    pub tags: Checked<Option<BTreeMap<String, String>>>,
+    pub tags: Checked<Option<BTreeMap<String, String>>, TagsRule>,
 }
 
 /// Body of `PUT /api/stage/{stageArn}`.
@@ -178,7 +178,7 @@ pub struct CreateStageRequest {
 #[oai(rename_all = "camelCase")]
 pub struct RenameStageRequest {
     /// The new name: 1 to 128 characters of `[a-zA-Z0-9-_]`.
-    pub name: Checked<String>,
+    pub name: Checked<String, StageNameRule>,
 }
 
 /// Answer of `GET /api/stage/list`.
@@ -322,7 +322,10 @@ impl StageApi {
         state: Data<&Arc<AppState>>,
         _auth: ApiKeyAuth,
         /// Page size, 1 to 100 (default 50).
-        #[oai(name = "maxResults")]
+        #[oai(
+            name = "maxResults",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
         max_results: Query<Option<u32>>,
         /// The `nextToken` of the previous page.
         #[oai(name = "nextToken")]
@@ -412,7 +415,13 @@ impl StageApi {
         state: Data<&Arc<AppState>>,
         _auth: ApiKeyAuth,
         /// Stage ARN, URL-encoded.
-        #[oai(name = "stageArn")]
+        #[oai(
+            name = "stageArn",
+            validator(
+                pattern = "^arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage/[a-zA-Z0-9-]+$",
+                max_length = 128
+            )
+        )]
         stage_arn: Path<String>,
     ) -> Result<StageResponse, ApiError> {
         let arn = parse_stage_arn(&stage_arn.0)?;
@@ -445,7 +454,10 @@ impl StageApi {
         auth: ApiKeyAuth,
         body: Json<CreateStageRequest>,
         /// Optional idempotency key.
-        #[oai(name = "Idempotency-Key")]
+        #[oai(
+            name = "Idempotency-Key",
+            validator(pattern = "^[\\x21-\\x7E]+[ \\t]*$", min_length = 1, max_length = 255)
+        )]
         idempotency_key: Header<Option<String>>,
     ) -> Result<CreateStageResponse, ApiError> {
         let body = body.0;
@@ -479,7 +491,13 @@ impl StageApi {
         state: Data<&Arc<AppState>>,
         _auth: ApiKeyAuth,
         /// Stage ARN, URL-encoded.
-        #[oai(name = "stageArn")]
+        #[oai(
+            name = "stageArn",
+            validator(
+                pattern = "^arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage/[a-zA-Z0-9-]+$",
+                max_length = 128
+            )
+        )]
         stage_arn: Path<String>,
         body: Json<RenameStageRequest>,
     ) -> Result<RenameStageResponse, ApiError> {
@@ -513,7 +531,13 @@ impl StageApi {
         state: Data<&Arc<AppState>>,
         _auth: ApiKeyAuth,
         /// Stage ARN, URL-encoded.
-        #[oai(name = "stageArn")]
+        #[oai(
+            name = "stageArn",
+            validator(
+                pattern = "^arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage/[a-zA-Z0-9-]+$",
+                max_length = 128
+            )
+        )]
         stage_arn: Path<String>,
     ) -> Result<DeleteStageResponse, ApiError> {
         let arn = parse_stage_arn(&stage_arn.0)?;

@@ -272,7 +272,13 @@ impl StatsApi {
         state: Data<&Arc<AppState>>,
         _auth: ApiKeyAuth,
         /// Stage ARN, URL-encoded.
-        #[oai(name = "stageArn")]
+        #[oai(
+            name = "stageArn",
+            validator(
+                pattern = "^arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage/[a-zA-Z0-9-]+$",
+                max_length = 128
+            )
+        )]
         stage_arn: Path<String>,
     ) -> Result<OneStageStatsResponse, ApiError> {
         let stage_arn = parse_stage_arn(&stage_arn.0)?;

@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::api_error::ApiError;
 use super::common::idempotency_event_id;
 use super::envelope::{Envelope, timestamp};
-use super::field::Checked;
+use super::field::{Checked, UserIdRule};
 use super::security::ApiKeyAuth;
 use super::tags::ApiTags;
 use crate::app::AppState;
@@ -25,7 +25,7 @@ use crate::ivs::token::MAX_ATTRIBUTES_BYTES;
 #[oai(rename_all = "camelCase")]
 pub struct TokenRequest {
     /// The app's user id: 1 to 100 characters, no control characters.
-    pub user_id: Checked<String>,
+    pub user_id: Checked<String, UserIdRule>,
     /// Custom attributes shown to every participant of the stage. Non-string values are passed to
     /// IVS as their JSON text; at most 1024 bytes in total (IVS limit).
     pub attributes: Checked<Option<BTreeMap<String, Value>>>,
@@ -159,7 +159,10 @@ impl TokenApi {
         auth: ApiKeyAuth,
         body: Json<TokenRequest>,
         /// Optional idempotency key: a retry with the same key records the token once.
-        #[oai(name = "Idempotency-Key")]
+        #[oai(
+            name = "Idempotency-Key",
+            validator(pattern = "^[\\x21-\\x7E]+[ \\t]*$", min_length = 1, max_length = 255)
+        )]
         idempotency_key: Header<Option<String>>,
     ) -> Result<PublisherTokenResponse, ApiError> {
         let body = body.0;
@@ -204,7 +207,10 @@ impl TokenApi {
         auth: ApiKeyAuth,
         body: Json<TokenRequest>,
         /// Optional idempotency key: a retry with the same key takes one seat.
-        #[oai(name = "Idempotency-Key")]
+        #[oai(
+            name = "Idempotency-Key",
+            validator(pattern = "^[\\x21-\\x7E]+[ \\t]*$", min_length = 1, max_length = 255)
+        )]
         idempotency_key: Header<Option<String>>,
     ) -> Result<ViewerTokenResponse, ApiError> {
         let body = body.0;

@@ -10,7 +10,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use super::api_error::ApiError;
 use super::common::{idempotency_event_id, now_timestamp, parse_stage_arn, require_stage};
 use super::envelope::{Envelope, timestamp};
-use super::field::Checked;
+use super::field::{Checked, StageArnRule, UserIdRule};
 use super::security::ApiKeyAuth;
 use super::tags::ApiTags;
 use crate::app::AppState;
@@ -23,9 +23,9 @@ use crate::read_models;
 #[oai(rename_all = "camelCase")]
 pub struct ViewerOnStage {
     /// The app's user id.
-    pub user_id: Checked<String>,
+    pub user_id: Checked<String, UserIdRule>,
     /// The stage ARN.
-    pub stage_arn: Checked<String>,
+    pub stage_arn: Checked<String, StageArnRule>,
 }
 
 /// Answer of `POST /api/viewer/heartbeat`.
@@ -173,7 +173,10 @@ impl ViewerApi {
         auth: ApiKeyAuth,
         body: Json<ViewerOnStage>,
         /// Optional idempotency key.
-        #[oai(name = "Idempotency-Key")]
+        #[oai(
+            name = "Idempotency-Key",
+            validator(pattern = "^[\\x21-\\x7E]+[ \\t]*$", min_length = 1, max_length = 255)
+        )]
         idempotency_key: Header<Option<String>>,
     ) -> Result<LeaveResponse, ApiError> {
         let body = body.0;
@@ -207,7 +210,13 @@ impl ViewerApi {
         state: Data<&Arc<AppState>>,
         _auth: ApiKeyAuth,
         /// Stage ARN, URL-encoded.
-        #[oai(name = "stageArn")]
+        #[oai(
+            name = "stageArn",
+            validator(
+                pattern = "^arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage/[a-zA-Z0-9-]+$",
+                max_length = 128
+            )
+        )]
         stage_arn: Path<String>,
     ) -> Result<ViewerListResponse, ApiError> {
         let stage_arn = parse_stage_arn(&stage_arn.0)?;
@@ -244,10 +253,23 @@ impl ViewerApi {
         state: Data<&Arc<AppState>>,
         _auth: ApiKeyAuth,
         /// The app's user id.
-        #[oai(name = "userId")]
+        #[oai(
+            name = "userId",
+            validator(
+                min_length = 1,
+                max_length = 100,
+                pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+            )
+        )]
         user_id: Query<String>,
         /// Stage ARN.
-        #[oai(name = "stageArn")]
+        #[oai(
+            name = "stageArn",
+            validator(
+                pattern = "^arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage/[a-zA-Z0-9-]+$",
+                max_length = 128
+            )
+        )]
         stage_arn: Query<String>,
     ) -> Result<WatchDurationResponse, ApiError> {
         let user = UserId::parse(&user_id.0, "userId")?;

@@ -38,8 +38,8 @@ use tokio::time::{Instant, Sleep};
 
 /// The answer to a connection over the limit: written with one non-blocking write, then closed.
 const OVER_LIMIT_ANSWER: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\
-Content-Type: application/json\r\nContent-Length: 75\r\nRetry-After: 1\r\n\r\n\
-{\"error\":\"SERVICE_UNAVAILABLE\",\"message\":\"too many connections; try again\"}";
+Content-Type: application/json\r\nContent-Length: 91\r\nRetry-After: 1\r\n\r\n\
+{\"success\":false,\"error\":\"SERVICE_UNAVAILABLE\",\"message\":\"too many connections; try again\"}";
 
 /// The listener's limits (settings `ONAIR_MAX_CONNECTIONS`, `ONAIR_HEADER_READ_TIMEOUT_SECS`).
 #[derive(Clone, Copy, Debug)]
@@ -359,6 +359,7 @@ mod tests {
         assert!(head.contains(&format!("Content-Length: {}\r\n", body.len())));
         let json: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(json["error"], "SERVICE_UNAVAILABLE");
+        assert_eq!(json["success"], false);
     }
 
     const SECS: Option<Duration> = Some(Duration::from_secs(5));

@@ -132,7 +132,16 @@ async fn bad_input_gets_a_validation_error_naming_the_field_and_stores_nothing()
         let answer = app.post_raw(path, body.clone()).await;
         let message = answer.expect_error(400, "VALIDATION_ERROR");
         assert!(message.contains(field), "{path} {body}: {message}");
+        let details = answer.body["details"].as_str().unwrap();
+        assert!(details.starts_with(field), "{path} {body}: {details}");
     }
+    // As the seed's example: `{"error": "VALIDATION_ERROR", ..., "details": "userId is required"}`.
+    let missing = app.post_raw("/api/token/viewer", "{}".to_owned()).await;
+    assert_eq!(
+        missing.body["details"], "userId is required",
+        "{}",
+        missing.body
+    );
     let missing_query = app.get("/api/viewer/duration?userId=v").await;
     let message = missing_query.expect_error(400, "VALIDATION_ERROR");
     assert!(message.contains("stageArn"), "{message}");
@@ -151,6 +160,23 @@ async fn unknown_routes_and_wrong_methods_get_the_error_body() {
     let wrong_method = app.get("/api/token/viewer").await;
     assert_eq!(wrong_method.status, 405, "{}", wrong_method.body);
     assert_eq!(wrong_method.body["error"], "METHOD_NOT_ALLOWED");
+    assert_eq!(wrong_method.body["success"], false);
+    // RFC 9110: a 405 lists the path's methods in `Allow`.
+    assert_eq!(
+        wrong_method.headers.get("allow").unwrap().to_str().unwrap(),
+        "POST"
+    );
+    let stage = app
+        .post(
+            "/api/stage/arn%3Aaws%3Aivs%3Aus-east-1%3A1%3Astage%2Fabc",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(stage.status, 405, "{}", stage.body);
+    assert_eq!(
+        stage.headers.get("allow").unwrap().to_str().unwrap(),
+        "GET, PUT, DELETE"
+    );
     let big = app
         .post_raw(
             "/api/token/viewer",

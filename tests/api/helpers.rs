@@ -206,10 +206,19 @@ impl Answer {
         &self.body["data"]
     }
 
-    /// Asserts an error answer with this status and code and returns its message.
+    /// Asserts an error answer with this status and code (and `success: false`, which the seeds'
+    /// clients branch on; a `VALIDATION_ERROR` with `details`) and returns its message.
     pub fn expect_error(&self, status: u16, code: &str) -> String {
         assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
         assert_eq!(self.body["error"], code, "body: {}", self.body);
+        assert_eq!(self.body["success"], false, "body: {}", self.body);
+        if code == "VALIDATION_ERROR" {
+            assert!(
+                self.body["details"].as_str().is_some_and(|d| !d.is_empty()),
+                "details: {}",
+                self.body
+            );
+        }
         self.body["message"].as_str().expect("message").to_owned()
     }
 

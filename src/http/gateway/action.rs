@@ -7,7 +7,7 @@ use crate::app::AppState;
 use crate::domain::member::{MemberId, Role};
 use crate::http::action_query::ActionQuery;
 use crate::http::api_error::{ApiError, ErrorCode};
-use crate::http::field::Checked;
+use crate::http::field::{Checked, NullableRule};
 use crate::read_models::rooms::{self as room_queries, RoomRow};
 use crate::records::member_auth::MemberClaims;
 
@@ -20,7 +20,7 @@ pub struct ActionRequest {
     /// The member token from `loginAction` / `loginStreamer` (bare or `Bearer <token>`); may also
     /// be given inside `query` as `Authorization`.
     #[oai(rename = "Authorization")]
-    pub authorization: Option<String>,
+    pub authorization: Checked<Option<String>, NullableRule>,
 }
 
 /// The parsed body: the query and the token wherever it was given.
@@ -35,7 +35,8 @@ impl Action {
     /// Parses the body: `query` must be the text of a JSON object (400 otherwise).
     pub fn parse(body: ActionRequest) -> Result<Self, ApiError> {
         let query = ActionQuery::parse(&body.query.get("query")?)?;
-        let authorization = match body.authorization.filter(|a| !a.trim().is_empty()) {
+        let given = body.authorization.get("Authorization")?;
+        let authorization = match given.filter(|a| !a.trim().is_empty()) {
             Some(a) => Some(a),
             None => query.optional_text("Authorization")?,
         };

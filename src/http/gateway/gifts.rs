@@ -42,7 +42,10 @@ impl GiftActionsApi {
         state: Data<&Arc<AppState>>,
         body: Json<ActionRequest>,
         /// Optional idempotency key: a retry with the same key sends the gift once.
-        #[oai(name = "Idempotency-Key")]
+        #[oai(
+            name = "Idempotency-Key",
+            validator(pattern = "^[\\x21-\\x7E]+[ \\t]*$", min_length = 1, max_length = 255)
+        )]
         idempotency_key: Header<Option<String>>,
     ) -> Result<GiftResponse, ApiError> {
         let action = Action::parse(body.0)?;
