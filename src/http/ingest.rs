@@ -24,7 +24,7 @@ use crate::commands::ingest::{self, Ingested, IvsStageEvent};
 #[derive(Object, Debug, Clone)]
 pub struct IvsStageUpdateDetail {
     /// e.g. `Participant Published`, `Participant Unpublished`.
-    pub event_name: String,
+    pub event_name: Checked<String>,
     /// IVS participant id of the publisher; kept in the stream status event.
     pub participant_id: Checked<Option<String>, NullableRule>,
     /// IVS stage session id (`st-...`); kept in the stream status event.
@@ -125,6 +125,7 @@ impl IngestApi {
             .first()
             .ok_or_else(|| ApiError::validation("resources must hold the stage ARN"))?
             .clone();
+        let event_name = detail.event_name.get("detail.event_name")?;
         let event_time = detail.event_time.get("detail.event_time")?;
         let participant_id = detail.participant_id.get("detail.participant_id")?;
         let session_id = detail.session_id.get("detail.session_id")?;
@@ -144,7 +145,7 @@ impl IngestApi {
         let event = IvsStageEvent {
             detail_type,
             stage_arn,
-            event_name: detail.event_name,
+            event_name,
             participant_id,
             session_id,
             at,
