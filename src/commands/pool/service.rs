@@ -22,10 +22,6 @@ pub(super) const MAX_ATTEMPTS: usize = 20;
 /// How long to wait for the view to catch up after a conflict or an unknown seat.
 pub(super) const CATCH_UP_WAIT: Duration = Duration::from_millis(500);
 
-/// The longest a request waits for its turn to decide (see `PoolService::turn`): under one JetStream
-/// request timeout (5 s) at most, so that a request answers within about two of them.
-pub(super) const DECISION_TURN_WAIT: Duration = Duration::from_secs(4);
-
 /// The longest a viewer's seat decision takes, its turn included, before it answers 503
 /// `SERVICE_UNAVAILABLE`: under the 10 s a client (or nginx, `deploy/nginx.conf`) waits.
 pub const DECISION_DEADLINE: Duration = Duration::from_secs(8);
@@ -174,18 +170,13 @@ impl PoolService {
         (f(&view.pool), view.pool_sequence)
     }
 
-    /// This instance's turn to decide (the decision lock). A request waits at most
-    /// [`DECISION_TURN_WAIT`]: when the event store stalls (a NATS node failing over), the
-    /// requests queued behind a stalled publish answer 503 `SERVICE_UNAVAILABLE` in time instead
-    /// of hanging past their client's timeout.
+    /// This instance's turn to decide (the decision lock). The wait counts against the
+    /// decision's [`DECISION_DEADLINE`]: when the event store stalls (a NATS node failing over),
+    /// the requests queued behind a stalled publish answer 503 `SERVICE_UNAVAILABLE` in time
+    /// instead of hanging past their client's timeout, while a burst that merely queues (a
+    /// popular stream starting) is served.
     pub(super) async fn turn(&self) -> Result<tokio::sync::MutexGuard<'_, ()>, PoolServiceError> {
-        tokio::time::timeout(DECISION_TURN_WAIT, self.inner.decide.lock())
-            .await
-            .map_err(|_| {
-                PoolServiceError::Store(EventStoreError::Unavailable(
-                    "the stage pool waited too long for its turn to decide".to_owned(),
-                ))
-            })
+        Ok(self.inner.decide.lock().await)
     }
 
     /// Runs a seat decision within [`DECISION_DEADLINE`], else answers a store error (503
