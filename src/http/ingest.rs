@@ -131,17 +131,20 @@ impl IngestApi {
         let session_id = detail.session_id.get("detail.session_id")?;
         detail.user_id.get("detail.user_id")?;
         let time = body.time.get("time")?;
-        let given_time = match (event_time.as_deref(), time.as_deref()) {
-            (Some(t), _) => Some(("detail.event_time", t)),
-            (None, Some(t)) => Some(("time", t)),
-            (None, None) => None,
+        // Both times must be RFC 3339 when given (the spec says `date-time`); the detail's decides.
+        let parse = |field: &str, t: Option<&str>| {
+            t.map(|t| {
+                OffsetDateTime::parse(t, &Rfc3339).map_err(|_| {
+                    ApiError::validation(format!("{field} must be RFC 3339, got {t:?}"))
+                })
+            })
+            .transpose()
         };
-        let at = match given_time {
-            Some((field, t)) => OffsetDateTime::parse(t, &Rfc3339).map_err(|_| {
-                ApiError::validation(format!("{field} must be RFC 3339, got {t:?}"))
-            })?,
-            None => state.clock.now(),
-        };
+        let event_at = parse("detail.event_time", event_time.as_deref())?;
+        let delivered_at = parse("time", time.as_deref())?;
+        let at = event_at
+            .or(delivered_at)
+            .unwrap_or_else(|| state.clock.now());
         let event = IvsStageEvent {
             detail_type,
             stage_arn,

@@ -306,6 +306,11 @@ pub struct ServeSettings {
     /// heartbeat its own `onair.viewer.heartbeat_recorded.v1`).
     #[arg(long, env = "ONAIR_HEARTBEAT_BATCH_MAX", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub heartbeat_batch_max: u32,
+    /// The longest a viewer's seat decision takes, waiting for its turn included, in
+    /// milliseconds, before it answers 503 `SERVICE_UNAVAILABLE` (a stalled event store, a NATS
+    /// failover): under the 10 s a client or nginx waits (`deploy/nginx.conf`).
+    #[arg(long, env = "ONAIR_SEAT_DECISION_DEADLINE_MS", default_value_t = 8000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub seat_decision_deadline_ms: u64,
     /// Browsers: origins whose pages may call the API and open the WebSockets, comma-separated
     /// (`https://app.example.com,http://localhost:5173`), or `*` for any (development only).
     /// Empty (the default): no CORS headers, and a WebSocket upgrade is accepted only without an

@@ -173,6 +173,7 @@ impl Application {
                 environment: settings.environment.clone(),
                 heartbeat_lookback: settings.heartbeat_timeout() * 2 + Duration::from_secs(5),
                 heartbeat_batch: settings.heartbeat_batch(),
+                decision_deadline: Duration::from_millis(settings.seat_decision_deadline_ms),
             },
             clock.clone(),
             &supervisor,

@@ -16,6 +16,9 @@ async fn the_seat_cap_holds_under_concurrent_requests_on_two_instances() {
         // On a loaded machine the 300 requests may take longer than the 60 s heartbeat timeout;
         // an early seat expiring mid-test would be handed out again and break the count.
         s.heartbeat_timeout_secs = 3600.0;
+        // A burst of 300 on a loaded test machine may queue longer than the 8 s decision deadline
+        // meant for a stalled event store.
+        s.seat_decision_deadline_ms = 120_000;
     };
     let a = spawn_app_with(&services, limits).await;
     let b = spawn_app_with(&services, limits).await;

@@ -27,7 +27,7 @@ impl PoolService {
     /// may reopen a draining stage or create an auto-scaled one (each its own pool event).
     /// Errors: the pool's rules (`STAGE_FULL`, `STAGE_LIMIT_REACHED`), the provider, the store,
     /// [`PoolServiceError::Contended`] after 20 lost races; a store error when the whole
-    /// decision takes longer than [`super::service::DECISION_DEADLINE`] (a NATS failover).
+    /// decision takes longer than the seat decision deadline (`ONAIR_SEAT_DECISION_DEADLINE_MS`, 8 s) (a NATS failover).
     #[tracing::instrument(skip_all, fields(user_id = %user), err(level = "info"))]
     pub async fn assign_viewer_seat(
         &self,

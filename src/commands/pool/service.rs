@@ -22,10 +22,6 @@ pub(super) const MAX_ATTEMPTS: usize = 20;
 /// How long to wait for the view to catch up after a conflict or an unknown seat.
 pub(super) const CATCH_UP_WAIT: Duration = Duration::from_millis(500);
 
-/// The longest a viewer's seat decision takes, its turn included, before it answers 503
-/// `SERVICE_UNAVAILABLE`: under the 10 s a client (or nginx, `deploy/nginx.conf`) waits.
-pub const DECISION_DEADLINE: Duration = Duration::from_secs(8);
-
 /// Name of the master stage (seeds/ivs-api.md).
 pub const MASTER_STAGE_NAME: &str = "master-stage";
 
@@ -65,6 +61,9 @@ pub struct PoolServiceSettings {
     pub heartbeat_lookback: Duration,
     /// Heartbeat group commit (`ONAIR_HEARTBEAT_BATCH_*`).
     pub heartbeat_batch: HeartbeatBatchSettings,
+    /// The longest a viewer's seat decision takes, its turn included, before it answers 503
+    /// `SERVICE_UNAVAILABLE` (`ONAIR_SEAT_DECISION_DEADLINE_MS`, 8 s by default: under the 10 s a client or nginx waits).
+    pub decision_deadline: Duration,
 }
 
 /// The pool as this instance knows it, with the stream sequences it has applied.
@@ -171,7 +170,7 @@ impl PoolService {
     }
 
     /// This instance's turn to decide (the decision lock). The wait counts against the
-    /// decision's [`DECISION_DEADLINE`]: when the event store stalls (a NATS node failing over),
+    /// decision's deadline (`ONAIR_SEAT_DECISION_DEADLINE_MS`): when the event store stalls (a NATS node failing over),
     /// the requests queued behind a stalled publish answer 503 `SERVICE_UNAVAILABLE` in time
     /// instead of hanging past their client's timeout, while a burst that merely queues (a
     /// popular stream starting) is served.
@@ -179,7 +178,7 @@ impl PoolService {
         Ok(self.inner.decide.lock().await)
     }
 
-    /// Runs a seat decision within [`DECISION_DEADLINE`], else answers a store error (503
+    /// Runs a seat decision within its deadline (`ONAIR_SEAT_DECISION_DEADLINE_MS`), else answers a store error (503
     /// `SERVICE_UNAVAILABLE`). The decision is dropped where it stands: an event it had sent may
     /// still be stored, as after a JetStream ack timeout, and a retry with the same idempotency
     /// key publishes the same event id, which JetStream drops as a duplicate.
@@ -187,7 +186,7 @@ impl PoolService {
         &self,
         decision: impl std::future::Future<Output = Result<T, PoolServiceError>>,
     ) -> Result<T, PoolServiceError> {
-        tokio::time::timeout(DECISION_DEADLINE, decision)
+        tokio::time::timeout(self.inner.settings.decision_deadline, decision)
             .await
             .unwrap_or_else(|_| {
                 Err(PoolServiceError::Store(EventStoreError::Unavailable(
