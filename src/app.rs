@@ -55,6 +55,8 @@ pub struct AppState {
     pub clock: crate::runtime::clock::Clock,
     /// How long a request with `X-Min-Sequence` waits for the read models.
     pub min_sequence_wait: std::time::Duration,
+    /// The longest an API request runs before it is answered 503 (`ONAIR_REQUEST_DEADLINE_MS`).
+    pub request_deadline: std::time::Duration,
     /// Per-IP socket counts and the per-socket limits of `/primus` and `/ws` (`ONAIR_WS_*`).
     pub socket_limits: crate::http::socket_limits::SocketLimits,
     /// The background tasks of this instance and their states (`tasks` of `/health`).

@@ -1,4 +1,5 @@
-//! The request deadline: an API request that has no answer after [`REQUEST_DEADLINE`] is answered
+//! The request deadline: an API request that has no answer after its deadline
+//! (`ONAIR_REQUEST_DEADLINE_MS`, 9 s by default) is answered
 //! 503 `SERVICE_UNAVAILABLE` (retry), so a client never waits past its own timeout when a
 //! dependency stalls (a NATS failover, PostgreSQL restarting: each of the request's steps may wait
 //! up to 5 s for its connection). The handler is dropped where it stands, as when the client goes
@@ -13,13 +14,13 @@ use poem::{Endpoint, IntoResponse, Request, Response};
 use super::api_error::ErrorBody;
 use super::error_code::ErrorCode;
 
-/// The longest an API request runs before it is answered 503: under the 10 s clients and the
-/// load balancer wait (`deploy/nginx.conf`, the cluster fault suite).
-pub const REQUEST_DEADLINE: Duration = Duration::from_secs(9);
-
-/// The middleware (see the module docs).
-pub async fn bound<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
-    match tokio::time::timeout(REQUEST_DEADLINE, ep.call(req)).await {
+/// The middleware (see the module docs): answers 503 when `deadline` passes first.
+pub async fn bound<E: Endpoint>(
+    ep: Arc<E>,
+    req: Request,
+    deadline: Duration,
+) -> poem::Result<Response> {
+    match tokio::time::timeout(deadline, ep.call(req)).await {
         Ok(answer) => answer.map(IntoResponse::into_response),
         Err(_) => {
             metrics::counter!("onair_http_request_deadline_exceeded_total").increment(1);

@@ -194,7 +194,8 @@ impl<T: Type, R: FieldRule + Send + Sync + 'static> Type for Checked<T, R> {
 impl<T: ParseFromJSON, R: FieldRule + Send + Sync + 'static> ParseFromJSON for Checked<T, R> {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
         let missing = matches!(value, None | Some(Value::Null));
-        // The framework turns numbers and booleans into strings; a string field must be a string.
+        // The framework turns numbers and booleans into strings; a string field must be a string,
+        // and so must every item of a list of strings.
         if matches!(&*T::name(), "string" | "optional_string")
             && let Some(v) = &value
             && !v.is_string()
@@ -202,6 +203,17 @@ impl<T: ParseFromJSON, R: FieldRule + Send + Sync + 'static> ParseFromJSON for C
         {
             return Ok(Self(
                 Err(Problem::Invalid(format!("expected a string, found {v}"))),
+                PhantomData,
+            ));
+        }
+        if T::name() == "list_string"
+            && let Some(Value::Array(items)) = &value
+            && let Some(item) = items.iter().find(|item| !item.is_string())
+        {
+            return Ok(Self(
+                Err(Problem::Invalid(format!(
+                    "expected a list of strings, found {item}"
+                ))),
                 PhantomData,
             ));
         }

@@ -92,13 +92,14 @@ pub fn routes(
         &<AllApis as poem_openapi::OpenApi>::meta(),
     ));
     let allow_templates = templates.clone();
+    let request_deadline = state.request_deadline;
     let api = api
         .around(move |ep, req| idempotency::replay_or_record(ep, req, idempotency_state.clone()))
         .around(move |ep, req| rate_limit::enforce(ep, req, limited_state.clone()))
         .around(move |ep, req| {
             consistency::wait_for_min_sequence(ep, req, consistency_state.clone())
         })
-        .around(deadline::bound)
+        .around(move |ep, req| deadline::bound(ep, req, request_deadline))
         .around(metrics::track)
         .around(move |ep, req| request_span::trace(ep, req, templates.clone()));
     Route::new()

@@ -311,6 +311,11 @@ pub struct ServeSettings {
     /// failover): under the 10 s a client or nginx waits (`deploy/nginx.conf`).
     #[arg(long, env = "ONAIR_SEAT_DECISION_DEADLINE_MS", default_value_t = 8000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub seat_decision_deadline_ms: u64,
+    /// The longest an API request runs, in milliseconds, before it is answered 503
+    /// `SERVICE_UNAVAILABLE` (a stalled dependency): under the 10 s a client or nginx waits
+    /// (`deploy/nginx.conf`).
+    #[arg(long, env = "ONAIR_REQUEST_DEADLINE_MS", default_value_t = 9000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub request_deadline_ms: u64,
     /// Browsers: origins whose pages may call the API and open the WebSockets, comma-separated
     /// (`https://app.example.com,http://localhost:5173`), or `*` for any (development only).
     /// Empty (the default): no CORS headers, and a WebSocket upgrade is accepted only without an

@@ -295,6 +295,7 @@ impl Application {
             projection_leaders: leadership.clone(),
             clock,
             min_sequence_wait: Duration::from_millis(settings.min_sequence_wait_ms),
+            request_deadline: Duration::from_millis(settings.request_deadline_ms),
             chat,
             member_tokens,
             dummy_password_hash,

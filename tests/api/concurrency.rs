@@ -19,6 +19,7 @@ async fn the_seat_cap_holds_under_concurrent_requests_on_two_instances() {
         // A burst of 300 on a loaded test machine may queue longer than the 8 s decision deadline
         // meant for a stalled event store.
         s.seat_decision_deadline_ms = 120_000;
+        s.request_deadline_ms = 120_000;
     };
     let a = spawn_app_with(&services, limits).await;
     let b = spawn_app_with(&services, limits).await;
