@@ -198,8 +198,24 @@ fn check_profile(p: &MemberProfile) -> Result<(), MemberError> {
     Ok(())
 }
 
-/// Hashes a password with Argon2id and a random salt (PHC string).
+/// Argon2 work allowed at once: one per core. Each hash holds 19 MiB (Argon2id's default
+/// memory cost) while it runs; without a bound a burst of logins (or a flood of them) ran one per
+/// blocking thread and the allocator kept the peak (hundreds of MiB after 32 logins at once).
+fn password_work() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        tokio::sync::Semaphore::new(cores)
+    })
+}
+
+/// Hashes a password with Argon2id and a random salt (PHC string); waits for one of the
+/// per-core Argon2 permits first.
 pub async fn hash_password(password: String) -> Result<String, MemberError> {
+    let _permit = password_work()
+        .acquire()
+        .await
+        .map_err(|e| MemberError::Hash(e.to_string()))?;
     tokio::task::spawn_blocking(move || {
         let mut salt = [0u8; 16];
         rand::rng().fill_bytes(&mut salt);
@@ -213,8 +229,12 @@ pub async fn hash_password(password: String) -> Result<String, MemberError> {
     .map_err(|e| MemberError::Hash(e.to_string()))?
 }
 
-/// Whether `password` matches the stored PHC hash (false for a malformed hash).
+/// Whether `password` matches the stored PHC hash (false for a malformed hash); waits for one of
+/// the per-core Argon2 permits first.
 pub async fn verify_password(hash: String, password: String) -> bool {
+    let Ok(_permit) = password_work().acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
             .map(|parsed| {
