@@ -142,7 +142,7 @@ pub async fn run(args: &GiftsArgs) -> anyhow::Result<Report> {
         })
         .await
     };
-    let (projections, server) = sampler
+    let finished = sampler
         .finish(
             figures.last_sequence,
             Duration::from_secs_f64(common.catch_up_timeout),
@@ -175,13 +175,8 @@ pub async fn run(args: &GiftsArgs) -> anyhow::Result<Report> {
         last_gift_rank_ms: last.and_then(|l| notices.last().map(|n| ms(*n, l))),
     };
     let mut report = Report {
-        scenario: "gifts".into(),
-        target: format!("onair ({})", urls.join(", ")),
-        http: Some(figures),
         gifts: Some(gifts),
-        projections,
-        server,
-        ..Default::default()
+        ..Report::for_http("gifts", &urls, figures, finished)
     };
     reference::attach(&mut report, reference::measure(common, &plan, &run).await?);
     Ok(report)

@@ -84,7 +84,7 @@ pub async fn run(args: &HeartbeatsArgs) -> anyhow::Result<Report> {
         })
         .await
     };
-    let (projections, server) = sampler
+    let finished = sampler
         .finish(
             figures.last_sequence,
             Duration::from_secs_f64(common.catch_up_timeout),
@@ -101,14 +101,7 @@ pub async fn run(args: &HeartbeatsArgs) -> anyhow::Result<Report> {
             }
         })
         .await;
-    let mut report = Report {
-        scenario: "heartbeats".into(),
-        target: format!("onair ({})", urls.join(", ")),
-        http: Some(figures),
-        projections,
-        server,
-        ..Default::default()
-    };
+    let mut report = Report::for_http("heartbeats", &urls, figures, finished);
     reference::attach(&mut report, reference::measure(common, &plan, &run).await?);
     Ok(report)
 }

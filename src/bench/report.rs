@@ -174,6 +174,24 @@ pub struct Report {
 }
 
 impl Report {
+    /// The report of an HTTP scenario against `urls`: its figures, and the projection and server
+    /// figures the sampler gathered (`Sampler::finish`).
+    pub fn for_http(
+        scenario: &str,
+        urls: &[String],
+        figures: HttpFigures,
+        (projections, server): (Option<ProjectionFigures>, Option<ServerFigures>),
+    ) -> Self {
+        Self {
+            scenario: scenario.into(),
+            target: format!("onair ({})", urls.join(", ")),
+            http: Some(figures),
+            projections,
+            server,
+            ..Default::default()
+        }
+    }
+
     /// Errors of the run: HTTP answers not 2xx, refused `say`s, lost deliveries and listeners
     /// dropped (slow sockets aside), the reference's included.
     pub fn errors(&self) -> u64 {

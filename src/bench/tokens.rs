@@ -43,20 +43,13 @@ pub async fn run(args: &TokensArgs) -> anyhow::Result<Report> {
         })
         .await
     };
-    let (projections, server) = sampler
+    let finished = sampler
         .finish(
             figures.last_sequence,
             Duration::from_secs_f64(common.catch_up_timeout),
         )
         .await;
-    let mut report = Report {
-        scenario: "tokens".into(),
-        target: format!("onair ({})", urls.join(", ")),
-        http: Some(figures),
-        projections,
-        server,
-        ..Default::default()
-    };
+    let mut report = Report::for_http("tokens", &urls, figures, finished);
     reference::attach(&mut report, reference::measure(common, &plan, &run).await?);
     Ok(report)
 }
