@@ -102,6 +102,16 @@ pub async fn wait_for_min_sequence<E: Endpoint>(
         )
         .into_response());
     };
+    // Boxed: only requests that send the header wait; the others keep a small future.
+    Box::pin(wait_then_call(ep, req, state, sequence)).await
+}
+
+async fn wait_then_call<E: Endpoint>(
+    ep: Arc<E>,
+    req: Request,
+    state: Arc<AppState>,
+    sequence: u64,
+) -> poem::Result<Response> {
     let deadline = Instant::now() + state.min_sequence_wait;
     let names = read_models_for(req.uri().path());
     loop {

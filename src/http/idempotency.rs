@@ -45,7 +45,7 @@ fn in_progress() -> Response {
 /// The middleware (applied to the API routes).
 pub async fn replay_or_record<E: Endpoint>(
     ep: Arc<E>,
-    mut req: Request,
+    req: Request,
     state: Arc<AppState>,
 ) -> poem::Result<Response> {
     // A key of bytes outside visible ASCII breaks the rule the spec states: refused, not ignored.
@@ -76,6 +76,19 @@ pub async fn replay_or_record<E: Endpoint>(
     if req.method() != Method::POST {
         return call(&ep, req).await;
     }
+    // Boxed: most requests carry no key, and the keyed path's database calls would otherwise
+    // enlarge every request's future (it is moved, and copied, through each layer above).
+    Box::pin(keyed(ep, req, state, key, api_key)).await
+}
+
+/// A POST with a valid `Idempotency-Key`: claims the key, runs the request, keeps the answer.
+async fn keyed<E: Endpoint>(
+    ep: Arc<E>,
+    mut req: Request,
+    state: Arc<AppState>,
+    key: String,
+    api_key: String,
+) -> poem::Result<Response> {
     let Ok(Some(owner)) = state.api_keys.verify(&state.db, &api_key).await else {
         return call(&ep, req).await;
     };

@@ -117,7 +117,8 @@ pub fn routes(
         // Every path that begins with /primus is the chat socket (protocols/actionhero.md §1.2).
         .around(|ep, req| async move {
             if req.uri().path().starts_with("/primus") {
-                crate::chat::socket::primus.call(req).await
+                // Boxed: the upgrade's future would otherwise enlarge every request's.
+                Box::pin(crate::chat::socket::primus.call(req)).await
             } else {
                 ep.call(req).await.map(poem::IntoResponse::into_response)
             }

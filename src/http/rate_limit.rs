@@ -15,7 +15,13 @@ use poem::{Endpoint, IntoResponse, Request, Response};
 
 use crate::app::AppState;
 use crate::http::api_error::{ApiError, framework_error_to_response};
+use crate::records::api_keys::ApiKeyRecord;
 use crate::records::rate_limit::Decision;
+
+/// The API key of the request's `x-api-key` header, as verified by the rate limit (a request
+/// extension): the API-key auth takes it instead of verifying the same key twice per request.
+#[derive(Clone, Debug)]
+pub struct VerifiedApiKey(pub ApiKeyRecord);
 
 /// Writes `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` and, when refused,
 /// `Retry-After`.
@@ -52,8 +58,10 @@ pub fn refusal(decision: &Decision) -> Response {
 }
 
 /// Counts the request when it carries a valid key; `None` when it is not counted (no key, an
-/// unknown key, limits disabled, or the database did not answer: fail open).
-async fn count(state: &AppState, req: &Request) -> Option<Decision> {
+/// unknown key, limits disabled, or the database did not answer: fail open). The key it verified
+/// is attached to the request as a [`VerifiedApiKey`], so the API-key auth does not verify it
+/// again.
+async fn count(state: &AppState, req: &mut Request) -> Option<Decision> {
     if !state.rate_limiter.enabled() {
         return None;
     }
@@ -63,16 +71,14 @@ async fn count(state: &AppState, req: &Request) -> Option<Decision> {
         // Unknown or revoked: the API-key auth answers 401. Lookup failed: it answers 503.
         Ok(None) | Err(_) => return None,
     };
-    match state
-        .rate_limiter
-        .check(&state.db, record.id, record.rate_limit_per_minute)
-        .await
-    {
+    let (id, limit) = (record.id, record.rate_limit_per_minute);
+    req.extensions_mut().insert(VerifiedApiKey(record));
+    match state.rate_limiter.check(&state.db, id, limit).await {
         Ok(decision) => Some(decision),
         Err(e) => {
             tracing::warn!(
                 error.cause_chain = %e,
-                api_key_id = %record.id,
+                api_key_id = %id,
                 "rate limit check failed; letting the request through (fail open)"
             );
             None
@@ -84,10 +90,10 @@ async fn count(state: &AppState, req: &Request) -> Option<Decision> {
 /// its limit, else `ep`'s answer with the `RateLimit-*` headers.
 pub async fn enforce<E: Endpoint>(
     ep: Arc<E>,
-    req: Request,
+    mut req: Request,
     state: Arc<AppState>,
 ) -> poem::Result<Response> {
-    let Some(decision) = count(&state, &req).await else {
+    let Some(decision) = count(&state, &mut req).await else {
         return Ok(ep.call(req).await?.into_response());
     };
     if !decision.allowed {

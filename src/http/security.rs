@@ -7,6 +7,7 @@ use poem_openapi::SecurityScheme;
 use poem_openapi::auth::ApiKey;
 
 use super::api_error::{ErrorBody, ErrorCode};
+use super::rate_limit::VerifiedApiKey;
 use crate::app::AppState;
 use crate::records::api_keys::ApiKeyRecord;
 
@@ -25,6 +26,10 @@ async fn check_api_key(req: &Request, key: ApiKey) -> poem::Result<ApiKeyRecord>
     let state = req
         .data::<Arc<AppState>>()
         .expect("AppState is attached to every route");
+    // Verified already by the rate limit, for this same header.
+    if let Some(VerifiedApiKey(record)) = req.extensions().get::<VerifiedApiKey>() {
+        return Ok(record.clone());
+    }
     match state.api_keys.verify(&state.db, &key.key).await {
         Ok(Some(record)) => Ok(record),
         Ok(None) => Err(poem::Error::from_status(

@@ -138,7 +138,7 @@ impl VerifiedKeyCache {
         key: &str,
     ) -> Result<Option<ApiKeyRecord>, sqlx::Error> {
         if self.ttl.is_zero() {
-            return verify(pool, key).await;
+            return Box::pin(verify(pool, key)).await;
         }
         let hashed = hash(key);
         if let Some((record, at)) = self.entries.read().expect("key cache").get(&hashed)
@@ -146,7 +146,8 @@ impl VerifiedKeyCache {
         {
             return Ok(Some(record.clone()));
         }
-        let found = verify(pool, key).await?;
+        // Boxed: a cache hit is every request's path; the query's future would enlarge it.
+        let found = Box::pin(verify(pool, key)).await?;
         let mut entries = self.entries.write().expect("key cache");
         match &found {
             Some(record) => {

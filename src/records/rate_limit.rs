@@ -233,7 +233,7 @@ impl RateLimiter {
         let limit = u32::try_from(limit_per_minute).unwrap_or(1).max(1);
         let slice = self.lease.slice(limit);
         if slice <= 1 {
-            return check(db, api_key_id, limit_per_minute).await;
+            return Box::pin(check(db, api_key_id, limit_per_minute)).await;
         }
         let key = {
             let mut keys = self.keys.lock().expect("rate limit keys");
@@ -257,7 +257,9 @@ impl RateLimiter {
         {
             return Ok(decision);
         }
-        let leased = lease(db, api_key_id, limit, slice).await?;
+        // Boxed, as the other database path above: the in-memory path is what every request
+        // takes, and its future stays small.
+        let leased = Box::pin(lease(db, api_key_id, limit, slice)).await?;
         let now = Instant::now();
         let mut local = key.local.lock().expect("lease");
         *local = Local {

@@ -228,14 +228,21 @@ impl PoolService {
 
     /// Records a heartbeat of a seated viewer (seeds/ivs-api.md: every 30 s); returns its time and
     /// the stored event. A viewer not seated on `stage_arn` is refused (`NOT_FOUND`).
-    #[tracing::instrument(skip_all, fields(user_id = %user, stage_arn), err(level = "info"))]
+    ///
+    /// The hottest write: it opens no span of its own (the request's span names the route) and
+    /// logs a refusal itself.
     pub async fn record_heartbeat(
         &self,
         user: &UserId,
         stage_arn: &str,
     ) -> Result<(OffsetDateTime, Published), PoolServiceError> {
-        self.check_fresh(|p| p.check_heartbeat(user, stage_arn))
-            .await?;
+        if let Err(e) = self
+            .check_fresh(|p| p.check_heartbeat(user, stage_arn))
+            .await
+        {
+            tracing::info!(user_id = %user, stage_arn, error = %e, "heartbeat refused");
+            return Err(e.into());
+        }
         let at = self.now();
         if let Some(batcher) = &self.inner.heartbeats {
             let published = batcher
@@ -244,14 +251,17 @@ impl PoolService {
                     stage_arn: stage_arn.to_owned(),
                     at,
                 })
-                .await?;
+                .await
+                .inspect_err(|e| {
+                    tracing::info!(user_id = %user, stage_arn, error = %e, "heartbeat not stored");
+                })?;
             return Ok((at, published));
         }
         let event = Event::ViewerHeartbeatRecorded(ViewerHeartbeatRecorded {
             user_id: user.to_string(),
             stage_arn: stage_arn.to_owned(),
         });
-        let published = self.inner.store.publish(NewEvent::new(at, event)).await?;
+        let published = Box::pin(self.inner.store.publish(NewEvent::new(at, event))).await?;
         Ok((at, published))
     }
 
