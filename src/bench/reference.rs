@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::args::{CommonArgs, HttpLoadArgs};
 use super::report::{HttpFigures, Report};
 use super::runner::{Plan, drive, http_client, send};
+use super::scrape::pids_cpu;
 use crate::event_store::STREAM_NAME;
 
 /// The heartbeat body, as `POST /api/viewer/heartbeat` takes it.
@@ -56,6 +57,9 @@ async fn beat(body: Json<Heartbeat>, state: Data<&Arc<Reference>>) -> Response {
     }
 }
 
+/// The name of the reference runtime's threads (at most 15 bytes: Linux's `comm`).
+pub const THREAD_NAME: &str = "onair-reference";
+
 /// The reference server while it runs.
 pub struct Running {
     /// `http://127.0.0.1:<port>`.
@@ -64,6 +68,20 @@ pub struct Running {
     server: tokio::task::JoinHandle<()>,
     jetstream: jetstream::Context,
     stream: String,
+    /// Held so the runtime lives as long as the server; dropped last.
+    _runtime: OwnRuntime,
+}
+
+/// The reference's runtime, shut down in the background when dropped (a runtime may not be
+/// dropped, blocking, inside another runtime's task).
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl Running {
@@ -76,8 +94,61 @@ impl Running {
     }
 }
 
-/// Creates the reference stream on `nats_url` and starts the handler on a loopback port.
+/// CPU seconds the reference runtime's threads have used (0 where `/proc` is missing).
+pub fn threads_cpu_seconds() -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|comm| comm.trim_end() == THREAD_NAME)
+        })
+        .filter_map(|task| std::fs::read_to_string(task.path().join("stat")).ok())
+        .filter_map(|stat| crate::runtime::metrics::stat_cpu_seconds(&stat))
+        .sum()
+}
+
+/// Creates the reference stream on `nats_url` and starts the handler on a loopback port, on a
+/// runtime of its own.
 pub async fn start(nats_url: &str, run: &str) -> anyhow::Result<Running> {
+    let runtime = OwnRuntime(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(THREAD_NAME)
+            .enable_all()
+            .build()?,
+    ));
+    let (nats_url, run) = (nats_url.to_owned(), run.to_owned());
+    let started = runtime
+        .0
+        .as_ref()
+        .expect("just built")
+        .spawn(async move { serve(&nats_url, &run).await })
+        .await
+        .map_err(|e| anyhow::anyhow!("the reference did not start: {e}"))?;
+    let (url, stop, server, jetstream, stream) = started?;
+    Ok(Running {
+        url,
+        stop,
+        server,
+        jetstream,
+        stream,
+        _runtime: runtime,
+    })
+}
+
+type Serving = (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+    jetstream::Context,
+    String,
+);
+
+/// The reference's start, on its runtime: `(url, stop, server, jetstream, stream name)`.
+async fn serve(nats_url: &str, run: &str) -> anyhow::Result<Serving> {
     let client = async_nats::ConnectOptions::new()
         .name("onair-bench")
         .connection_timeout(Duration::from_secs(5))
@@ -129,13 +200,7 @@ pub async fn start(nats_url: &str, run: &str) -> anyhow::Result<Running> {
             )
             .await;
     });
-    Ok(Running {
-        url: format!("http://127.0.0.1:{port}"),
-        stop,
-        server,
-        jetstream: js,
-        stream: name,
-    })
+    Ok((format!("http://127.0.0.1:{port}"), stop, server, js, name))
 }
 
 /// Heartbeats of `users` users (a fixed stage ARN) sent to a reference at `url`.
@@ -150,29 +215,63 @@ pub async fn load(url: &str, plan: &Plan, users: usize) -> HttpFigures {
     .await
 }
 
+/// The reference's figures in a run: its load's, and the CPU seconds it used (its runtime's
+/// threads and the `--pid` processes).
+pub struct Measured {
+    figures: HttpFigures,
+    cpu_seconds: f64,
+}
+
 /// Measures the reference with the plan (for a scenario's ratio); `None` without `--nats-url`.
 pub async fn measure(
     common: &CommonArgs,
     plan: &Plan,
     run: &str,
-) -> anyhow::Result<Option<HttpFigures>> {
+) -> anyhow::Result<Option<Measured>> {
     let Some(nats) = &common.nats_url else {
         return Ok(None);
     };
     let reference = start(nats, run).await?;
+    let before = threads_cpu_seconds() + pids_cpu(&common.pids);
     let figures = load(&reference.url, plan, 500).await;
+    let cpu_seconds = threads_cpu_seconds() + pids_cpu(&common.pids) - before;
     reference.stop().await?;
-    Ok(Some(figures))
+    Ok(Some(Measured {
+        figures,
+        cpu_seconds,
+    }))
 }
 
-/// Adds the reference's figures and the ratio to a report.
-pub fn attach(report: &mut Report, reference: Option<HttpFigures>) {
-    if let (Some(r), Some(h)) = (&reference, &report.http)
-        && r.requests_per_sec > 0.0
-    {
-        report.ratio_to_reference = Some(h.requests_per_sec / r.requests_per_sec);
+/// Adds the reference's figures and the ratios to a report: requests per second, and CPU per
+/// request when the report has the server's CPU.
+pub fn attach(report: &mut Report, reference: Option<Measured>) {
+    let Some(Measured {
+        figures: r,
+        cpu_seconds,
+    }) = reference
+    else {
+        return;
+    };
+    let per_request = |cpu: f64, requests: u64| (requests > 0).then(|| cpu * 1e6 / requests as f64);
+    report.reference_cpu_per_request_us = per_request(cpu_seconds, r.requests);
+    if let Some(h) = &report.http {
+        if r.requests_per_sec > 0.0 {
+            report.ratio_to_reference = Some(h.requests_per_sec / r.requests_per_sec);
+        }
+        report.cpu_per_request_us = report
+            .server
+            .as_ref()
+            .and_then(|s| s.cpu_seconds)
+            .and_then(|cpu| per_request(cpu, h.requests));
     }
-    report.reference = reference;
+    if let (Some(server), Some(reference)) = (
+        report.cpu_per_request_us,
+        report.reference_cpu_per_request_us,
+    ) && server > 0.0
+    {
+        report.cpu_ratio_to_reference = Some(reference / server);
+    }
+    report.reference = Some(r);
 }
 
 /// `onair bench reference`.

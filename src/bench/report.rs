@@ -168,6 +168,19 @@ pub struct Report {
     /// Requests per second of this scenario divided by the reference's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_to_reference: Option<f64>,
+    /// CPU per request, in microseconds: the server's CPU (with `--pid` processes) over the
+    /// requests of the load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_per_request_us: Option<f64>,
+    /// The reference's CPU per request, in microseconds: its runtime's threads (with the same
+    /// `--pid` processes) over its requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_cpu_per_request_us: Option<f64>,
+    /// `reference_cpu_per_request_us / cpu_per_request_us`: above 1, a request costs the server
+    /// less CPU than it costs the reference. Less sensitive than `ratio_to_reference` to other
+    /// work on a shared machine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_ratio_to_reference: Option<f64>,
     /// The same chat scenario against the peer (`--peer-url`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer: Option<Box<Report>>,
@@ -254,6 +267,15 @@ impl Report {
         });
         row("ratio to reference", &|r| {
             r.ratio_to_reference.map(|v| format!("{v:.2}"))
+        });
+        row("CPU per request", &|r| {
+            r.cpu_per_request_us.map(|v| format!("{v:.0} µs"))
+        });
+        row("reference CPU per request", &|r| {
+            r.reference_cpu_per_request_us.map(|v| format!("{v:.0} µs"))
+        });
+        row("CPU ratio to reference", &|r| {
+            r.cpu_ratio_to_reference.map(|v| format!("{v:.2}"))
         });
         row("listeners / senders / slow", &|r| {
             r.chat

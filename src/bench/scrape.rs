@@ -68,7 +68,7 @@ pub async fn scrape(client: &reqwest::Client, base: &str) -> anyhow::Result<Scra
 }
 
 /// CPU seconds of the `--pid` processes (those that can be read).
-fn pids_cpu(pids: &[u32]) -> f64 {
+pub fn pids_cpu(pids: &[u32]) -> f64 {
     pids.iter()
         .filter_map(|p| process_usage(Some(*p)))
         .map(|u| u.cpu_seconds)

@@ -70,11 +70,7 @@ pub fn process_usage(pid: Option<u32>) -> Option<ProcessUsage> {
 /// Parses `/proc/<pid>/stat` (utime and stime, fields 14 and 15, counted after the
 /// parenthesised command name, which may hold spaces) and `VmRSS` of `/proc/<pid>/status` (kB).
 fn parse_usage(stat: &str, status: &str) -> Option<ProcessUsage> {
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    // Fields from the 3rd (state) on: utime is the 14th field of the line, the 12th here.
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
+    let cpu_seconds = stat_cpu_seconds(stat)?;
     let rss_kb: u64 = status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))?
@@ -84,9 +80,21 @@ fn parse_usage(stat: &str, status: &str) -> Option<ProcessUsage> {
         .parse()
         .ok()?;
     Some(ProcessUsage {
-        cpu_seconds: (utime + stime) / USER_HZ,
+        cpu_seconds,
         resident_bytes: rss_kb * 1024,
     })
+}
+
+/// User plus system CPU seconds of a `/proc/<pid>/stat` or `/proc/<pid>/task/<tid>/stat` line
+/// (utime and stime, fields 14 and 15, counted after the parenthesised command name, which may
+/// hold spaces).
+pub fn stat_cpu_seconds(stat: &str) -> Option<f64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    // Fields from the 3rd (state) on: utime is the 14th field of the line, the 12th here.
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / USER_HZ)
 }
 
 /// Sets `process_resident_memory_bytes` and `process_cpu_seconds_total` from this process's

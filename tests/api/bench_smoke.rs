@@ -98,6 +98,15 @@ async fn every_bench_scenario_completes_with_sane_figures() {
                 report["server"]["rss_after_mib"].as_f64().unwrap() > 1.0,
                 "{report}"
             );
+            // CPU per request of both sides (at 10 ms tick resolution a short run may read 0).
+            assert!(
+                report["cpu_per_request_us"].as_f64().unwrap() >= 0.0,
+                "{report}"
+            );
+            assert!(
+                report["reference_cpu_per_request_us"].as_f64().unwrap() >= 0.0,
+                "{report}"
+            );
         }
         if scenario == "gifts" {
             assert!(count(&report["gifts"]["gift_rank_notices"]) > 0, "{report}");
