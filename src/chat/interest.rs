@@ -61,7 +61,9 @@ impl Interest {
         // responders") only once the server has read everything sent before it on this
         // connection, the SUBs included: then a message published after this returns is ours.
         // Best effort: the subscriptions stand whatever it answers.
-        let sync = self.client.request(self.client.new_inbox(), bytes::Bytes::new());
+        let sync = self
+            .client
+            .request(self.client.new_inbox(), bytes::Bytes::new());
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), sync).await;
         let task = tokio::spawn(deliver_room(
             futures_util::stream::select(chat, notices),

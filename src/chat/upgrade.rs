@@ -57,8 +57,7 @@ impl Upgrade {
             let Ok(upgraded) = on_upgrade.await else {
                 return;
             };
-            let stream =
-                Stream::from_raw_socket(upgraded, Role::Server, Some(config)).await;
+            let stream = Stream::from_raw_socket(upgraded, Role::Server, Some(config)).await;
             run(stream).await;
         });
         Response::builder()
