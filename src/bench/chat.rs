@@ -197,11 +197,12 @@ async fn listen(
         dropped: false,
     };
     let mut pending = Vec::with_capacity(64);
+    let finder = socket::MessageFinder::new(&marker);
     loop {
         tokio::select! {
             frame = ws.next() => match frame {
                 Some(Ok(Message::Text(t))) => {
-                    if let Some((_, _, sent)) = socket::find_message(&t, &marker) {
+                    if let Some((_, _, sent)) = finder.find(&t) {
                         let now = epoch.elapsed().as_micros() as u64;
                         pending.push(now.saturating_sub(sent));
                         heard.received += 1;

@@ -73,7 +73,10 @@ pub async fn connect(
             .await
             .with_context(|| format!("connecting to {target}"))?;
         stream.set_nodelay(true)?;
-        match tokio_tungstenite::client_async(url, stream).await {
+        // A small read buffer: the library zeroes its free read capacity before every read, and
+        // a listener reads one short frame at a time.
+        let config = tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096);
+        match tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await {
             Ok((ws, _)) => return Ok(ws),
             Err(tungstenite::Error::Http(r))
                 if r.status() == 429 && started.elapsed() < Duration::from_secs(60) =>
@@ -147,13 +150,38 @@ pub fn message_text(run: &str, sender: usize, seq: u64, micros: u64) -> String {
     format!("bench{run} {sender} {seq} {micros}")
 }
 
+/// Finds bench messages in broadcast frames without parsing the JSON, with searchers built once
+/// (a listener reads every frame of the run: the search is most of its work).
+pub struct MessageFinder {
+    marker: memchr::memmem::Finder<'static>,
+    user: memchr::memmem::Finder<'static>,
+}
+
+impl MessageFinder {
+    /// A finder of the messages whose text starts with `marker`.
+    pub fn new(marker: &str) -> Self {
+        Self {
+            marker: memchr::memmem::Finder::new(marker.as_bytes()).into_owned(),
+            user: memchr::memmem::Finder::new(b"\"context\":\"user\"").into_owned(),
+        }
+    }
+
+    /// `(sender, seq, µs)` of the bench message in a broadcast frame (`context: user`).
+    pub fn find(&self, frame: &str) -> Option<(usize, u64, u64)> {
+        let at = self.marker.find(frame.as_bytes())? + self.marker.needle().len();
+        self.user.find(frame.as_bytes())?;
+        numbers(&frame[at..])
+    }
+}
+
 /// Finds a bench message in a broadcast frame without parsing the JSON: `(sender, seq, µs)`.
 pub fn find_message(frame: &str, marker: &str) -> Option<(usize, u64, u64)> {
-    if !frame.contains("\"context\":\"user\"") {
-        return None;
-    }
-    let at = frame.find(marker)? + marker.len();
-    let mut parts = frame[at..]
+    MessageFinder::new(marker).find(frame)
+}
+
+/// The first three numbers of `text`.
+fn numbers(text: &str) -> Option<(usize, u64, u64)> {
+    let mut parts = text
         .split(|c: char| !c.is_ascii_digit())
         .filter(|p| !p.is_empty());
     let sender = parts.next()?.parse().ok()?;
@@ -184,5 +212,7 @@ mod tests {
         .to_string();
         assert_eq!(find_message(&frame, "benchab12 "), Some((3, 41, 99000)));
         assert_eq!(find_message(&frame, "benchzz "), None);
+        let guest = frame.replace("\"user\"", "\"response\"");
+        assert_eq!(MessageFinder::new("benchab12 ").find(&guest), None);
     }
 }

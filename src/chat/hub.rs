@@ -7,9 +7,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
-use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::protocol;
+use super::queue::{Queue, Refused};
 use crate::domain::chat::{Speaker, SystemCode, TokenSession};
 
 /// What the writer of a socket is asked to do.
@@ -18,8 +19,8 @@ pub enum Outgoing {
     /// Send one text frame.
     Text(String),
     /// Send one text frame encoded once for many sockets (a room's broadcast): every socket's
-    /// queue holds the same bytes.
-    Shared(Arc<str>),
+    /// queue holds the same bytes (reference-counted, never copied per socket).
+    Shared(Utf8Bytes),
     /// Send `"primus::server::close"`, then close: the client does not reconnect.
     CloseForGood,
     /// Close without `server::close`: the client reconnects (a missed heartbeat).
@@ -62,9 +63,9 @@ pub struct Socket {
     pub connected_at: i64,
     /// Rooms, verified member and heartbeat flags.
     pub state: Mutex<SocketState>,
-    tx: mpsc::Sender<Outgoing>,
-    /// Wakes the writer to close the socket at once (its queue may be full).
-    pub kill: tokio::sync::Notify,
+    /// What the writer sends next; a kill wakes the writer to close the socket at once (its queue
+    /// may be full).
+    pub queue: Queue<Outgoing>,
     /// Set when the socket was dropped as a slow consumer (it is closing).
     dropped: std::sync::atomic::AtomicBool,
 }
@@ -72,7 +73,7 @@ pub struct Socket {
 impl Socket {
     /// Queues a frame; `false` when the queue is full or the socket is gone.
     pub fn send(&self, out: Outgoing) -> bool {
-        self.tx.try_send(out).is_ok()
+        self.queue.push(out).is_ok()
     }
 
     /// The member id bound by `verify`, if any.
@@ -121,7 +122,7 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Registers a new socket; the receiver feeds its writer.
+    /// Registers a new socket; its [`Socket::queue`] feeds its writer.
     pub fn register(
         &self,
         id: String,
@@ -130,8 +131,7 @@ impl Hub {
         remote_port: u16,
         connected_at: i64,
         queue: usize,
-    ) -> (Arc<Socket>, mpsc::Receiver<Outgoing>) {
-        let (tx, rx) = mpsc::channel(queue.max(1));
+    ) -> Arc<Socket> {
         let socket = Arc::new(Socket {
             id: id.clone(),
             fingerprint,
@@ -142,15 +142,14 @@ impl Hub {
                 alive: true,
                 ..Default::default()
             }),
-            tx,
-            kill: tokio::sync::Notify::new(),
+            queue: Queue::new(queue),
             dropped: std::sync::atomic::AtomicBool::new(false),
         });
         self.sockets
             .write()
             .expect("sockets")
             .insert(id, socket.clone());
-        (socket, rx)
+        socket
     }
 
     /// Removes a socket from every room; returns the rooms it was in.
@@ -263,7 +262,7 @@ impl Hub {
     /// Sends a frame to every socket in a room, the same bytes to each (encoded once); a socket
     /// whose queue is full is dropped. Returns how many sockets it was queued for.
     pub fn deliver(&self, room: &str, frame: &str) -> usize {
-        let frame: Arc<str> = Arc::from(frame);
+        let frame = Utf8Bytes::from(frame);
         let rooms = self.rooms.read().expect("rooms");
         let Some(members) = rooms.get(room) else {
             return 0;
@@ -271,18 +270,17 @@ impl Hub {
         let mut queued = 0;
         for (_, socket) in members.values() {
             // Never blocks: a full queue drops the socket (sets a flag, wakes its writer).
-            if socket.send(Outgoing::Shared(frame.clone())) {
-                queued += 1;
-            } else {
-                self.drop_slow(socket);
+            match socket.queue.push(Outgoing::Shared(frame.clone())) {
+                Ok(()) => queued += 1,
+                Err(refused) => self.drop_refused(socket, refused),
             }
         }
         queued
     }
 
-    /// Drops a socket whose queue is full (see [`send_or_drop`](Self::send_or_drop)).
-    fn drop_slow(&self, socket: &Socket) {
-        if socket.tx.is_closed() {
+    /// Drops a socket whose queue refused a frame: a slow consumer when it was full.
+    fn drop_refused(&self, socket: &Socket, refused: Refused) {
+        if refused == Refused::Closed {
             // Its writer is gone (the socket is closing): not a slow consumer.
             self.drop_now(socket);
         } else if self.drop_now(socket) {
@@ -301,8 +299,8 @@ impl Hub {
     /// Sends to one socket; drops it when its queue is full (a slow consumer): the socket closes
     /// at once, and its member leaves its rooms as on any disconnect.
     pub fn send_or_drop(&self, socket: &Socket, out: Outgoing) {
-        if !socket.send(out) {
-            self.drop_slow(socket);
+        if let Err(refused) = socket.queue.push(out) {
+            self.drop_refused(socket, refused);
         }
     }
 
@@ -347,7 +345,7 @@ impl Hub {
             .dropped
             .swap(true, std::sync::atomic::Ordering::Relaxed);
         if first {
-            socket.kill.notify_one();
+            socket.queue.kill();
         }
         first
     }

@@ -57,6 +57,14 @@ impl Interest {
         let chat = self.client.subscribe(chat).await?;
         let notices = self.client.subscribe(notices).await?;
         self.client.flush().await?;
+        // A flush only writes the SUBs out. A request that nobody answers comes back ("no
+        // responders") only once the server has read everything sent before it on this
+        // connection, the SUBs included: then a message published after this returns is ours.
+        // Best effort: the subscriptions stand whatever it answers.
+        let sync = self
+            .client
+            .request(self.client.new_inbox(), bytes::Bytes::new());
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), sync).await;
         let task = tokio::spawn(deliver_room(
             futures_util::stream::select(chat, notices),
             self.hub.clone(),

@@ -12,7 +12,8 @@
 //! - [`interest`]: a room's chat is subscribed to only while a socket here is in the room.
 //! - [`presence`]: this instance's id, its announcements, the room presence of other instances.
 //! - [`service`]: [`ChatService`], which ties them together and starts their background work.
-//! - [`socket`]: the `/primus*` endpoint.
+//! - [`socket`]: the `/primus*` endpoint; [`upgrade`]: its WebSocket upgrade; [`queue`]: a
+//!   socket's outgoing queue.
 //! - [`client_script`]: our own ActionheroWebsocketClient-compatible script.
 
 pub mod actions;
@@ -22,10 +23,12 @@ pub mod hub;
 pub mod interest;
 pub mod presence;
 pub mod protocol;
+pub mod queue;
 pub mod rules;
 pub mod service;
 pub mod sessions;
 pub mod socket;
+pub mod upgrade;
 pub mod verbs;
 
 pub use service::{ChatService, ChatSettings};

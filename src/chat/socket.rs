@@ -15,23 +15,27 @@
 
 use std::sync::Arc;
 
-use futures_util::stream::FuturesOrdered;
+use std::collections::VecDeque;
+use std::task::Poll;
+
+use futures_util::stream::{FuturesOrdered, SplitSink};
 use futures_util::{SinkExt, StreamExt};
-use poem::web::websocket::{CloseCode, Message, WebSocket, WebSocketStream};
-use poem::{FromRequest, IntoResponse, Request, Response, handler};
+use poem::web::websocket::Message;
+use poem::{IntoResponse, Request, Response, handler};
 use serde_json::Map;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
 use uuid::Uuid;
 
-use super::hub::Outgoing;
+use super::hub::{Outgoing, Socket};
 use super::protocol::{self, Incoming};
 use super::service::ChatService;
+use super::upgrade::{self, Stream, Upgrade};
 use super::verbs;
 use crate::app::AppState;
 use crate::domain::chat::SystemCode;
 use crate::http::socket_limits::{FrameVerdict, SocketPermit, close_for_read_error};
-
-/// Most queued frames a socket's writer sends with one flush.
-const WRITE_BATCH_FRAMES: usize = 64;
 
 /// `GET /primus*`: the chat socket.
 #[handler]
@@ -40,7 +44,7 @@ pub async fn primus(req: &Request) -> Response {
         .data::<Arc<AppState>>()
         .expect("AppState is attached to every route")
         .clone();
-    let Ok(ws) = WebSocket::from_request_without_body(req).await else {
+    let Some(upgrade) = Upgrade::of(req) else {
         return poem::http::StatusCode::UPGRADE_REQUIRED.into_response();
     };
     let permit = match state.socket_limits.admit(req.remote_addr(), "/primus") {
@@ -48,13 +52,11 @@ pub async fn primus(req: &Request) -> Response {
         Err(refused) => return refused.into_response(),
     };
     let settings = state.chat.settings();
-    let ws = ws.config(
-        state
-            .socket_limits
-            .websocket_config()
-            .read_buffer_size(settings.read_buffer_bytes)
-            .write_buffer_size(settings.write_buffer_bytes),
-    );
+    let config = state
+        .socket_limits
+        .websocket_config()
+        .read_buffer_size(settings.read_buffer_bytes)
+        .write_buffer_size(settings.write_buffer_bytes);
     let id = Uuid::new_v4().to_string();
     let fingerprint = req
         .uri()
@@ -73,13 +75,87 @@ pub async fn primus(req: &Request) -> Response {
         .map(|a| (a.ip().to_string(), a.port()))
         .unwrap_or_else(|| ("unknown".into(), 0));
     let chat = state.chat.clone();
-    ws.on_upgrade(move |socket| run(chat, socket, permit, id, fingerprint, ip, port))
-        .into_response()
+    upgrade.answer(config, move |socket| {
+        run(chat, socket, permit, id, fingerprint, ip, port)
+    })
+}
+
+/// Closes the queue when the writer ends (or is aborted): what is queued then is refused, and a
+/// socket refused so is not counted as a slow consumer.
+struct CloseOnDrop(Arc<Socket>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.queue.close();
+    }
+}
+
+/// Polls `fut` until it is ready, or until the socket is killed (`None`): a kill interrupts even
+/// a write that the peer does not read.
+async fn unless_killed<F: Future>(sock: &Socket, fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        sock.queue.poll_killed(cx).map(|()| None)
+    })
+    .await
+}
+
+/// Writes the socket's queue until it closes or the socket is killed. Each wakeup takes
+/// everything queued, feeds it and flushes once: a socket that fell behind catches up with one
+/// write instead of one per frame, and a room's broadcast is written from the bytes every
+/// socket shares. A killed socket (a slow consumer) is then dropped without a close frame, which
+/// that peer would not read either.
+async fn write(sock: Arc<Socket>, mut sink: SplitSink<Stream, WsMessage>) {
+    let _closed = CloseOnDrop(sock.clone());
+    let mut batch = VecDeque::new();
+    loop {
+        let alive = std::future::poll_fn(|cx| sock.queue.poll_take(cx, &mut batch)).await;
+        if !alive {
+            return;
+        }
+        for out in batch.drain(..) {
+            let text = match out {
+                Outgoing::Text(text) => Utf8Bytes::from(text),
+                Outgoing::Shared(text) => text,
+                Outgoing::CloseForGood => {
+                    let bye = WsMessage::text(protocol::server_close());
+                    let _ = unless_killed(&sock, sink.send(bye)).await;
+                    let _ = unless_killed(&sock, sink.close()).await;
+                    return;
+                }
+                Outgoing::Close => {
+                    let _ = unless_killed(&sock, sink.close()).await;
+                    return;
+                }
+                Outgoing::CloseWith(code, reason) => {
+                    let close = WsMessage::Close(Some(CloseFrame {
+                        code: CloseCode::from(code),
+                        reason: reason.into(),
+                    }));
+                    let _ = unless_killed(&sock, sink.send(close)).await;
+                    let _ = unless_killed(&sock, sink.close()).await;
+                    return;
+                }
+            };
+            if !matches!(
+                unless_killed(&sock, sink.feed(WsMessage::Text(text))).await,
+                Some(Ok(()))
+            ) {
+                return;
+            }
+        }
+        if !matches!(unless_killed(&sock, sink.flush()).await, Some(Ok(()))) {
+            return;
+        }
+    }
 }
 
 async fn run(
     chat: Arc<ChatService>,
-    socket: WebSocketStream,
+    socket: Stream,
     permit: SocketPermit,
     id: String,
     fingerprint: String,
@@ -88,7 +164,7 @@ async fn run(
 ) {
     let mut rate = permit.frame_rate();
     let connected_at = chat.clock().now_ms();
-    let (sock, mut rx) = chat.hub.register(
+    let sock = chat.hub.register(
         id,
         fingerprint,
         ip,
@@ -96,56 +172,9 @@ async fn run(
         connected_at,
         chat.settings().queue_size,
     );
-    let (mut sink, mut stream) = socket.split();
-    let killer = sock.clone();
-    let mut writer = tokio::spawn(async move {
-        // A kill (slow consumer) interrupts even a write the peer does not read; the connection
-        // is then dropped without a close frame, which that peer would not read either.
-        let write = async {
-            while let Some(out) = rx.recv().await {
-                // Feed what is queued (up to a batch), then flush once: a socket that fell behind
-                // catches up with one write instead of one per frame.
-                let mut next = Some(out);
-                let mut fed = 0;
-                while let Some(out) = next.take() {
-                    let text = match out {
-                        Outgoing::Text(text) => text,
-                        Outgoing::Shared(text) => text.to_string(),
-                        Outgoing::CloseForGood => {
-                            let _ = sink.send(Message::Text(protocol::server_close())).await;
-                            let _ = sink.close().await;
-                            return;
-                        }
-                        Outgoing::Close => {
-                            let _ = sink.close().await;
-                            return;
-                        }
-                        Outgoing::CloseWith(code, reason) => {
-                            let close = Some((CloseCode::from(code), reason.to_owned()));
-                            let _ = sink.send(Message::Close(close)).await;
-                            let _ = sink.close().await;
-                            return;
-                        }
-                    };
-                    if sink.feed(Message::Text(text)).await.is_err() {
-                        return;
-                    }
-                    fed += 1;
-                    if fed < WRITE_BATCH_FRAMES {
-                        next = rx.try_recv().ok();
-                    }
-                }
-                if sink.flush().await.is_err() {
-                    return;
-                }
-            }
-            let _ = sink.close().await;
-        };
-        tokio::select! {
-            () = write => {}
-            () = killer.kill.notified() => {}
-        }
-    });
+    let (sink, stream) = socket.split();
+    let mut stream = stream.map(|frame| frame.map(Message::from).map_err(upgrade::io_error));
+    let mut writer = tokio::spawn(write(sock.clone(), sink));
     sock.send(Outgoing::Text(protocol::welcome()));
     let mut writer_done = false;
     let mut closing = false;
@@ -256,7 +285,7 @@ async fn drain(pending: &mut FuturesOrdered<verbs::SayAnswer>) {
 }
 
 /// The answer to a frame that is no request: `verb not found or not allowed (undefined)`.
-fn unknown_verb(chat: &ChatService, sock: &super::hub::Socket) {
+fn unknown_verb(chat: &ChatService, sock: &Socket) {
     let id = serde_json::Value::String(Uuid::new_v4().to_string());
     chat.hub.send_or_drop(
         sock,
