@@ -135,7 +135,6 @@ pub(crate) async fn apply_on(
     Ok(())
 }
 
-/// One message of the stream as the rebuild reads it.
 /// Events applied (and committed) together by a rebuild.
 const REBUILD_BATCH: usize = 5000;
 
@@ -149,6 +148,7 @@ pub(crate) async fn fast_rebuild(conn: &mut PgConnection) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// One message of the stream as the rebuild reads it.
 pub(crate) struct StreamMessage {
     pub(crate) subject: String,
     pub(crate) sequence: u64,
@@ -156,18 +156,82 @@ pub(crate) struct StreamMessage {
     pub(crate) event: Option<EventEnvelope>,
 }
 
-/// Reads events `from..=to` (stream sequences) with their subjects; records gaps and unreadable
-/// events in `report`.
+/// Batches the reader decodes ahead of the one being applied.
+const READ_AHEAD: usize = 4;
+
+/// Which events a rebuild decodes.
+#[derive(Clone)]
+pub(crate) enum Decode {
+    /// Every event (the audit reports those no projector can read).
+    All,
+    /// Only events on these subject filters (the chosen projections'); the others are counted
+    /// and skipped, since no chosen projection applies them.
+    Subjects(Vec<String>),
+}
+
+/// What the reader found besides the events: see [`AuditReport`].
+#[derive(Default)]
+struct ReadFindings {
+    events: u64,
+    gaps: Vec<(u64, u64)>,
+    unknown: Vec<(u64, String)>,
+}
+
+/// Reads events `from..=to` (stream sequences) with their subjects and hands them to `on_batch`
+/// in batches of [`REBUILD_BATCH`], in stream order; records gaps and unreadable events in
+/// `report`.
+///
+/// A pipeline: a reader task fetches and decodes the next batches (up to [`READ_AHEAD`]) while
+/// `on_batch` applies the current one, so reading the stream and writing Postgres overlap.
 pub(crate) async fn read_range(
     store: &EventStore,
     from: u64,
     to: u64,
+    decode: Decode,
     report: &mut AuditReport,
     mut on_batch: impl AsyncFnMut(Vec<StreamMessage>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     if from > to {
         return Ok(());
     }
+    let (sender, mut batches) = tokio::sync::mpsc::channel(READ_AHEAD);
+    let reader = tokio::spawn(read_into(store.clone(), from, to, decode, sender));
+    let started = Instant::now();
+    let mut reported = Instant::now();
+    let mut read = 0u64;
+    while let Some((batch, events_read)) = batches.recv().await {
+        let at = batch.last().map_or(from, |m: &StreamMessage| m.sequence);
+        read = events_read;
+        if let Err(e) = on_batch(batch).await {
+            reader.abort();
+            return Err(e);
+        }
+        if reported.elapsed() > Duration::from_millis(500) {
+            progress(at, to, read, started.elapsed());
+            reported = Instant::now();
+        }
+    }
+    let findings = reader
+        .await
+        .map_err(|e| anyhow::anyhow!("the stream reader failed: {e}"))??;
+    report.events += findings.events;
+    report.gaps.extend(findings.gaps);
+    report.unknown.extend(findings.unknown);
+    if findings.events > 0 {
+        progress(to, to, read.max(findings.events), started.elapsed());
+        eprintln!();
+    }
+    Ok(())
+}
+
+/// The reader task of [`read_range`]: sends each batch with the count of events read so far.
+async fn read_into(
+    store: EventStore,
+    from: u64,
+    to: u64,
+    decode: Decode,
+    batches: tokio::sync::mpsc::Sender<(Vec<StreamMessage>, u64)>,
+) -> anyhow::Result<ReadFindings> {
     let stream = store.stream().await?;
     let consumer = stream
         .create_consumer(pull::OrderedConfig {
@@ -179,10 +243,9 @@ pub(crate) async fn read_range(
         })
         .await?;
     let mut messages = consumer.messages().await?;
+    let mut findings = ReadFindings::default();
     let mut expected = from;
-    let mut batch = Vec::new();
-    let started = Instant::now();
-    let mut reported = Instant::now();
+    let mut batch = Vec::with_capacity(REBUILD_BATCH);
     while expected <= to {
         let Ok(Some(message)) =
             tokio::time::timeout(Duration::from_secs(10), messages.next()).await
@@ -198,15 +261,24 @@ pub(crate) async fn read_range(
             break;
         }
         if sequence > expected {
-            report.gaps.push((expected, sequence - 1));
+            findings.gaps.push((expected, sequence - 1));
         }
         expected = sequence + 1;
-        report.events += 1;
+        findings.events += 1;
+        let wanted = match &decode {
+            Decode::All => true,
+            Decode::Subjects(filters) => filters
+                .iter()
+                .any(|f| subject_matches(f, &message.subject)),
+        };
+        if !wanted {
+            continue;
+        }
         let event = match cloudevents::decode(message.headers.as_ref(), &message.payload, sequence)
         {
             Ok(envelope) => Some(envelope),
             Err(e) => {
-                report.unknown.push((sequence, e.to_string()));
+                findings.unknown.push((sequence, e.to_string()));
                 None
             }
         };
@@ -216,19 +288,17 @@ pub(crate) async fn read_range(
             event,
         });
         if batch.len() >= REBUILD_BATCH {
-            on_batch(std::mem::take(&mut batch)).await?;
-        }
-        if reported.elapsed() > Duration::from_millis(500) {
-            progress(sequence, to, report.events, started.elapsed());
-            reported = Instant::now();
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(REBUILD_BATCH));
+            if batches.send((full, findings.events)).await.is_err() {
+                // The applier stopped (its error is reported there).
+                return Ok(findings);
+            }
         }
     }
-    on_batch(batch).await?;
-    if report.events > 0 {
-        progress(to, to, report.events, started.elapsed());
-        eprintln!();
+    if !batch.is_empty() {
+        let _ = batches.send((batch, findings.events)).await;
     }
-    Ok(())
+    Ok(findings)
 }
 
 /// A progress bar on standard error: `[#####.....] 52% 5200/10000 events, 8123 events/s, ETA 1 s`.
@@ -309,9 +379,14 @@ async fn audit_into(db: &PgPool, store: &EventStore, schema: &str) -> anyhow::Re
     let mut target = stream.info().await?.state.last_sequence;
 
     for _attempt in 0..20 {
-        read_range(store, done + 1, target, &mut report, async |batch| {
-            rebuild.apply(&batch).await
-        })
+        read_range(
+            store,
+            done + 1,
+            target,
+            Decode::All,
+            &mut report,
+            async |batch| rebuild.apply(&batch).await,
+        )
         .await?;
         done = done.max(target);
         // The live side, in one snapshot: compare when every live checkpoint is where the rebuild

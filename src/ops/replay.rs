@@ -20,7 +20,9 @@ use std::sync::Arc;
 use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::event_store::EventStore;
-use crate::ops::audit::{AuditReport, Rebuild, apply_on, create_scratch, fast_rebuild, read_range};
+use crate::ops::audit::{
+    AuditReport, Decode, Rebuild, apply_on, create_scratch, fast_rebuild, read_range,
+};
 use crate::projections::{self, Projection};
 
 /// What a replay did.
@@ -133,7 +135,15 @@ async fn replay_into(
     };
     let mut report = AuditReport::default();
     let last = store.stream().await?.info().await?.state.last_sequence;
-    read_range(store, 1, last, &mut report, async |batch| {
+    // Only the events the chosen projections apply are decoded.
+    let decode = Decode::Subjects(
+        rebuild
+            .projections
+            .iter()
+            .flat_map(|p| p.subjects())
+            .collect(),
+    );
+    read_range(store, 1, last, decode.clone(), &mut report, async |batch| {
         apply_on(
             &mut rebuild.conn,
             &rebuild.projections,
@@ -168,7 +178,7 @@ async fn replay_into(
         )))
         .execute(&mut *tx)
         .await?;
-        read_range(store, done + 1, live_max, &mut report, async |batch| {
+        read_range(store, done + 1, live_max, decode, &mut report, async |batch| {
             apply_on(
                 &mut tx,
                 &rebuild.projections,
