@@ -267,9 +267,9 @@ async fn read_into(
         findings.events += 1;
         let wanted = match &decode {
             Decode::All => true,
-            Decode::Subjects(filters) => filters
-                .iter()
-                .any(|f| subject_matches(f, &message.subject)),
+            Decode::Subjects(filters) => {
+                filters.iter().any(|f| subject_matches(f, &message.subject))
+            }
         };
         if !wanted {
             continue;

@@ -178,15 +178,22 @@ async fn replay_into(
         )))
         .execute(&mut *tx)
         .await?;
-        read_range(store, done + 1, live_max, decode, &mut report, async |batch| {
-            apply_on(
-                &mut tx,
-                &rebuild.projections,
-                &mut rebuild.checkpoints,
-                &batch,
-            )
-            .await
-        })
+        read_range(
+            store,
+            done + 1,
+            live_max,
+            decode,
+            &mut report,
+            async |batch| {
+                apply_on(
+                    &mut tx,
+                    &rebuild.projections,
+                    &mut rebuild.checkpoints,
+                    &batch,
+                )
+                .await
+            },
+        )
         .await?;
         sqlx::query("SET LOCAL search_path TO public")
             .execute(&mut *tx)

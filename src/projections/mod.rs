@@ -25,6 +25,7 @@ mod projection;
 pub mod publisher;
 pub mod room_activity;
 pub mod rooms;
+mod seat_batch;
 pub mod stages;
 pub mod viewers;
 
