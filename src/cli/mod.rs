@@ -63,9 +63,11 @@ impl Command {
                     println!("{name}: rebuilt and swapped in at sequence {checkpoint}");
                 }
                 println!(
-                    "{} events replayed in {took:.2} s ({:.0} events/s, the swap included)",
+                    "{} events replayed ({} of them on the projections' subjects) in {took:.2} s \
+                     ({:.0} events/s, the swap included)",
+                    report.through,
                     report.events,
-                    report.events as f64 / took.max(0.001)
+                    report.through as f64 / took.max(0.001)
                 );
             }
             Command::Audit {

@@ -91,7 +91,7 @@ pub(crate) struct Rebuild {
 }
 
 impl Rebuild {
-    async fn apply(&mut self, batch: &[StreamMessage]) -> anyhow::Result<()> {
+    async fn apply(&mut self, batch: Vec<StreamMessage>) -> anyhow::Result<()> {
         apply_on(
             &mut self.conn,
             &self.projections,
@@ -102,28 +102,45 @@ impl Rebuild {
     }
 }
 
-/// Applies a batch of `(subject, event)` to each projection whose subjects match, one
-/// transaction (or savepoint) per projection, on `conn` and its `search_path`.
+/// Applies a batch of `(subject, event)` to each projection whose subjects match (the reader
+/// marked which: [`StreamMessage::projections`], in the order of `projections`), in one
+/// transaction for the whole batch, on `conn` and its `search_path`. Each event is moved to the
+/// last projection that reads it and cloned only for the others.
 pub(crate) async fn apply_on(
     conn: &mut PgConnection,
     projections: &[std::sync::Arc<dyn Projection>],
     checkpoints: &mut BTreeMap<&'static str, u64>,
-    batch: &[StreamMessage],
+    batch: Vec<StreamMessage>,
 ) -> anyhow::Result<()> {
+    let mut events: Vec<Vec<EventEnvelope>> = vec![Vec::new(); projections.len()];
+    // Like the live projector, the checkpoint passes unreadable events too.
+    let mut last: Vec<Option<u64>> = vec![None; projections.len()];
+    for message in batch {
+        let mut mask = message.projections;
+        while mask != 0 {
+            let at = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            let Some(reached) = last.get_mut(at) else {
+                break;
+            };
+            *reached = Some(message.sequence);
+            match &message.event {
+                Some(event) if mask != 0 => events[at].push(event.clone()),
+                _ => {}
+            }
+            if mask == 0
+                && let Some(event) = message.event
+            {
+                events[at].push(event);
+                break;
+            }
+        }
+    }
     // One transaction for the whole batch, every projection: a rebuild commits once per batch.
     let mut tx = conn.begin().await?;
     let mut reached = Vec::with_capacity(projections.len());
-    for projection in projections {
-        let subjects = projection.subjects();
-        let mine: Vec<&StreamMessage> = batch
-            .iter()
-            .filter(|m| subjects.iter().any(|f| subject_matches(f, &m.subject)))
-            .collect();
-        // Like the live projector, the checkpoint passes unreadable events too.
-        let Some(last) = mine.last().map(|m| m.sequence) else {
-            continue;
-        };
-        let events: Vec<EventEnvelope> = mine.iter().filter_map(|m| m.event.clone()).collect();
+    for ((projection, events), last) in projections.iter().zip(events).zip(last) {
+        let Some(last) = last else { continue };
         if !events.is_empty() {
             projection.apply_batch(&mut tx, &events).await?;
             let _ = projection.take_notices();
@@ -150,7 +167,8 @@ pub(crate) async fn fast_rebuild(conn: &mut PgConnection) -> anyhow::Result<()> 
 
 /// One message of the stream as the rebuild reads it.
 pub(crate) struct StreamMessage {
-    pub(crate) subject: String,
+    /// The projections that read it (bit `i`: the `i`th of the rebuild's).
+    pub(crate) projections: u64,
     pub(crate) sequence: u64,
     /// `None`: an event no projector can read (reported as unknown).
     pub(crate) event: Option<EventEnvelope>,
@@ -159,14 +177,46 @@ pub(crate) struct StreamMessage {
 /// Batches the reader decodes ahead of the one being applied.
 const READ_AHEAD: usize = 4;
 
-/// Which events a rebuild decodes.
+/// Which events a rebuild reads, and which projection each goes to.
 #[derive(Clone)]
-pub(crate) enum Decode {
-    /// Every event (the audit reports those no projector can read).
-    All,
-    /// Only events on these subject filters (the chosen projections'); the others are counted
-    /// and skipped, since no chosen projection applies them.
-    Subjects(Vec<String>),
+pub(crate) struct Selection {
+    /// The subject filters of each projection, in the order `apply_on` is given them (at most
+    /// 64 projections).
+    projections: Vec<Vec<String>>,
+    /// Whether every event of the stream is read and decoded (the audit reports gaps and the
+    /// events no projector can read); otherwise the stream sends only the events on the
+    /// projections' subjects.
+    all: bool,
+}
+
+impl Selection {
+    /// The events of `projections`; `all`: every event of the stream.
+    pub(crate) fn of(projections: &[std::sync::Arc<dyn Projection>], all: bool) -> Self {
+        Self {
+            projections: projections.iter().map(|p| p.subjects()).collect(),
+            all,
+        }
+    }
+
+    /// The projections (bit `i`: the `i`th) whose subjects match `subject`.
+    fn mask(&self, subject: &str) -> u64 {
+        self.projections
+            .iter()
+            .enumerate()
+            .filter(|(_, filters)| filters.iter().any(|f| subject_matches(f, subject)))
+            .fold(0, |mask, (i, _)| mask | (1 << i))
+    }
+
+    /// The consumer's filters: every subject, or the projections' (without repeats).
+    fn filters(&self) -> Vec<String> {
+        if self.all {
+            return vec!["onair.>".to_owned()];
+        }
+        let mut filters: Vec<String> = self.projections.iter().flatten().cloned().collect();
+        filters.sort();
+        filters.dedup();
+        filters
+    }
 }
 
 /// What the reader found besides the events: see [`AuditReport`].
@@ -187,7 +237,7 @@ pub(crate) async fn read_range(
     store: &EventStore,
     from: u64,
     to: u64,
-    decode: Decode,
+    selection: Selection,
     report: &mut AuditReport,
     mut on_batch: impl AsyncFnMut(Vec<StreamMessage>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
@@ -195,7 +245,7 @@ pub(crate) async fn read_range(
         return Ok(());
     }
     let (sender, mut batches) = tokio::sync::mpsc::channel(READ_AHEAD);
-    let reader = tokio::spawn(read_into(store.clone(), from, to, decode, sender));
+    let reader = tokio::spawn(read_into(store.clone(), from, to, selection, sender));
     let started = Instant::now();
     let mut reported = Instant::now();
     let mut read = 0u64;
@@ -229,13 +279,13 @@ async fn read_into(
     store: EventStore,
     from: u64,
     to: u64,
-    decode: Decode,
+    selection: Selection,
     batches: tokio::sync::mpsc::Sender<(Vec<StreamMessage>, u64)>,
 ) -> anyhow::Result<ReadFindings> {
     let stream = store.stream().await?;
     let consumer = stream
         .create_consumer(pull::OrderedConfig {
-            filter_subject: "onair.>".into(),
+            filter_subjects: selection.filters(),
             deliver_policy: DeliverPolicy::ByStartSequence {
                 start_sequence: from,
             },
@@ -260,18 +310,13 @@ async fn read_into(
         if sequence > to {
             break;
         }
-        if sequence > expected {
+        if sequence > expected && selection.all {
             findings.gaps.push((expected, sequence - 1));
         }
         expected = sequence + 1;
         findings.events += 1;
-        let wanted = match &decode {
-            Decode::All => true,
-            Decode::Subjects(filters) => {
-                filters.iter().any(|f| subject_matches(f, &message.subject))
-            }
-        };
-        if !wanted {
+        let projections = selection.mask(&message.subject);
+        if projections == 0 && !selection.all {
             continue;
         }
         let event = match cloudevents::decode(message.headers.as_ref(), &message.payload, sequence)
@@ -283,7 +328,7 @@ async fn read_into(
             }
         };
         batch.push(StreamMessage {
-            subject: message.subject.to_string(),
+            projections,
             sequence,
             event,
         });
@@ -383,9 +428,9 @@ async fn audit_into(db: &PgPool, store: &EventStore, schema: &str) -> anyhow::Re
             store,
             done + 1,
             target,
-            Decode::All,
+            Selection::of(&rebuild.projections, true),
             &mut report,
-            async |batch| rebuild.apply(&batch).await,
+            async |batch| rebuild.apply(batch).await,
         )
         .await?;
         done = done.max(target);

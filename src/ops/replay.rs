@@ -21,7 +21,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::event_store::EventStore;
 use crate::ops::audit::{
-    AuditReport, Decode, Rebuild, apply_on, create_scratch, fast_rebuild, read_range,
+    AuditReport, Rebuild, Selection, apply_on, create_scratch, fast_rebuild, read_range,
 };
 use crate::projections::{self, Projection};
 
@@ -30,8 +30,12 @@ use crate::projections::{self, Projection};
 pub struct ReplayReport {
     /// Names of the projections rebuilt and swapped in.
     pub projections: Vec<&'static str>,
-    /// Events read from the stream: the rebuild plus the catch-up inside the swap.
+    /// Events read from the stream: the rebuild plus the catch-up inside the swap (only those on
+    /// the chosen projections' subjects).
     pub events: u64,
+    /// The last stream sequence the rebuild covered (the stream's events 1 to it were gone
+    /// through).
+    pub through: u64,
     /// The checkpoint each swapped read model stands at.
     pub checkpoints: BTreeMap<&'static str, u64>,
 }
@@ -135,23 +139,24 @@ async fn replay_into(
     };
     let mut report = AuditReport::default();
     let last = store.stream().await?.info().await?.state.last_sequence;
-    // Only the events the chosen projections apply are decoded.
-    let decode = Decode::Subjects(
-        rebuild
-            .projections
-            .iter()
-            .flat_map(|p| p.subjects())
-            .collect(),
-    );
-    read_range(store, 1, last, decode.clone(), &mut report, async |batch| {
-        apply_on(
-            &mut rebuild.conn,
-            &rebuild.projections,
-            &mut rebuild.checkpoints,
-            &batch,
-        )
-        .await
-    })
+    // Only the events the chosen projections apply are read (the stream filters them).
+    let selection = Selection::of(&rebuild.projections, false);
+    read_range(
+        store,
+        1,
+        last,
+        selection.clone(),
+        &mut report,
+        async |batch| {
+            apply_on(
+                &mut rebuild.conn,
+                &rebuild.projections,
+                &mut rebuild.checkpoints,
+                batch,
+            )
+            .await
+        },
+    )
     .await?;
     let done = last;
 
@@ -182,14 +187,14 @@ async fn replay_into(
             store,
             done + 1,
             live_max,
-            decode,
+            selection,
             &mut report,
             async |batch| {
                 apply_on(
                     &mut tx,
                     &rebuild.projections,
                     &mut rebuild.checkpoints,
-                    &batch,
+                    batch,
                 )
                 .await
             },
@@ -253,6 +258,7 @@ async fn replay_into(
     Ok(ReplayReport {
         projections: rebuild.projections.iter().map(|p| p.name()).collect(),
         events: report.events,
+        through: done.max(live_max),
         checkpoints: rebuild.checkpoints,
     })
 }

@@ -285,6 +285,9 @@ impl ProjectorRunner {
             .messages()
             .await?;
 
+        // Batches are applied on a connection of their own, so a busy pool (requests) never
+        // delays them.
+        let mut connection = PgConnection::connect_with(&self.pool.connect_options()).await?;
         loop {
             let next = match tokio::time::timeout(LAG_IDLE, messages.next()).await {
                 Ok(next) => next,
@@ -304,17 +307,18 @@ impl ProjectorRunner {
                     _ => break,
                 }
             }
-            self.apply_batch(&batch, lock_pid).await?;
+            self.apply_batch(&mut connection, &batch, lock_pid).await?;
         }
     }
 
     async fn apply_batch(
         &self,
+        connection: &mut PgConnection,
         batch: &[async_nats::jetstream::Message],
         lock_pid: i32,
     ) -> anyhow::Result<()> {
         let name = self.projection.name();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = connection.begin().await?;
         // The batch commits without waiting for the disk (`synchronous_commit` off for this
         // transaction): the checkpoint commits with the rows, and a runner starts again from the
         // checkpoint in Postgres, not from what it acknowledged, so a Postgres crash that loses
