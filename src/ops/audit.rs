@@ -292,8 +292,13 @@ async fn read_into(
             ..Default::default()
         })
         .await?;
-    let mut messages = consumer.messages().await?;
     let mut findings = ReadFindings::default();
+    // Filtered: the range may end with (or hold only) events of other subjects, which never
+    // come; the consumer's pending count tells when none of ours is left.
+    if !selection.all && consumer.cached_info().num_pending == 0 {
+        return Ok(findings);
+    }
+    let mut messages = consumer.messages().await?;
     let mut expected = from;
     let mut batch = Vec::with_capacity(REBUILD_BATCH);
     while expected <= to {
@@ -303,17 +308,21 @@ async fn read_into(
             anyhow::bail!("the stream stopped answering at sequence {expected}");
         };
         let message = message?;
-        let sequence = message
+        let (sequence, pending) = message
             .info()
-            .map_err(|e| anyhow::anyhow!("message without metadata: {e}"))?
-            .stream_sequence;
+            .map(|info| (info.stream_sequence, info.pending))
+            .map_err(|e| anyhow::anyhow!("message without metadata: {e}"))?;
         if sequence > to {
             break;
+        }
+        if !selection.all && pending == 0 {
+            // The last of ours: nothing after it to wait for.
+            expected = to + 1;
         }
         if sequence > expected && selection.all {
             findings.gaps.push((expected, sequence - 1));
         }
-        expected = sequence + 1;
+        expected = expected.max(sequence + 1);
         findings.events += 1;
         let projections = selection.mask(&message.subject);
         if projections == 0 && !selection.all {
