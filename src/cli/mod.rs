@@ -56,11 +56,19 @@ impl Command {
             } => {
                 let chosen = crate::ops::replay::select((!all).then_some(projections.as_slice()))?;
                 let (pool, store) = connect_all(&connection).await?;
+                let started = std::time::Instant::now();
                 let report = crate::ops::replay::run(&pool, &store, chosen).await?;
+                let took = started.elapsed().as_secs_f64();
                 for (name, checkpoint) in &report.checkpoints {
                     println!("{name}: rebuilt and swapped in at sequence {checkpoint}");
                 }
-                println!("{} events replayed", report.events);
+                println!(
+                    "{} events replayed ({} of them on the projections' subjects) in {took:.2} s \
+                     ({:.0} events/s, the swap included)",
+                    report.through,
+                    report.events,
+                    report.through as f64 / took.max(0.001)
+                );
             }
             Command::Audit {
                 connection,

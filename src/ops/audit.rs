@@ -91,7 +91,7 @@ pub(crate) struct Rebuild {
 }
 
 impl Rebuild {
-    async fn apply(&mut self, batch: &[StreamMessage]) -> anyhow::Result<()> {
+    async fn apply(&mut self, batch: Vec<StreamMessage>) -> anyhow::Result<()> {
         apply_on(
             &mut self.conn,
             &self.projections,
@@ -102,28 +102,45 @@ impl Rebuild {
     }
 }
 
-/// Applies a batch of `(subject, event)` to each projection whose subjects match, one
-/// transaction (or savepoint) per projection, on `conn` and its `search_path`.
+/// Applies a batch of `(subject, event)` to each projection whose subjects match (the reader
+/// marked which: [`StreamMessage::projections`], in the order of `projections`), in one
+/// transaction for the whole batch, on `conn` and its `search_path`. Each event is moved to the
+/// last projection that reads it and cloned only for the others.
 pub(crate) async fn apply_on(
     conn: &mut PgConnection,
     projections: &[std::sync::Arc<dyn Projection>],
     checkpoints: &mut BTreeMap<&'static str, u64>,
-    batch: &[StreamMessage],
+    batch: Vec<StreamMessage>,
 ) -> anyhow::Result<()> {
+    let mut events: Vec<Vec<EventEnvelope>> = vec![Vec::new(); projections.len()];
+    // Like the live projector, the checkpoint passes unreadable events too.
+    let mut last: Vec<Option<u64>> = vec![None; projections.len()];
+    for message in batch {
+        let mut mask = message.projections;
+        while mask != 0 {
+            let at = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            let Some(reached) = last.get_mut(at) else {
+                break;
+            };
+            *reached = Some(message.sequence);
+            match &message.event {
+                Some(event) if mask != 0 => events[at].push(event.clone()),
+                _ => {}
+            }
+            if mask == 0
+                && let Some(event) = message.event
+            {
+                events[at].push(event);
+                break;
+            }
+        }
+    }
     // One transaction for the whole batch, every projection: a rebuild commits once per batch.
     let mut tx = conn.begin().await?;
     let mut reached = Vec::with_capacity(projections.len());
-    for projection in projections {
-        let subjects = projection.subjects();
-        let mine: Vec<&StreamMessage> = batch
-            .iter()
-            .filter(|m| subjects.iter().any(|f| subject_matches(f, &m.subject)))
-            .collect();
-        // Like the live projector, the checkpoint passes unreadable events too.
-        let Some(last) = mine.last().map(|m| m.sequence) else {
-            continue;
-        };
-        let events: Vec<EventEnvelope> = mine.iter().filter_map(|m| m.event.clone()).collect();
+    for ((projection, events), last) in projections.iter().zip(events).zip(last) {
+        let Some(last) = last else { continue };
         if !events.is_empty() {
             projection.apply_batch(&mut tx, &events).await?;
             let _ = projection.take_notices();
@@ -135,7 +152,6 @@ pub(crate) async fn apply_on(
     Ok(())
 }
 
-/// One message of the stream as the rebuild reads it.
 /// Events applied (and committed) together by a rebuild.
 const REBUILD_BATCH: usize = 5000;
 
@@ -149,40 +165,142 @@ pub(crate) async fn fast_rebuild(conn: &mut PgConnection) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// One message of the stream as the rebuild reads it.
 pub(crate) struct StreamMessage {
-    pub(crate) subject: String,
+    /// The projections that read it (bit `i`: the `i`th of the rebuild's).
+    pub(crate) projections: u64,
     pub(crate) sequence: u64,
     /// `None`: an event no projector can read (reported as unknown).
     pub(crate) event: Option<EventEnvelope>,
 }
 
-/// Reads events `from..=to` (stream sequences) with their subjects; records gaps and unreadable
-/// events in `report`.
+/// Batches the reader decodes ahead of the one being applied.
+const READ_AHEAD: usize = 4;
+
+/// Which events a rebuild reads, and which projection each goes to.
+#[derive(Clone)]
+pub(crate) struct Selection {
+    /// The subject filters of each projection, in the order `apply_on` is given them (at most
+    /// 64 projections).
+    projections: Vec<Vec<String>>,
+    /// Whether every event of the stream is read and decoded (the audit reports gaps and the
+    /// events no projector can read); otherwise the stream sends only the events on the
+    /// projections' subjects.
+    all: bool,
+}
+
+impl Selection {
+    /// The events of `projections`; `all`: every event of the stream.
+    pub(crate) fn of(projections: &[std::sync::Arc<dyn Projection>], all: bool) -> Self {
+        Self {
+            projections: projections.iter().map(|p| p.subjects()).collect(),
+            all,
+        }
+    }
+
+    /// The projections (bit `i`: the `i`th) whose subjects match `subject`.
+    fn mask(&self, subject: &str) -> u64 {
+        self.projections
+            .iter()
+            .enumerate()
+            .filter(|(_, filters)| filters.iter().any(|f| subject_matches(f, subject)))
+            .fold(0, |mask, (i, _)| mask | (1 << i))
+    }
+
+    /// The consumer's filters: every subject, or the projections' (without repeats).
+    fn filters(&self) -> Vec<String> {
+        if self.all {
+            return vec!["onair.>".to_owned()];
+        }
+        let mut filters: Vec<String> = self.projections.iter().flatten().cloned().collect();
+        filters.sort();
+        filters.dedup();
+        filters
+    }
+}
+
+/// What the reader found besides the events: see [`AuditReport`].
+#[derive(Default)]
+struct ReadFindings {
+    events: u64,
+    gaps: Vec<(u64, u64)>,
+    unknown: Vec<(u64, String)>,
+}
+
+/// Reads events `from..=to` (stream sequences) with their subjects and hands them to `on_batch`
+/// in batches of [`REBUILD_BATCH`], in stream order; records gaps and unreadable events in
+/// `report`.
+///
+/// A pipeline: a reader task fetches and decodes the next batches (up to [`READ_AHEAD`]) while
+/// `on_batch` applies the current one, so reading the stream and writing Postgres overlap.
 pub(crate) async fn read_range(
     store: &EventStore,
     from: u64,
     to: u64,
+    selection: Selection,
     report: &mut AuditReport,
     mut on_batch: impl AsyncFnMut(Vec<StreamMessage>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     if from > to {
         return Ok(());
     }
+    let (sender, mut batches) = tokio::sync::mpsc::channel(READ_AHEAD);
+    let reader = tokio::spawn(read_into(store.clone(), from, to, selection, sender));
+    let started = Instant::now();
+    let mut reported = Instant::now();
+    let mut read = 0u64;
+    while let Some((batch, events_read)) = batches.recv().await {
+        let at = batch.last().map_or(from, |m: &StreamMessage| m.sequence);
+        read = events_read;
+        if let Err(e) = on_batch(batch).await {
+            reader.abort();
+            return Err(e);
+        }
+        if reported.elapsed() > Duration::from_millis(500) {
+            progress(at, to, read, started.elapsed());
+            reported = Instant::now();
+        }
+    }
+    let findings = reader
+        .await
+        .map_err(|e| anyhow::anyhow!("the stream reader failed: {e}"))??;
+    report.events += findings.events;
+    report.gaps.extend(findings.gaps);
+    report.unknown.extend(findings.unknown);
+    if findings.events > 0 {
+        progress(to, to, read.max(findings.events), started.elapsed());
+        eprintln!();
+    }
+    Ok(())
+}
+
+/// The reader task of [`read_range`]: sends each batch with the count of events read so far.
+async fn read_into(
+    store: EventStore,
+    from: u64,
+    to: u64,
+    selection: Selection,
+    batches: tokio::sync::mpsc::Sender<(Vec<StreamMessage>, u64)>,
+) -> anyhow::Result<ReadFindings> {
     let stream = store.stream().await?;
     let consumer = stream
         .create_consumer(pull::OrderedConfig {
-            filter_subject: "onair.>".into(),
+            filter_subjects: selection.filters(),
             deliver_policy: DeliverPolicy::ByStartSequence {
                 start_sequence: from,
             },
             ..Default::default()
         })
         .await?;
+    let mut findings = ReadFindings::default();
+    // Filtered: the range may end with (or hold only) events of other subjects, which never
+    // come; the consumer's pending count tells when none of ours is left.
+    if !selection.all && consumer.cached_info().num_pending == 0 {
+        return Ok(findings);
+    }
     let mut messages = consumer.messages().await?;
     let mut expected = from;
-    let mut batch = Vec::new();
-    let started = Instant::now();
-    let mut reported = Instant::now();
+    let mut batch = Vec::with_capacity(REBUILD_BATCH);
     while expected <= to {
         let Ok(Some(message)) =
             tokio::time::timeout(Duration::from_secs(10), messages.next()).await
@@ -190,45 +308,51 @@ pub(crate) async fn read_range(
             anyhow::bail!("the stream stopped answering at sequence {expected}");
         };
         let message = message?;
-        let sequence = message
+        let (sequence, pending) = message
             .info()
-            .map_err(|e| anyhow::anyhow!("message without metadata: {e}"))?
-            .stream_sequence;
+            .map(|info| (info.stream_sequence, info.pending))
+            .map_err(|e| anyhow::anyhow!("message without metadata: {e}"))?;
         if sequence > to {
             break;
         }
-        if sequence > expected {
-            report.gaps.push((expected, sequence - 1));
+        if !selection.all && pending == 0 {
+            // The last of ours: nothing after it to wait for.
+            expected = to + 1;
         }
-        expected = sequence + 1;
-        report.events += 1;
+        if sequence > expected && selection.all {
+            findings.gaps.push((expected, sequence - 1));
+        }
+        expected = expected.max(sequence + 1);
+        findings.events += 1;
+        let projections = selection.mask(&message.subject);
+        if projections == 0 && !selection.all {
+            continue;
+        }
         let event = match cloudevents::decode(message.headers.as_ref(), &message.payload, sequence)
         {
             Ok(envelope) => Some(envelope),
             Err(e) => {
-                report.unknown.push((sequence, e.to_string()));
+                findings.unknown.push((sequence, e.to_string()));
                 None
             }
         };
         batch.push(StreamMessage {
-            subject: message.subject.to_string(),
+            projections,
             sequence,
             event,
         });
         if batch.len() >= REBUILD_BATCH {
-            on_batch(std::mem::take(&mut batch)).await?;
-        }
-        if reported.elapsed() > Duration::from_millis(500) {
-            progress(sequence, to, report.events, started.elapsed());
-            reported = Instant::now();
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(REBUILD_BATCH));
+            if batches.send((full, findings.events)).await.is_err() {
+                // The applier stopped (its error is reported there).
+                return Ok(findings);
+            }
         }
     }
-    on_batch(batch).await?;
-    if report.events > 0 {
-        progress(to, to, report.events, started.elapsed());
-        eprintln!();
+    if !batch.is_empty() {
+        let _ = batches.send((batch, findings.events)).await;
     }
-    Ok(())
+    Ok(findings)
 }
 
 /// A progress bar on standard error: `[#####.....] 52% 5200/10000 events, 8123 events/s, ETA 1 s`.
@@ -309,9 +433,14 @@ async fn audit_into(db: &PgPool, store: &EventStore, schema: &str) -> anyhow::Re
     let mut target = stream.info().await?.state.last_sequence;
 
     for _attempt in 0..20 {
-        read_range(store, done + 1, target, &mut report, async |batch| {
-            rebuild.apply(&batch).await
-        })
+        read_range(
+            store,
+            done + 1,
+            target,
+            Selection::of(&rebuild.projections, true),
+            &mut report,
+            async |batch| rebuild.apply(batch).await,
+        )
         .await?;
         done = done.max(target);
         // The live side, in one snapshot: compare when every live checkpoint is where the rebuild

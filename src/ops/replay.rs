@@ -20,7 +20,9 @@ use std::sync::Arc;
 use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::event_store::EventStore;
-use crate::ops::audit::{AuditReport, Rebuild, apply_on, create_scratch, fast_rebuild, read_range};
+use crate::ops::audit::{
+    AuditReport, Rebuild, Selection, apply_on, create_scratch, fast_rebuild, read_range,
+};
 use crate::projections::{self, Projection};
 
 /// What a replay did.
@@ -28,8 +30,12 @@ use crate::projections::{self, Projection};
 pub struct ReplayReport {
     /// Names of the projections rebuilt and swapped in.
     pub projections: Vec<&'static str>,
-    /// Events read from the stream: the rebuild plus the catch-up inside the swap.
+    /// Events read from the stream: the rebuild plus the catch-up inside the swap (only those on
+    /// the chosen projections' subjects).
     pub events: u64,
+    /// The last stream sequence the rebuild covered (the stream's events 1 to it were gone
+    /// through).
+    pub through: u64,
     /// The checkpoint each swapped read model stands at.
     pub checkpoints: BTreeMap<&'static str, u64>,
 }
@@ -133,15 +139,24 @@ async fn replay_into(
     };
     let mut report = AuditReport::default();
     let last = store.stream().await?.info().await?.state.last_sequence;
-    read_range(store, 1, last, &mut report, async |batch| {
-        apply_on(
-            &mut rebuild.conn,
-            &rebuild.projections,
-            &mut rebuild.checkpoints,
-            &batch,
-        )
-        .await
-    })
+    // Only the events the chosen projections apply are read (the stream filters them).
+    let selection = Selection::of(&rebuild.projections, false);
+    read_range(
+        store,
+        1,
+        last,
+        selection.clone(),
+        &mut report,
+        async |batch| {
+            apply_on(
+                &mut rebuild.conn,
+                &rebuild.projections,
+                &mut rebuild.checkpoints,
+                batch,
+            )
+            .await
+        },
+    )
     .await?;
     let done = last;
 
@@ -168,15 +183,22 @@ async fn replay_into(
         )))
         .execute(&mut *tx)
         .await?;
-        read_range(store, done + 1, live_max, &mut report, async |batch| {
-            apply_on(
-                &mut tx,
-                &rebuild.projections,
-                &mut rebuild.checkpoints,
-                &batch,
-            )
-            .await
-        })
+        read_range(
+            store,
+            done + 1,
+            live_max,
+            selection,
+            &mut report,
+            async |batch| {
+                apply_on(
+                    &mut tx,
+                    &rebuild.projections,
+                    &mut rebuild.checkpoints,
+                    batch,
+                )
+                .await
+            },
+        )
         .await?;
         sqlx::query("SET LOCAL search_path TO public")
             .execute(&mut *tx)
@@ -236,6 +258,7 @@ async fn replay_into(
     Ok(ReplayReport {
         projections: rebuild.projections.iter().map(|p| p.name()).collect(),
         events: report.events,
+        through: done.max(live_max),
         checkpoints: rebuild.checkpoints,
     })
 }

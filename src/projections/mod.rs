@@ -25,6 +25,7 @@ mod projection;
 pub mod publisher;
 pub mod room_activity;
 pub mod rooms;
+mod seat_batch;
 pub mod stages;
 pub mod viewers;
 
@@ -86,6 +87,11 @@ pub async fn checkpoint(pool: &PgPool, projection: &str) -> Result<u64, sqlx::Er
             .await?;
     Ok(row.map(|r| r.0 as u64).unwrap_or(0))
 }
+
+/// How long a projector waits with nothing to apply before its `onair_projection_lag_seconds`
+/// reads 0: the gauge is the lag of the last batch applied (now minus the newest event's time, at
+/// its commit) while events keep coming, and 0 once the projector has caught up and stayed idle.
+pub const LAG_IDLE: Duration = Duration::from_secs(1);
 
 /// How often a leader checks that its lock connection still answers.
 pub const LOCK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -279,8 +285,19 @@ impl ProjectorRunner {
             .messages()
             .await?;
 
+        // Batches are applied on a connection of their own, so a busy pool (requests) never
+        // delays them.
+        let mut connection = PgConnection::connect_with(&self.pool.connect_options()).await?;
         loop {
-            let Some(first) = messages.next().await else {
+            let next = match tokio::time::timeout(LAG_IDLE, messages.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    // Nothing to apply: the read model is not behind.
+                    metrics::gauge!("onair_projection_lag_seconds", "projection" => name).set(0.0);
+                    messages.next().await
+                }
+            };
+            let Some(first) = next else {
                 anyhow::bail!("consumer {durable} ended");
             };
             let mut batch = vec![first?];
@@ -290,19 +307,25 @@ impl ProjectorRunner {
                     _ => break,
                 }
             }
-            self.apply_batch(&batch, lock_pid).await?;
+            self.apply_batch(&mut connection, &batch, lock_pid).await?;
         }
     }
 
     async fn apply_batch(
         &self,
+        connection: &mut PgConnection,
         batch: &[async_nats::jetstream::Message],
         lock_pid: i32,
     ) -> anyhow::Result<()> {
         let name = self.projection.name();
-        let mut tx = self.pool.begin().await?;
-        let (checkpoint,): (i64,) = sqlx::query_as(
-            "SELECT last_sequence FROM projection_checkpoints WHERE projection = $1 FOR UPDATE",
+        let mut tx = connection.begin().await?;
+        // The batch commits without waiting for the disk (`synchronous_commit` off for this
+        // transaction): the checkpoint commits with the rows, and a runner starts again from the
+        // checkpoint in Postgres, not from what it acknowledged, so a Postgres crash that loses
+        // the last commits only makes the next leader apply those events again.
+        let (checkpoint, _): (i64, String) = sqlx::query_as(
+            "SELECT last_sequence, set_config('synchronous_commit', 'off', true)
+             FROM projection_checkpoints WHERE projection = $1 FOR UPDATE",
         )
         .bind(name)
         .fetch_one(&mut *tx)
@@ -335,28 +358,24 @@ impl ProjectorRunner {
                 .await
                 .map_err(|e| anyhow::anyhow!("notice not published: {e}"))?;
         }
-        sqlx::query(
+        // The checkpoint, fenced: it moves (and the batch commits) only while this runner's lock
+        // connection still holds the lock.
+        let moved = sqlx::query(
             "UPDATE projection_checkpoints SET last_sequence = $2, updated_at = now()
-             WHERE projection = $1",
+             WHERE projection = $1
+               AND EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+                 AND pid = $3 AND database = (SELECT oid FROM pg_database
+                                              WHERE datname = current_database())
+                 AND objsubid = 1
+                 AND ((classid::bigint << 32) | objid::bigint)
+                     = hashtext('onair.projection.' || $1)::bigint)",
         )
         .bind(name)
         .bind(last as i64)
+        .bind(lock_pid)
         .execute(&mut *tx)
         .await?;
-        // The fence: commit only while this runner's lock connection still holds the lock.
-        let (holds,): (bool,) = sqlx::query_as(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
-               AND pid = $2 AND database = (SELECT oid FROM pg_database
-                                            WHERE datname = current_database())
-               AND objsubid = 1
-               AND ((classid::bigint << 32) | objid::bigint)
-                   = hashtext('onair.projection.' || $1)::bigint)",
-        )
-        .bind(name)
-        .bind(lock_pid)
-        .fetch_one(&mut *tx)
-        .await?;
-        if !holds {
+        if moved.rows_affected() == 0 {
             anyhow::bail!("the projection lock was lost; batch rolled back");
         }
         tx.commit().await?;

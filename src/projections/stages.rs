@@ -1,5 +1,7 @@
 //! Projection `stages` -> table `rm_stages`: every stage of the pool with its active viewer count.
 
+use std::collections::HashMap;
+
 use sqlx::PgConnection;
 
 use super::projection::ReadModelProjection;
@@ -8,7 +10,81 @@ use crate::events::{Event, EventEnvelope, pool_subject_filter};
 /// The `stages` projection: the pool's events (`onair.pool.default.*`) into `rm_stages`.
 pub struct StagesProjection;
 
+/// A change of a stage's viewer count: a viewer joined (+1) or left or expired (-1, never
+/// below 0).
+fn count_change(event: &Event) -> Option<(&str, bool)> {
+    match event {
+        Event::ViewerJoined(e) => Some((&e.stage_arn, true)),
+        Event::ViewerLeft(crate::events::ViewerLeft { stage_arn, .. })
+        | Event::ViewerExpired(crate::events::ViewerExpired { stage_arn, .. }) => {
+            Some((stage_arn, false))
+        }
+        _ => None,
+    }
+}
+
+/// Applies viewer-count changes (stream order) of stages: the counts are read once, changed in
+/// memory one by one as the single statements would (`GREATEST(viewer_count - 1, 0)`), and
+/// written back in one statement. A stage without a row is left alone, as by the statements.
+async fn apply_counts(
+    tx: &mut PgConnection,
+    changes: &mut Vec<(String, bool)>,
+) -> Result<(), sqlx::Error> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let mut arns: Vec<String> = changes.iter().map(|c| c.0.clone()).collect();
+    arns.sort();
+    arns.dedup();
+    let rows: Vec<(String, i32)> =
+        sqlx::query_as("SELECT stage_arn, viewer_count FROM rm_stages WHERE stage_arn = ANY($1)")
+            .bind(&arns)
+            .fetch_all(&mut *tx)
+            .await?;
+    let mut counts: HashMap<String, i32> = rows.into_iter().collect();
+    for (arn, joined) in changes.drain(..) {
+        if let Some(count) = counts.get_mut(&arn) {
+            *count = if joined {
+                *count + 1
+            } else {
+                (*count - 1).max(0)
+            };
+        }
+    }
+    let (arns, counts): (Vec<String>, Vec<i32>) = counts.into_iter().unzip();
+    sqlx::query(
+        "UPDATE rm_stages s SET viewer_count = c.viewer_count
+         FROM UNNEST($1::text[], $2::integer[]) AS c(stage_arn, viewer_count)
+         WHERE s.stage_arn = c.stage_arn",
+    )
+    .bind(&arns)
+    .bind(&counts)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 impl ReadModelProjection for StagesProjection {
+    /// Viewer-count changes between two stage changes (create, rename, drain, delete) are applied
+    /// together (see [`apply_counts`]); stage changes in order after the counts before them.
+    async fn apply_batch(
+        &self,
+        tx: &mut PgConnection,
+        events: &[EventEnvelope],
+    ) -> Result<(), sqlx::Error> {
+        let mut changes = Vec::new();
+        for envelope in events {
+            match count_change(&envelope.event) {
+                Some((arn, joined)) => changes.push((arn.to_owned(), joined)),
+                None => {
+                    apply_counts(tx, &mut changes).await?;
+                    self.apply(tx, envelope).await?;
+                }
+            }
+        }
+        apply_counts(tx, &mut changes).await
+    }
+
     const NAME: &'static str = "stages";
 
     const TABLES: &'static [&'static str] = &["rm_stages"];

@@ -7,6 +7,7 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 
 use super::projection::ReadModelProjection;
+use super::seat_batch::SeatBatch;
 use crate::events::{Event, EventEnvelope, heartbeat_subject_filters, pool_subject_filter};
 
 /// The `viewers` projection: the pool's events and heartbeats into `rm_viewer_seats` and
@@ -103,19 +104,21 @@ impl ViewersProjection {
 }
 
 impl ReadModelProjection for ViewersProjection {
-    /// Heartbeats between two other events are coalesced into one statement; every other event is
-    /// applied in order after the heartbeats before it.
+    /// A batch of heartbeats only is one statement (per seat, the latest time). A batch with joins,
+    /// renewals or leaves is folded in memory (see [`SeatBatch`]): the seats it touches are read
+    /// once, the events applied to them in order, and the seats and watch times written back in
+    /// one statement each.
     async fn apply_batch(
         &self,
         tx: &mut PgConnection,
         events: &[EventEnvelope],
     ) -> Result<(), sqlx::Error> {
+        if events.iter().any(|e| SeatBatch::changes_seats(&e.event)) {
+            return SeatBatch::apply(tx, events).await;
+        }
         let mut pending: HashMap<(String, String), OffsetDateTime> = HashMap::new();
         for envelope in events {
-            if !Self::collect_heartbeats(envelope, &mut pending) {
-                Self::flush_heartbeats(tx, &mut pending).await?;
-                self.apply(tx, envelope).await?;
-            }
+            Self::collect_heartbeats(envelope, &mut pending);
         }
         Self::flush_heartbeats(tx, &mut pending).await
     }

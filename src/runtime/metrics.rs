@@ -9,7 +9,7 @@
 //! | `onair_events_published_total` | counter | — |
 //! | `onair_projection_events_applied_total` | counter | `projection` |
 //! | `onair_projection_checkpoint` | gauge | `projection` (last stream sequence applied) |
-//! | `onair_projection_lag_seconds` | gauge | `projection` (commit time minus the last applied event's time) |
+//! | `onair_projection_lag_seconds` | gauge | `projection` (commit time minus the last applied event's time; 0 once the projector has had nothing to apply for 1 s) |
 //! | `onair_projection_pending_events` | gauge | `projection` (read from the consumer at scrape time) |
 //! | `onair_chat_open_sockets` | gauge | — (this instance) |
 //! | `onair_http_connections_refused_total` | counter | — (over `ONAIR_MAX_CONNECTIONS`) |
