@@ -28,17 +28,22 @@ fn room(streamer: &str) -> String {
     format!("chatroomSystem-chatroom-{agent}-{streamer}")
 }
 
-/// 600 events: gifts of several sizes (a few of count 0, which rank nothing) from five givers
-/// to two streamers, stream starts between them, chat messages, and room joins and leaves, spread
-/// over several 10 s buckets.
-fn stream() -> Vec<EventEnvelope> {
-    let mut seed: u64 = 0x5eed;
-    let mut next = |n: u64| {
+/// A seeded pseudo-random source (a 64-bit LCG): `next(n)` is in `0..n`, the same sequence for
+/// the same seed, so the streams below are the same on every run.
+fn seeded(mut seed: u64) -> impl FnMut(u64) -> u64 {
+    move |n| {
         seed = seed
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
         (seed >> 33) % n
-    };
+    }
+}
+
+/// 600 events: gifts of several sizes (a few of count 0, which rank nothing) from five givers
+/// to two streamers, stream starts between them, chat messages, and room joins and leaves, spread
+/// over several 10 s buckets.
+fn stream() -> Vec<EventEnvelope> {
+    let mut next = seeded(0x5eed);
     let start = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
     (1..=600u64)
         .map(|sequence| {
@@ -175,13 +180,7 @@ fn pool_stream() -> Vec<EventEnvelope> {
         StageDrainStarted, StageRenamed, ViewerExpired, ViewerHeartbeatRecorded,
         ViewerHeartbeatsRecorded, ViewerJoined, ViewerLeft, ViewerTokenRenewed,
     };
-    let mut seed: u64 = 0xbeef;
-    let mut next = |n: u64| {
-        seed = seed
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (seed >> 33) % n
-    };
+    let mut next = seeded(0xbeef);
     let start = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
     let created = |arn: &str| {
         Event::StageCreated(StageCreated {
