@@ -239,22 +239,18 @@ impl RateLimiter {
             let mut keys = self.keys.lock().expect("rate limit keys");
             keys.entry(api_key_id).or_default().clone()
         };
-        if let Some(decision) = key
-            .local
-            .lock()
-            .expect("lease")
-            .spend(limit, Instant::now())
-        {
+        let spend_local = || {
+            key.local
+                .lock()
+                .expect("lease")
+                .spend(limit, Instant::now())
+        };
+        if let Some(decision) = spend_local() {
             return Ok(decision);
         }
         let _leasing = key.leasing.lock().await;
         // Another request may have leased while this one waited.
-        if let Some(decision) = key
-            .local
-            .lock()
-            .expect("lease")
-            .spend(limit, Instant::now())
-        {
+        if let Some(decision) = spend_local() {
             return Ok(decision);
         }
         // Boxed, as the other database path above: the in-memory path is what every request
