@@ -27,6 +27,17 @@ pub struct ConnectionSettings {
         default_value = "nats://127.0.0.1:4222"
     )]
     pub nats_url: String,
+    /// Replicas of the JetStream stream (1 on a single node, 3 in a cluster). `onair serve`
+    /// applies them to the stream (never lowering a running stream's); other commands use them
+    /// only to create a stream that does not exist yet; `/health` is `degraded` while the stream
+    /// runs with fewer.
+    #[arg(
+        long,
+        global = true,
+        env = "ONAIR_STREAM_REPLICAS",
+        default_value_t = 1
+    )]
+    pub stream_replicas: usize,
 }
 
 impl std::fmt::Debug for ConnectionSettings {
@@ -34,6 +45,7 @@ impl std::fmt::Debug for ConnectionSettings {
         f.debug_struct("ConnectionSettings")
             .field("database_url", &redact_url(&self.database_url))
             .field("nats_url", &redact_url(&self.nats_url))
+            .field("stream_replicas", &self.stream_replicas)
             .finish()
     }
 }
@@ -178,9 +190,6 @@ pub struct ServeSettings {
     /// `Environment` tag of the stages onair creates.
     #[arg(long, env = "ONAIR_ENVIRONMENT", default_value = "development")]
     pub environment: String,
-    /// Replicas of the JetStream stream (1 on a single node, 3 in a cluster).
-    #[arg(long, env = "ONAIR_STREAM_REPLICAS", default_value_t = 1)]
-    pub stream_replicas: usize,
     /// Seconds a verified API key is remembered; a revoked key stops working within this time
     /// (0: check the database on every request).
     #[arg(long, env = "ONAIR_API_KEY_CACHE_SECS", default_value_t = 5)]
@@ -311,11 +320,22 @@ pub struct ServeSettings {
     /// failover): under the 10 s a client or nginx waits (`deploy/nginx.conf`).
     #[arg(long, env = "ONAIR_SEAT_DECISION_DEADLINE_MS", default_value_t = 8000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub seat_decision_deadline_ms: u64,
+    /// Decide the viewer token requests queued on this instance together and store their seats
+    /// as one JetStream atomic batch (needs nats-server 2.12+ and `allow_atomic` in
+    /// `nats/stream.json`, which `onair serve` applies); `false`: one guarded publish per seat.
+    #[arg(long, env = "ONAIR_SEAT_BATCHES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub seat_batches: bool,
     /// The longest an API request runs, in milliseconds, before it is answered 503
     /// `SERVICE_UNAVAILABLE` (a stalled dependency): under the 10 s a client or nginx waits
     /// (`deploy/nginx.conf`).
     #[arg(long, env = "ONAIR_REQUEST_DEADLINE_MS", default_value_t = 9000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub request_deadline_ms: u64,
+    /// How long a publish that fails for a transient reason (no stream leader during a NATS
+    /// election, an ack timeout, a reconnect) is retried with the same `Nats-Msg-Id`, in
+    /// milliseconds, before the request answers 503 `SERVICE_UNAVAILABLE`; 0 disables the
+    /// retry. Under the request deadline, so a failover shows as a slower answer.
+    #[arg(long, env = "ONAIR_PUBLISH_RETRY_MS", default_value_t = 8000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub publish_retry_ms: u64,
     /// Browsers: origins whose pages may call the API and open the WebSockets, comma-separated
     /// (`https://app.example.com,http://localhost:5173`), or `*` for any (development only).
     /// Empty (the default): no CORS headers, and a WebSocket upgrade is accepted only without an
@@ -496,6 +516,7 @@ mod tests {
         let s = ConnectionSettings {
             database_url: "postgres://a:b@c/d".into(),
             nats_url: "nats://u:p@n:4222".into(),
+            stream_replicas: 1,
         };
         let debug = format!("{s:?}");
         assert!(!debug.contains(":b@") && !debug.contains(":p@"), "{debug}");

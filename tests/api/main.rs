@@ -18,6 +18,7 @@ mod chat_clients;
 mod chat_load;
 mod chat_sessions;
 mod cluster_health;
+mod cluster_hold;
 mod concurrency;
 mod cors;
 mod dashboard;

@@ -72,6 +72,13 @@ impl PoolService {
         let mut beats_caught_up = beat_consumer.info().await?.num_pending == 0;
         let mut pool_messages = pool_consumer.messages().await?;
         let mut beat_messages = beat_consumer.messages().await?;
+        // The watchdog (event_store::followers) tells when either consumer stops delivering while
+        // the stream moves on; this run then ends and the next one starts where the view is.
+        let followers = self.inner.store.followers();
+        let pool_progress = followers.register("pool", vec![pool_subject_filter()]);
+        let beat_progress = followers.register("pool-heartbeats", heartbeat_subject_filters());
+        pool_progress.started(pool_start);
+        beat_progress.started(beat_start);
         loop {
             if pool_caught_up
                 && beats_caught_up
@@ -85,6 +92,8 @@ impl PoolService {
                 biased;
                 m = pool_messages.next() => (m, true),
                 m = beat_messages.next(), if pool_caught_up => (m, false),
+                () = pool_progress.stalled() => anyhow::bail!("the pool consumer stalled"),
+                () = beat_progress.stalled() => anyhow::bail!("the heartbeat consumer stalled"),
             };
             let message = message.ok_or_else(|| anyhow::anyhow!("ordered consumer ended"))??;
             let info = message
@@ -94,6 +103,11 @@ impl PoolService {
             match cloudevents::decode(message.headers.as_ref(), &message.payload, sequence) {
                 Ok(envelope) => self.apply(&envelope),
                 Err(e) => tracing::warn!(sequence, error = %e, "stage pool skipped an event"),
+            }
+            if from_pool {
+                pool_progress.applied(sequence, pending);
+            } else {
+                beat_progress.applied(sequence, pending);
             }
             if pending == 0 {
                 if from_pool {

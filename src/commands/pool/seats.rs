@@ -9,6 +9,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::seat_batch::SeatRequest;
 use super::service::{MAX_ATTEMPTS, PoolService, PoolServiceError, SeatGranted};
 use crate::commands::publish::Attempt;
 use crate::domain::stage_pool::{PoolError, PoolStage, SeatDecision, StagePool};
@@ -36,27 +37,49 @@ impl PoolService {
         token_attributes: BTreeMap<String, String>,
         event_id: Option<Uuid>,
     ) -> Result<SeatGranted, PoolServiceError> {
-        self.within_deadline(self.assign_viewer_seat_now(
-            user,
+        let Some(queue) = &self.inner.seat_queue else {
+            return self
+                .within_deadline(async {
+                    let _turn = self.turn().await?;
+                    self.seat_locked(user, &attributes, &token_attributes, event_id)
+                        .await
+                })
+                .await;
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = SeatRequest {
+            user: user.clone(),
             attributes,
             token_attributes,
             event_id,
-        ))
+            reply,
+        };
+        self.within_deadline(async {
+            let stopped = || {
+                PoolServiceError::Store(crate::event_store::EventStoreError::Unavailable(
+                    "the seat decider stopped".into(),
+                ))
+            };
+            queue.send(request).await.map_err(|_| stopped())?;
+            answer.await.map_err(|_| stopped())?
+        })
         .await
     }
 
-    async fn assign_viewer_seat_now(
+    /// Seats one viewer (the one-request path of the seat batches): decides against the view,
+    /// mints the token and publishes the event under the pool's guard, deciding again after a lost
+    /// race ([`PoolServiceError::Contended`] after 20). Call with the decision lock held.
+    pub(super) async fn seat_locked(
         &self,
         user: &UserId,
-        attributes: serde_json::Map<String, serde_json::Value>,
-        token_attributes: BTreeMap<String, String>,
+        attributes: &serde_json::Map<String, serde_json::Value>,
+        token_attributes: &BTreeMap<String, String>,
         event_id: Option<Uuid>,
     ) -> Result<SeatGranted, PoolServiceError> {
         let limits = self.inner.settings.limits;
-        let _turn = self.turn().await?;
         // The provider's quota refusal, once met: seat below the cap or refuse with its reason.
         let refused: Mutex<Option<String>> = Mutex::new(None);
-        let (refused, attributes, token_attributes) = (&refused, &attributes, &token_attributes);
+        let refused = &refused;
         self.retry(MAX_ATTEMPTS, move || async move {
             let stage_creation_refused = refused.lock().expect("refusal lock").clone();
             let (decision, expected) = self.snapshot(|p| match &stage_creation_refused {
@@ -152,7 +175,7 @@ impl PoolService {
     /// Creates an auto-scaled stage at the provider and records it under the pool's guard:
     /// `Ok(true)` when stored, `Ok(false)` when another instance changed the pool first. Unless
     /// stored, the stage is deleted at the provider again (it was never announced).
-    async fn create_auto_stage(
+    pub(super) async fn create_auto_stage(
         &self,
         at: OffsetDateTime,
         expected: u64,

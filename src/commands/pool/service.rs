@@ -22,6 +22,10 @@ pub(super) const MAX_ATTEMPTS: usize = 20;
 /// How long to wait for the view to catch up after a conflict or an unknown seat.
 pub(super) const CATCH_UP_WAIT: Duration = Duration::from_millis(500);
 
+/// The longest a heartbeat or a leave for a seat this instance has not seen waits for its view to
+/// reach the stream's newest pool event before it is refused `NOT_FOUND` (2 s).
+pub(super) const READ_YOUR_SEAT_WAIT: Duration = Duration::from_secs(2);
+
 /// Name of the master stage (seeds/ivs-api.md).
 pub const MASTER_STAGE_NAME: &str = "master-stage";
 
@@ -64,6 +68,9 @@ pub struct PoolServiceSettings {
     /// The longest a viewer's seat decision takes, its turn included, before it answers 503
     /// `SERVICE_UNAVAILABLE` (`ONAIR_SEAT_DECISION_DEADLINE_MS`, 8 s by default: under the 10 s a client or nginx waits).
     pub decision_deadline: Duration,
+    /// Decide the seats queued on this instance together and store them as one atomic batch
+    /// (`ONAIR_SEAT_BATCHES`, on by default; off: one guarded publish per seat).
+    pub batch_seats: bool,
 }
 
 /// The pool as this instance knows it, with the stream sequences it has applied.
@@ -107,6 +114,8 @@ pub(super) struct Inner {
     pub(super) decide: Mutex<()>,
     /// The heartbeat group commit; `None` when every heartbeat is its own message.
     pub(super) heartbeats: Option<HeartbeatBatcher>,
+    /// The queue of the seat batches (`seat_batch`); `None`: one seat per decision.
+    pub(super) seat_queue: Option<tokio::sync::mpsc::Sender<super::seat_batch::SeatRequest>>,
 }
 
 impl PoolService {
@@ -127,9 +136,11 @@ impl PoolService {
     ) -> anyhow::Result<Self> {
         let heartbeats = (settings.heartbeat_batch.max > 1)
             .then(|| HeartbeatBatcher::start(store.clone(), settings.heartbeat_batch));
+        let batch_seats = settings.batch_seats;
         let service = Self {
-            inner: Arc::new(Inner {
+            inner: Arc::new_cyclic(|weak| Inner {
                 heartbeats,
+                seat_queue: batch_seats.then(|| super::seat_batch::start(weak.clone())),
                 store,
                 provider,
                 settings,
@@ -267,18 +278,37 @@ impl PoolService {
     }
 
     /// Looks a rule up against the view; if it fails because the view may lag behind another
-    /// instance's write, waits briefly once and looks again.
+    /// instance's write (a viewer seated through another instance, beating through this one),
+    /// reads the newest pool event in the stream and waits, at most [`READ_YOUR_SEAT_WAIT`], until
+    /// the view has applied it, then looks again. Only then is a refusal final.
     pub(super) async fn check_fresh<T>(
         &self,
         f: impl Fn(&StagePool) -> Result<T, PoolError>,
     ) -> Result<T, PoolError> {
-        match self.read(&f) {
-            Ok(v) => Ok(v),
-            Err(_) => {
-                self.wait_for_change(Duration::from_millis(150)).await;
-                self.read(&f)
+        if let Ok(v) = self.read(&f) {
+            return Ok(v);
+        }
+        let deadline = tokio::time::Instant::now() + READ_YOUR_SEAT_WAIT;
+        let newest = tokio::time::timeout_at(
+            deadline,
+            self.inner.store.last_sequence_on(&[pool_subject_filter()]),
+        )
+        .await;
+        let Ok(Ok(newest)) = newest else {
+            // The stream did not say: the view is all there is.
+            return self.read(&f);
+        };
+        let mut changed = self.inner.changed.subscribe();
+        while self.inner.view.read().expect("view lock").pool_sequence < newest {
+            if tokio::time::timeout_at(deadline, changed.changed())
+                .await
+                .is_err()
+            {
+                metrics::counter!("onair_pool_catch_up_timeouts_total").increment(1);
+                break;
             }
         }
+        self.read(&f)
     }
 
     /// The tags of a stage onair creates: `Environment`, `ManagedBy=onair`, and `AutoScaled=true`
