@@ -46,5 +46,6 @@ mod stages;
 mod stats;
 mod stats_socket;
 mod tokens;
+mod trusted_proxies;
 mod viewers;
 mod workload;
