@@ -9,10 +9,11 @@
 //!
 //! Flood guards (src/http/socket_limits.rs): per-IP open sockets and new sockets per second are
 //! checked before the upgrade (429), the IP being the client's (src/http/client_addr.rs: behind
-//! a trusted proxy, the address it forwarded); a socket's frames per second are limited (over it: system
-//! message 42901, past twice it: close 1008); a message over `ONAIR_WS_MAX_MESSAGE_BYTES` is
-//! refused from its header and the socket closed with 1009. A socket that answers no Primus ping
-//! is closed by the heartbeat ([`super::hub::Hub::heartbeat`]) after 2 to 3 ping intervals.
+//! a trusted proxy, the address it forwarded); a socket's frames per second are limited (over
+//! it: system message 42901, past twice it: close 1008); a message over
+//! `ONAIR_WS_MAX_MESSAGE_BYTES` is refused from its header and the socket closed with 1009. A
+//! socket that answers no Primus ping is closed by the heartbeat ([`super::hub::Hub::heartbeat`])
+//! after 2 to 3 ping intervals.
 
 use std::sync::Arc;
 
