@@ -262,12 +262,13 @@ pub struct ServeSettings {
     #[arg(long, env = "ONAIR_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_connections: u64,
     /// WebSockets (`/primus` and `/ws` together): sockets one IP address (an IPv6 /64) may hold
-    /// open; more are answered 429 before the upgrade. Behind a proxy every client has the
-    /// proxy's address (src/http/socket_limits.rs).
+    /// open; more are answered 429 before the upgrade. The address is the client's: behind a
+    /// proxy listed in `ONAIR_TRUSTED_PROXIES`, the one it forwarded (src/http/socket_limits.rs).
     #[arg(long, env = "ONAIR_WS_MAX_SOCKETS_PER_IP", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub ws_max_sockets_per_ip: u32,
     /// WebSockets: new sockets one IP address may open per second (also the burst); faster ones
-    /// are answered 429 with `Retry-After` before the upgrade.
+    /// are answered 429 with `Retry-After` before the upgrade. The address is the client's, as
+    /// for `ONAIR_WS_MAX_SOCKETS_PER_IP`.
     #[arg(long, env = "ONAIR_WS_NEW_SOCKETS_PER_IP_PER_SECOND", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub ws_new_sockets_per_ip_per_second: u32,
     /// WebSockets: frames one socket may send per second; over it a frame is not handled and the
@@ -343,6 +344,15 @@ pub struct ServeSettings {
     /// (src/http/cors.rs).
     #[arg(long, env = "ONAIR_CORS_ORIGINS", value_delimiter = ',', value_parser = cors_origin)]
     pub cors_origins: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` (or RFC 7239 `Forwarded`) names the client:
+    /// CIDRs or single addresses, comma-separated (`127.0.0.1/32,10.0.0.0/8,2001:db8::/32`).
+    /// For a request from one of them the client is the rightmost forwarded address that is not
+    /// a trusted proxy (nginx's `real_ip_recursive on`); the per-IP socket limits, the chat's
+    /// `remoteIP` and the logs' `client.address` use it. Empty (the default): nobody is trusted,
+    /// the client is the TCP peer and forwarded addresses are ignored. An entry that is neither
+    /// a CIDR nor an address stops the start (src/http/client_addr.rs).
+    #[arg(long, env = "ONAIR_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: crate::http::client_addr::TrustedProxies,
     /// Chat: bytes of each socket's read buffer, allocated when it opens (chat frames are small;
     /// a larger frame is read in several pieces). Most of an idle socket's memory.
     #[arg(long, env = "ONAIR_CHAT_SOCKET_READ_BUFFER_BYTES", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(256..=(1 << 20)))]
@@ -538,6 +548,29 @@ mod tests {
         ] {
             assert!(cors_origin(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn trusted_proxies_default_to_nobody_and_a_bad_entry_stops_the_start() {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            settings: ServeSettings,
+        }
+        use clap::Parser;
+        let defaults = ServeSettings::with_connection("postgres://db/onair", "nats://nats");
+        assert!(defaults.trusted_proxies.is_empty());
+        let set = Wrapper::try_parse_from(["onair", "--trusted-proxies", "127.0.0.1/32, ::1"])
+            .expect("two entries");
+        assert!(set.settings.trusted_proxies.contains([127, 0, 0, 1].into()));
+        let error = Wrapper::try_parse_from(["onair", "--trusted-proxies", "10.0.0.0/8,nginx"])
+            .err()
+            .expect("a name is refused");
+        let text = error.to_string();
+        assert!(
+            text.contains("ONAIR_TRUSTED_PROXIES") && text.contains("nginx"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -399,6 +399,7 @@ impl Application {
                 state,
                 settings.max_body_bytes,
                 settings.cors_origins.clone(),
+                settings.trusted_proxies.clone(),
             ))
         } else {
             EndpointExt::boxed(http::worker_routes(state))

@@ -47,5 +47,6 @@ mod stages;
 mod stats;
 mod stats_socket;
 mod tokens;
+mod trusted_proxies;
 mod viewers;
 mod workload;
