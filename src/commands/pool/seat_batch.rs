@@ -15,15 +15,14 @@
 //! the stream cannot take atomically (an event id already stored: a request retried with its
 //! idempotency key), goes through the one-seat path ([`PoolService::seat_locked`]).
 
-use std::collections::BTreeMap;
 use std::sync::Weak;
 
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::service::{
-    CATCH_UP_WAIT, Inner, MAX_ATTEMPTS, PoolService, PoolServiceError, SeatGranted,
+    CATCH_UP_WAIT, Inner, MAX_ATTEMPTS, PoolService, PoolServiceError, SeatGranted, SeatRequest,
 };
 use crate::commands::publish::SubjectGuard;
 use crate::domain::stage_pool::{PoolError, PoolStage, SeatDecision, StagePool};
@@ -36,15 +35,6 @@ use crate::ivs::{Capability, ProviderError, TokenRequest};
 pub const MAX_SEATS_PER_BATCH: usize = 256;
 /// Requests queued for the deciding task before senders wait.
 const QUEUE: usize = 8192;
-
-/// One viewer token request waiting for its seat.
-pub(super) struct SeatRequest {
-    pub(super) user: UserId,
-    pub(super) attributes: serde_json::Map<String, serde_json::Value>,
-    pub(super) token_attributes: BTreeMap<String, String>,
-    pub(super) event_id: Option<Uuid>,
-    pub(super) reply: oneshot::Sender<Result<SeatGranted, PoolServiceError>>,
-}
 
 /// Starts the deciding task of `inner`'s pool; returns the queue requests are sent on. The task
 /// holds the pool weakly and ends with it.

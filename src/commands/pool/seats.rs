@@ -9,8 +9,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::seat_batch::SeatRequest;
-use super::service::{MAX_ATTEMPTS, PoolService, PoolServiceError, SeatGranted};
+use super::service::{MAX_ATTEMPTS, PoolService, PoolServiceError, SeatGranted, SeatRequest};
 use crate::commands::publish::Attempt;
 use crate::domain::stage_pool::{PoolError, PoolStage, SeatDecision, StagePool};
 use crate::domain::user_id::UserId;
@@ -278,6 +277,7 @@ impl PoolService {
                 .inspect_err(|e| {
                     tracing::info!(user_id = %user, stage_arn, error = %e, "heartbeat not stored");
                 })?;
+            self.saw_own_heartbeat(user, stage_arn, at);
             return Ok((at, published));
         }
         let event = Event::ViewerHeartbeatRecorded(ViewerHeartbeatRecorded {
@@ -285,7 +285,30 @@ impl PoolService {
             stage_arn: stage_arn.to_owned(),
         });
         let published = Box::pin(self.inner.store.publish(NewEvent::new(at, event))).await?;
+        self.saw_own_heartbeat(user, stage_arn, at);
         Ok((at, published))
+    }
+
+    /// A heartbeat this instance stored counts in its own view at once, before its follower
+    /// delivers it (read your own writes: the expiry reactor never expires a viewer whose
+    /// heartbeat was just answered). The follower applies it again later; heartbeats are
+    /// idempotent.
+    fn saw_own_heartbeat(&self, user: &UserId, stage_arn: &str, at: OffsetDateTime) {
+        let envelope = crate::events::EventEnvelope {
+            id: Uuid::nil(),
+            occurred_at: at,
+            sequence: 0,
+            event: Event::ViewerHeartbeatRecorded(ViewerHeartbeatRecorded {
+                user_id: user.to_string(),
+                stage_arn: stage_arn.to_owned(),
+            }),
+        };
+        self.inner
+            .view
+            .write()
+            .expect("view lock")
+            .pool
+            .apply(&envelope);
     }
 
     /// A viewer leaves; returns the session's event (with its watch duration). A viewer not seated

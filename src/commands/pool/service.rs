@@ -15,7 +15,6 @@ use crate::event_store::{EventStore, EventStoreError, NewEvent, Published};
 use crate::events::{EventEnvelope, pool_subject_filter};
 use crate::ivs::{ParticipantToken, ProviderError, StageProvider};
 use crate::runtime::clock::Clock;
-use crate::runtime::supervisor::{Restart, Supervisor};
 
 /// How many times a decision is retried after losing a race to another instance.
 pub(super) const MAX_ATTEMPTS: usize = 20;
@@ -96,6 +95,15 @@ pub struct SeatGranted {
     pub published: Published,
 }
 
+/// One viewer token request waiting for its seat in a batch (`seat_batch`).
+pub(super) struct SeatRequest {
+    pub(super) user: crate::domain::user_id::UserId,
+    pub(super) attributes: serde_json::Map<String, serde_json::Value>,
+    pub(super) token_attributes: BTreeMap<String, String>,
+    pub(super) event_id: Option<uuid::Uuid>,
+    pub(super) reply: tokio::sync::oneshot::Sender<Result<SeatGranted, PoolServiceError>>,
+}
+
 /// The stage pool service; cheap to clone.
 #[derive(Clone)]
 pub struct PoolService {
@@ -115,53 +123,13 @@ pub(super) struct Inner {
     /// The heartbeat group commit; `None` when every heartbeat is its own message.
     pub(super) heartbeats: Option<HeartbeatBatcher>,
     /// The queue of the seat batches (`seat_batch`); `None`: one seat per decision.
-    pub(super) seat_queue: Option<tokio::sync::mpsc::Sender<super::seat_batch::SeatRequest>>,
+    pub(super) seat_queue: Option<tokio::sync::mpsc::Sender<SeatRequest>>,
 }
 
 impl PoolService {
     /// The pool's limits: viewers per stage, scale-up threshold, most stages.
     pub fn limits(&self) -> PoolLimits {
         self.inner.settings.limits
-    }
-
-    /// Starts following the stream (task `pool-follower` of `supervisor`: essential, restarted
-    /// where its view left off) and returns once the view has caught up with it. The service reads
-    /// "now" from `clock`.
-    pub async fn start(
-        store: EventStore,
-        provider: Arc<dyn StageProvider>,
-        settings: PoolServiceSettings,
-        clock: Clock,
-        supervisor: &Supervisor,
-    ) -> anyhow::Result<Self> {
-        let heartbeats = (settings.heartbeat_batch.max > 1)
-            .then(|| HeartbeatBatcher::start(store.clone(), settings.heartbeat_batch));
-        let batch_seats = settings.batch_seats;
-        let service = Self {
-            inner: Arc::new_cyclic(|weak| Inner {
-                heartbeats,
-                seat_queue: batch_seats.then(|| super::seat_batch::start(weak.clone())),
-                store,
-                provider,
-                settings,
-                clock,
-                view: RwLock::new(View::default()),
-                changed: watch::Sender::new(0),
-                decide: Mutex::new(()),
-            }),
-        };
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        // The first run tells when it has caught up; a restarted one continues from the view.
-        let ready = Arc::new(std::sync::Mutex::new(Some(ready_tx)));
-        let follower = service.clone();
-        supervisor.spawn("pool-follower", Restart::Always, true, move || {
-            let (follower, ready) = (follower.clone(), ready.lock().expect("ready lock").take());
-            async move { follower.follow(ready).await }
-        });
-        ready_rx
-            .await
-            .map_err(|_| anyhow::anyhow!("the stage pool follower stopped before catching up"))?;
-        Ok(service)
     }
 
     /// Reads the current view.
