@@ -188,20 +188,30 @@ impl PoolService {
         expected: u64,
         at: OffsetDateTime,
     ) -> Result<(), Stored> {
-        let mut minted = Vec::with_capacity(decided.len());
-        for d in decided {
-            let token = self
-                .inner
-                .provider
-                .create_participant_token(TokenRequest {
+        // Every token is minted in a task of its own: with the local provider the signatures
+        // run on every core, with IVS the calls run at once.
+        let tasks: Vec<_> = decided
+            .iter()
+            .map(|d| {
+                let provider = self.inner.provider.clone();
+                let request = TokenRequest {
                     stage_arn: d.stage_arn.clone(),
                     user_id: format!("viewer-{}", d.request.user),
                     capabilities: vec![Capability::Subscribe],
                     duration_seconds: self.inner.settings.viewer_token_seconds,
                     attributes: d.request.token_attributes.clone(),
                     issued_at: at,
-                })
-                .await;
+                };
+                tokio::spawn(async move { provider.create_participant_token(request).await })
+            })
+            .collect();
+        let mut minted = Vec::with_capacity(decided.len());
+        for (d, task) in decided.into_iter().zip(tasks) {
+            let token = task.await.unwrap_or_else(|e| {
+                Err(ProviderError::Token(format!(
+                    "the token was not minted: {e}"
+                )))
+            });
             match token {
                 Ok(token) => minted.push((d, token)),
                 Err(e) => {
