@@ -102,10 +102,10 @@ pub enum EventStoreError {
     /// retrying with the same `Nats-Msg-Id` for the publish retry window.
     #[error("event store unavailable: {0}")]
     Unavailable(String),
-    /// The stream cannot store this batch as one (an event of it is stored already, or atomic
-    /// batches are off): publish its events one by one instead.
-    #[error("the batch cannot be stored atomically: {0}")]
-    NotAtomic(String),
+    /// An event of a chain ([`EventStore::publish_chain`]) was not stored because another
+    /// message came in between: nothing wrong was stored; decide it again.
+    #[error("another message came between the events of a chain; nothing was stored")]
+    ChainBroken,
     /// JetStream refused the event for good (too large for `max_payload`); retrying cannot help.
     #[error("the event store refused the event: {0}")]
     Rejected(String),

@@ -1,4 +1,4 @@
-//! Publishing to the stream: one event, a pipelined list, an atomic batch, each retried with the
+//! Publishing to the stream: one event, a pipelined list, a guarded chain, each retried with the
 //! same ids (`Nats-Msg-Id`) after a transient failure; and how JetStream's refusals map to
 //! [`EventStoreError`].
 
@@ -34,27 +34,6 @@ impl EventStore {
         self.retrying(|| self.try_publish_all(&events)).await
     }
 
-    /// Publishes `events` as one JetStream atomic batch (nats-server 2.12+, `allow_atomic` in
-    /// `nats/stream.json`): all are stored, with consecutive sequences, or none. The first event's
-    /// guard (its [`NewEvent::expected`]) guards the whole batch; the others must carry none.
-    /// Returns one acknowledgement per event, in order.
-    ///
-    /// Errors: [`EventStoreError::Conflict`] when the guard refused the batch (nothing stored);
-    /// [`EventStoreError::NotAtomic`] when the stream cannot take it as one (an event's id is
-    /// stored already, e.g. a request retried with its idempotency key; atomic batches off):
-    /// publish the events one by one, which acknowledges a stored one as a duplicate with its
-    /// original sequence. Transient failures are retried, as [`publish_all`](Self::publish_all)
-    /// does, under a new batch id with the same event ids.
-    pub async fn publish_atomic(
-        &self,
-        events: &[NewEvent],
-    ) -> Result<Vec<Published>, EventStoreError> {
-        if events.len() <= 1 {
-            return self.publish_all(events.to_vec()).await;
-        }
-        self.retrying(|| self.try_publish_atomic(events)).await
-    }
-
     /// Runs a publish `attempt` until it succeeds, fails for a reason other than a transient one,
     /// or the publish retry window ([`DEFAULT_PUBLISH_RETRY_WINDOW`]) is spent, pausing 20 ms,
     /// then twice as long each time up to 400 ms; records the publish metrics.
@@ -86,67 +65,114 @@ impl EventStore {
         Ok(published)
     }
 
-    /// One try of [`publish_atomic`](Self::publish_atomic): every event but the last is sent
-    /// without a reply subject; the last commits the batch and carries the one acknowledgement
-    /// (the last sequence and the batch's count).
-    async fn try_publish_atomic(
+    /// Publishes `events` as a chain, pipelined (one round trip for the lot): the first is
+    /// guarded as given (its [`NewEvent::expected`]), and every later one is stored only if the
+    /// stream's last message is then the one before it (`Nats-Expected-Last-Msg-Id`). A stored
+    /// prefix is therefore exactly as decided: no other message, of the guarded subjects or any
+    /// other, came between the events of the chain. Returns one result per event, in order: a
+    /// stored prefix, then [`EventStoreError::ChainBroken`] for each event after a break (another
+    /// message came in between, nothing wrong stored: decide those again), or the first event's
+    /// own error ([`EventStoreError::Conflict`] when its guard refused it).
+    ///
+    /// An event whose id is stored already is acknowledged as a duplicate with its original
+    /// sequence (a retried idempotency key), and breaks the chain after it. Transient failures
+    /// are retried as [`publish_all`](Self::publish_all) does; no event is stored twice.
+    pub async fn publish_chain(
         &self,
         events: &[NewEvent],
-    ) -> Result<Vec<Published>, EventStoreError> {
-        let batch_id = Uuid::now_v7().simple().to_string();
-        let count = events.len();
-        let expected = events[0]
-            .expected
-            .as_ref()
-            .map(|e| e.last_sequence)
-            .unwrap_or(0);
-        let unavailable = |e: &dyn std::fmt::Display| EventStoreError::Unavailable(e.to_string());
-        for (index, new) in events.iter().enumerate() {
-            let mut headers =
-                cloudevents::headers(new.id, new.occurred_at, &self.source, &new.event);
-            if let Some(guard) = &new.expected {
-                headers.insert(
-                    "Nats-Expected-Last-Subject-Sequence",
-                    guard.last_sequence.to_string().as_str(),
-                );
-                headers.insert(
-                    EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT,
-                    guard.subject_filter.as_str(),
-                );
+    ) -> Vec<Result<Published, EventStoreError>> {
+        let started = std::time::Instant::now();
+        let mut results: Vec<Result<Published, EventStoreError>> = Vec::with_capacity(events.len());
+        let mut backoff = FIRST_PUBLISH_BACKOFF;
+        while results.len() < events.len() {
+            let rest = &events[results.len()..];
+            let previous = results.last().and_then(|r| r.as_ref().ok()).map(|p| p.id);
+            let outcome = self.try_publish_chain(rest, previous).await;
+            let transient = outcome
+                .iter()
+                .position(|r| matches!(r, Err(e) if e.is_transient()));
+            match transient {
+                Some(at) if started.elapsed() + backoff < self.publish_retry_window => {
+                    // Keep what was stored before the failure; send the rest again (same ids).
+                    results.extend(outcome.into_iter().take(at));
+                    metrics::counter!("onair_event_publish_retries_total").increment(1);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_PUBLISH_BACKOFF);
+                }
+                _ => {
+                    results.extend(outcome);
+                    break;
+                }
             }
-            headers.insert("Nats-Batch-Id", batch_id.as_str());
-            headers.insert("Nats-Batch-Sequence", (index + 1).to_string().as_str());
-            let payload: bytes::Bytes = new.event.to_json().into();
-            if index + 1 < count {
-                self.client
-                    .publish_with_headers(new.event.subject(), headers, payload)
-                    .await
-                    .map_err(|e| unavailable(&e))?;
-                continue;
+        }
+        let stored = results.iter().filter(|r| r.is_ok()).count();
+        metrics::histogram!("onair_event_publish_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("onair_events_published_total").increment(stored as u64);
+        results
+    }
+
+    /// One try of [`publish_chain`](Self::publish_chain): `previous` is the id the first event must
+    /// follow (none: the first carries its own guard only).
+    async fn try_publish_chain(
+        &self,
+        events: &[NewEvent],
+        previous: Option<Uuid>,
+    ) -> Vec<Result<Published, EventStoreError>> {
+        let mut pending = Vec::with_capacity(events.len());
+        let mut results = Vec::with_capacity(events.len());
+        let mut after = previous;
+        for new in events {
+            let expected = new.expected.as_ref().map(|e| e.last_sequence).unwrap_or(0);
+            let mut message = self.message(new);
+            if let Some(id) = after {
+                message = message.expected_last_message_id(id.to_string());
             }
-            headers.insert("Nats-Batch-Commit", "1");
-            let message = jetstream::message::PublishMessage::build()
-                .payload(payload)
-                .headers(headers);
-            let ack = self
+            after = Some(new.id);
+            match self
                 .jetstream
                 .send_publish(new.event.subject(), message)
                 .await
-                .map_err(|e| publish_error(&e, expected))?
-                .await
-                .map_err(|e| publish_error(&e, expected))?;
-            let first = ack.sequence + 1 - count as u64;
-            return Ok(events
-                .iter()
-                .enumerate()
-                .map(|(i, e)| Published {
-                    id: e.id,
-                    sequence: first + i as u64,
-                    duplicate: false,
-                })
-                .collect());
+            {
+                Ok(ack) => pending.push((new.id, expected, ack)),
+                Err(e) => {
+                    results.push(Err(publish_error(&e, expected)));
+                    break;
+                }
+            }
         }
-        unreachable!("a batch of two or more events ends with its commit")
+        let mut broken = !results.is_empty();
+        let mut acked = Vec::with_capacity(pending.len());
+        for (id, expected, ack) in pending {
+            let result = match ack.await {
+                Ok(ack) => Ok(Published {
+                    id,
+                    sequence: ack.sequence,
+                    duplicate: ack.duplicate,
+                }),
+                Err(e) if e.kind() == PublishErrorKind::WrongLastMessageId => {
+                    Err(EventStoreError::ChainBroken)
+                }
+                Err(e) => Err(publish_error(&e, expected)),
+            };
+            acked.push(result);
+        }
+        // Only a prefix counts as stored: after the first failure (or a duplicate, which the
+        // stream did not append), every later event was refused or is treated as refused.
+        let mut out = Vec::with_capacity(events.len());
+        for result in acked {
+            if broken {
+                out.push(Err(EventStoreError::ChainBroken));
+                continue;
+            }
+            broken = !matches!(&result, Ok(p) if !p.duplicate);
+            out.push(result);
+        }
+        out.extend(results);
+        while out.len() < events.len() {
+            out.push(Err(EventStoreError::ChainBroken));
+        }
+        out
     }
 
     /// One try of [`publish_all`](Self::publish_all).
@@ -243,8 +269,7 @@ impl EventStore {
 /// Maps a JetStream publish failure: a refused sequence guard is a [`EventStoreError::Conflict`],
 /// whichever of its two error codes the server answers (10071 `wrong last sequence: N`, or 10164
 /// `wrong last sequence`, which a clustered stream answers when the guard covers a subject
-/// filter); an atomic batch the stream cannot take as one (10201: it holds an id stored already;
-/// 10174: atomic batches are off) is [`EventStoreError::NotAtomic`].
+/// filter).
 fn publish_error(
     error: &async_nats::jetstream::context::PublishError,
     expected: u64,
@@ -255,17 +280,6 @@ fn publish_error(
         || code == Some(ErrorCode::STREAM_WRONG_LAST_SEQUENCE_CONSTANT)
     {
         return EventStoreError::Conflict { expected };
-    }
-    if matches!(
-        code,
-        Some(
-            ErrorCode::ATOMIC_PUBLISH_CONTAINS_DUPLICATE_MESSAGE
-                | ErrorCode::ATOMIC_PUBLISH_DISABLED
-                | ErrorCode::ATOMIC_PUBLISH_UNSUPPORTED_HEADER
-                | ErrorCode::ATOMIC_PUBLISH_TOO_LARGE_BATCH
-        )
-    ) {
-        return EventStoreError::NotAtomic(error.to_string());
     }
     if error.kind() == PublishErrorKind::MaxPayloadExceeded {
         return EventStoreError::Rejected(error.to_string());

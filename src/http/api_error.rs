@@ -274,13 +274,13 @@ impl From<crate::event_store::EventStoreError> for ApiError {
     fn from(e: crate::event_store::EventStoreError) -> Self {
         use crate::event_store::EventStoreError;
         match e {
-            EventStoreError::Conflict { .. } => {
+            EventStoreError::Conflict { .. } | EventStoreError::ChainBroken => {
                 tracing::info!(error = %e, "event store guard refused the write");
                 ApiError::unavailable(
                     "another change was stored first; nothing was stored, try again",
                 )
             }
-            EventStoreError::Rejected(_) | EventStoreError::NotAtomic(_) => {
+            EventStoreError::Rejected(_) => {
                 tracing::warn!(error = %e, "event store refused the event");
                 ApiError::unavailable("the event store refused the event; nothing was stored")
             }

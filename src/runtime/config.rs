@@ -322,8 +322,8 @@ pub struct ServeSettings {
     #[arg(long, env = "ONAIR_SEAT_DECISION_DEADLINE_MS", default_value_t = 8000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub seat_decision_deadline_ms: u64,
     /// Decide the viewer token requests queued on this instance together and store their seats
-    /// as one JetStream atomic batch (needs nats-server 2.12+ and `allow_atomic` in
-    /// `nats/stream.json`, which `onair serve` applies); `false`: one guarded publish per seat.
+    /// as one chain of events in one round trip (`commands/pool/seat_batch.rs`); `false`: one
+    /// guarded publish per seat.
     #[arg(long, env = "ONAIR_SEAT_BATCHES", default_value_t = true, action = clap::ArgAction::Set)]
     pub seat_batches: bool,
     /// The longest an API request runs, in milliseconds, before it is answered 503

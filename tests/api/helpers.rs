@@ -253,6 +253,18 @@ pub fn encode(segment: &str) -> String {
 }
 
 impl TestApp {
+    /// The body of a GET as text (`/metrics`).
+    pub async fn get_text(&self, path: &str) -> String {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("body")
+    }
+
     pub async fn get(&self, path: &str) -> Answer {
         answer(
             self.client

@@ -39,6 +39,7 @@ mod read_your_writes;
 mod replay;
 mod roles;
 mod room_projections;
+mod seat_batches;
 mod secrets;
 mod seed_examples;
 mod socket_fuzz;

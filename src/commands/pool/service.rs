@@ -67,7 +67,7 @@ pub struct PoolServiceSettings {
     /// The longest a viewer's seat decision takes, its turn included, before it answers 503
     /// `SERVICE_UNAVAILABLE` (`ONAIR_SEAT_DECISION_DEADLINE_MS`, 8 s by default: under the 10 s a client or nginx waits).
     pub decision_deadline: Duration,
-    /// Decide the seats queued on this instance together and store them as one atomic batch
+    /// Decide the seats queued on this instance together and store them as one chain of events
     /// (`ONAIR_SEAT_BATCHES`, on by default; off: one guarded publish per seat).
     pub batch_seats: bool,
 }
