@@ -103,8 +103,8 @@ pub enum EventStoreError {
     #[error("event store unavailable: {0}")]
     Unavailable(String),
     /// An event of a chain ([`EventStore::publish_chain`]) was not stored because another
-    /// message came in between: nothing wrong was stored; decide it again.
-    #[error("another message came between the events of a chain; nothing was stored")]
+    /// writer's event came in between: nothing wrong was stored; decide it again.
+    #[error("another event came between the events of a chain; nothing was stored")]
     ChainBroken,
     /// JetStream refused the event for good (too large for `max_payload`); retrying cannot help.
     #[error("the event store refused the event: {0}")]

@@ -3,7 +3,6 @@
 //! [`EventStoreError`].
 
 use async_nats::jetstream::{self, context::PublishErrorKind};
-use uuid::Uuid;
 
 use super::{
     EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT, EventStore, EventStoreError, FIRST_PUBLISH_BACKOFF,
@@ -65,114 +64,57 @@ impl EventStore {
         Ok(published)
     }
 
-    /// Publishes `events` as a chain, pipelined (one round trip for the lot): the first is
-    /// guarded as given (its [`NewEvent::expected`]), and every later one is stored only if the
-    /// stream's last message is then the one before it (`Nats-Expected-Last-Msg-Id`). A stored
-    /// prefix is therefore exactly as decided: no other message, of the guarded subjects or any
-    /// other, came between the events of the chain. Returns one result per event, in order: a
-    /// stored prefix, then [`EventStoreError::ChainBroken`] for each event after a break (another
-    /// message came in between, nothing wrong stored: decide those again), or the first event's
-    /// own error ([`EventStoreError::Conflict`] when its guard refused it).
+    /// Publishes `events` as a chain, one after the other: the first is guarded as given (its
+    /// [`NewEvent::expected`]: the stream sequence of the last event on the guarded subjects),
+    /// and every later one by the sequence the one before it got, on the same subjects. A
+    /// stored prefix is therefore exactly as decided: no other event of the guarded subjects came
+    /// between the events of the chain. Returns one result per event, in order: a stored prefix,
+    /// then [`EventStoreError::ChainBroken`] for each event after a break (another writer's event
+    /// came in between, nothing wrong stored: decide those again), or the first event's own error
+    /// ([`EventStoreError::Conflict`] when its guard refused it).
     ///
     /// An event whose id is stored already is acknowledged as a duplicate with its original
-    /// sequence (a retried idempotency key), and breaks the chain after it. Transient failures
-    /// are retried as [`publish_all`](Self::publish_all) does; no event is stored twice.
+    /// sequence (a retried idempotency key), and breaks the chain after it. Each publish retries
+    /// transient failures as [`publish_all`](Self::publish_all) does; no event is stored twice.
+    ///
+    /// (`Nats-Expected-Last-Msg-Id` would let the chain be pipelined, but two clients pipelining
+    /// such chains into a clustered stream made nats-server 2.15 fail the stream for good with
+    /// "last msgid mismatch ... critical write error"; JetStream's atomic batches fsync every
+    /// commit of a file-backed stream, about 17 ms each here.)
     pub async fn publish_chain(
         &self,
         events: &[NewEvent],
     ) -> Vec<Result<Published, EventStoreError>> {
-        let started = std::time::Instant::now();
         let mut results: Vec<Result<Published, EventStoreError>> = Vec::with_capacity(events.len());
-        let mut backoff = FIRST_PUBLISH_BACKOFF;
-        while results.len() < events.len() {
-            let rest = &events[results.len()..];
-            let previous = results.last().and_then(|r| r.as_ref().ok()).map(|p| p.id);
-            let outcome = self.try_publish_chain(rest, previous).await;
-            let transient = outcome
-                .iter()
-                .position(|r| matches!(r, Err(e) if e.is_transient()));
-            match transient {
-                Some(at) if started.elapsed() + backoff < self.publish_retry_window => {
-                    // Keep what was stored before the failure; send the rest again (same ids).
-                    results.extend(outcome.into_iter().take(at));
-                    metrics::counter!("onair_event_publish_retries_total").increment(1);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_PUBLISH_BACKOFF);
-                }
-                _ => {
-                    results.extend(outcome);
-                    break;
-                }
+        let filter = events
+            .first()
+            .and_then(|e| e.expected.as_ref())
+            .map(|e| e.subject_filter.clone());
+        let mut previous: Option<Published> = None;
+        for (index, new) in events.iter().enumerate() {
+            let mut new = new.clone();
+            if let (Some(filter), Some(before)) = (&filter, previous) {
+                new = new.expecting(filter.clone(), before.sequence);
             }
-        }
-        let stored = results.iter().filter(|r| r.is_ok()).count();
-        metrics::histogram!("onair_event_publish_duration_seconds")
-            .record(started.elapsed().as_secs_f64());
-        metrics::counter!("onair_events_published_total").increment(stored as u64);
-        results
-    }
-
-    /// One try of [`publish_chain`](Self::publish_chain): `previous` is the id the first event must
-    /// follow (none: the first carries its own guard only).
-    async fn try_publish_chain(
-        &self,
-        events: &[NewEvent],
-        previous: Option<Uuid>,
-    ) -> Vec<Result<Published, EventStoreError>> {
-        let mut pending = Vec::with_capacity(events.len());
-        let mut results = Vec::with_capacity(events.len());
-        let mut after = previous;
-        for new in events {
-            let expected = new.expected.as_ref().map(|e| e.last_sequence).unwrap_or(0);
-            let mut message = self.message(new);
-            if let Some(id) = after {
-                message = message.expected_last_message_id(id.to_string());
-            }
-            after = Some(new.id);
-            match self
-                .jetstream
-                .send_publish(new.event.subject(), message)
-                .await
-            {
-                Ok(ack) => pending.push((new.id, expected, ack)),
+            match self.publish(new).await {
+                Ok(published) => {
+                    results.push(Ok(published));
+                    if published.duplicate {
+                        break;
+                    }
+                    previous = Some(published);
+                }
+                Err(EventStoreError::Conflict { .. }) if index > 0 => break,
                 Err(e) => {
-                    results.push(Err(publish_error(&e, expected)));
+                    results.push(Err(e));
                     break;
                 }
             }
         }
-        let mut broken = !results.is_empty();
-        let mut acked = Vec::with_capacity(pending.len());
-        for (id, expected, ack) in pending {
-            let result = match ack.await {
-                Ok(ack) => Ok(Published {
-                    id,
-                    sequence: ack.sequence,
-                    duplicate: ack.duplicate,
-                }),
-                Err(e) if e.kind() == PublishErrorKind::WrongLastMessageId => {
-                    Err(EventStoreError::ChainBroken)
-                }
-                Err(e) => Err(publish_error(&e, expected)),
-            };
-            acked.push(result);
+        while results.len() < events.len() {
+            results.push(Err(EventStoreError::ChainBroken));
         }
-        // Only a prefix counts as stored: after the first failure (or a duplicate, which the
-        // stream did not append), every later event was refused or is treated as refused.
-        let mut out = Vec::with_capacity(events.len());
-        for result in acked {
-            if broken {
-                out.push(Err(EventStoreError::ChainBroken));
-                continue;
-            }
-            broken = !matches!(&result, Ok(p) if !p.duplicate);
-            out.push(result);
-        }
-        out.extend(results);
-        while out.len() < events.len() {
-            out.push(Err(EventStoreError::ChainBroken));
-        }
-        out
+        results
     }
 
     /// One try of [`publish_all`](Self::publish_all).

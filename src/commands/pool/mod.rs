@@ -8,7 +8,7 @@
 //! - `service`: the [`PoolService`] handle, its settings, errors and the view it decides against;
 //! - `follower`: the loop that keeps the view up to date from the stream;
 //! - `heartbeat_batch`: the heartbeat group commit (many heartbeats, one message);
-//! - `seat_batch`: seat decisions in batches (many seats, one chain of events, one round trip);
+//! - `seat_batch`: seat decisions in batches (many seats decided at once, stored as one chain);
 //! - `seats`: viewers (seat and token, heartbeat, leave, expiry) and publisher tokens;
 //! - `stages`: stages (master, create, rename, delete, adopt, reconcile, scale-down).
 

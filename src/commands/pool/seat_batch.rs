@@ -1,11 +1,10 @@
 //! Seat decisions in batches: the viewer token requests that queue on an instance while it decides
-//! are decided together, against one view of the pool, and stored as one chain of events (one
-//! `onair.viewer.joined.v1` or `token_renewed.v1` per viewer), published in one round trip: the
-//! first event carries the pool's guard (expected sequence), and each later one is stored only if
-//! the one before it is the stream's last message (`Nats-Expected-Last-Msg-Id`,
-//! [`EventStore::publish_chain`](crate::event_store::EventStore::publish_chain)). What is stored is
-//! a prefix of the chain, exactly as decided; the requests after a break (a heartbeat or another
-//! instance's event came in between) are decided again at once.
+//! are decided together, against one view of the pool, their tokens minted at once (a task each),
+//! and their events (one `onair.viewer.joined.v1` or `token_renewed.v1` per viewer) stored as one
+//! chain ([`EventStore::publish_chain`](crate::event_store::EventStore::publish_chain)): the first
+//! guarded by the pool's expected sequence, each later one by the sequence the one before it got.
+//! What is stored is a prefix of the chain, exactly as decided; the requests after a break
+//! (another instance's pool event came in between) are decided again.
 //!
 //! This is group commit without a timer: the first request is decided at once; while its batch is
 //! being decided and stored, the requests that arrive queue, and the next batch takes them all.
@@ -13,8 +12,8 @@
 //! batch one more round, not each request 20 attempts: the conflict storm of one guarded publish
 //! per seat is gone.
 //!
-//! (JetStream's atomic batches would store a batch all or none, but a file-backed stream fsyncs
-//! each commit: about 17 ms each on this machine, against 0.3 ms for a pipelined chain.)
+//! (Why not JetStream's atomic batches or a pipelined chain: see
+//! [`EventStore::publish_chain`](crate::event_store::EventStore::publish_chain).)
 //!
 //! A batch stops before a decision that changes the pool's stages (create an auto-scaled stage,
 //! reopen a draining one): the seats decided so far are stored, the stage change is made as its own
@@ -28,7 +27,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::service::{
-    CATCH_UP_WAIT, Inner, MAX_ATTEMPTS, PoolService, PoolServiceError, SeatGranted, SeatRequest,
+    CATCH_UP_WAIT, Inner, PoolService, PoolServiceError, SeatGranted, SeatRequest,
 };
 use crate::commands::publish::SubjectGuard;
 use crate::domain::stage_pool::{PoolError, PoolStage, SeatDecision, StagePool};
@@ -79,8 +78,11 @@ impl PoolService {
         let Ok(_turn) = self.turn().await else { return };
         let limits = self.inner.settings.limits;
         let mut refused: Option<String> = None;
-        let mut conflicts = 0;
         while !pending.is_empty() {
+            pending.retain(|r| !r.reply.is_closed());
+            if pending.is_empty() {
+                return;
+            }
             if pending.len() == 1 {
                 let r = pending.pop().expect("one request");
                 let seated = self
@@ -133,15 +135,11 @@ impl PoolService {
                     Stored::All => {}
                     Stored::Prefix(back) => pending.splice(0..0, back).for_each(drop),
                     Stored::Conflicted(back) => {
-                        conflicts += 1;
-                        if conflicts >= MAX_ATTEMPTS {
-                            for d in back.into_iter().chain(pending.drain(..)) {
-                                let _ = d.reply.send(Err(PoolServiceError::Contended));
-                            }
-                            return;
-                        }
+                        // Another instance stored a pool event first: catch up with the stream's
+                        // newest pool event, then decide again. No attempt count: a request gives
+                        // up at its decision deadline (its reply closes, and it is dropped).
                         pending.splice(0..0, back).for_each(drop);
-                        self.wait_for_change(CATCH_UP_WAIT).await;
+                        self.catch_up_with_stream().await;
                     }
                 }
                 continue;
@@ -166,6 +164,30 @@ impl PoolService {
                     }
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// Waits, at most [`CATCH_UP_WAIT`], until the view has applied the newest pool event in the
+    /// stream (after a refused guard: deciding again before that would only be refused again).
+    async fn catch_up_with_stream(&self) {
+        let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
+        let newest = tokio::time::timeout_at(
+            deadline,
+            self.inner.store.last_sequence_on(&[pool_subject_filter()]),
+        )
+        .await;
+        let Ok(Ok(newest)) = newest else {
+            self.wait_for_change(CATCH_UP_WAIT).await;
+            return;
+        };
+        let mut changed = self.inner.changed.subscribe();
+        while self.inner.view.read().expect("view lock").pool_sequence < newest {
+            if tokio::time::timeout_at(deadline, changed.changed())
+                .await
+                .is_err()
+            {
+                return;
             }
         }
     }
