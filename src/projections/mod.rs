@@ -398,9 +398,10 @@ impl ProjectorRunner {
     }
 }
 
-/// Checks the lock connection every [`LOCK_CHECK_INTERVAL`]; returns when it fails or does not
-/// answer within [`LOCK_CHECK_TIMEOUT`] (the lock is then gone, or about to be).
-async fn hold(connection: &mut PgConnection) -> anyhow::Error {
+/// Checks a leader's lock connection every [`LOCK_CHECK_INTERVAL`]; returns when it fails or
+/// does not answer within [`LOCK_CHECK_TIMEOUT`] (the lock is then gone, or about to be). The
+/// projectors and the lake writer use it.
+pub async fn hold(connection: &mut PgConnection) -> anyhow::Error {
     loop {
         tokio::time::sleep(LOCK_CHECK_INTERVAL).await;
         match tokio::time::timeout(LOCK_CHECK_TIMEOUT, connection.ping()).await {
