@@ -181,10 +181,20 @@ async fn a_writer_killed_at_any_moment_leaves_neither_gap_nor_duplicate() {
 /// Runs the guide's queries (docs/analytics.md) on the lake in `root`/lake with `engine`
 /// (`duckdb` or `clickhouse`) and returns their results as JSON.
 pub async fn guide_queries(root: &Path, engine: &str) -> serde_json::Value {
+    guide_queries_named(root, engine, &[]).await
+}
+
+/// [`guide_queries`], only those named (all when none is).
+pub async fn guide_queries_named(root: &Path, engine: &str, names: &[&str]) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lake/queries.py");
     let guide = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/analytics.md");
     let mut command = python();
-    command.arg(script).arg(guide).arg(engine).current_dir(root);
+    command
+        .arg(script)
+        .arg(guide)
+        .arg(engine)
+        .args(names)
+        .current_dir(root);
     let out = run_to_success(command, Duration::from_secs(120), "tests/lake/queries.py").await;
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
 }
@@ -199,4 +209,212 @@ pub async fn has_chdb() -> bool {
         .status()
         .await
         .is_ok_and(|s| s.success())
+}
+
+/// A gift as the first releases stored it (`onair.gift.sent.v1`, no `score`): `(sequence, time,
+/// presenter, count)` given, 10 points each, to `star@a.b`.
+async fn publish_gift_v1(
+    store: &onair::event_store::EventStore,
+    at: OffsetDateTime,
+    presenter: &str,
+    count: u32,
+) -> u64 {
+    let v1 = onair::events::room::GiftSentV1 {
+        gift_id: 1,
+        gift_name: "Rose".into(),
+        anime_url: "/anime/1.webp".into(),
+        points: 10,
+        count,
+        presenter: presenter.into(),
+        presenter_nickname: "P".into(),
+        recipient: "star@a.b".into(),
+        agent_id: "a.b".into(),
+        session_id: None,
+    };
+    let id = uuid::Uuid::now_v7();
+    let mut headers = onair::events::cloudevents::headers(
+        id,
+        at,
+        "/onair/gateway",
+        &Event::GiftSent(v1.clone().upcast()),
+    );
+    headers.insert(onair::events::cloudevents::TYPE, "onair.gift.sent.v1");
+    let subject = Event::GiftSent(v1.clone().upcast()).subject();
+    store
+        .jetstream()
+        .publish_with_headers(subject, headers, serde_json::to_vec(&v1).unwrap().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap()
+        .sequence
+}
+
+fn gift_v2(presenter: &str, count: u32) -> Event {
+    Event::GiftSent(GiftSent {
+        gift_id: 1,
+        gift_name: "Rose".into(),
+        anime_url: "/anime/1.webp".into(),
+        points: 10,
+        count,
+        score: 10 * u64::from(count),
+        presenter: presenter.into(),
+        presenter_nickname: "P".into(),
+        recipient: "star@a.b".into(),
+        agent_id: "a.b".into(),
+        session_id: None,
+    })
+}
+
+/// The columns of a part file.
+fn columns_of(path: &Path) -> Vec<String> {
+    let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    reader
+        .metadata()
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .map(|c| c.name().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_new_event_version_adds_columns_and_old_files_still_answer() {
+    let services = Services::start().await;
+    let store = onair::event_store::EventStore::connect(&services.nats.url, "/onair/test")
+        .await
+        .unwrap();
+    store.ensure_stream(1).await.unwrap();
+    let root = TempDir::new("onair-lake-versions");
+    let dir = root.0.join("lake");
+    let hour_ago = OffsetDateTime::now_utc() - time::Duration::hours(1);
+
+    // What the release before v2 stored and wrote: v1 gifts, in v1 files without `score`.
+    let old = [("a@a.b", 3), ("b@a.b", 1), ("a@a.b", 2)];
+    let mut last = 0;
+    for (presenter, count) in old {
+        last = publish_gift_v1(&store, hour_ago, presenter, count).await;
+    }
+    let catalog = onair::events::schema::catalog();
+    let v1 = catalog
+        .iter()
+        .find(|e| e.event_type == "onair.gift.sent.v1")
+        .unwrap();
+    let shape = std::sync::Arc::new(
+        onair::lake::columns::TableShape::derive(v1.event_type, &v1.schema).unwrap(),
+    );
+    let mut buffer = onair::lake::parquet_file::TableBuffer::new(shape.clone());
+    for (n, (presenter, count)) in old.iter().enumerate() {
+        let payload = serde_json::json!({"giftID": 1, "giftName": "Rose", "animeUrl": "/anime/1.webp",
+            "points": 10, "count": count, "presenter": presenter, "presenterNickname": "P",
+            "recipient": "star@a.b", "agentID": "a.b"});
+        let attributes = onair::lake::columns::Attributes {
+            id: "00000000-0000-0000-0000-000000000000",
+            time: hour_ago,
+            source: "/onair/gateway",
+            event_type: v1.event_type,
+            sequence: n as u64 + 1,
+        };
+        for row in shape.rows(&attributes, &payload) {
+            buffer.push(row);
+        }
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    let partition = layout::Partition::of(v1.event_type, hour_ago);
+    layout::prepare(&dir, 1, last, &[(partition, buffer)])
+        .unwrap()
+        .publish()
+        .unwrap();
+
+    // This release: v2 gifts, and one more v1 gift stored late (written upcast, as v2). (Another
+    // streamer's live session, so the ranking's view has its file.)
+    let now = OffsetDateTime::now_utc();
+    let started = Event::BroadcastStarted(onair::events::BroadcastStarted {
+        streamer: "other@a.b".into(),
+        session_id: uuid::Uuid::now_v7(),
+    });
+    store
+        .import_batch(vec![
+            (uuid::Uuid::now_v7(), now, "/onair/gateway".into(), started),
+            (
+                uuid::Uuid::now_v7(),
+                now,
+                "/onair/gateway".into(),
+                gift_v2("b@a.b", 5),
+            ),
+            (
+                uuid::Uuid::now_v7(),
+                now,
+                "/onair/gateway".into(),
+                gift_v2("c@a.b", 4),
+            ),
+        ])
+        .await
+        .unwrap();
+    let last = publish_gift_v1(&store, now, "c@a.b", 1).await;
+    run_to_success(
+        lake_command(&services, &dir, &["--until-caught-up"]),
+        Duration::from_secs(60),
+        "onair lake --until-caught-up",
+    )
+    .await;
+    assert_no_gap_no_duplicate(&dir, last);
+    let parts = layout::parts(&dir).unwrap();
+    for part in &parts {
+        let columns = columns_of(&part.path);
+        assert_eq!(
+            columns.contains(&"score".to_owned()),
+            part.event_type == "onair.gift.sent.v2",
+            "{}: {columns:?}",
+            part.path.display()
+        );
+    }
+    assert_eq!(
+        parts
+            .iter()
+            .filter(|p| p.event_type == "onair.gift.sent.v2")
+            .flat_map(|p| sequences_of(&p.path))
+            .collect::<BTreeSet<_>>(),
+        BTreeSet::from([5, 6, 7]),
+        "the late v1 gift is written as v2"
+    );
+
+    // The guide's gift queries over the old and the new folders.
+    let hour = |t: OffsetDateTime| {
+        format!(
+            "{}T{:02}:00:00Z",
+            t.date(),
+            t.to_offset(time::UtcOffset::UTC).hour()
+        )
+    };
+    let mut points = std::collections::BTreeMap::new();
+    *points.entry(hour(hour_ago)).or_insert((0, 0)) = (60, 3);
+    let entry = points.entry(hour(now)).or_insert((0, 0));
+    *entry = (entry.0 + 100, entry.1 + 3);
+    let expected_points: Vec<serde_json::Value> = points
+        .into_iter()
+        .map(|(h, (p, n))| serde_json::json!(["star@a.b", h, p, n]))
+        .collect();
+    let expected_givers = serde_json::json!([
+        ["star@a.b", "b@a.b", 60, 1],
+        ["star@a.b", "a@a.b", 50, 2],
+        ["star@a.b", "c@a.b", 50, 3],
+    ]);
+    let mut engines = vec!["duckdb"];
+    if has_chdb().await {
+        engines.push("clickhouse");
+    }
+    for engine in engines {
+        let results = guide_queries_named(&root.0, engine, &["gift_points", "top_givers"]).await;
+        assert_eq!(
+            results["queries"]["gift_points"]["rows"],
+            serde_json::json!(expected_points),
+            "{engine}"
+        );
+        assert_eq!(
+            results["queries"]["top_givers"]["rows"], expected_givers,
+            "{engine}"
+        );
+    }
 }

@@ -52,12 +52,25 @@ def plain(value):
     return value
 
 
+def run_setup(execute, setup):
+    """Runs the setup's statements; a view over a type with no file yet is left out (a query that
+    reads it then fails, naming it)."""
+    for statement in statements(setup):
+        try:
+            execute(statement)
+        except Exception as e:  # noqa: BLE001 (each engine raises its own kind)
+            missing = ("No files found", "no files with provided path")
+            if statement.upper().startswith("CREATE VIEW") and any(m in str(e) for m in missing):
+                print(f"view left out, no file yet: {statement.split()[2]}", file=sys.stderr)
+                continue
+            raise
+
+
 def run_duckdb(setup, queries):
     import duckdb
 
     con = duckdb.connect()
-    for statement in statements(setup):
-        con.execute(statement)
+    run_setup(con.execute, setup)
     out = {}
     for name, sql in queries.items():
         cursor = con.execute(sql)
@@ -86,8 +99,7 @@ def run_clickhouse(setup, queries):
     from chdb import session
 
     s = session.Session()
-    for statement in statements(setup):
-        s.query(statement)
+    run_setup(s.query, setup)
     out = {}
     for name, sql in queries.items():
         result = s.query(sql, "JSONCompact")
