@@ -204,32 +204,40 @@ pub fn prepare(
         dirs: BTreeSet::new(),
         bytes: BTreeMap::new(),
     };
-    let result = (|| {
-        for (partition, buffer) in tables.iter().filter(|(_, b)| b.rows() > 0) {
-            let dir = partition.dir(root);
-            create_dir_durably(root, &dir)?;
-            let done = dir.join(part_name(first, last));
-            let temporary = dir.join(format!("{}{TEMP_SUFFIX}", part_name(first, last)));
-            let size = parquet_file::write(&temporary, buffer, first, last)?;
-            prepared.renames.push((temporary, done));
-            prepared.dirs.insert(dir);
-            *prepared
-                .bytes
-                .entry(partition.event_type.clone())
-                .or_default() += size;
-        }
-        for dir in &prepared.dirs {
-            sync_dir(dir)?;
-        }
-        Ok(())
-    })();
-    match result {
+    match write_temporaries(root, first, last, tables, &mut prepared) {
         Ok(()) => Ok(prepared),
         Err(e) => {
             prepared.abandon();
             Err(e)
         }
     }
+}
+
+/// The files of [`prepare`], each recorded in `prepared` as soon as it exists.
+fn write_temporaries(
+    root: &Path,
+    first: u64,
+    last: u64,
+    tables: &[(Partition, TableBuffer)],
+    prepared: &mut Prepared,
+) -> io::Result<()> {
+    for (partition, buffer) in tables.iter().filter(|(_, b)| b.rows() > 0) {
+        let dir = partition.dir(root);
+        create_dir_durably(root, &dir)?;
+        let done = dir.join(part_name(first, last));
+        let temporary = dir.join(format!("{}{TEMP_SUFFIX}", part_name(first, last)));
+        prepared.renames.push((temporary.clone(), done));
+        prepared.dirs.insert(dir);
+        let size = parquet_file::write(&temporary, buffer, first, last)?;
+        *prepared
+            .bytes
+            .entry(partition.event_type.clone())
+            .or_default() += size;
+    }
+    for dir in &prepared.dirs {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// What [`recover`] found and did.

@@ -176,6 +176,16 @@ async fn a_writer_killed_at_any_moment_leaves_neither_gap_nor_duplicate() {
     .await;
     assert!(out.contains(&format!("sequences 1 to {last}")), "{out}");
     assert_no_gap_no_duplicate(&dir, last);
+    let flushes: BTreeSet<(u64, u64)> = layout::parts(&dir)
+        .unwrap()
+        .iter()
+        .map(|p| (p.first, p.last))
+        .collect();
+    assert!(
+        flushes.len() > 6,
+        "the killed writers flushed {} times: they were not killed while writing",
+        flushes.len()
+    );
 }
 
 /// Runs the guide's queries (docs/analytics.md) on the lake in `root`/lake with `engine`
@@ -417,4 +427,54 @@ async fn a_new_event_version_adds_columns_and_old_files_still_answer() {
             "{engine}"
         );
     }
+}
+
+/// The stream's last sequence.
+async fn last_sequence(store: &onair::event_store::EventStore) -> u64 {
+    let mut stream = store.stream().await.unwrap();
+    stream.info().await.unwrap().state.last_sequence
+}
+
+/// The highest sequence the lake in `dir` holds.
+fn checkpoint(dir: &Path) -> u64 {
+    layout::parts(dir)
+        .unwrap_or_default()
+        .iter()
+        .filter(|p| !p.temporary)
+        .map(|p| p.last)
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn one_instance_of_the_lake_role_writes_and_another_takes_over() {
+    let services = Services::start().await;
+    let root = TempDir::new("onair-lake-role");
+    let dir = root.0.join("lake");
+    let with_lake = |s: &mut onair::runtime::config::ServeSettings| {
+        s.roles.push(onair::runtime::config::ServeRole::Lake);
+        s.lake.lake_dir = Some(dir.clone());
+        s.lake.lake_roll_secs = 1;
+    };
+    let first = crate::helpers::spawn_app_with(&services, with_lake).await;
+    let store = first.state.store.clone();
+    let caught_up = async |from: u64| {
+        publish_events(&store, from, 3_000).await;
+        let target = last_sequence(&store).await;
+        crate::helpers::eventually(Duration::from_secs(30), || async {
+            (checkpoint(&dir) >= target).then_some(())
+        })
+        .await;
+        target
+    };
+    caught_up(0).await;
+    // A second instance stands by while the first writes: every event once.
+    let second = crate::helpers::spawn_app_with(&services, with_lake).await;
+    let target = caught_up(3_000).await;
+    assert_no_gap_no_duplicate(&dir, target);
+    // The first stops (its lock connection goes, as in a crash); the second goes on from the files.
+    drop(first);
+    let target = caught_up(6_000).await;
+    assert_no_gap_no_duplicate(&dir, target);
+    drop(second);
 }
