@@ -19,6 +19,8 @@
 //! - Payload columns may hold nulls (a field absent from the payload, or from an older version);
 //!   the CloudEvents columns never do.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -82,13 +84,13 @@ pub struct TableShape {
     pub batch: Option<String>,
 }
 
-/// What a value in a row is.
+/// What a value in a row is (text borrowed from the event where it can be).
 #[derive(Clone, Debug, PartialEq)]
-pub enum Cell {
+pub enum Cell<'a> {
     /// Absent or null.
     Null,
     /// Text or JSON text.
-    Text(String),
+    Text(Cow<'a, str>),
     /// An integer, or a timestamp in microseconds since the Unix epoch.
     Integer(i64),
     /// A boolean.
@@ -314,11 +316,9 @@ impl TableShape {
 
     /// The rows one event gives (one; a batch's: one per element, none for an empty batch), each
     /// a cell per column. `payload` is the event's data as JSON, in the newest version.
-    pub fn rows(&self, attributes: &Attributes<'_>, payload: &Value) -> Vec<Vec<Cell>> {
-        let empty = Map::new();
+    pub fn rows<'a>(&self, attributes: &Attributes<'a>, payload: &'a Value) -> Vec<Vec<Cell<'a>>> {
         let Some(batch) = &self.batch else {
-            let object = payload.as_object().unwrap_or(&empty);
-            return vec![self.row(attributes, object, 0)];
+            return vec![self.row(attributes, payload.as_object(), 0)];
         };
         let elements = payload
             .get(batch)
@@ -328,28 +328,27 @@ impl TableShape {
         elements
             .iter()
             .enumerate()
-            .map(|(index, element)| {
-                self.row(attributes, element.as_object().unwrap_or(&empty), index)
-            })
+            .map(|(index, element)| self.row(attributes, element.as_object(), index))
             .collect()
     }
 
-    fn row(
+    /// One row; a payload that is not an object gives nulls.
+    fn row<'a>(
         &self,
-        attributes: &Attributes<'_>,
-        object: &Map<String, Value>,
+        attributes: &Attributes<'a>,
+        object: Option<&'a Map<String, Value>>,
         index: usize,
-    ) -> Vec<Cell> {
+    ) -> Vec<Cell<'a>> {
         self.columns
             .iter()
             .map(|column| match &column.source {
-                Source::Id => Cell::Text(attributes.id.to_owned()),
+                Source::Id => Cell::Text(Cow::Borrowed(attributes.id)),
                 Source::Time => Cell::Integer(micros(attributes.time)),
-                Source::EventSource => Cell::Text(attributes.source.to_owned()),
-                Source::Type => Cell::Text(attributes.event_type.to_owned()),
+                Source::EventSource => Cell::Text(Cow::Borrowed(attributes.source)),
+                Source::Type => Cell::Text(Cow::Borrowed(attributes.event_type)),
                 Source::Sequence => Cell::Integer(clamp(attributes.sequence)),
                 Source::Index => Cell::Integer(index as i64),
-                Source::Field(field) => cell(column.column_type, object.get(field)),
+                Source::Field(field) => cell(column.column_type, object.and_then(|o| o.get(field))),
             })
             .collect()
     }
@@ -365,16 +364,16 @@ fn clamp(n: u64) -> i64 {
 }
 
 /// A field's value as a cell of `column_type` (null when absent, null or not of that type).
-fn cell(column_type: ColumnType, value: Option<&Value>) -> Cell {
+fn cell(column_type: ColumnType, value: Option<&Value>) -> Cell<'_> {
     let Some(value) = value.filter(|v| !v.is_null()) else {
         return Cell::Null;
     };
     match column_type {
         ColumnType::Text => match value {
-            Value::String(s) => Cell::Text(s.clone()),
-            other => Cell::Text(other.to_string()),
+            Value::String(s) => Cell::Text(Cow::Borrowed(s)),
+            other => Cell::Text(Cow::Owned(other.to_string())),
         },
-        ColumnType::Json => Cell::Text(value.to_string()),
+        ColumnType::Json => Cell::Text(Cow::Owned(value.to_string())),
         ColumnType::Integer => match (value.as_i64(), value.as_u64()) {
             (Some(n), _) => Cell::Integer(n),
             (None, Some(n)) => Cell::Integer(clamp(n)),
@@ -521,7 +520,8 @@ mod tests {
             event_type: "onair.popularity.changed.v1",
             sequence: 1,
         };
-        let row = &popularity.rows(&attributes, &json!({"value": u64::MAX, "streamer": "s"}))[0];
+        let payload = json!({"value": u64::MAX, "streamer": "s"});
+        let row = &popularity.rows(&attributes, &payload)[0];
         let at = |name: &str| {
             let i = popularity
                 .columns

@@ -19,10 +19,11 @@ use super::columns::{Cell, ColumnType, TableShape};
 /// Most rows in one row group of a file.
 pub const ROW_GROUP_ROWS: usize = 1_000_000;
 
-/// The values of one column, nulls left out (the definition levels say where they are).
+/// The values of one column, nulls left out (the definition levels say where they are). Texts are
+/// kept end to end in one buffer (`ends[i]` is where the i-th ends), not one allocation each.
 #[derive(Debug)]
 enum Values {
-    Text(Vec<ByteArray>),
+    Text { data: Vec<u8>, ends: Vec<usize> },
     Integer(Vec<i64>),
     Boolean(Vec<bool>),
 }
@@ -52,7 +53,10 @@ impl TableBuffer {
             .iter()
             .map(|c| ColumnBuffer {
                 values: match c.column_type {
-                    ColumnType::Text | ColumnType::Json => Values::Text(Vec::new()),
+                    ColumnType::Text | ColumnType::Json => Values::Text {
+                        data: Vec::new(),
+                        ends: Vec::new(),
+                    },
                     ColumnType::Integer | ColumnType::Timestamp => Values::Integer(Vec::new()),
                     ColumnType::Boolean => Values::Boolean(Vec::new()),
                 },
@@ -86,13 +90,14 @@ impl TableBuffer {
 
     /// Appends a row (one cell per column, in the shape's order). A cell of the wrong kind is
     /// written as null.
-    pub fn push(&mut self, row: Vec<Cell>) {
+    pub fn push(&mut self, row: Vec<Cell<'_>>) {
         debug_assert_eq!(row.len(), self.columns.len());
         for (column, cell) in self.columns.iter_mut().zip(row) {
             let stored = match (&mut column.values, cell) {
-                (Values::Text(v), Cell::Text(s)) => {
-                    self.bytes += s.len() + 4;
-                    v.push(ByteArray::from(s.into_bytes()));
+                (Values::Text { data, ends }, Cell::Text(s)) => {
+                    self.bytes += s.len() + 8;
+                    data.extend_from_slice(s.as_bytes());
+                    ends.push(data.len());
                     true
                 }
                 (Values::Integer(v), Cell::Integer(n)) => {
@@ -110,7 +115,7 @@ impl TableBuffer {
             if !stored && !column.nullable {
                 // A required column always gets a value: an empty one rather than a shifted row.
                 match &mut column.values {
-                    Values::Text(v) => v.push(ByteArray::from(Vec::new())),
+                    Values::Text { data, ends } => ends.push(data.len()),
                     Values::Integer(v) => v.push(0),
                     Values::Boolean(v) => v.push(false),
                 }
@@ -204,11 +209,17 @@ pub fn write(path: &Path, buffer: &TableBuffer, first: u64, last: u64) -> std::i
                 (start, end - start)
             };
             match &column.values {
-                Values::Text(v) => out.typed::<ByteArrayType>().write_batch(
-                    &v[skip..skip + take],
-                    definitions,
-                    None,
-                ),
+                Values::Text { data, ends } => {
+                    // One copy of these values' bytes, sliced (not copied again) into values.
+                    let start_of = |i: usize| if i == 0 { 0 } else { ends[i - 1] };
+                    let (from, to) = (start_of(skip), start_of(skip + take));
+                    let text = bytes::Bytes::copy_from_slice(&data[from..to]);
+                    let values: Vec<ByteArray> = (skip..skip + take)
+                        .map(|i| ByteArray::from(text.slice(start_of(i) - from..ends[i] - from)))
+                        .collect();
+                    out.typed::<ByteArrayType>()
+                        .write_batch(&values, definitions, None)
+                }
                 Values::Integer(v) => {
                     out.typed::<Int64Type>()
                         .write_batch(&v[skip..skip + take], definitions, None)
@@ -266,7 +277,7 @@ mod tests {
         buffer.push(vec![Cell::Integer(2), Cell::Null]);
         assert_eq!(buffer.rows(), 2);
         assert_eq!(buffer.columns[1].definitions, [1, 0]);
-        assert!(matches!(&buffer.columns[1].values, Values::Text(v) if v.len() == 1));
+        assert!(matches!(&buffer.columns[1].values, Values::Text { ends, .. } if ends.len() == 1));
         let dir = std::env::temp_dir().join(format!("onair-lake-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let size = write(&dir.join("a.parquet"), &buffer, 1, 2).unwrap();

@@ -58,7 +58,8 @@ pub struct SinkReport {
 
 /// The column shapes of every event type, and which types are the newest of their version line.
 pub struct Shapes {
-    by_type: HashMap<String, Arc<TableShape>>,
+    list: Vec<Arc<TableShape>>,
+    index: HashMap<String, usize>,
     newest: BTreeSet<String>,
 }
 
@@ -74,13 +75,20 @@ impl Shapes {
     /// Errors: a schema of the catalog gives no columns (a bug caught by the unit tests).
     pub fn of_catalog() -> anyhow::Result<Self> {
         let catalog = schema::catalog();
-        let mut by_type = HashMap::new();
+        let mut shapes = Self {
+            list: Vec::with_capacity(catalog.len()),
+            index: HashMap::new(),
+            newest: BTreeSet::new(),
+        };
         let mut newest: HashMap<String, (u32, String)> = HashMap::new();
         for entry in &catalog {
-            by_type.insert(
-                entry.event_type.to_owned(),
-                Arc::new(TableShape::derive(entry.event_type, &entry.schema)?),
-            );
+            shapes
+                .index
+                .insert(entry.event_type.to_owned(), shapes.list.len());
+            shapes.list.push(Arc::new(TableShape::derive(
+                entry.event_type,
+                &entry.schema,
+            )?));
             if let Some((base, version)) = version_of(entry.event_type) {
                 let best = newest
                     .entry(base.to_owned())
@@ -90,23 +98,24 @@ impl Shapes {
                 }
             }
         }
-        Ok(Self {
-            by_type,
-            newest: newest.into_values().map(|(_, t)| t).collect(),
-        })
+        shapes.newest = newest.into_values().map(|(_, t)| t).collect();
+        Ok(shapes)
     }
 
     /// The shape of `event_type`'s files.
     pub fn get(&self, event_type: &str) -> Option<&Arc<TableShape>> {
-        self.by_type.get(event_type)
+        self.index.get(event_type).map(|&i| &self.list[i])
     }
 }
+
+/// A partition while it is buffered: the shape's index and the hour (Unix time / 3600) of `ce-time`.
+type HourKey = (usize, i64);
 
 /// The rows buffered for the next flush: stream sequences `first..=last`.
 struct Flush {
     first: u64,
     last: u64,
-    tables: HashMap<Partition, TableBuffer>,
+    tables: HashMap<HourKey, TableBuffer>,
     bytes: usize,
     events: u64,
     rows: u64,
@@ -127,46 +136,65 @@ impl Flush {
     }
 }
 
-/// One stored message, read into rows of the type it is written as: the newest version of its
-/// type (older versions are decoded and upcast; the newest are read as stored). `None` for a
-/// type this build does not know or a payload it cannot read.
-fn rows_of(
+/// Reads one stored message into the rows of the type it is written as: the newest version of its
+/// type (older versions are decoded and upcast; the newest are read as stored). `false` for a type
+/// this build does not know or a payload it cannot read (nothing is buffered then).
+fn read_into(
     shapes: &Shapes,
     message: &async_nats::jetstream::Message,
     sequence: u64,
-) -> Option<(Partition, Arc<TableShape>, Vec<Vec<super::columns::Cell>>)> {
-    let headers = message.headers.as_ref()?;
-    let header = |name| headers.get(name).map(|v| v.as_str().to_owned());
-    let stored_type = header(cloudevents::TYPE)?;
-    let (event_type, payload) = if shapes.newest.contains(&stored_type) {
-        (
-            stored_type,
-            serde_json::from_slice::<Value>(&message.payload).ok()?,
-        )
-    } else {
-        let event = Event::decode(&stored_type, &message.payload).ok()?;
-        let payload = serde_json::from_slice::<Value>(&event.to_json()).ok()?;
-        (event.event_type().to_owned(), payload)
+    flush: &mut Flush,
+) -> bool {
+    let Some(headers) = message.headers.as_ref() else {
+        return false;
     };
-    let shape = shapes.get(&event_type)?.clone();
-    let time = time::OffsetDateTime::parse(
-        &header(cloudevents::TIME)?,
-        &time::format_description::well_known::Rfc3339,
-    )
-    .ok()?;
-    let (id, source) = (
-        header(cloudevents::ID)?,
-        header(cloudevents::SOURCE).unwrap_or_default(),
-    );
+    let header = |name| headers.get(name).map(|v| v.as_str());
+    let Some(stored_type) = header(cloudevents::TYPE) else {
+        return false;
+    };
+    let upcast;
+    let (event_type, payload): (&str, &[u8]) = if shapes.newest.contains(stored_type) {
+        (stored_type, &message.payload)
+    } else {
+        let Ok(event) = Event::decode(stored_type, &message.payload) else {
+            return false;
+        };
+        upcast = event.to_json();
+        (event.event_type(), &upcast)
+    };
+    let Some(&index) = shapes.index.get(event_type) else {
+        return false;
+    };
+    let (Some(id), Some(Ok(time)), Ok(payload)) = (
+        header(cloudevents::ID),
+        header(cloudevents::TIME).map(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+        }),
+        serde_json::from_slice::<Value>(payload),
+    ) else {
+        return false;
+    };
+    let shape = &shapes.list[index];
     let attributes = Attributes {
-        id: &id,
+        id,
         time,
-        source: &source,
-        event_type: &event_type,
+        source: header(cloudevents::SOURCE).unwrap_or_default(),
+        event_type,
         sequence,
     };
     let rows = shape.rows(&attributes, &payload);
-    Some((Partition::of(&event_type, time), shape, rows))
+    let table = flush
+        .tables
+        .entry((index, time.unix_timestamp().div_euclid(3600)))
+        .or_insert_with(|| TableBuffer::new(shape.clone()));
+    let before = table.bytes();
+    flush.rows += rows.len() as u64;
+    for row in rows {
+        table.push(row);
+    }
+    flush.bytes += table.bytes() - before;
+    flush.events += 1;
+    true
 }
 
 /// Runs the writer until stopped (or, with `until_caught_up`, until the events stored when it
@@ -258,25 +286,10 @@ where
                 .info()
                 .map_err(|e| anyhow::anyhow!("message without metadata: {e}"))?;
             let (sequence, pending) = (info.stream_sequence, info.pending);
-            match rows_of(&shapes, &message, sequence) {
-                Some((partition, shape, rows)) => {
-                    let table = flush
-                        .tables
-                        .entry(partition)
-                        .or_insert_with(|| TableBuffer::new(shape));
-                    let before = table.bytes();
-                    flush.rows += rows.len() as u64;
-                    for row in rows {
-                        table.push(row);
-                    }
-                    flush.bytes += table.bytes() - before;
-                    flush.events += 1;
-                }
-                None => {
-                    report.skipped += 1;
-                    metrics::counter!("onair_lake_events_skipped_total").increment(1);
-                    tracing::warn!(sequence, "event skipped: unknown type or unreadable");
-                }
+            if !read_into(&shapes, &message, sequence, &mut flush) {
+                report.skipped += 1;
+                metrics::counter!("onair_lake_events_skipped_total").increment(1);
+                tracing::warn!(sequence, "event skipped: unknown type or unreadable");
             }
             flush.last = sequence;
             flush.since.get_or_insert_with(Instant::now);
@@ -314,7 +327,15 @@ where
     let started = Instant::now();
     let done = std::mem::replace(flush, Flush::after(flush.last));
     let (first, last) = (done.first, done.last);
-    let mut tables: Vec<(Partition, TableBuffer)> = done.tables.into_iter().collect();
+    let mut tables: Vec<(Partition, TableBuffer)> = done
+        .tables
+        .into_iter()
+        .map(|((_, hour), buffer)| {
+            let start = time::OffsetDateTime::from_unix_timestamp(hour * 3600)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            (Partition::of(&buffer.shape().event_type, start), buffer)
+        })
+        .collect();
     tables.sort_by(|a, b| a.0.cmp(&b.0));
     let root = dir.to_path_buf();
     let prepared =
