@@ -268,12 +268,9 @@ where
     loop {
         let deadline = flush.since.map(|t| t + options.roll_interval);
         let next = match deadline {
-            Some(deadline) => {
-                match tokio::time::timeout_at(deadline.into(), messages.next()).await {
-                    Ok(next) => Some(next),
-                    Err(_) => None,
-                }
-            }
+            Some(deadline) => tokio::time::timeout_at(deadline.into(), messages.next())
+                .await
+                .ok(),
             None => Some(messages.next().await),
         };
         let mut caught_up = false;
