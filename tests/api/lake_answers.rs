@@ -271,7 +271,8 @@ async fn the_guides_queries_give_onairs_own_answers() {
         s.max_viewers_per_stage = 4;
         s.scale_up_threshold = 3;
         s.scale_down_min_age_secs = 31_000_000.0;
-        s.heartbeat_batch_window_us = 50_000;
+        // Heartbeats sent together share a message (group commit), so both heartbeat types occur.
+        s.heartbeat_batch_window_us = 100_000;
     })
     .await;
     let mut run = Run {
