@@ -268,7 +268,7 @@ async fn main() -> anyhow::Result<()> {
 
     if let Some(url) = args.import_nats_url {
         let target = onair::event_store::EventStore::connect(&url, "/bench").await?;
-        target.ensure_stream(1).await?;
+        target.open_stream(1).await?;
         let started = Instant::now();
         let imported =
             onair::ops::events::import(&target, &mut std::io::Cursor::new(&file)).await?;

@@ -61,6 +61,9 @@ pub struct AppState {
     pub socket_limits: crate::http::socket_limits::SocketLimits,
     /// The background tasks of this instance and their states (`tasks` of `/health`).
     pub supervisor: crate::runtime::supervisor::Supervisor,
+    /// Replicas the stream should run with (`ONAIR_STREAM_REPLICAS`): `/health` is `degraded`
+    /// while it runs with fewer.
+    pub stream_replicas: usize,
     /// The projections this instance applies now (`projections.<name>.leader` of `/health`).
     pub projection_leaders: crate::projections::Leadership,
 }

@@ -55,9 +55,11 @@ pub struct Socket {
     pub id: String,
     /// The `sessionID` query value, else the id (protocols/actionhero.md §6.1).
     pub fingerprint: String,
-    /// The peer's IP address (`unknown` when not known); `remoteIP` of `detailsView`.
+    /// The client's IP address (src/http/client_addr.rs: behind a trusted proxy, the one it
+    /// forwarded); `remoteIP` of `detailsView`.
     pub remote_ip: String,
-    /// The peer's TCP port (0 when not known); `remotePort` of `detailsView`.
+    /// The client's TCP port (0 when not known, as for a forwarded client); `remotePort` of
+    /// `detailsView`.
     pub remote_port: u16,
     /// Unix ms.
     pub connected_at: i64,

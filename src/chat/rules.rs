@@ -102,9 +102,25 @@ async fn follow_once(rules: &Rules, store: &EventStore, hub: &Hub) -> anyhow::Re
         })
         .await?;
     rules.forget_rooms();
+    let progress = store.followers().register(
+        "chat-rules",
+        vec![
+            crate::events::MODERATION_SUBJECT_FILTER.to_owned(),
+            crate::events::SYSTEM_SUBJECT_FILTER.to_owned(),
+        ],
+    );
+    progress.started(0);
     let mut messages = consumer.messages().await?;
-    while let Some(message) = messages.next().await {
+    loop {
+        let message = tokio::select! {
+            message = messages.next() => message,
+            () = progress.stalled() => anyhow::bail!("the rules consumer stalled"),
+        };
+        let Some(message) = message else { break };
         let message = message?;
+        if let Ok(info) = message.info() {
+            progress.applied(info.stream_sequence, info.pending);
+        }
         let Ok(envelope) = cloudevents::decode(message.headers.as_ref(), &message.payload, 0)
         else {
             continue;

@@ -169,11 +169,31 @@ async fn follow_once(sessions: &Sessions, last: &mut Option<u64>) -> anyhow::Res
             ..Default::default()
         })
         .await?;
+    let progress = sessions
+        .store
+        .followers()
+        .register("chat-sessions", vec![MEMBER_EDITED_SUBJECTS.to_owned()]);
+    progress.started(last.unwrap_or(0));
+    if last.is_none() {
+        // From now on: what is stored already is not this follower's to apply.
+        let newest = sessions
+            .store
+            .last_sequence_on(&[MEMBER_EDITED_SUBJECTS.to_owned()])
+            .await?;
+        progress.started(newest);
+        *last = Some(newest);
+    }
     let mut messages = consumer.messages().await?;
-    while let Some(message) = messages.next().await {
+    loop {
+        let message = tokio::select! {
+            message = messages.next() => message,
+            () = progress.stalled() => anyhow::bail!("the member edit consumer stalled"),
+        };
+        let Some(message) = message else { break };
         let message = message?;
         if let Ok(info) = message.info() {
             *last = Some(info.stream_sequence);
+            progress.applied(info.stream_sequence, info.pending);
         }
         let Ok(envelope) = cloudevents::decode(message.headers.as_ref(), &message.payload, 0)
         else {

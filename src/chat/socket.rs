@@ -8,10 +8,12 @@
 //! its own ack, in order, and any other request waits until the says before it are answered.
 //!
 //! Flood guards (src/http/socket_limits.rs): per-IP open sockets and new sockets per second are
-//! checked before the upgrade (429); a socket's frames per second are limited (over it: system
-//! message 42901, past twice it: close 1008); a message over `ONAIR_WS_MAX_MESSAGE_BYTES` is
-//! refused from its header and the socket closed with 1009. A socket that answers no Primus ping
-//! is closed by the heartbeat ([`super::hub::Hub::heartbeat`]) after 2 to 3 ping intervals.
+//! checked before the upgrade (429), the IP being the client's (src/http/client_addr.rs: behind
+//! a trusted proxy, the address it forwarded); a socket's frames per second are limited (over
+//! it: system message 42901, past twice it: close 1008); a message over
+//! `ONAIR_WS_MAX_MESSAGE_BYTES` is refused from its header and the socket closed with 1009. A
+//! socket that answers no Primus ping is closed by the heartbeat ([`super::hub::Hub::heartbeat`])
+//! after 2 to 3 ping intervals.
 
 use std::sync::Arc;
 
@@ -35,6 +37,7 @@ use super::upgrade::{self, Stream, Upgrade};
 use super::verbs;
 use crate::app::AppState;
 use crate::domain::chat::SystemCode;
+use crate::http::client_addr::ClientAddr;
 use crate::http::socket_limits::{FrameVerdict, SocketPermit, close_for_read_error};
 
 /// `GET /primus*`: the chat socket.
@@ -47,7 +50,8 @@ pub async fn primus(req: &Request) -> Response {
     let Some(upgrade) = Upgrade::of(req) else {
         return poem::http::StatusCode::UPGRADE_REQUIRED.into_response();
     };
-    let permit = match state.socket_limits.admit(req.remote_addr(), "/primus") {
+    let client = ClientAddr::of(req);
+    let permit = match state.socket_limits.admit(client.ip, "/primus") {
         Ok(permit) => permit,
         Err(refused) => return refused.into_response(),
     };
@@ -69,11 +73,7 @@ pub async fn primus(req: &Request) -> Response {
         })
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| id.clone());
-    let (ip, port) = req
-        .remote_addr()
-        .as_socket_addr()
-        .map(|a| (a.ip().to_string(), a.port()))
-        .unwrap_or_else(|| ("unknown".into(), 0));
+    let (ip, port) = (client.ip.to_string(), client.port.unwrap_or(0));
     let chat = state.chat.clone();
     upgrade.answer(config, move |socket| {
         run(chat, socket, permit, id, fingerprint, ip, port)

@@ -39,7 +39,7 @@ pub(super) async fn events_command(
             eprintln!("{written} events exported");
         }
         EventsCommand::Import { file } => {
-            store.ensure_stream(1).await?;
+            store.open_stream(connection.stream_replicas).await?;
             let loaded = if file.as_os_str() == "-" {
                 let mut input = std::io::stdin().lock();
                 crate::ops::events::import(&store, &mut input).await?

@@ -119,7 +119,7 @@ pub(super) async fn connect_all(
     let pool = connect_postgres(&connection.database_url).await?;
     migrate(&pool).await?;
     let store = crate::event_store::EventStore::connect(&connection.nats_url, "/onair/cli").await?;
-    store.ensure_stream(1).await.ok();
+    store.open_stream(connection.stream_replicas).await?;
     Ok((pool, store))
 }
 

@@ -6,11 +6,14 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, context::PublishErrorKind, stream};
+use async_nats::jetstream::{self, stream};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::events::{Event, cloudevents};
+
+pub mod followers;
+mod publish;
 
 /// The stream's settings as committed in `nats/stream.json`.
 pub const STREAM_CONFIG_JSON: &str = include_str!("../../nats/stream.json");
@@ -95,16 +98,56 @@ pub enum EventStoreError {
         /// The `last_sequence` the publisher expected.
         expected: u64,
     },
-    /// NATS did not store the event (timeout, no stream, connection lost).
+    /// NATS did not store the event (timeout, no stream leader, connection lost), even after
+    /// retrying with the same `Nats-Msg-Id` for the publish retry window.
     #[error("event store unavailable: {0}")]
     Unavailable(String),
+    /// The stream cannot store this batch as one (an event of it is stored already, or atomic
+    /// batches are off): publish its events one by one instead.
+    #[error("the batch cannot be stored atomically: {0}")]
+    NotAtomic(String),
+    /// JetStream refused the event for good (too large for `max_payload`); retrying cannot help.
+    #[error("the event store refused the event: {0}")]
+    Rejected(String),
 }
 
-fn publish_error(kind: PublishErrorKind, text: String, expected: u64) -> EventStoreError {
-    match kind {
-        PublishErrorKind::WrongLastSequence => EventStoreError::Conflict { expected },
-        _ => EventStoreError::Unavailable(text),
+impl EventStoreError {
+    /// Whether retrying the same publish (same `Nats-Msg-Id`) may succeed: true for
+    /// [`EventStoreError::Unavailable`] (an election, a timeout, a reconnect).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, EventStoreError::Unavailable(_))
     }
+}
+
+/// How long a publish that fails for a transient reason (no stream leader during an election, an
+/// ack timeout, a reconnect) is retried with the same `Nats-Msg-Id` before the caller is told
+/// [`EventStoreError::Unavailable`]: 8 s by default (`ONAIR_PUBLISH_RETRY_MS`), under the 9 s
+/// request deadline, so a NATS failover shows as a slower answer rather than a 503.
+pub const DEFAULT_PUBLISH_RETRY_WINDOW: Duration = Duration::from_secs(8);
+
+/// The first pause between two tries of a publish; it doubles up to [`MAX_PUBLISH_BACKOFF`].
+const FIRST_PUBLISH_BACKOFF: Duration = Duration::from_millis(20);
+/// The longest pause between two tries of a publish.
+const MAX_PUBLISH_BACKOFF: Duration = Duration::from_millis(400);
+
+/// Whether `wanted` (the file's settings) sets any field to another value than `current` has:
+/// only the fields `nats/stream.json` declares (plus `num_replicas`) are compared, so defaults the
+/// server fills in do not count as a difference.
+fn declared_settings_differ(
+    wanted: &stream::Config,
+    current: &stream::Config,
+) -> anyhow::Result<bool> {
+    let declared: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(STREAM_CONFIG_JSON)?;
+    let (wanted, current) = (
+        serde_json::to_value(wanted)?,
+        serde_json::to_value(current)?,
+    );
+    Ok(declared
+        .keys()
+        .map(String::as_str)
+        .chain(["num_replicas"])
+        .any(|key| wanted.get(key) != current.get(key)))
 }
 
 /// A handle on the stream; cheap to clone.
@@ -113,6 +156,10 @@ pub struct EventStore {
     client: async_nats::Client,
     jetstream: jetstream::Context,
     source: String,
+    /// See [`DEFAULT_PUBLISH_RETRY_WINDOW`].
+    publish_retry_window: Duration,
+    /// The followers of this process's stream, checked by [`followers::watch`].
+    followers: followers::Followers,
 }
 
 impl EventStore {
@@ -142,7 +189,21 @@ impl EventStore {
             client,
             jetstream,
             source: source.to_owned(),
+            publish_retry_window: DEFAULT_PUBLISH_RETRY_WINDOW,
+            followers: followers::Followers::default(),
         })
+    }
+
+    /// The followers of the stream in this process (`followers` of `/health`).
+    pub fn followers(&self) -> &followers::Followers {
+        &self.followers
+    }
+
+    /// Sets how long a publish that fails for a transient reason is retried with the same
+    /// `Nats-Msg-Id` ([`DEFAULT_PUBLISH_RETRY_WINDOW`]; zero: not retried).
+    pub fn with_publish_retry_window(mut self, window: Duration) -> Self {
+        self.publish_retry_window = window;
+        self
     }
 
     /// The core NATS connection: connection state for `/health`, chat fan-out.
@@ -155,26 +216,74 @@ impl EventStore {
         &self.jetstream
     }
 
-    /// Creates the stream or updates it to `nats/stream.json`; `replicas` overrides the file's
-    /// `num_replicas` (1 on a single node, 3 in a cluster).
+    /// `onair serve` only: creates the stream from `nats/stream.json`, or brings an existing
+    /// stream's settings back to the file's, with `replicas` (`ONAIR_STREAM_REPLICAS`: 1 on a
+    /// single node, 3 in a cluster) as its `num_replicas`. It never lowers the replicas of a
+    /// running stream: an instance configured with fewer keeps the stream's count and logs a
+    /// warning (lowering replication is an operator's decision, made with `nats stream edit`).
+    /// Settings that already match are left alone (no update is sent).
     ///
     /// In a cluster the request may time out while the JetStream meta group elects a leader or
     /// another instance creates the same stream: it is retried for up to 60 s.
-    pub async fn ensure_stream(&self, replicas: usize) -> anyhow::Result<stream::Stream> {
+    pub async fn apply_stream_config(&self, replicas: usize) -> anyhow::Result<stream::Stream> {
+        let file: stream::Config = serde_json::from_str(STREAM_CONFIG_JSON)?;
+        self.with_stream_retries(|| async {
+            let mut config = file.clone();
+            config.num_replicas = replicas;
+            match self.jetstream.get_stream(STREAM_NAME).await {
+                Ok(mut existing) => {
+                    let current = existing.info().await?.config.clone();
+                    if current.num_replicas > replicas {
+                        tracing::warn!(
+                            stream_replicas = current.num_replicas,
+                            configured = replicas,
+                            "ONAIR_STREAM_REPLICAS is lower than the stream's replicas; the stream keeps its replicas"
+                        );
+                        config.num_replicas = current.num_replicas;
+                    }
+                    if declared_settings_differ(&config, &current)? {
+                        tracing::info!(replicas = config.num_replicas, "updating the stream's settings to nats/stream.json");
+                        self.jetstream.update_stream(config).await.map_err(|e| {
+                            anyhow::anyhow!("cannot update stream {STREAM_NAME}: {e}")
+                        })?;
+                    }
+                }
+                Err(_) => {
+                    self.jetstream
+                        .get_or_create_stream(config)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("cannot create stream {STREAM_NAME}: {e}"))?;
+                }
+            }
+            Ok(self.jetstream.get_stream(STREAM_NAME).await?)
+        })
+        .await
+    }
+
+    /// Every other command (`onair gift set`, `member create`, `events import`, ...): the stream
+    /// as it is. It is created (from `nats/stream.json`, with `replicas`) only when it does not
+    /// exist yet; an existing stream's settings are never changed.
+    pub async fn open_stream(&self, replicas: usize) -> anyhow::Result<stream::Stream> {
         let mut config: stream::Config = serde_json::from_str(STREAM_CONFIG_JSON)?;
         config.num_replicas = replicas;
+        self.with_stream_retries(|| async {
+            self.jetstream
+                .get_or_create_stream(config.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot open stream {STREAM_NAME}: {e}"))
+        })
+        .await
+    }
+
+    /// Runs `attempt` until it succeeds, retrying for up to 60 s (a JetStream meta leader election).
+    async fn with_stream_retries<F, Fut>(&self, mut attempt: F) -> anyhow::Result<stream::Stream>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = anyhow::Result<stream::Stream>>,
+    {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let attempt = async {
-                self.jetstream
-                    .create_or_update_stream(config.clone())
-                    .await
-                    .map_err(|e| {
-                        anyhow::anyhow!("cannot create or update stream {STREAM_NAME}: {e}")
-                    })?;
-                Ok::<_, anyhow::Error>(self.jetstream.get_stream(STREAM_NAME).await?)
-            };
-            match attempt.await {
+            match attempt().await {
                 Ok(stream) => return Ok(stream),
                 Err(e) if std::time::Instant::now() < deadline => {
                     tracing::warn!(error = %e, "stream not ready; retrying");
@@ -244,6 +353,18 @@ impl EventStore {
         }
     }
 
+    /// The stream sequence of the newest event on any of `filters` (wildcards allowed; 0 when
+    /// there is none): what a follower of those subjects must have applied to be caught up.
+    pub async fn last_sequence_on(&self, filters: &[String]) -> Result<u64, EventStoreError> {
+        let stream = self
+            .stream()
+            .await
+            .map_err(|e| EventStoreError::Unavailable(e.to_string()))?;
+        followers::newest_on(&stream, filters)
+            .await
+            .map_err(|e| EventStoreError::Unavailable(e.to_string()))
+    }
+
     /// The event stored at `sequence`, if any (a deleted or unknown sequence gives `None`).
     pub async fn get(
         &self,
@@ -261,96 +382,5 @@ impl EventStore {
             Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => Ok(None),
             Err(e) => Err(EventStoreError::Unavailable(e.to_string())),
         }
-    }
-
-    /// Publishes one event and waits for JetStream's acknowledgement.
-    pub async fn publish(&self, new: NewEvent) -> Result<Published, EventStoreError> {
-        let mut published = self.publish_all(vec![new]).await?;
-        Ok(published.pop().expect("one event, one acknowledgement"))
-    }
-
-    /// Publishes events in order without waiting between them, then waits for every
-    /// acknowledgement (pipelined: one round trip for the lot instead of one per event). Fails at
-    /// the first event that was not stored; the ones before it are stored.
-    pub async fn publish_all(
-        &self,
-        events: Vec<NewEvent>,
-    ) -> Result<Vec<Published>, EventStoreError> {
-        let started = std::time::Instant::now();
-        let mut pending = Vec::with_capacity(events.len());
-        for new in events {
-            let headers = cloudevents::headers(new.id, new.occurred_at, &self.source, &new.event);
-            let mut message = jetstream::message::PublishMessage::build()
-                .payload(new.event.to_json().into())
-                .headers(headers);
-            if let Some(expected) = &new.expected {
-                message = message
-                    .expected_last_subject_sequence(expected.last_sequence)
-                    .header(
-                        EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT,
-                        expected.subject_filter.as_str(),
-                    );
-            }
-            let expected = new.expected.as_ref().map(|e| e.last_sequence).unwrap_or(0);
-            let ack = self
-                .jetstream
-                .send_publish(new.event.subject(), message)
-                .await
-                .map_err(|e| publish_error(e.kind(), e.to_string(), expected))?;
-            pending.push((new.id, expected, ack));
-        }
-        let mut published = Vec::with_capacity(pending.len());
-        for (id, expected, ack) in pending {
-            let ack = ack
-                .await
-                .map_err(|e| publish_error(e.kind(), e.to_string(), expected))?;
-            published.push(Published {
-                id,
-                sequence: ack.sequence,
-                duplicate: ack.duplicate,
-            });
-        }
-        metrics::histogram!("onair_event_publish_duration_seconds")
-            .record(started.elapsed().as_secs_f64());
-        metrics::counter!("onair_events_published_total").increment(published.len() as u64);
-        Ok(published)
-    }
-
-    /// Publishes one unguarded event without waiting for its acknowledgement: returns once the
-    /// message is handed to the connection (so events sent one after another are stored in that
-    /// order), with a future of JetStream's acknowledgement. A caller answers only after that
-    /// future resolves; meanwhile it may send more (pipelining, as [`publish_all`](Self::publish_all)
-    /// does within one call).
-    pub async fn publish_pipelined(
-        &self,
-        new: NewEvent,
-    ) -> Result<
-        impl std::future::Future<Output = Result<Published, EventStoreError>> + Send + 'static,
-        EventStoreError,
-    > {
-        let started = std::time::Instant::now();
-        let headers = cloudevents::headers(new.id, new.occurred_at, &self.source, &new.event);
-        let message = jetstream::message::PublishMessage::build()
-            .payload(new.event.to_json().into())
-            .headers(headers);
-        let ack = self
-            .jetstream
-            .send_publish(new.event.subject(), message)
-            .await
-            .map_err(|e| publish_error(e.kind(), e.to_string(), 0))?;
-        let id = new.id;
-        Ok(async move {
-            let ack = ack
-                .await
-                .map_err(|e| publish_error(e.kind(), e.to_string(), 0))?;
-            metrics::histogram!("onair_event_publish_duration_seconds")
-                .record(started.elapsed().as_secs_f64());
-            metrics::counter!("onair_events_published_total").increment(1);
-            Ok(Published {
-                id,
-                sequence: ack.sequence,
-                duplicate: ack.duplicate,
-            })
-        })
     }
 }

@@ -269,9 +269,28 @@ impl From<crate::records::member_auth::TokenError> for ApiError {
 }
 
 impl From<crate::event_store::EventStoreError> for ApiError {
+    /// Each store failure is told as what it is: a guard another writer got past first (the write
+    /// was refused, nothing stored: retry), a refused event, or a store that did not answer.
     fn from(e: crate::event_store::EventStoreError) -> Self {
-        tracing::warn!(error.cause_chain = %e, "event store error");
-        ApiError::unavailable("the event store did not answer; nothing was stored, try again")
+        use crate::event_store::EventStoreError;
+        match e {
+            EventStoreError::Conflict { .. } => {
+                tracing::info!(error = %e, "event store guard refused the write");
+                ApiError::unavailable(
+                    "another change was stored first; nothing was stored, try again",
+                )
+            }
+            EventStoreError::Rejected(_) | EventStoreError::NotAtomic(_) => {
+                tracing::warn!(error = %e, "event store refused the event");
+                ApiError::unavailable("the event store refused the event; nothing was stored")
+            }
+            EventStoreError::Unavailable(_) => {
+                tracing::warn!(error.cause_chain = %e, "event store error");
+                ApiError::unavailable(
+                    "the event store did not answer; nothing was stored, try again",
+                )
+            }
+        }
     }
 }
 

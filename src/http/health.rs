@@ -87,6 +87,24 @@ pub struct StreamHealth {
     pub peers: Vec<StreamPeerHealth>,
 }
 
+/// A follower of the stream in this instance: the stage pool, chat rules and sessions, and the
+/// projectors it leads (`event_store::followers`).
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct FollowerHealth {
+    /// e.g. `pool`, `pool-heartbeats`, `chat-rules`, `chat-sessions`, `projector-viewers`.
+    pub name: String,
+    /// Stream sequence of the last event it applied.
+    pub applied_sequence: u64,
+    /// Events of its subjects stored but not applied yet (0 when caught up).
+    pub lag_events: u64,
+    /// Seconds it has been behind the stream (0 when caught up); over 5 s makes `status`
+    /// `degraded`.
+    pub lag_seconds: f64,
+    /// Times its consumer stopped delivering while the stream moved on and was recreated.
+    pub stalls: u64,
+}
+
 /// A background task of this instance, as its supervisor sees it.
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
@@ -107,8 +125,13 @@ pub struct TaskHealth {
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct Health {
-    /// `ok`, or `degraded` when a service or an essential background task is down.
+    /// `ok`, or `degraded` when something needs attention (see `reasons`): a service or an
+    /// essential background task is down (HTTP 503), or the instance serves but the stream runs
+    /// with fewer replicas than `ONAIR_STREAM_REPLICAS`, a replica is offline or lagging, or a
+    /// follower lags more than 5 s (HTTP 200).
     pub status: String,
+    /// Why `status` is `degraded`, one sentence each; empty when `ok`.
+    pub reasons: Vec<String>,
     /// RFC 3339 UTC with ms.
     pub timestamp: String,
     /// Seconds since this instance started.
@@ -127,10 +150,14 @@ pub struct Health {
     pub projections: BTreeMap<String, ProjectionLag>,
     /// This instance's background tasks, by name.
     pub tasks: Vec<TaskHealth>,
+    /// This instance's followers of the stream, with their lag.
+    pub followers: Vec<FollowerHealth>,
 }
 
 /// Answer of `GET /health`: 200 when NATS and Postgres are up and the essential background tasks
-/// (the pool follower, chat's tasks) run, else 503 with the same body.
+/// (the pool follower, chat's tasks) run, else 503 with the same body. A 200 may still say
+/// `degraded` (the stream's replicas, a lagging follower): the instance serves, an operator
+/// should look.
 #[derive(ApiResponse)]
 pub enum HealthResponse {
     /// Every service is up.
@@ -232,11 +259,47 @@ impl HealthApi {
                 last_error: t.last_error,
             })
             .collect();
-        let up = nats_up && pg_up && state.supervisor.essentials_running();
+        let essentials = state.supervisor.essentials_running();
+        let up = nats_up && pg_up && essentials;
+        let followers: Vec<FollowerHealth> = state
+            .store
+            .followers()
+            .statuses()
+            .into_iter()
+            .map(|f| FollowerHealth {
+                name: f.name,
+                applied_sequence: f.applied_sequence,
+                lag_events: f.lag_events,
+                lag_seconds: (f.lag_seconds * 10.0).round() / 10.0,
+                stalls: f.stalls,
+            })
+            .collect();
+        let mut reasons = Vec::new();
+        if !nats_up {
+            reasons.push("NATS is disconnected".to_owned());
+        }
+        if !pg_up {
+            reasons.push("Postgres does not answer".to_owned());
+        }
+        if !essentials {
+            reasons.push("an essential background task is not running".to_owned());
+        }
+        if let Some(stream) = &stream_health {
+            reasons.extend(stream_reasons(stream, state.stream_replicas));
+        }
+        for f in &followers {
+            if f.lag_seconds > crate::event_store::followers::DEGRADED_AFTER.as_secs_f64() {
+                reasons.push(format!(
+                    "follower {} lags {:.0} s ({} events)",
+                    f.name, f.lag_seconds, f.lag_events
+                ));
+            }
+        }
 
         let status = |up: bool| if up { "connected" } else { "disconnected" }.to_owned();
         let health = Health {
-            status: if up { "ok" } else { "degraded" }.to_owned(),
+            status: if reasons.is_empty() { "ok" } else { "degraded" }.to_owned(),
+            reasons,
             timestamp: now_timestamp(&state.clock),
             uptime: state.started_at.elapsed().as_secs(),
             services: ServiceStates {
@@ -249,6 +312,7 @@ impl HealthApi {
             stream: stream_health,
             projections: lags,
             tasks,
+            followers,
         };
         if up {
             HealthResponse::Ok(Json(health))
@@ -256,4 +320,31 @@ impl HealthApi {
             HealthResponse::Degraded(Json(health))
         }
     }
+}
+
+/// What is wrong with the stream's replication: fewer replicas than `expected`
+/// (`ONAIR_STREAM_REPLICAS`), no leader, or followers offline or lagging. Also sets the
+/// `onair_stream_*` gauges.
+fn stream_reasons(stream: &StreamHealth, expected: usize) -> Vec<String> {
+    metrics::gauge!("onair_stream_replicas").set(stream.replicas as f64);
+    metrics::gauge!("onair_stream_replicas_expected").set(expected as f64);
+    metrics::gauge!("onair_stream_replicas_offline").set(stream.offline as f64);
+    metrics::gauge!("onair_stream_replicas_lagging").set(stream.lagging as f64);
+    let mut reasons = Vec::new();
+    if (stream.replicas as usize) < expected {
+        reasons.push(format!(
+            "the stream runs with {} replicas; ONAIR_STREAM_REPLICAS is {expected}",
+            stream.replicas
+        ));
+    }
+    if stream.replicas > 1 && stream.leader.is_none() {
+        reasons.push("the stream has no leader (an election is running)".to_owned());
+    }
+    if stream.offline > 0 {
+        reasons.push(format!("{} stream replicas are offline", stream.offline));
+    }
+    if stream.lagging > 0 {
+        reasons.push(format!("{} stream replicas are lagging", stream.lagging));
+    }
+    reasons
 }

@@ -5,6 +5,7 @@ pub mod action_query;
 pub mod api_error;
 pub mod backoffice;
 pub mod body_limit;
+pub mod client_addr;
 pub mod common;
 pub mod consistency;
 pub mod cors;
@@ -73,11 +74,14 @@ pub fn openapi_yaml() -> String {
 }
 
 /// Every route of the server. `cors_origins` is `ONAIR_CORS_ORIGINS`: the origins whose pages
-/// may call the API and open its WebSockets (src/http/cors.rs).
+/// may call the API and open its WebSockets (src/http/cors.rs); `trusted_proxies` is
+/// `ONAIR_TRUSTED_PROXIES`: the proxies whose `X-Forwarded-For` names the client
+/// (src/http/client_addr.rs).
 pub fn routes(
     state: Arc<AppState>,
     max_body_bytes: usize,
     cors_origins: Vec<String>,
+    trusted_proxies: client_addr::TrustedProxies,
 ) -> impl Endpoint<Output = Response> {
     let api = openapi_service();
     let docs = api.swagger_ui();
@@ -93,6 +97,7 @@ pub fn routes(
     ));
     let allow_templates = templates.clone();
     let request_deadline = state.request_deadline;
+    let trusted_proxies = Arc::new(trusted_proxies);
     let api = api
         .around(move |ep, req| idempotency::replay_or_record(ep, req, idempotency_state.clone()))
         .around(move |ep, req| rate_limit::enforce(ep, req, limited_state.clone()))
@@ -131,6 +136,8 @@ pub fn routes(
         // here, and every answer (errors too) gets the CORS headers.
         .with(cors::CorsLayer::new(cors::OriginPolicy::new(&cors_origins)))
         .around(security_headers::secure_html)
+        // Outermost: everything inside (the request span, the socket limits) reads the client.
+        .around(move |ep, req| client_addr::attach(ep, req, trusted_proxies.clone()))
 }
 
 /// The routes of a process without the `api` role (a projector or reactor worker): `/health`

@@ -1,6 +1,8 @@
-//! The root span of every API request: `request{http.method, http.route, http.status_code}`,
-//! named by the route template of the spec (`/api/stage/{stageArn}`), never the raw URI, so
-//! spans and logs of one route group together whatever its parameters. Everything a request
+//! The root span of every API request:
+//! `request{http.method, http.route, client.address, http.status_code}`, named by the route
+//! template of the spec (`/api/stage/{stageArn}`), never the raw URI, so spans and logs of one
+//! route group together whatever its parameters. `client.address` is the client's IP address
+//! (src/http/client_addr.rs: behind a trusted proxy, the one it forwarded). Everything a request
 //! logs (middleware, handler, command) is inside it.
 
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 use super::api_error::framework_error_to_response;
+use super::client_addr::ClientAddr;
 
 /// One operation of the spec: its method, path template and operation id.
 #[derive(Clone, Debug)]
@@ -141,10 +144,12 @@ pub async fn trace<E: Endpoint>(
         .route_of(req.method(), req.uri().path())
         .unwrap_or("unmatched")
         .to_owned();
+    let client = ClientAddr::of(&req);
     let span = tracing::info_span!(
         "request",
         http.method = %req.method(),
         http.route = %route,
+        client.address = %client.ip,
         http.status_code = Empty,
     );
     async move {

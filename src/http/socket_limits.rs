@@ -5,9 +5,10 @@
 //!   sockets open at once (both endpoints counted together) and at most
 //!   `ONAIR_WS_NEW_SOCKETS_PER_IP_PER_SECOND` new ones per second (a GCRA whose burst is the same
 //!   number). Over either, the upgrade is answered 429 `TOO_MANY_REQUESTS` with `Retry-After`
-//!   and a warning is logged with the IP. The IP is the TCP peer's ([`poem::web::RemoteAddr`]):
-//!   behind a reverse proxy every client shares the proxy's address, so raise the limits there
-//!   (`X-Forwarded-For` is not read: any client could forge it). IPv6 peers are counted per /64,
+//!   and a warning is logged with the IP. The IP is the client's
+//!   ([`super::client_addr::ClientAddr`]): the TCP peer's, or, behind a proxy listed in
+//!   `ONAIR_TRUSTED_PROXIES`, the address that proxy forwarded (an untrusted peer's
+//!   `X-Forwarded-For` is ignored: any client could forge it). IPv6 clients are counted per /64,
 //!   the block one host usually holds.
 //! - **Per socket** ([`FrameRate`]): at most `ONAIR_WS_FRAMES_PER_SECOND` frames (any kind, burst
 //!   `ONAIR_WS_FRAMES_BURST`); a frame over it is not handled and the client is told once a
@@ -24,7 +25,6 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use poem::web::RemoteAddr;
 use poem::web::websocket::WebSocketConfig;
 
 use super::api_error::ApiError;
@@ -117,23 +117,19 @@ impl SocketLimits {
             .max_frame_size(Some(self.settings.max_message_bytes))
     }
 
-    /// Sockets open now from `remote`'s IP (its /64 for IPv6).
-    pub fn open_sockets(&self, remote: &RemoteAddr) -> u32 {
+    /// Sockets open now from the client address `client` (its /64 for IPv6).
+    pub fn open_sockets(&self, client: IpAddr) -> u32 {
         self.per_ip
             .lock()
             .expect("socket limits")
-            .get(&ip_key(remote))
+            .get(&ip_key(client))
             .map_or(0, |e| e.open)
     }
 
-    /// Counts a new socket of `remote` on `endpoint` (`/primus` or `/ws`), or refuses it with the
-    /// 429 to answer (and logs a warning).
-    pub fn admit(
-        &self,
-        remote: &RemoteAddr,
-        endpoint: &'static str,
-    ) -> Result<SocketPermit, ApiError> {
-        let ip = ip_key(remote);
+    /// Counts a new socket of the client address `client` on `endpoint` (`/primus` or `/ws`), or
+    /// refuses it with the 429 to answer (and logs a warning).
+    pub fn admit(&self, client: IpAddr, endpoint: &'static str) -> Result<SocketPermit, ApiError> {
+        let ip = ip_key(client);
         let now = self.clock.now_ms() as f64;
         let decision = self.decide(ip, now);
         match decision {
@@ -213,17 +209,15 @@ impl SocketLimits {
     }
 }
 
-/// The key an address is counted under: its IP, or the /64 of an IPv6 address; a peer with no IP
-/// address (not TCP) counts as `0.0.0.0`.
-fn ip_key(remote: &RemoteAddr) -> IpAddr {
-    match remote.as_socket_addr().map(|a| a.ip()) {
-        Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+/// The key an address is counted under: an IPv4 address (IPv4-mapped IPv6 included) as is, the
+/// /64 of any other IPv6 address.
+fn ip_key(client: IpAddr) -> IpAddr {
+    match client.to_canonical() {
+        IpAddr::V6(v6) => {
             let bits = u128::from(v6) & !((1u128 << 64) - 1);
             IpAddr::V6(Ipv6Addr::from(bits))
         }
-        Some(IpAddr::V6(v6)) => IpAddr::V4(v6.to_ipv4_mapped().expect("mapped")),
-        Some(ip) => ip,
-        None => IpAddr::from([0, 0, 0, 0]),
+        v4 => v4,
     }
 }
 
@@ -356,8 +350,8 @@ mod tests {
         )
     }
 
-    fn addr(s: &str) -> RemoteAddr {
-        RemoteAddr(poem::Addr::SocketAddr(s.parse().unwrap()))
+    fn addr(s: &str) -> IpAddr {
+        s.parse().unwrap()
     }
 
     #[test]
@@ -391,22 +385,27 @@ mod tests {
     #[test]
     fn open_sockets_are_counted_until_their_permit_is_dropped() {
         let l = limits(2, 1_000);
-        let a = l.admit(&addr("10.0.0.1:1000"), "/ws").unwrap();
-        let _b = l.admit(&addr("10.0.0.1:1001"), "/ws").unwrap();
-        assert_eq!(l.open_sockets(&addr("10.0.0.1:9")), 2);
-        assert!(l.admit(&addr("10.0.0.1:1002"), "/ws").is_err());
-        assert!(l.admit(&addr("10.0.0.3:1002"), "/ws").is_ok());
+        let a = l.admit(addr("10.0.0.1"), "/ws").unwrap();
+        let _b = l.admit(addr("10.0.0.1"), "/ws").unwrap();
+        assert_eq!(l.open_sockets(addr("10.0.0.1")), 2);
+        assert_eq!(
+            l.open_sockets(addr("::ffff:10.0.0.1")),
+            2,
+            "an IPv4-mapped address is its IPv4 address"
+        );
+        assert!(l.admit(addr("10.0.0.1"), "/ws").is_err());
+        assert!(l.admit(addr("10.0.0.3"), "/ws").is_ok());
         drop(a);
-        assert_eq!(l.open_sockets(&addr("10.0.0.1:9")), 1);
-        assert!(l.admit(&addr("10.0.0.1:1003"), "/primus").is_ok());
+        assert_eq!(l.open_sockets(addr("10.0.0.1")), 1);
+        assert!(l.admit(addr("10.0.0.1"), "/primus").is_ok());
     }
 
     #[test]
     fn ipv6_addresses_count_per_64_block() {
         let l = limits(1, 1_000);
-        let _a = l.admit(&addr("[2001:db8:1:2::1]:1"), "/ws").unwrap();
-        assert!(l.admit(&addr("[2001:db8:1:2::ffff]:1"), "/ws").is_err());
-        assert!(l.admit(&addr("[2001:db8:1:3::1]:1"), "/ws").is_ok());
+        let _a = l.admit(addr("2001:db8:1:2::1"), "/ws").unwrap();
+        assert!(l.admit(addr("2001:db8:1:2::ffff"), "/ws").is_err());
+        assert!(l.admit(addr("2001:db8:1:3::1"), "/ws").is_ok());
     }
 
     #[test]

@@ -319,7 +319,7 @@ impl StatsApi {
     async fn socket(
         &self,
         state: Data<&Arc<AppState>>,
-        remote: &poem::web::RemoteAddr,
+        req: &poem::Request,
         ws: WebSocket,
         /// API key (alternative to the header).
         #[oai(name = "apiKey")]
@@ -329,7 +329,8 @@ impl StatsApi {
         header_key: Header<Option<String>>,
     ) -> Result<WebSocketUpgraded<SocketHandler>, ApiError> {
         // Counted before the key is checked: a flood costs no key lookup.
-        let permit = state.socket_limits.admit(remote, "/ws")?;
+        let client = crate::http::client_addr::ClientAddr::of(req);
+        let permit = state.socket_limits.admit(client.ip, "/ws")?;
         let key = header_key.0.or(api_key.0).ok_or_else(|| {
             ApiError::unauthorized("missing API key (header x-api-key or query apiKey)")
         })?;

@@ -3,11 +3,17 @@
 //! Header `{"alg":"ES384","typ":"JWT","kid":"<public-key ARN>"}`; claims `exp`, `iat`, `jti`
 //! (= participant id), `resource` (stage ARN), `topic` (stage id), `events_url`, `whip_url`,
 //! `capabilities {allow_publish, allow_subscribe}`, `user_id`, `attributes`, `version: "1.0"`.
-//! Signature: ECDSA P-384 / SHA-384 over the PKCS#8 key kept by [`super::keys`].
+//! Signature: ECDSA P-384 / SHA-384 over the PKCS#8 key kept by [`super::keys`], made with aws-lc
+//! from a key pair parsed once (parsing a PKCS#8 key checks it with a scalar multiplication, as
+//! costly as the signature itself: `jsonwebtoken::encode` would do that for every token).
 
 use std::collections::BTreeMap;
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, Header};
 use serde::{Deserialize, Serialize};
 
 use super::arn::{random_id, stage_id};
@@ -51,7 +57,8 @@ pub struct ParticipantClaims {
 
 /// Signs participant tokens with one P-384 key.
 pub struct TokenSigner {
-    key: EncodingKey,
+    key: EcdsaKeyPair,
+    rng: SystemRandom,
     kid: String,
     events_url: String,
     whip_url: String,
@@ -68,10 +75,18 @@ impl TokenSigner {
         events_url: String,
         whip_url: String,
     ) -> Result<Self, ProviderError> {
-        let key = EncodingKey::from_ec_pem(private_key_pem.as_bytes())
-            .map_err(|e| ProviderError::Token(format!("signing key unusable: {e}")))?;
+        use p384::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+        let unusable =
+            |e: &dyn std::fmt::Display| ProviderError::Token(format!("signing key unusable: {e}"));
+        let der = p384::SecretKey::from_pkcs8_pem(private_key_pem)
+            .map_err(|e| unusable(&e))?
+            .to_pkcs8_der()
+            .map_err(|e| unusable(&e))?;
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, der.as_bytes())
+            .map_err(|e| unusable(&e))?;
         Ok(Self {
             key,
+            rng: SystemRandom::new(),
             kid,
             events_url,
             whip_url,
@@ -120,8 +135,7 @@ impl TokenSigner {
         };
         let mut header = Header::new(Algorithm::ES384);
         header.kid = Some(self.kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &self.key)
-            .map_err(|e| ProviderError::Token(e.to_string()))?;
+        let token = self.encode(&header, &claims)?;
         let expires_at = time::OffsetDateTime::from_unix_timestamp(exp)
             .map_err(|e| ProviderError::Token(e.to_string()))?;
         Ok(ParticipantToken {
@@ -129,6 +143,27 @@ impl TokenSigner {
             participant_id,
             expires_at,
         })
+    }
+}
+
+impl TokenSigner {
+    /// A compact JWS: `base64url(header).base64url(claims).base64url(r || s)` (RFC 7515, ES384's
+    /// fixed-size signature of RFC 7518 §3.4).
+    fn encode(&self, header: &Header, claims: &ParticipantClaims) -> Result<String, ProviderError> {
+        let failed = |e: &dyn std::fmt::Display| ProviderError::Token(e.to_string());
+        let header = serde_json::to_vec(header).map_err(|e| failed(&e))?;
+        let claims = serde_json::to_vec(claims).map_err(|e| failed(&e))?;
+        let mut token = String::with_capacity(64 + (header.len() + claims.len()) * 4 / 3 + 128);
+        URL_SAFE_NO_PAD.encode_string(&header, &mut token);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&claims, &mut token);
+        let signature = self
+            .key
+            .sign(&self.rng, token.as_bytes())
+            .map_err(|e| failed(&e))?;
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut token);
+        Ok(token)
     }
 }
 

@@ -288,14 +288,30 @@ impl ProjectorRunner {
         // Batches are applied on a connection of their own, so a busy pool (requests) never
         // delays them.
         let mut connection = PgConnection::connect_with(&self.pool.connect_options()).await?;
+        // The watchdog (event_store::followers) tells when the consumer stops delivering while
+        // the stream moves on: this run then ends, and the next one recreates the consumer at
+        // the checkpoint. Only a leader follows; the registration ends with its run.
+        let follower = format!("projector-{name}");
+        let progress = self
+            .store
+            .followers()
+            .register(&follower, self.projection.subjects());
+        let _registration = Deregister(&self.store, &follower);
+        progress.started(start);
         loop {
-            let next = match tokio::time::timeout(LAG_IDLE, messages.next()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    // Nothing to apply: the read model is not behind.
-                    metrics::gauge!("onair_projection_lag_seconds", "projection" => name).set(0.0);
-                    messages.next().await
-                }
+            let next = tokio::select! {
+                next = tokio::time::timeout(LAG_IDLE, messages.next()) => match next {
+                    Ok(next) => next,
+                    Err(_) => {
+                        // Nothing to apply: the read model is not behind.
+                        metrics::gauge!("onair_projection_lag_seconds", "projection" => name).set(0.0);
+                        tokio::select! {
+                            next = messages.next() => next,
+                            () = progress.stalled() => anyhow::bail!("consumer {durable} stalled"),
+                        }
+                    }
+                },
+                () = progress.stalled() => anyhow::bail!("consumer {durable} stalled"),
             };
             let Some(first) = next else {
                 anyhow::bail!("consumer {durable} ended");
@@ -308,6 +324,9 @@ impl ProjectorRunner {
                 }
             }
             self.apply_batch(&mut connection, &batch, lock_pid).await?;
+            if let Some(info) = batch.last().and_then(|m| m.info().ok()) {
+                progress.applied(info.stream_sequence, info.pending);
+            }
         }
     }
 
@@ -398,10 +417,18 @@ impl ProjectorRunner {
     }
 }
 
-/// Checks a leader's lock connection every [`LOCK_CHECK_INTERVAL`]; returns when it fails or
-/// does not answer within [`LOCK_CHECK_TIMEOUT`] (the lock is then gone, or about to be). The
-/// projectors and the lake writer use it.
-pub async fn hold(connection: &mut PgConnection) -> anyhow::Error {
+/// Deregisters a projector's follower when its run as leader ends.
+struct Deregister<'a>(&'a EventStore, &'a str);
+
+impl Drop for Deregister<'_> {
+    fn drop(&mut self) {
+        self.0.followers().deregister(self.1);
+    }
+}
+
+/// Checks the lock connection every [`LOCK_CHECK_INTERVAL`]; returns when it fails or does not
+/// answer within [`LOCK_CHECK_TIMEOUT`] (the lock is then gone, or about to be).
+async fn hold(connection: &mut PgConnection) -> anyhow::Error {
     loop {
         tokio::time::sleep(LOCK_CHECK_INTERVAL).await;
         match tokio::time::timeout(LOCK_CHECK_TIMEOUT, connection.ping()).await {

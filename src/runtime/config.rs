@@ -27,6 +27,17 @@ pub struct ConnectionSettings {
         default_value = "nats://127.0.0.1:4222"
     )]
     pub nats_url: String,
+    /// Replicas of the JetStream stream (1 on a single node, 3 in a cluster). `onair serve`
+    /// applies them to the stream (never lowering a running stream's); other commands use them
+    /// only to create a stream that does not exist yet; `/health` is `degraded` while the stream
+    /// runs with fewer.
+    #[arg(
+        long,
+        global = true,
+        env = "ONAIR_STREAM_REPLICAS",
+        default_value_t = 1
+    )]
+    pub stream_replicas: usize,
 }
 
 impl std::fmt::Debug for ConnectionSettings {
@@ -34,6 +45,7 @@ impl std::fmt::Debug for ConnectionSettings {
         f.debug_struct("ConnectionSettings")
             .field("database_url", &redact_url(&self.database_url))
             .field("nats_url", &redact_url(&self.nats_url))
+            .field("stream_replicas", &self.stream_replicas)
             .finish()
     }
 }
@@ -181,9 +193,6 @@ pub struct ServeSettings {
     /// `Environment` tag of the stages onair creates.
     #[arg(long, env = "ONAIR_ENVIRONMENT", default_value = "development")]
     pub environment: String,
-    /// Replicas of the JetStream stream (1 on a single node, 3 in a cluster).
-    #[arg(long, env = "ONAIR_STREAM_REPLICAS", default_value_t = 1)]
-    pub stream_replicas: usize,
     /// Seconds a verified API key is remembered; a revoked key stops working within this time
     /// (0: check the database on every request).
     #[arg(long, env = "ONAIR_API_KEY_CACHE_SECS", default_value_t = 5)]
@@ -256,12 +265,13 @@ pub struct ServeSettings {
     #[arg(long, env = "ONAIR_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_connections: u64,
     /// WebSockets (`/primus` and `/ws` together): sockets one IP address (an IPv6 /64) may hold
-    /// open; more are answered 429 before the upgrade. Behind a proxy every client has the
-    /// proxy's address (src/http/socket_limits.rs).
+    /// open; more are answered 429 before the upgrade. The address is the client's: behind a
+    /// proxy listed in `ONAIR_TRUSTED_PROXIES`, the one it forwarded (src/http/socket_limits.rs).
     #[arg(long, env = "ONAIR_WS_MAX_SOCKETS_PER_IP", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub ws_max_sockets_per_ip: u32,
     /// WebSockets: new sockets one IP address may open per second (also the burst); faster ones
-    /// are answered 429 with `Retry-After` before the upgrade.
+    /// are answered 429 with `Retry-After` before the upgrade. The address is the client's, as
+    /// for `ONAIR_WS_MAX_SOCKETS_PER_IP`.
     #[arg(long, env = "ONAIR_WS_NEW_SOCKETS_PER_IP_PER_SECOND", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub ws_new_sockets_per_ip_per_second: u32,
     /// WebSockets: frames one socket may send per second; over it a frame is not handled and the
@@ -318,11 +328,22 @@ pub struct ServeSettings {
     /// failover): under the 10 s a client or nginx waits (`deploy/nginx.conf`).
     #[arg(long, env = "ONAIR_SEAT_DECISION_DEADLINE_MS", default_value_t = 8000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub seat_decision_deadline_ms: u64,
+    /// Decide the viewer token requests queued on this instance together and store their seats
+    /// as one JetStream atomic batch (needs nats-server 2.12+ and `allow_atomic` in
+    /// `nats/stream.json`, which `onair serve` applies); `false`: one guarded publish per seat.
+    #[arg(long, env = "ONAIR_SEAT_BATCHES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub seat_batches: bool,
     /// The longest an API request runs, in milliseconds, before it is answered 503
     /// `SERVICE_UNAVAILABLE` (a stalled dependency): under the 10 s a client or nginx waits
     /// (`deploy/nginx.conf`).
     #[arg(long, env = "ONAIR_REQUEST_DEADLINE_MS", default_value_t = 9000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub request_deadline_ms: u64,
+    /// How long a publish that fails for a transient reason (no stream leader during a NATS
+    /// election, an ack timeout, a reconnect) is retried with the same `Nats-Msg-Id`, in
+    /// milliseconds, before the request answers 503 `SERVICE_UNAVAILABLE`; 0 disables the
+    /// retry. Under the request deadline, so a failover shows as a slower answer.
+    #[arg(long, env = "ONAIR_PUBLISH_RETRY_MS", default_value_t = 8000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub publish_retry_ms: u64,
     /// Browsers: origins whose pages may call the API and open the WebSockets, comma-separated
     /// (`https://app.example.com,http://localhost:5173`), or `*` for any (development only).
     /// Empty (the default): no CORS headers, and a WebSocket upgrade is accepted only without an
@@ -330,6 +351,15 @@ pub struct ServeSettings {
     /// (src/http/cors.rs).
     #[arg(long, env = "ONAIR_CORS_ORIGINS", value_delimiter = ',', value_parser = cors_origin)]
     pub cors_origins: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` (or RFC 7239 `Forwarded`) names the client:
+    /// CIDRs or single addresses, comma-separated (`127.0.0.1/32,10.0.0.0/8,2001:db8::/32`).
+    /// For a request from one of them the client is the rightmost forwarded address that is not
+    /// a trusted proxy (nginx's `real_ip_recursive on`); the per-IP socket limits, the chat's
+    /// `remoteIP` and the logs' `client.address` use it. Empty (the default): nobody is trusted,
+    /// the client is the TCP peer and forwarded addresses are ignored. An entry that is neither
+    /// a CIDR nor an address stops the start (src/http/client_addr.rs).
+    #[arg(long, env = "ONAIR_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: crate::http::client_addr::TrustedProxies,
     /// Chat: bytes of each socket's read buffer, allocated when it opens (chat frames are small;
     /// a larger frame is read in several pieces). Most of an idle socket's memory.
     #[arg(long, env = "ONAIR_CHAT_SOCKET_READ_BUFFER_BYTES", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(256..=(1 << 20)))]
@@ -503,6 +533,7 @@ mod tests {
         let s = ConnectionSettings {
             database_url: "postgres://a:b@c/d".into(),
             nats_url: "nats://u:p@n:4222".into(),
+            stream_replicas: 1,
         };
         let debug = format!("{s:?}");
         assert!(!debug.contains(":b@") && !debug.contains(":p@"), "{debug}");
@@ -524,6 +555,29 @@ mod tests {
         ] {
             assert!(cors_origin(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn trusted_proxies_default_to_nobody_and_a_bad_entry_stops_the_start() {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            settings: ServeSettings,
+        }
+        use clap::Parser;
+        let defaults = ServeSettings::with_connection("postgres://db/onair", "nats://nats");
+        assert!(defaults.trusted_proxies.is_empty());
+        let set = Wrapper::try_parse_from(["onair", "--trusted-proxies", "127.0.0.1/32, ::1"])
+            .expect("two entries");
+        assert!(set.settings.trusted_proxies.contains([127, 0, 0, 1].into()));
+        let error = Wrapper::try_parse_from(["onair", "--trusted-proxies", "10.0.0.0/8,nginx"])
+            .err()
+            .expect("a name is refused");
+        let text = error.to_string();
+        assert!(
+            text.contains("ONAIR_TRUSTED_PROXIES") && text.contains("nginx"),
+            "{text}"
+        );
     }
 
     #[test]

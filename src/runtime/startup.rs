@@ -120,8 +120,12 @@ impl Application {
         crate::runtime::metrics::handle();
         let db = connect_postgres(&settings.connection.database_url).await?;
         migrate(&db).await?;
-        let store = EventStore::connect(&settings.connection.nats_url, "/onair/stage-api").await?;
-        store.ensure_stream(settings.stream_replicas).await?;
+        let store = EventStore::connect(&settings.connection.nats_url, "/onair/stage-api")
+            .await?
+            .with_publish_retry_window(Duration::from_millis(settings.publish_retry_ms));
+        store
+            .apply_stream_config(settings.connection.stream_replicas)
+            .await?;
 
         let signing_key = keys::load_or_create(&db).await?;
         let kid = match (&settings.stage_provider, &settings.ivs_public_key_arn) {
@@ -174,6 +178,7 @@ impl Application {
                 heartbeat_lookback: settings.heartbeat_timeout() * 2 + Duration::from_secs(5),
                 heartbeat_batch: settings.heartbeat_batch(),
                 decision_deadline: Duration::from_millis(settings.seat_decision_deadline_ms),
+                batch_seats: settings.seat_batches,
             },
             clock.clone(),
             &supervisor,
@@ -215,6 +220,12 @@ impl Application {
             });
         }
 
+        metrics::gauge!("onair_stream_replicas_expected")
+            .set(settings.connection.stream_replicas as f64);
+        let watched = store.clone();
+        supervisor.spawn("follower-watchdog", Restart::Always, false, move || {
+            crate::event_store::followers::watch(watched.followers().clone(), watched.clone())
+        });
         let (feed_tx, stats_feed) = tokio::sync::watch::channel(None);
         let (feed_tx, feed_db, feed_clock, interval) = (
             Arc::new(feed_tx),
@@ -293,6 +304,7 @@ impl Application {
         let leadership = projections::Leadership::default();
         let state = Arc::new(AppState {
             projection_leaders: leadership.clone(),
+            stream_replicas: settings.connection.stream_replicas,
             clock,
             min_sequence_wait: Duration::from_millis(settings.min_sequence_wait_ms),
             request_deadline: Duration::from_millis(settings.request_deadline_ms),
@@ -394,6 +406,7 @@ impl Application {
                 state,
                 settings.max_body_bytes,
                 settings.cors_origins.clone(),
+                settings.trusted_proxies.clone(),
             ))
         } else {
             EndpointExt::boxed(http::worker_routes(state))

@@ -44,6 +44,23 @@ impl ChatClient {
         Self::greeted(ws).await
     }
 
+    /// Connects to `ws://<address>/primus` with extra request `headers` (`X-Forwarded-For`, …)
+    /// and reads the welcome and the connection id.
+    pub async fn connect_with_headers(address: &str, headers: &[(&'static str, &str)]) -> Self {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!("{}/primus", address.replace("http://", "ws://"));
+        let mut request = url.into_client_request().expect("a WebSocket URL");
+        for (name, value) in headers {
+            request
+                .headers_mut()
+                .append(*name, value.parse().expect("a header value"));
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("connect");
+        Self::greeted(ws).await
+    }
+
     /// Like [`connect`](Self::connect), over a TCP connection whose receive buffer is as small as
     /// the kernel allows, so a client that stops reading is soon a slow consumer.
     pub async fn connect_with_small_receive_buffer(address: &str) -> Self {

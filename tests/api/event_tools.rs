@@ -107,7 +107,7 @@ async fn an_export_imported_into_an_empty_stream_rebuilds_the_same_read_models()
     let store = onair::event_store::EventStore::connect(&elsewhere.nats.url, "/test")
         .await
         .unwrap();
-    store.ensure_stream(1).await.unwrap();
+    store.open_stream(1).await.unwrap();
     let imported = import(&store, &mut Cursor::new(&file)).await.unwrap();
     assert_eq!(imported, exported);
     let again = import(&store, &mut Cursor::new(&file)).await;
@@ -258,7 +258,7 @@ async fn a_time_range_selects_by_event_time_in_the_original_and_an_imported_stre
     let store = EventStore::connect(&services.nats.url, "/test")
         .await
         .unwrap();
-    store.ensure_stream(1).await.unwrap();
+    store.open_stream(1).await.unwrap();
     // Six events that happened on the first of January to June, all stored now.
     for month in 1..=6u8 {
         let at = datetime!(2026-01-01 12:00 UTC)
@@ -302,7 +302,7 @@ async fn a_time_range_selects_by_event_time_in_the_original_and_an_imported_stre
     let restored = EventStore::connect(&elsewhere.nats.url, "/test")
         .await
         .unwrap();
-    restored.ensure_stream(1).await.unwrap();
+    restored.open_stream(1).await.unwrap();
     import(&restored, &mut Cursor::new(&everything))
         .await
         .unwrap();

@@ -162,9 +162,14 @@ pub async fn spawn_app_with(
     services: &Services,
     customize: impl FnOnce(&mut ServeSettings),
 ) -> TestApp {
-    init_test_logs();
     let mut settings = services.settings();
     customize(&mut settings);
+    spawn_configured(settings).await
+}
+
+/// Starts an app with exactly these settings (e.g. on a NATS cluster of the test's own).
+pub async fn spawn_configured(settings: ServeSettings) -> TestApp {
+    init_test_logs();
     let app = Application::build(settings).await.expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let projectors = app.projectors();
@@ -345,6 +350,14 @@ impl TestApp {
     pub async fn heartbeat(&self, user_id: &str, stage_arn: &str) -> Answer {
         self.post(
             "/api/viewer/heartbeat",
+            &json!({ "userId": user_id, "stageArn": stage_arn }),
+        )
+        .await
+    }
+
+    pub async fn leave(&self, user_id: &str, stage_arn: &str) -> Answer {
+        self.post(
+            "/api/viewer/leave",
             &json!({ "userId": user_id, "stageArn": stage_arn }),
         )
         .await

@@ -144,7 +144,7 @@ async fn a_writer_killed_at_any_moment_leaves_neither_gap_nor_duplicate() {
     let store = onair::event_store::EventStore::connect(&services.nats.url, "/onair/test")
         .await
         .unwrap();
-    store.ensure_stream(1).await.unwrap();
+    store.open_stream(1).await.unwrap();
     let lake = TempDir::new("onair-lake");
     let dir: PathBuf = lake.0.join("lake");
     publish_events(&store, 0, 20_000).await;
@@ -300,7 +300,7 @@ async fn a_new_event_version_adds_columns_and_old_files_still_answer() {
     let store = onair::event_store::EventStore::connect(&services.nats.url, "/onair/test")
         .await
         .unwrap();
-    store.ensure_stream(1).await.unwrap();
+    store.open_stream(1).await.unwrap();
     let root = TempDir::new("onair-lake-versions");
     let dir = root.0.join("lake");
     let hour_ago = OffsetDateTime::now_utc() - time::Duration::hours(1);

@@ -343,9 +343,9 @@ async fn round(
 }
 
 async fn settle(app: &TestApp) {
-    let local = poem::web::RemoteAddr(poem::Addr::SocketAddr("127.0.0.1:1".parse().unwrap()));
+    let local = "127.0.0.1".parse().unwrap();
     crate::helpers::eventually(Duration::from_secs(10), || async {
-        (app.state.chat.hub.is_empty() && app.state.socket_limits.open_sockets(&local) == 0)
+        (app.state.chat.hub.is_empty() && app.state.socket_limits.open_sockets(local) == 0)
             .then_some(())
     })
     .await;

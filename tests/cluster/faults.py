@@ -24,9 +24,20 @@ every listener that stayed connected, or is in the stream (what chatHistory read
 that joined a room left it once its socket closed or its instance died; no answer was a 500 or
 an undocumented error, and no attempt hung past the client timeout.
 
+Before the faults (both modes), two checks of issue 20 on the fresh cluster:
+- the viewer burst: 1,000 concurrent POST /api/token/viewer through nginx on an empty pool (20
+  stages of 50: its full capacity) all answer 200 on the first try, nobody holds two seats, no
+  stage holds more than 50, and a 1,001st request gets the documented pool-full error; then the
+  1,000 leave;
+- operators at work: `onair member create` and `onair gift set` run against the live cluster; the
+  stream keeps its 3 replicas and /health stays ok; then viewers seated through one API instance
+  beat and leave through the other at once (never a 404), and the chat load of the first fault
+  phase runs through nginx.
+
 Prints a table per fault and exits 1 when a check failed.
 """
 
+import concurrent.futures
 import json
 import os
 import signal
@@ -588,6 +599,117 @@ def setup(cluster):
     return {"senders": [member("s%d" % i) for i in range(4)], "givers": [member("giver")]}
 
 
+def viewer_burst(cluster, errors, count=1000):
+    """`count` concurrent viewer token requests through nginx on an empty pool; the report row."""
+    headers = {"x-api-key": cluster.key, "Content-Type": "application/json"}
+    barrier = threading.Barrier(count)
+    phase = uuid.uuid4().hex[:6]
+
+    def one(i):
+        session = requests.Session()
+        barrier.wait(60)
+        started = now()
+        try:
+            r = session.post(cluster.url + "/api/token/viewer", json={"userId": "burst-%s-%d" % (phase, i)},
+                             headers=headers, timeout=30)
+        except requests.RequestException as e:
+            return ("conn", str(e), now() - started, None)
+        body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+        return (r.status_code, body.get("error"), now() - started, body.get("data", {}).get("stageArn"))
+
+    log("viewer burst: %d concurrent viewer tokens through nginx" % count)
+    started = now()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=count) as pool:
+        answers = list(pool.map(one, range(count)))
+    took = now() - started
+    statuses = {}
+    for status, code, _, _ in answers:
+        key = "%s %s" % (status, code or "")
+        statuses[key] = statuses.get(key, 0) + 1
+    ok = [a for a in answers if a[0] == 200]
+    failures = []
+    if len(ok) != count:
+        failures.append("viewer burst: %d of %d answered 200 (%s)" % (len(ok), count, statuses))
+    per_stage = {}
+    for a in ok:
+        per_stage[a[3]] = per_stage.get(a[3], 0) + 1
+    over = {arn: n for arn, n in per_stage.items() if n > MAX_VIEWERS_PER_STAGE}
+    if over:
+        failures.append("viewer burst: stages over 50: %s" % over)
+    extra = requests.post(cluster.url + "/api/token/viewer", json={"userId": "burst-%s-extra" % phase},
+                          headers=headers, timeout=30)
+    extra_code = extra.json().get("error") if extra.status_code != 200 else None
+    if not (extra.status_code == 503 and extra_code in ("STAGE_FULL", "STAGE_LIMIT_REACHED")):
+        failures.append("viewer burst: the %dth request answered %s %s, not the pool-full error" % (
+            count + 1, extra.status_code, extra_code))
+    # Nobody twice, from the stream.
+    seats = {}
+    for e in export_events(cluster):
+        if e["type"] == "onair.viewer.joined.v1" and e["data"]["userId"].startswith("burst-" + phase):
+            if e["data"]["userId"] in seats:
+                failures.append("viewer burst: %s seated twice" % e["data"]["userId"])
+            seats[e["data"]["userId"]] = e["data"]["stageArn"]
+    latencies = sorted(a[2] for a in ok) or [0.0]
+    log("viewer burst: %d x 200 in %.2f s (p50 %.2f s, p99 %.2f s, %d stages); the extra one: %s %s" % (
+        len(ok), took, latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99) - 1],
+        len(per_stage), extra.status_code, extra_code))
+
+    def leave(i_arn):
+        i, arn = i_arn
+        r = requests.post(cluster.url + "/api/viewer/leave", json={"userId": "burst-%s-%d" % (phase, i), "stageArn": arn},
+                          headers=headers, timeout=30)
+        return r.status_code
+    with concurrent.futures.ThreadPoolExecutor(max_workers=64) as pool:
+        left = list(pool.map(leave, [(i, a[3]) for i, a in enumerate(answers) if a[0] == 200]))
+    if any(s != 200 for s in left):
+        failures.append("viewer burst: leaves answered %s" % sorted(set(left)))
+    for f in failures:
+        log("FAIL " + f)
+    errors.extend(failures)
+    return {"requests": count + 1, "ok": len(ok), "seconds": took, "stages": len(per_stage),
+            "p99_s": latencies[int(len(latencies) * 0.99) - 1], "extra": "%s %s" % (extra.status_code, extra_code),
+            "failures": failures}
+
+
+def operators_then_flows(cluster, errors):
+    """CLI commands against the live cluster, then the viewer flow across both API instances."""
+    failures = []
+    suffix = uuid.uuid4().hex[:6]
+    out = cluster.onair("member", "create", "--member-id", "op%s@%s" % (suffix, AGENT), "--nickname", "OP",
+                        "--password", PASSWORD, check=False)
+    if out.returncode != 0:
+        failures.append("onair member create: %s" % out.stderr[-500:])
+    out = cluster.onair("gift", "set", "--gift-id", "2", "--name", "Star", "--points", "20", check=False)
+    if out.returncode != 0:
+        failures.append("onair gift set: %s" % out.stderr[-500:])
+    time.sleep(2)
+    for base in cluster.api_urls:
+        h = cluster.health(base) or {}
+        replicas = (h.get("stream") or {}).get("replicas")
+        if replicas != 3:
+            failures.append("after the operator commands %s reports %s stream replicas" % (base, replicas))
+        if h.get("status") != "ok":
+            failures.append("after the operator commands %s is %s: %s" % (base, h.get("status"), h.get("reasons")))
+    headers = {"x-api-key": cluster.key}
+    first, second = cluster.api_urls[0], cluster.api_urls[1]
+    for n in range(20):
+        user = "across-%s-%d" % (suffix, n)
+        r = requests.post(first + "/api/token/viewer", json={"userId": user}, headers=headers, timeout=15)
+        if r.status_code != 200:
+            failures.append("token through %s: %s %s" % (first, r.status_code, r.text[:200]))
+            continue
+        arn = r.json()["data"]["stageArn"]
+        for path in ("/api/viewer/heartbeat", "/api/viewer/leave"):
+            r = requests.post(second + path, json={"userId": user, "stageArn": arn}, headers=headers, timeout=15)
+            if r.status_code != 200:
+                failures.append("%s through the other instance: %s %s" % (path, r.status_code, r.text[:200]))
+    failures = dedupe(failures)
+    for f in failures:
+        log("FAIL " + f)
+    errors.extend("operators then flows: " + f for f in failures)
+    return failures
+
+
 FAULTS = {}
 
 
@@ -718,10 +840,12 @@ def main():
     mode = "--long" if "--long" in args else "--short"
     names = list(FAULTS) if mode == "--long" else SHORT
     baseline, recovery = (5, 12) if mode == "--short" else (10, 25)
-    members = setup(cluster)
-    monitor = LeaderMonitor(cluster)
     errors, rows = [], []
     started = now()
+    burst = viewer_burst(cluster, errors)
+    members = setup(cluster)
+    operators = operators_then_flows(cluster, errors)
+    monitor = LeaderMonitor(cluster)
     for name in names:
         rows.append(run_phase(cluster, members, name, monitor, errors, baseline, recovery))
     monitor.stop.set()
@@ -736,6 +860,14 @@ def main():
             r["fault"], r["requests"], r["answered_2xx"], r["503"], r["409"], r["other_errors"], fmt(r["longest_s"]),
             fmt(r["first_2xx_s"]), fmt(r["last_error_s"]), fmt(r["takeover_s"]), r["chat_ok"], r["chat_missed_stored"],
             fmt(r["chat_reconnect_s"]), "pass" if not r["failures"] else "FAIL (%d)" % len(r["failures"])))
+    print()
+    print("viewer burst: %d concurrent tokens through nginx, %d x 200 in %.2f s (p99 %.2f s) on %d stages; request %d: %s; %s" % (
+        burst["requests"] - 1, burst["ok"], burst["seconds"], burst["p99_s"], burst["stages"], burst["requests"],
+        burst["extra"], "pass" if not burst["failures"] else "FAIL"))
+    print("operator CLI then viewer flow across instances: %s" % ("pass" if not operators else "FAIL"))
+    for r in rows:
+        total = r["requests"] or 1
+        print("%s: 503 share %.2f%%" % (r["fault"], 100.0 * r["503"] / total))
     print()
     for r in rows:
         print("%s: answers %s" % (r["fault"], ", ".join("%s x%d" % (k.strip(), v) for k, v in sorted(r["statuses"].items()))))

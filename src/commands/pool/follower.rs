@@ -8,12 +8,61 @@ use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use futures_util::StreamExt;
 use time::OffsetDateTime;
 
-use super::service::PoolService;
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::{Mutex, watch};
+
+use super::heartbeat_batch::HeartbeatBatcher;
+use super::service::{Inner, PoolService, PoolServiceSettings, View};
+use crate::event_store::EventStore;
 use crate::events::{
     Event, EventEnvelope, cloudevents, heartbeat_subject_filters, pool_subject_filter,
 };
+use crate::ivs::StageProvider;
+use crate::runtime::clock::Clock;
+use crate::runtime::supervisor::{Restart, Supervisor};
 
 impl PoolService {
+    /// Starts following the stream (task `pool-follower` of `supervisor`: essential, restarted
+    /// where its view left off) and returns once the view has caught up with it. The service reads
+    /// "now" from `clock`.
+    pub async fn start(
+        store: EventStore,
+        provider: Arc<dyn StageProvider>,
+        settings: PoolServiceSettings,
+        clock: Clock,
+        supervisor: &Supervisor,
+    ) -> anyhow::Result<Self> {
+        let heartbeats = (settings.heartbeat_batch.max > 1)
+            .then(|| HeartbeatBatcher::start(store.clone(), settings.heartbeat_batch));
+        let batch_seats = settings.batch_seats;
+        let service = Self {
+            inner: Arc::new_cyclic(|weak| Inner {
+                heartbeats,
+                seat_queue: batch_seats.then(|| super::seat_batch::start(weak.clone())),
+                store,
+                provider,
+                settings,
+                clock,
+                view: RwLock::new(View::default()),
+                changed: watch::Sender::new(0),
+                decide: Mutex::new(()),
+            }),
+        };
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        // The first run tells when it has caught up; a restarted one continues from the view.
+        let ready = Arc::new(std::sync::Mutex::new(Some(ready_tx)));
+        let follower = service.clone();
+        supervisor.spawn("pool-follower", Restart::Always, true, move || {
+            let (follower, ready) = (follower.clone(), ready.lock().expect("ready lock").take());
+            async move { follower.follow(ready).await }
+        });
+        ready_rx
+            .await
+            .map_err(|_| anyhow::anyhow!("the stage pool follower stopped before catching up"))?;
+        Ok(service)
+    }
+
     /// Follows the pool's events and heartbeats with an ordered consumer (in order, recreated by the
     /// client after gaps); `ready` fires once the backlog is applied.
     pub(super) async fn follow(&self, ready: Option<tokio::sync::oneshot::Sender<()>>) {
@@ -72,6 +121,13 @@ impl PoolService {
         let mut beats_caught_up = beat_consumer.info().await?.num_pending == 0;
         let mut pool_messages = pool_consumer.messages().await?;
         let mut beat_messages = beat_consumer.messages().await?;
+        // The watchdog (event_store::followers) tells when either consumer stops delivering while
+        // the stream moves on; this run then ends and the next one starts where the view is.
+        let followers = self.inner.store.followers();
+        let pool_progress = followers.register("pool", vec![pool_subject_filter()]);
+        let beat_progress = followers.register("pool-heartbeats", heartbeat_subject_filters());
+        pool_progress.started(pool_start);
+        beat_progress.started(beat_start);
         loop {
             if pool_caught_up
                 && beats_caught_up
@@ -85,6 +141,8 @@ impl PoolService {
                 biased;
                 m = pool_messages.next() => (m, true),
                 m = beat_messages.next(), if pool_caught_up => (m, false),
+                () = pool_progress.stalled() => anyhow::bail!("the pool consumer stalled"),
+                () = beat_progress.stalled() => anyhow::bail!("the heartbeat consumer stalled"),
             };
             let message = message.ok_or_else(|| anyhow::anyhow!("ordered consumer ended"))??;
             let info = message
@@ -94,6 +152,11 @@ impl PoolService {
             match cloudevents::decode(message.headers.as_ref(), &message.payload, sequence) {
                 Ok(envelope) => self.apply(&envelope),
                 Err(e) => tracing::warn!(sequence, error = %e, "stage pool skipped an event"),
+            }
+            if from_pool {
+                pool_progress.applied(sequence, pending);
+            } else {
+                beat_progress.applied(sequence, pending);
             }
             if pending == 0 {
                 if from_pool {

@@ -8,11 +8,13 @@
 //! - `service`: the [`PoolService`] handle, its settings, errors and the view it decides against;
 //! - `follower`: the loop that keeps the view up to date from the stream;
 //! - `heartbeat_batch`: the heartbeat group commit (many heartbeats, one message);
+//! - `seat_batch`: seat decisions in batches (many seats, one atomic batch of events);
 //! - `seats`: viewers (seat and token, heartbeat, leave, expiry) and publisher tokens;
 //! - `stages`: stages (master, create, rename, delete, adopt, reconcile, scale-down).
 
 mod follower;
 mod heartbeat_batch;
+mod seat_batch;
 mod seats;
 mod service;
 mod stages;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::service::{MAX_ATTEMPTS, PoolService, PoolServiceError, SeatGranted};
+use super::service::{MAX_ATTEMPTS, PoolService, PoolServiceError, SeatGranted, SeatRequest};
 use crate::commands::publish::Attempt;
 use crate::domain::stage_pool::{PoolError, PoolStage, SeatDecision, StagePool};
 use crate::domain::user_id::UserId;
@@ -36,27 +36,49 @@ impl PoolService {
         token_attributes: BTreeMap<String, String>,
         event_id: Option<Uuid>,
     ) -> Result<SeatGranted, PoolServiceError> {
-        self.within_deadline(self.assign_viewer_seat_now(
-            user,
+        let Some(queue) = &self.inner.seat_queue else {
+            return self
+                .within_deadline(async {
+                    let _turn = self.turn().await?;
+                    self.seat_locked(user, &attributes, &token_attributes, event_id)
+                        .await
+                })
+                .await;
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = SeatRequest {
+            user: user.clone(),
             attributes,
             token_attributes,
             event_id,
-        ))
+            reply,
+        };
+        self.within_deadline(async {
+            let stopped = || {
+                PoolServiceError::Store(crate::event_store::EventStoreError::Unavailable(
+                    "the seat decider stopped".into(),
+                ))
+            };
+            queue.send(request).await.map_err(|_| stopped())?;
+            answer.await.map_err(|_| stopped())?
+        })
         .await
     }
 
-    async fn assign_viewer_seat_now(
+    /// Seats one viewer (the one-request path of the seat batches): decides against the view,
+    /// mints the token and publishes the event under the pool's guard, deciding again after a lost
+    /// race ([`PoolServiceError::Contended`] after 20). Call with the decision lock held.
+    pub(super) async fn seat_locked(
         &self,
         user: &UserId,
-        attributes: serde_json::Map<String, serde_json::Value>,
-        token_attributes: BTreeMap<String, String>,
+        attributes: &serde_json::Map<String, serde_json::Value>,
+        token_attributes: &BTreeMap<String, String>,
         event_id: Option<Uuid>,
     ) -> Result<SeatGranted, PoolServiceError> {
         let limits = self.inner.settings.limits;
-        let _turn = self.turn().await?;
         // The provider's quota refusal, once met: seat below the cap or refuse with its reason.
         let refused: Mutex<Option<String>> = Mutex::new(None);
-        let (refused, attributes, token_attributes) = (&refused, &attributes, &token_attributes);
+        let refused = &refused;
         self.retry(MAX_ATTEMPTS, move || async move {
             let stage_creation_refused = refused.lock().expect("refusal lock").clone();
             let (decision, expected) = self.snapshot(|p| match &stage_creation_refused {
@@ -152,7 +174,7 @@ impl PoolService {
     /// Creates an auto-scaled stage at the provider and records it under the pool's guard:
     /// `Ok(true)` when stored, `Ok(false)` when another instance changed the pool first. Unless
     /// stored, the stage is deleted at the provider again (it was never announced).
-    async fn create_auto_stage(
+    pub(super) async fn create_auto_stage(
         &self,
         at: OffsetDateTime,
         expected: u64,
@@ -255,6 +277,7 @@ impl PoolService {
                 .inspect_err(|e| {
                     tracing::info!(user_id = %user, stage_arn, error = %e, "heartbeat not stored");
                 })?;
+            self.saw_own_heartbeat(user, stage_arn, at);
             return Ok((at, published));
         }
         let event = Event::ViewerHeartbeatRecorded(ViewerHeartbeatRecorded {
@@ -262,7 +285,30 @@ impl PoolService {
             stage_arn: stage_arn.to_owned(),
         });
         let published = Box::pin(self.inner.store.publish(NewEvent::new(at, event))).await?;
+        self.saw_own_heartbeat(user, stage_arn, at);
         Ok((at, published))
+    }
+
+    /// A heartbeat this instance stored counts in its own view at once, before its follower
+    /// delivers it (read your own writes: the expiry reactor never expires a viewer whose
+    /// heartbeat was just answered). The follower applies it again later; heartbeats are
+    /// idempotent.
+    fn saw_own_heartbeat(&self, user: &UserId, stage_arn: &str, at: OffsetDateTime) {
+        let envelope = crate::events::EventEnvelope {
+            id: Uuid::nil(),
+            occurred_at: at,
+            sequence: 0,
+            event: Event::ViewerHeartbeatRecorded(ViewerHeartbeatRecorded {
+                user_id: user.to_string(),
+                stage_arn: stage_arn.to_owned(),
+            }),
+        };
+        self.inner
+            .view
+            .write()
+            .expect("view lock")
+            .pool
+            .apply(&envelope);
     }
 
     /// A viewer leaves; returns the session's event (with its watch duration). A viewer not seated

@@ -15,12 +15,15 @@ use crate::event_store::{EventStore, EventStoreError, NewEvent, Published};
 use crate::events::{EventEnvelope, pool_subject_filter};
 use crate::ivs::{ParticipantToken, ProviderError, StageProvider};
 use crate::runtime::clock::Clock;
-use crate::runtime::supervisor::{Restart, Supervisor};
 
 /// How many times a decision is retried after losing a race to another instance.
 pub(super) const MAX_ATTEMPTS: usize = 20;
 /// How long to wait for the view to catch up after a conflict or an unknown seat.
 pub(super) const CATCH_UP_WAIT: Duration = Duration::from_millis(500);
+
+/// The longest a heartbeat or a leave for a seat this instance has not seen waits for its view to
+/// reach the stream's newest pool event before it is refused `NOT_FOUND` (2 s).
+pub(super) const READ_YOUR_SEAT_WAIT: Duration = Duration::from_secs(2);
 
 /// Name of the master stage (seeds/ivs-api.md).
 pub const MASTER_STAGE_NAME: &str = "master-stage";
@@ -64,6 +67,9 @@ pub struct PoolServiceSettings {
     /// The longest a viewer's seat decision takes, its turn included, before it answers 503
     /// `SERVICE_UNAVAILABLE` (`ONAIR_SEAT_DECISION_DEADLINE_MS`, 8 s by default: under the 10 s a client or nginx waits).
     pub decision_deadline: Duration,
+    /// Decide the seats queued on this instance together and store them as one atomic batch
+    /// (`ONAIR_SEAT_BATCHES`, on by default; off: one guarded publish per seat).
+    pub batch_seats: bool,
 }
 
 /// The pool as this instance knows it, with the stream sequences it has applied.
@@ -89,6 +95,15 @@ pub struct SeatGranted {
     pub published: Published,
 }
 
+/// One viewer token request waiting for its seat in a batch (`seat_batch`).
+pub(super) struct SeatRequest {
+    pub(super) user: crate::domain::user_id::UserId,
+    pub(super) attributes: serde_json::Map<String, serde_json::Value>,
+    pub(super) token_attributes: BTreeMap<String, String>,
+    pub(super) event_id: Option<uuid::Uuid>,
+    pub(super) reply: tokio::sync::oneshot::Sender<Result<SeatGranted, PoolServiceError>>,
+}
+
 /// The stage pool service; cheap to clone.
 #[derive(Clone)]
 pub struct PoolService {
@@ -107,50 +122,14 @@ pub(super) struct Inner {
     pub(super) decide: Mutex<()>,
     /// The heartbeat group commit; `None` when every heartbeat is its own message.
     pub(super) heartbeats: Option<HeartbeatBatcher>,
+    /// The queue of the seat batches (`seat_batch`); `None`: one seat per decision.
+    pub(super) seat_queue: Option<tokio::sync::mpsc::Sender<SeatRequest>>,
 }
 
 impl PoolService {
     /// The pool's limits: viewers per stage, scale-up threshold, most stages.
     pub fn limits(&self) -> PoolLimits {
         self.inner.settings.limits
-    }
-
-    /// Starts following the stream (task `pool-follower` of `supervisor`: essential, restarted
-    /// where its view left off) and returns once the view has caught up with it. The service reads
-    /// "now" from `clock`.
-    pub async fn start(
-        store: EventStore,
-        provider: Arc<dyn StageProvider>,
-        settings: PoolServiceSettings,
-        clock: Clock,
-        supervisor: &Supervisor,
-    ) -> anyhow::Result<Self> {
-        let heartbeats = (settings.heartbeat_batch.max > 1)
-            .then(|| HeartbeatBatcher::start(store.clone(), settings.heartbeat_batch));
-        let service = Self {
-            inner: Arc::new(Inner {
-                heartbeats,
-                store,
-                provider,
-                settings,
-                clock,
-                view: RwLock::new(View::default()),
-                changed: watch::Sender::new(0),
-                decide: Mutex::new(()),
-            }),
-        };
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        // The first run tells when it has caught up; a restarted one continues from the view.
-        let ready = Arc::new(std::sync::Mutex::new(Some(ready_tx)));
-        let follower = service.clone();
-        supervisor.spawn("pool-follower", Restart::Always, true, move || {
-            let (follower, ready) = (follower.clone(), ready.lock().expect("ready lock").take());
-            async move { follower.follow(ready).await }
-        });
-        ready_rx
-            .await
-            .map_err(|_| anyhow::anyhow!("the stage pool follower stopped before catching up"))?;
-        Ok(service)
     }
 
     /// Reads the current view.
@@ -267,18 +246,37 @@ impl PoolService {
     }
 
     /// Looks a rule up against the view; if it fails because the view may lag behind another
-    /// instance's write, waits briefly once and looks again.
+    /// instance's write (a viewer seated through another instance, beating through this one),
+    /// reads the newest pool event in the stream and waits, at most [`READ_YOUR_SEAT_WAIT`], until
+    /// the view has applied it, then looks again. Only then is a refusal final.
     pub(super) async fn check_fresh<T>(
         &self,
         f: impl Fn(&StagePool) -> Result<T, PoolError>,
     ) -> Result<T, PoolError> {
-        match self.read(&f) {
-            Ok(v) => Ok(v),
-            Err(_) => {
-                self.wait_for_change(Duration::from_millis(150)).await;
-                self.read(&f)
+        if let Ok(v) = self.read(&f) {
+            return Ok(v);
+        }
+        let deadline = tokio::time::Instant::now() + READ_YOUR_SEAT_WAIT;
+        let newest = tokio::time::timeout_at(
+            deadline,
+            self.inner.store.last_sequence_on(&[pool_subject_filter()]),
+        )
+        .await;
+        let Ok(Ok(newest)) = newest else {
+            // The stream did not say: the view is all there is.
+            return self.read(&f);
+        };
+        let mut changed = self.inner.changed.subscribe();
+        while self.inner.view.read().expect("view lock").pool_sequence < newest {
+            if tokio::time::timeout_at(deadline, changed.changed())
+                .await
+                .is_err()
+            {
+                metrics::counter!("onair_pool_catch_up_timeouts_total").increment(1);
+                break;
             }
         }
+        self.read(&f)
     }
 
     /// The tags of a stage onair creates: `Environment`, `ManagedBy=onair`, and `AutoScaled=true`

@@ -1,0 +1,359 @@
+//! Seat decisions in batches: the viewer token requests that queue on an instance while it decides
+//! are decided together, against one view of the pool, and stored as one JetStream atomic batch
+//! (one `onair.viewer.joined.v1` or `token_renewed.v1` per viewer, consecutive sequences) guarded
+//! by the pool's expected sequence. All are stored or none.
+//!
+//! This is group commit without a timer: the first request is decided at once; while its batch is
+//! being decided and stored, the requests that arrive queue, and the next batch takes them all.
+//! Two instances seating at once still race through the pool's guard, but a lost race costs one
+//! batch one more round, not each request 20 attempts: the conflict storm of one guarded publish
+//! per seat is gone.
+//!
+//! A batch stops before a decision that changes the pool's stages (create an auto-scaled stage,
+//! reopen a draining one): the seats decided so far are stored, the stage change is made as its own
+//! guarded event, and the rest are decided again against the new pool. A lone request, or a batch
+//! the stream cannot take atomically (an event id already stored: a request retried with its
+//! idempotency key), goes through the one-seat path ([`PoolService::seat_locked`]).
+
+use std::sync::Weak;
+
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::service::{
+    CATCH_UP_WAIT, Inner, MAX_ATTEMPTS, PoolService, PoolServiceError, SeatGranted, SeatRequest,
+};
+use crate::commands::publish::SubjectGuard;
+use crate::domain::stage_pool::{PoolError, PoolStage, SeatDecision, StagePool};
+use crate::domain::user_id::UserId;
+use crate::event_store::{EventStoreError, NewEvent};
+use crate::events::{Event, EventEnvelope, ViewerJoined, ViewerTokenRenewed, pool_subject_filter};
+use crate::ivs::{Capability, ProviderError, TokenRequest};
+
+/// Most seats decided and stored as one atomic batch (nats-server's atomic batches take 1,000).
+pub const MAX_SEATS_PER_BATCH: usize = 256;
+/// Requests queued for the deciding task before senders wait.
+const QUEUE: usize = 8192;
+
+/// Starts the deciding task of `inner`'s pool; returns the queue requests are sent on. The task
+/// holds the pool weakly and ends with it.
+pub(super) fn start(inner: Weak<Inner>) -> mpsc::Sender<SeatRequest> {
+    let (queue, mut rx) = mpsc::channel::<SeatRequest>(QUEUE);
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_SEATS_PER_BATCH {
+                match rx.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            let Some(inner) = inner.upgrade() else { return };
+            let service = PoolService { inner };
+            metrics::histogram!("onair_seat_batch_size").record(batch.len() as f64);
+            service.seat_batch(batch).await;
+        }
+    });
+    queue
+}
+
+/// A seat decided in a batch, before its token is minted.
+struct Decided {
+    request: SeatRequest,
+    stage_arn: String,
+    renewing: bool,
+}
+
+impl PoolService {
+    /// Decides and stores the seats of `requests` (see the module's doc), answering each request.
+    async fn seat_batch(&self, mut pending: Vec<SeatRequest>) {
+        // Requests whose caller gave up (the seat decision deadline) are not decided.
+        pending.retain(|r| !r.reply.is_closed());
+        let Ok(_turn) = self.turn().await else { return };
+        let limits = self.inner.settings.limits;
+        let mut refused: Option<String> = None;
+        let mut conflicts = 0;
+        while !pending.is_empty() {
+            if pending.len() == 1 {
+                let r = pending.pop().expect("one request");
+                let seated = self
+                    .seat_locked(&r.user, &r.attributes, &r.token_attributes, r.event_id)
+                    .await;
+                let _ = r.reply.send(seated);
+                return;
+            }
+            let at = self.now();
+            let (mut scratch, expected) = {
+                let view = self.inner.view.read().expect("view lock");
+                (view.pool.clone(), view.pool_sequence)
+            };
+            // Decide in order against a scratch copy of the pool, each seat taken before the next
+            // decision; stop before a stage change.
+            let mut decided = Vec::new();
+            let mut stage_change = None;
+            let mut rest = Vec::new();
+            for request in pending.drain(..) {
+                if stage_change.is_some() {
+                    rest.push(request);
+                    continue;
+                }
+                match decide(&scratch, &request.user, limits, refused.as_deref()) {
+                    Ok(SeatDecision::AlreadySeated { stage_arn }) => decided.push(Decided {
+                        request,
+                        stage_arn,
+                        renewing: true,
+                    }),
+                    Ok(SeatDecision::Join { stage_arn }) => {
+                        take_seat(&mut scratch, &request.user, &stage_arn, at);
+                        decided.push(Decided {
+                            request,
+                            stage_arn,
+                            renewing: false,
+                        });
+                    }
+                    Ok(change) => {
+                        stage_change = Some(change);
+                        rest.push(request);
+                    }
+                    Err(rule) => {
+                        let _ = request.reply.send(Err(rule.into()));
+                    }
+                }
+            }
+            pending = rest;
+            if !decided.is_empty() {
+                match self.store_seats(decided, expected, at).await {
+                    Ok(()) => {}
+                    Err(Stored::Conflicted(back)) => {
+                        conflicts += 1;
+                        if conflicts >= MAX_ATTEMPTS {
+                            for d in back.into_iter().chain(pending.drain(..)) {
+                                let _ = d.reply.send(Err(PoolServiceError::Contended));
+                            }
+                            return;
+                        }
+                        pending.splice(0..0, back);
+                        self.wait_for_change(CATCH_UP_WAIT).await;
+                    }
+                }
+                continue;
+            }
+            // Nothing decided: the first request needs a stage change first.
+            match stage_change {
+                Some(SeatDecision::ReopenStage { stage_arn }) => {
+                    match self.reopen_stage(&stage_arn, expected, at).await {
+                        Ok(true) => {}
+                        Ok(false) => self.wait_for_change(CATCH_UP_WAIT).await,
+                        Err(e) => fail_first(&mut pending, e),
+                    }
+                }
+                Some(SeatDecision::CreateStage) => {
+                    match self.create_auto_stage(at, expected).await {
+                        Ok(true) => {}
+                        Ok(false) => self.wait_for_change(CATCH_UP_WAIT).await,
+                        Err(PoolServiceError::Provider(ProviderError::QuotaExceeded(reason))) => {
+                            refused = Some(reason);
+                        }
+                        Err(e) => fail_first(&mut pending, e),
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Reopens a draining stage under the pool's guard: `Ok(false)` when another instance changed
+    /// the pool first.
+    async fn reopen_stage(
+        &self,
+        stage_arn: &str,
+        expected: u64,
+        at: OffsetDateTime,
+    ) -> Result<bool, PoolServiceError> {
+        let reopen = self.read(|p| p.decide_reopen(stage_arn))?;
+        let new = NewEvent::new(at, Event::StageDrainEnded(reopen));
+        let stored = self.publish_pool_event(new, expected).await?.is_some();
+        if stored {
+            tracing::info!(%stage_arn, "draining stage reopened");
+        }
+        Ok(stored)
+    }
+
+    /// Mints the tokens of `decided` and stores their events as one atomic batch guarded by
+    /// `expected`; answers each request. A refused guard gives the requests back to decide again.
+    async fn store_seats(
+        &self,
+        decided: Vec<Decided>,
+        expected: u64,
+        at: OffsetDateTime,
+    ) -> Result<(), Stored> {
+        // Every token is minted in a task of its own: with the local provider the signatures
+        // run on every core, with IVS the calls run at once.
+        let tasks: Vec<_> = decided
+            .iter()
+            .map(|d| {
+                let provider = self.inner.provider.clone();
+                let request = TokenRequest {
+                    stage_arn: d.stage_arn.clone(),
+                    user_id: format!("viewer-{}", d.request.user),
+                    capabilities: vec![Capability::Subscribe],
+                    duration_seconds: self.inner.settings.viewer_token_seconds,
+                    attributes: d.request.token_attributes.clone(),
+                    issued_at: at,
+                };
+                tokio::spawn(async move { provider.create_participant_token(request).await })
+            })
+            .collect();
+        let mut minted = Vec::with_capacity(decided.len());
+        for (d, task) in decided.into_iter().zip(tasks) {
+            let token = task.await.unwrap_or_else(|e| {
+                Err(ProviderError::Token(format!(
+                    "the token was not minted: {e}"
+                )))
+            });
+            match token {
+                Ok(token) => minted.push((d, token)),
+                Err(e) => {
+                    let _ = d.request.reply.send(Err(e.into()));
+                }
+            }
+        }
+        if minted.is_empty() {
+            return Ok(());
+        }
+        let guard = SubjectGuard {
+            subject_filter: pool_subject_filter(),
+            last_sequence: expected,
+        };
+        let events: Vec<NewEvent> = minted
+            .iter()
+            .enumerate()
+            .map(|(i, (d, token))| {
+                let event = if d.renewing {
+                    Event::ViewerTokenRenewed(ViewerTokenRenewed {
+                        user_id: d.request.user.to_string(),
+                        stage_arn: d.stage_arn.clone(),
+                        participant_id: token.participant_id.clone(),
+                        token_expires_at: token.expires_at,
+                    })
+                } else {
+                    Event::ViewerJoined(ViewerJoined {
+                        user_id: d.request.user.to_string(),
+                        stage_arn: d.stage_arn.clone(),
+                        participant_id: token.participant_id.clone(),
+                        token_expires_at: token.expires_at,
+                        attributes: d.request.attributes.clone(),
+                    })
+                };
+                let mut new = NewEvent::new(at, event);
+                if let Some(id) = d.request.event_id {
+                    new = new.with_id(id);
+                }
+                if i == 0 {
+                    new = new.expecting(guard.subject_filter.clone(), guard.last_sequence);
+                }
+                new
+            })
+            .collect();
+        match self.inner.store.publish_atomic(&events).await {
+            Ok(published) => {
+                for (new, p) in events.iter().zip(&published) {
+                    self.apply(&EventEnvelope {
+                        id: new.id,
+                        occurred_at: new.occurred_at,
+                        sequence: p.sequence,
+                        event: new.event.clone(),
+                    });
+                }
+                for ((d, token), published) in minted.into_iter().zip(published) {
+                    let current_viewers = self.read(|p| {
+                        p.stage(&d.stage_arn)
+                            .map(PoolStage::viewer_count)
+                            .unwrap_or(0)
+                    });
+                    let _ = d.request.reply.send(Ok(SeatGranted {
+                        stage_arn: d.stage_arn,
+                        token,
+                        current_viewers,
+                        published,
+                    }));
+                }
+                Ok(())
+            }
+            Err(EventStoreError::Conflict { .. }) => Err(Stored::Conflicted(
+                minted.into_iter().map(|(d, _)| d.request).collect(),
+            )),
+            Err(EventStoreError::NotAtomic(reason)) => {
+                // One by one: an event stored already is acknowledged with its sequence.
+                tracing::info!(%reason, "seat batch stored one seat at a time");
+                for (d, _) in minted {
+                    let r = d.request;
+                    let seated = self
+                        .seat_locked(&r.user, &r.attributes, &r.token_attributes, r.event_id)
+                        .await;
+                    let _ = r.reply.send(seated);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let text = e.to_string();
+                for (d, _) in minted {
+                    let _ = d.request.reply.send(Err(PoolServiceError::Store(
+                        EventStoreError::Unavailable(text.clone()),
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// What storing a batch came to when not every request was answered.
+enum Stored {
+    /// Another instance changed the pool first: these requests are to decide again.
+    Conflicted(Vec<SeatRequest>),
+}
+
+/// The seat decision for `user`, or, once the provider refused a new stage (`refused`), the seat
+/// below the hard cap (seeds/ivs-api.md: at most 20 stages, 50 viewers each).
+fn decide(
+    pool: &StagePool,
+    user: &UserId,
+    limits: crate::domain::stage_pool::PoolLimits,
+    refused: Option<&str>,
+) -> Result<SeatDecision, PoolError> {
+    match (pool.decide_seat(user, limits), refused) {
+        (Ok(SeatDecision::CreateStage), Some(reason)) => {
+            pool.seat_below_cap(limits)
+                .map_err(|_| PoolError::StageLimitReached {
+                    reason: reason.to_owned(),
+                })
+        }
+        (decision, _) => decision,
+    }
+}
+
+/// Seats `user` on `stage_arn` in the scratch pool, so the next decision of the batch counts it.
+fn take_seat(pool: &mut StagePool, user: &UserId, stage_arn: &str, at: OffsetDateTime) {
+    pool.apply(&EventEnvelope {
+        id: Uuid::nil(),
+        occurred_at: at,
+        sequence: 0,
+        event: Event::ViewerJoined(ViewerJoined {
+            user_id: user.to_string(),
+            stage_arn: stage_arn.to_owned(),
+            participant_id: String::new(),
+            token_expires_at: at,
+            attributes: serde_json::Map::new(),
+        }),
+    });
+}
+
+/// Answers the first pending request (the one whose decision needed the stage change that failed)
+/// with `error`; the others are decided again.
+fn fail_first(pending: &mut Vec<SeatRequest>, error: PoolServiceError) {
+    if !pending.is_empty() {
+        let _ = pending.remove(0).reply.send(Err(error));
+    }
+}

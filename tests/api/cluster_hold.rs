@@ -1,0 +1,402 @@
+//! The cluster holds (issue 20): an operator command never changes the stream's settings, `/health`
+//! says when the stream runs with fewer replicas than configured, a follower whose consumer stops
+//! delivering is noticed and recreated within seconds, a heartbeat for a seat another instance
+//! made waits for this instance's follower instead of answering 404, and a publish retried across
+//! a stream leader election is stored once.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use onair::event_store::{EventStore, NewEvent, STREAM_NAME};
+use onair::events::{Event, ViewerJoined};
+use serde_json::{Value, json};
+
+use crate::helpers::{Services, TempDir, eventually, fresh_database, spawn_app, spawn_app_with};
+
+/// A client of every server in `urls` (comma-separated).
+async fn connect(urls: &str) -> async_nats::Client {
+    let servers: Vec<async_nats::ServerAddr> =
+        urls.split(',').map(|u| u.parse().unwrap()).collect();
+    async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connect(servers)
+        .await
+        .unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Three nats-server nodes with JetStream in one cluster, on loopback; killed on drop.
+struct NatsCluster {
+    nodes: Vec<Option<Child>>,
+    ports: Vec<u16>,
+    _dirs: Vec<TempDir>,
+}
+
+impl NatsCluster {
+    async fn start() -> Self {
+        let binary =
+            std::env::var("ONAIR_TEST_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let name = format!("t{}", uuid::Uuid::new_v4().simple());
+        let mut nodes = Vec::new();
+        let mut dirs = Vec::new();
+        for i in 0..3 {
+            let dir = TempDir::new("onair-nats-cluster");
+            let others: Vec<String> = (0..3)
+                .filter(|&j| j != i)
+                .map(|j| format!("nats-route://127.0.0.1:{}", routes[j]))
+                .collect();
+            let child = Command::new(&binary)
+                .args(["-js", "-a", "127.0.0.1", "-p", &ports[i].to_string()])
+                .args(["--server_name", &format!("{name}-{i}")])
+                .args(["--cluster_name", &name])
+                .args(["--cluster", &format!("nats://127.0.0.1:{}", routes[i])])
+                .args(["--routes", &others.join(",")])
+                .arg("-sd")
+                .arg(&dir.0)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("nats-server starts; run the tests with scripts/test");
+            nodes.push(Some(child));
+            dirs.push(dir);
+        }
+        let cluster = Self {
+            nodes,
+            ports,
+            _dirs: dirs,
+        };
+        // JetStream is ready once the meta group has a leader: a stream can be created.
+        let client = connect(&cluster.url()).await;
+        let js = jetstream::new(client);
+        eventually(Duration::from_secs(30), || async {
+            js.query_account().await.ok().map(|_| ())
+        })
+        .await;
+        cluster
+    }
+
+    /// Every node's client URL, comma-separated (as `ONAIR_NATS_URL` takes them).
+    fn url(&self) -> String {
+        self.ports
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn kill(&mut self, node: usize) {
+        if let Some(mut child) = self.nodes[node].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for i in 0..3 {
+            self.kill(i);
+        }
+    }
+}
+
+async fn stream_info(url: &str) -> jetstream::stream::Info {
+    let js = jetstream::new(connect(url).await);
+    let mut stream = js.get_stream(STREAM_NAME).await.unwrap();
+    stream.info().await.unwrap().clone()
+}
+
+fn onair_cli(database_url: &str, nats_url: &str, args: &[&str]) -> std::process::Output {
+    Command::new(PathBuf::from(env!("CARGO_BIN_EXE_onair")))
+        .args(args)
+        .env("ONAIR_DATABASE_URL", database_url)
+        .env("ONAIR_NATS_URL", nats_url)
+        .env_remove("ONAIR_STREAM_REPLICAS")
+        .output()
+        .expect("the onair binary runs")
+}
+
+#[tokio::test]
+async fn an_operator_command_keeps_the_streams_replicas_and_health_says_when_they_drop() {
+    let cluster = NatsCluster::start().await;
+    let database_url = fresh_database().await;
+    let mut settings =
+        onair::runtime::config::ServeSettings::with_connection(&database_url, &cluster.url());
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.connection.stream_replicas = 3;
+    let app = crate::helpers::spawn_configured(settings).await;
+    assert_eq!(stream_info(&cluster.url()).await.config.num_replicas, 3);
+
+    // The operator's commands, as a newcomer runs them against the live cluster (no
+    // ONAIR_STREAM_REPLICAS in their environment).
+    let gift = onair_cli(
+        &database_url,
+        &cluster.url(),
+        &[
+            "gift",
+            "set",
+            "--gift-id",
+            "7",
+            "--name",
+            "rose",
+            "--points",
+            "5",
+        ],
+    );
+    assert!(
+        gift.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gift.stderr)
+    );
+    let events = onair_cli(&database_url, &cluster.url(), &["events", "export"]);
+    assert!(
+        events.status.success(),
+        "{}",
+        String::from_utf8_lossy(&events.stderr)
+    );
+    assert_eq!(
+        stream_info(&cluster.url()).await.config.num_replicas,
+        3,
+        "an operator command changed the stream's replicas"
+    );
+    let health = eventually(Duration::from_secs(20), || async {
+        let h = app.get("/health").await;
+        (h.body["status"] == "ok").then_some(h.body)
+    })
+    .await;
+    assert_eq!(health["stream"]["replicas"], 3, "{health}");
+
+    // Lowered by hand (as `nats stream edit --replicas 1` would): /health and /metrics say so.
+    let js = jetstream::new(connect(&cluster.url()).await);
+    let mut config = stream_info(&cluster.url()).await.config;
+    config.num_replicas = 1;
+    js.update_stream(config).await.unwrap();
+    let health = eventually(Duration::from_secs(10), || async {
+        let h = app.get("/health").await;
+        (h.body["status"] == "degraded").then_some(h.body)
+    })
+    .await;
+    let reasons = health["reasons"].to_string();
+    assert!(
+        reasons.contains("runs with 1 replicas; ONAIR_STREAM_REPLICAS is 3"),
+        "{health}"
+    );
+    let metrics = eventually(Duration::from_secs(5), || async {
+        let text = app
+            .client
+            .get(format!("{}/metrics", app.address))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .any(|l| l == "onair_stream_replicas 1")
+            .then_some(text)
+    })
+    .await;
+    assert!(metrics.contains("onair_stream_replicas_expected 3"));
+}
+
+#[tokio::test]
+async fn a_publish_retried_across_a_stream_leader_election_is_stored_once() {
+    let mut cluster = NatsCluster::start().await;
+    let store = EventStore::connect(&cluster.url(), "/test").await.unwrap();
+    store.apply_stream_config(3).await.unwrap();
+    let leader = stream_info(&cluster.url())
+        .await
+        .cluster
+        .and_then(|c| c.leader)
+        .expect("a stream leader");
+    let leader_node: usize = leader.rsplit('-').next().unwrap().parse().unwrap();
+
+    // Publish while the leader dies: every publish is answered (after the election), none twice.
+    let publisher = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(6) {
+                let new = NewEvent::new(
+                    time::OffsetDateTime::now_utc(),
+                    Event::ViewerJoined(ViewerJoined {
+                        user_id: format!("u{}", ids.len()),
+                        stage_arn: "arn:aws:ivs:us-east-1:123456789012:stage/abcdEFGH1234".into(),
+                        participant_id: "p".into(),
+                        token_expires_at: time::OffsetDateTime::now_utc(),
+                        attributes: Default::default(),
+                    }),
+                );
+                let id = new.id;
+                store.publish(new).await.expect("stored after the election");
+                ids.push(id);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            ids
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    cluster.kill(leader_node);
+    let ids = publisher.await.unwrap();
+    assert!(ids.len() > 20, "{} publishes", ids.len());
+
+    let survivor = (0..3).find(|&n| n != leader_node).unwrap();
+    let url = format!("nats://127.0.0.1:{}", cluster.ports[survivor]);
+    let js = jetstream::new(connect(&url).await);
+    let stream = js.get_stream(STREAM_NAME).await.unwrap();
+    let mut stored = Vec::new();
+    for sequence in 1..=stream.cached_info().state.last_sequence {
+        let message = stream.get_raw_message(sequence).await.unwrap();
+        stored.push(message.headers.get("ce-id").unwrap().to_string());
+    }
+    let mut unique = stored.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), stored.len(), "an event was stored twice");
+    for id in &ids {
+        assert!(stored.contains(&id.to_string()), "acked event {id} lost");
+    }
+}
+
+/// Pauses every consumer of the stream until `until` (NATS 2.11+ consumer pause), as a node that
+/// stops delivering would; returns how many were paused.
+async fn pause_consumers(nats_url: &str, for_how_long: Duration) -> usize {
+    let client = async_nats::connect(nats_url).await.unwrap();
+    let js = jetstream::new(client.clone());
+    let stream = js.get_stream(STREAM_NAME).await.unwrap();
+    let names: Vec<String> = {
+        use futures_util::TryStreamExt;
+        stream.consumer_names().try_collect().await.unwrap()
+    };
+    let until = time::OffsetDateTime::now_utc() + for_how_long;
+    let until = until
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    for name in &names {
+        let answer = client
+            .request(
+                format!("$JS.API.CONSUMER.PAUSE.{STREAM_NAME}.{name}"),
+                json!({ "pause_until": until }).to_string().into(),
+            )
+            .await
+            .unwrap();
+        let answer: Value = serde_json::from_slice(&answer.payload).unwrap();
+        assert!(answer["paused"] == true, "{answer}");
+    }
+    names.len()
+}
+
+/// Stores a viewer's join as another instance would (straight into the stream).
+async fn join_elsewhere(store: &EventStore, user: &str, stage_arn: &str) {
+    store
+        .publish(NewEvent::new(
+            time::OffsetDateTime::now_utc(),
+            Event::ViewerJoined(ViewerJoined {
+                user_id: user.into(),
+                stage_arn: stage_arn.into(),
+                participant_id: format!("p-{user}"),
+                token_expires_at: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+                attributes: Default::default(),
+            }),
+        ))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_follower_whose_consumer_stops_delivering_is_recreated_within_seconds() {
+    let services = Services::start().await;
+    let app = spawn_app(&services).await;
+    let stage = app.seat("seated-here").await;
+    let store = EventStore::connect(&services.nats.url, "/test")
+        .await
+        .unwrap();
+    assert!(pause_consumers(&services.nats.url, Duration::from_secs(120)).await > 0);
+
+    let joined = Instant::now();
+    join_elsewhere(&store, "seated-elsewhere", &stage).await;
+    let beat = eventually(Duration::from_secs(8), || async {
+        let answer = app.heartbeat("seated-elsewhere", &stage).await;
+        (answer.status == 200).then_some(answer)
+    })
+    .await;
+    let took = joined.elapsed();
+    assert_eq!(beat.status, 200);
+    assert!(
+        took < Duration::from_secs(5),
+        "the stall was noticed after {took:?}"
+    );
+    let health = app.get("/health").await.body;
+    let pool = health["followers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "pool")
+        .cloned()
+        .unwrap();
+    assert!(pool["stalls"].as_u64().unwrap() >= 1, "{health}");
+}
+
+#[tokio::test]
+async fn a_heartbeat_for_a_seat_this_instance_has_not_seen_yet_waits_for_its_follower() {
+    let services = Services::start().await;
+    let app = spawn_app(&services).await;
+    let stage = app.seat("first").await;
+    let store = EventStore::connect(&services.nats.url, "/test")
+        .await
+        .unwrap();
+    for round in 0..3 {
+        // This instance's follower is held back for a second (its consumer paused), as one busy
+        // or failing over would be; the seat is made elsewhere meanwhile.
+        pause_consumers(&services.nats.url, Duration::from_millis(1000)).await;
+        let user = format!("elsewhere-{round}");
+        join_elsewhere(&store, &user, &stage).await;
+        let answer = app.heartbeat(&user, &stage).await;
+        assert_eq!(answer.status, 200, "round {round}: {}", answer.body);
+        let answer = app.leave(&user, &stage).await;
+        assert_eq!(answer.status, 200, "round {round}: {}", answer.body);
+    }
+    // A seat nobody made is still refused, once the follower has caught up (without waiting out
+    // the bound).
+    let started = Instant::now();
+    app.heartbeat("nobody", &stage)
+        .await
+        .expect_error(404, "NOT_FOUND");
+    assert!(started.elapsed() < Duration::from_millis(2500));
+}
+
+#[tokio::test]
+async fn every_follower_reports_its_lag_on_health() {
+    let services = Services::start().await;
+    let app = spawn_app_with(&services, |_| {}).await;
+    let health = eventually(Duration::from_secs(10), || async {
+        let h = app.get("/health").await.body;
+        let names: Vec<String> = h["followers"]
+            .as_array()?
+            .iter()
+            .map(|f| f["name"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        (names.iter().any(|n| n == "pool")
+            && names.iter().any(|n| n == "chat-rules")
+            && names.iter().any(|n| n.starts_with("projector-")))
+        .then_some(h)
+    })
+    .await;
+    for follower in health["followers"].as_array().unwrap() {
+        assert!(follower["lagEvents"].is_u64(), "{follower}");
+        assert!(follower["lagSeconds"].is_number(), "{follower}");
+    }
+    assert_eq!(health["status"], "ok", "{health}");
+}
