@@ -166,6 +166,17 @@ pub fn parquet_schema(shape: &TableShape) -> parquet::errors::Result<Type> {
 ///
 /// Errors: the file cannot be created or written.
 pub fn write(path: &Path, buffer: &TableBuffer, first: u64, last: u64) -> std::io::Result<u64> {
+    write_in_groups(path, buffer, first, last, ROW_GROUP_ROWS)
+}
+
+/// [`write`] with row groups of at most `group_rows` rows.
+fn write_in_groups(
+    path: &Path,
+    buffer: &TableBuffer,
+    first: u64,
+    last: u64,
+    group_rows: usize,
+) -> std::io::Result<u64> {
     let io = |e: parquet::errors::ParquetError| std::io::Error::other(e.to_string());
     let schema = Arc::new(parquet_schema(buffer.shape()).map_err(io)?);
     let metadata = vec![
@@ -187,7 +198,7 @@ pub fn write(path: &Path, buffer: &TableBuffer, first: u64, last: u64) -> std::i
     .map_err(io)?;
     let mut start = 0;
     loop {
-        let end = (start + ROW_GROUP_ROWS).min(buffer.rows);
+        let end = (start + group_rows).min(buffer.rows);
         let mut group = writer.next_row_group().map_err(io)?;
         for column in &buffer.columns {
             let mut out = group.next_column().map_err(io)?.ok_or_else(|| {
@@ -282,6 +293,61 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let size = write(&dir.join("a.parquet"), &buffer, 1, 2).unwrap();
         assert!(size > 100);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn rows_split_into_row_groups_read_back_as_written() {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        use parquet::record::RowAccessor;
+        let column = |name: &str, column_type, nullable| Column {
+            name: name.into(),
+            column_type,
+            source: Source::Field(name.into()),
+            nullable,
+        };
+        let shape = Arc::new(TableShape {
+            event_type: "t".into(),
+            columns: vec![
+                column("sequence", ColumnType::Integer, false),
+                column("name", ColumnType::Text, true),
+                column("seen", ColumnType::Boolean, true),
+                column("id", ColumnType::Text, false),
+            ],
+            batch: None,
+        });
+        let mut buffer = TableBuffer::new(shape);
+        let names = [Some("a"), None, Some("ccc"), None, Some("ee")];
+        for (n, name) in names.iter().enumerate() {
+            buffer.push(vec![
+                Cell::Integer(n as i64),
+                name.map_or(Cell::Null, |s| Cell::Text(s.into())),
+                if n % 2 == 0 {
+                    Cell::Boolean(n == 2)
+                } else {
+                    Cell::Null
+                },
+                Cell::Text(format!("id-{n}").into()),
+            ]);
+        }
+        let dir = std::env::temp_dir().join(format!("onair-lake-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("groups.parquet");
+        write_in_groups(&path, &buffer, 1, 5, 2).unwrap();
+        let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+        assert_eq!(reader.metadata().num_row_groups(), 3);
+        let rows: Vec<_> = reader
+            .get_row_iter(None)
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(rows.len(), 5);
+        for (n, row) in rows.iter().enumerate() {
+            assert_eq!(row.get_long(0).unwrap(), n as i64);
+            assert_eq!(row.get_string(1).ok().map(String::as_str), names[n]);
+            assert_eq!(row.get_bool(2).ok(), (n % 2 == 0).then_some(n == 2));
+            assert_eq!(row.get_string(3).unwrap(), &format!("id-{n}"));
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
