@@ -26,6 +26,7 @@
 //! - [`records`]: operator records kept in Postgres, not in the stream (API keys, operators,
 //!   member token secret and versions, idempotency records, rate-limit buckets).
 //! - [`ivs`]: the stage provider port, ARNs and self-signed ES384 participant tokens.
+//! - [`lake`]: the stream as Parquet files for analysts (`onair lake`, role `lake`).
 //! - [`ops`]: the operators' tools (`onair replay`, `onair audit`, `onair events`); [`bench`]:
 //!   `onair bench`, the load generator.
 //! - [`runtime`]: settings, startup with supervised background tasks, telemetry, metrics, the
@@ -43,6 +44,7 @@ pub mod event_store;
 pub mod events;
 pub mod http;
 pub mod ivs;
+pub mod lake;
 pub mod ops;
 pub mod projections;
 pub mod reactors;

@@ -8,6 +8,7 @@
 #   onair_ensure_postgres            # sets PG_BIN
 #   onair_ensure_nats                # sets NATS_SERVER (absolute path)
 #   onair_ensure_python_requests
+#   onair_ensure_duckdb              # duckdb, and chdb where it installs (lake tests)
 #   onair_ensure_nginx               # sets NGINX_BIN (scripts/cluster)
 #   onair_ensure_chromium            # sets ONAIR_BROWSER_PYTHON, ONAIR_CHROMEDRIVER
 #   onair_start_postgres DIR PORT    # sets ONAIR_PG_STARTED=1|0
@@ -268,6 +269,22 @@ onair_ensure_schemathesis() {
   _onair_pip_install 'schemathesis==4.32.5' || true
   (cd / && python3 -c 'import schemathesis') >/dev/null 2>&1 ||
     { onair_die "python module schemathesis could not be installed"; return 1; }
+}
+
+# DuckDB, and ClickHouse's engine in-process (chdb) where it installs, for the analytics lake's
+# tests (tests/api/lake*.rs run docs/analytics.md's queries with tests/lake/queries.py). Pinned,
+# so a new release cannot change what the tests check. chdb ships wheels for few platforms: its
+# absence is tolerated (the tests then run DuckDB only and say so).
+onair_ensure_duckdb() {
+  if ! (cd / && python3 -c 'import duckdb') >/dev/null 2>&1; then
+    _onair_pip_install 'duckdb==2.0.1' || true
+    (cd / && python3 -c 'import duckdb') >/dev/null 2>&1 ||
+      { onair_die "python module duckdb could not be installed"; return 1; }
+  fi
+  if ! (cd / && python3 -c 'import chdb') >/dev/null 2>&1; then
+    _onair_pip_install 'chdb==4.4.0' ||
+      onair_warn "chdb could not be installed; the lake tests run their queries in DuckDB only"
+  fi
 }
 
 # The interpreter that has them, for the tests (a pyenv shim may pick another one in a child).

@@ -94,6 +94,18 @@ pub(super) enum Command {
         #[command(subcommand)]
         command: GiftCommand,
     },
+    /// Write the event stream into Parquet files for analysts, Hive-partitioned by event type, UTC
+    /// date and hour (docs/analytics.md). Resumes where its files end; one writer per lake (a
+    /// Postgres advisory lock), so a second one stands by.
+    Lake {
+        #[command(flatten)]
+        connection: ConnectionSettings,
+        #[command(flatten)]
+        settings: crate::lake::LakeSettings,
+        /// Write the events stored so far, then stop (a backfill), and print the rate.
+        #[arg(long)]
+        until_caught_up: bool,
+    },
     /// Generate load against a running onair (heartbeats, tokens, chat, gifts) or measure this
     /// machine's reference handler; prints a table, or JSON with `--json`.
     Bench(crate::bench::BenchArgs),

@@ -134,6 +134,40 @@ impl Command {
                 command,
             } => return gift_command(&connection, command).await,
             Command::Bench(args) => crate::bench::command(args).await?,
+            Command::Lake {
+                connection,
+                settings,
+                until_caught_up,
+            } => {
+                let options = settings.sink_options(until_caught_up)?;
+                let pool = connect_postgres(&connection.database_url).await?;
+                let store =
+                    crate::event_store::EventStore::connect(&connection.nats_url, "/onair/lake")
+                        .await?;
+                let started = std::time::Instant::now();
+                let report = tokio::select! {
+                    report = crate::lake::run_as_leader(&pool, &store, &options) => report?,
+                    // Rows not yet flushed are read again by the next run.
+                    () = shutdown_signal() => return Ok(ExitCode::SUCCESS),
+                };
+                let took = started.elapsed().as_secs_f64();
+                println!(
+                    "{} events ({} rows) written to {} files ({} bytes) in {took:.2} s \
+                     ({:.0} events/s); the lake holds sequences 1 to {}",
+                    report.events,
+                    report.rows,
+                    report.files,
+                    report.bytes,
+                    report.events as f64 / took.max(0.001),
+                    report.checkpoint
+                );
+                if report.skipped > 0 {
+                    println!(
+                        "{} events skipped (unknown type or unreadable)",
+                        report.skipped
+                    );
+                }
+            }
             Command::Events {
                 connection,
                 command,

@@ -69,7 +69,7 @@ pub struct MemberModerated {
     pub by: String,
     /// End of a timed mute (UTC); `None` for a permanent one and every other action.
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<super::rfc3339::Rfc3339>")]
     pub until: Option<OffsetDateTime>,
 }
 

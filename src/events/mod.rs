@@ -13,6 +13,7 @@ pub mod chat;
 pub mod cloudevents;
 pub mod id;
 pub mod notice;
+pub mod rfc3339;
 pub mod room;
 pub mod schema;
 pub mod stage;

@@ -41,7 +41,7 @@ pub struct ViewerJoined {
     pub participant_id: String,
     /// When the viewer token expires: RFC 3339, UTC (1 h after issue by default).
     #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String")]
+    #[schemars(with = "super::rfc3339::Rfc3339")]
     pub token_expires_at: OffsetDateTime,
     /// The custom attributes of the token request, JSON values as the client sent them (`{}` when
     /// none).
@@ -61,7 +61,7 @@ pub struct ViewerTokenRenewed {
     pub participant_id: String,
     /// When the new viewer token expires: RFC 3339, UTC (1 h after issue by default).
     #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String")]
+    #[schemars(with = "super::rfc3339::Rfc3339")]
     pub token_expires_at: OffsetDateTime,
 }
 
@@ -86,7 +86,7 @@ pub struct RecordedHeartbeat {
     pub stage_arn: String,
     /// When the heartbeat was recorded: RFC 3339, UTC, milliseconds (what its answer said).
     #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String")]
+    #[schemars(with = "super::rfc3339::Rfc3339")]
     pub at: OffsetDateTime,
 }
 
@@ -112,7 +112,7 @@ pub struct ViewerLeft {
     pub stage_arn: String,
     /// When the session began (the `ce-time` of its `onair.viewer.joined.v1`): RFC 3339, UTC.
     #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String")]
+    #[schemars(with = "super::rfc3339::Rfc3339")]
     pub joined_at: OffsetDateTime,
     /// Session length from join to leave, in whole seconds (rounded down).
     pub watch_duration_seconds: u64,
@@ -129,11 +129,11 @@ pub struct ViewerExpired {
     pub stage_arn: String,
     /// When the session began (the `ce-time` of its `onair.viewer.joined.v1`): RFC 3339, UTC.
     #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String")]
+    #[schemars(with = "super::rfc3339::Rfc3339")]
     pub joined_at: OffsetDateTime,
     /// The last sign of life, the latest of join, token renewal and heartbeat: RFC 3339, UTC.
     #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String")]
+    #[schemars(with = "super::rfc3339::Rfc3339")]
     pub last_seen_at: OffsetDateTime,
     /// Session length from `joinedAt` to `lastSeenAt`, in whole seconds (rounded down).
     pub watch_duration_seconds: u64,
@@ -152,7 +152,7 @@ pub struct PublisherTokenIssued {
     pub participant_id: String,
     /// When the publisher token expires: RFC 3339, UTC (4 h after issue by default).
     #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String")]
+    #[schemars(with = "super::rfc3339::Rfc3339")]
     pub expires_at: OffsetDateTime,
 }
 

@@ -102,6 +102,9 @@ pub enum ServeRole {
     Projectors,
     /// Heartbeat expiry, scale-down, the IVS reconciler, popularity and chat presence.
     Reactors,
+    /// The analytics lake writer (needs `--lake-dir`; one instance writes at a time, others
+    /// stand by). Not in the default roles.
+    Lake,
 }
 
 /// Settings of `onair serve`.
@@ -287,7 +290,11 @@ pub struct ServeSettings {
     /// Primus ping are closed after 2 to 3 × `ONAIR_CHAT_PING_INTERVAL_MS`.)
     #[arg(long, env = "ONAIR_WS_IDLE_TIMEOUT_MS", default_value_t = 90_000, value_parser = clap::value_parser!(u64).range(150..))]
     pub ws_idle_timeout_ms: u64,
-    /// What this process does, comma-separated: `api`, `projectors`, `reactors` (default all).
+    /// The analytics lake, for the `lake` role (src/lake/).
+    #[command(flatten)]
+    pub lake: crate::lake::LakeSettings,
+    /// What this process does, comma-separated: `api`, `projectors`, `reactors` (the default),
+    /// and `lake`.
     #[arg(
         long,
         env = "ONAIR_ROLES",

@@ -354,6 +354,13 @@ impl Application {
         if settings.has_role(ServeRole::Projectors) {
             projectors.start();
         }
+        if settings.has_role(ServeRole::Lake) {
+            let options = settings.lake.sink_options(false)?;
+            let (db, store) = (state.db.clone(), state.store.clone());
+            supervisor.spawn("lake", Restart::Always, false, move || {
+                crate::lake::run_role(db.clone(), store.clone(), options.clone())
+            });
+        }
         Ok(Self {
             acceptor,
             port,

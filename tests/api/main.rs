@@ -28,6 +28,8 @@ mod expiry_and_scaling;
 mod gateway;
 mod group_commit;
 mod http_hygiene;
+mod lake;
+mod lake_answers;
 mod metrics;
 mod openapi_spec;
 mod projection_batches;
