@@ -26,15 +26,16 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use super::seats::seat_event;
 use super::service::{
-    CATCH_UP_WAIT, Inner, PoolService, PoolServiceError, SeatGranted, SeatRequest,
+    CATCH_UP_WAIT, CatchUp, Inner, PoolService, PoolServiceError, SeatGranted, SeatRequest,
 };
 use crate::commands::publish::SubjectGuard;
 use crate::domain::stage_pool::{PoolError, PoolStage, SeatDecision, StagePool};
 use crate::domain::user_id::UserId;
 use crate::event_store::{EventStoreError, NewEvent};
-use crate::events::{Event, EventEnvelope, ViewerJoined, ViewerTokenRenewed, pool_subject_filter};
-use crate::ivs::{Capability, ProviderError, TokenRequest};
+use crate::events::{Event, EventEnvelope, ViewerJoined, pool_subject_filter};
+use crate::ivs::ProviderError;
 
 /// Most seats decided and stored as one chain.
 pub const MAX_SEATS_PER_BATCH: usize = 256;
@@ -139,7 +140,9 @@ impl PoolService {
                         // newest pool event, then decide again. No attempt count: a request gives
                         // up at its decision deadline (its reply closes, and it is dropped).
                         pending.splice(0..0, back).for_each(drop);
-                        self.catch_up_with_stream().await;
+                        if self.catch_up_with_stream(CATCH_UP_WAIT).await == CatchUp::StreamSilent {
+                            self.wait_for_change(CATCH_UP_WAIT).await;
+                        }
                     }
                 }
                 continue;
@@ -164,30 +167,6 @@ impl PoolService {
                     }
                 }
                 _ => {}
-            }
-        }
-    }
-
-    /// Waits, at most [`CATCH_UP_WAIT`], until the view has applied the newest pool event in the
-    /// stream (after a refused guard: deciding again before that would only be refused again).
-    async fn catch_up_with_stream(&self) {
-        let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
-        let newest = tokio::time::timeout_at(
-            deadline,
-            self.inner.store.last_sequence_on(&[pool_subject_filter()]),
-        )
-        .await;
-        let Ok(Ok(newest)) = newest else {
-            self.wait_for_change(CATCH_UP_WAIT).await;
-            return;
-        };
-        let mut changed = self.inner.changed.subscribe();
-        while self.inner.view.read().expect("view lock").pool_sequence < newest {
-            if tokio::time::timeout_at(deadline, changed.changed())
-                .await
-                .is_err()
-            {
-                return;
             }
         }
     }
@@ -223,14 +202,12 @@ impl PoolService {
             .iter()
             .map(|d| {
                 let provider = self.inner.provider.clone();
-                let request = TokenRequest {
-                    stage_arn: d.stage_arn.clone(),
-                    user_id: format!("viewer-{}", d.request.user),
-                    capabilities: vec![Capability::Subscribe],
-                    duration_seconds: self.inner.settings.viewer_token_seconds,
-                    attributes: d.request.token_attributes.clone(),
-                    issued_at: at,
-                };
+                let request = self.viewer_token_request(
+                    &d.request.user,
+                    &d.stage_arn,
+                    &d.request.token_attributes,
+                    at,
+                );
                 tokio::spawn(async move { provider.create_participant_token(request).await })
             })
             .collect();
@@ -259,22 +236,13 @@ impl PoolService {
             .iter()
             .enumerate()
             .map(|(i, (d, token))| {
-                let event = if d.renewing {
-                    Event::ViewerTokenRenewed(ViewerTokenRenewed {
-                        user_id: d.request.user.to_string(),
-                        stage_arn: d.stage_arn.clone(),
-                        participant_id: token.participant_id.clone(),
-                        token_expires_at: token.expires_at,
-                    })
-                } else {
-                    Event::ViewerJoined(ViewerJoined {
-                        user_id: d.request.user.to_string(),
-                        stage_arn: d.stage_arn.clone(),
-                        participant_id: token.participant_id.clone(),
-                        token_expires_at: token.expires_at,
-                        attributes: d.request.attributes.clone(),
-                    })
-                };
+                let event = seat_event(
+                    &d.request.user,
+                    &d.stage_arn,
+                    token,
+                    &d.request.attributes,
+                    d.renewing,
+                );
                 let mut new = NewEvent::new(at, event);
                 if let Some(id) = d.request.event_id {
                     new = new.with_id(id);

@@ -123,31 +123,14 @@ impl PoolService {
             let token = self
                 .inner
                 .provider
-                .create_participant_token(TokenRequest {
-                    stage_arn: stage_arn.clone(),
-                    user_id: format!("viewer-{user}"),
-                    capabilities: vec![Capability::Subscribe],
-                    duration_seconds: self.inner.settings.viewer_token_seconds,
-                    attributes: token_attributes.clone(),
-                    issued_at: at,
-                })
+                .create_participant_token(self.viewer_token_request(
+                    user,
+                    &stage_arn,
+                    token_attributes,
+                    at,
+                ))
                 .await?;
-            let event = if renewing {
-                Event::ViewerTokenRenewed(ViewerTokenRenewed {
-                    user_id: user.to_string(),
-                    stage_arn: stage_arn.clone(),
-                    participant_id: token.participant_id.clone(),
-                    token_expires_at: token.expires_at,
-                })
-            } else {
-                Event::ViewerJoined(ViewerJoined {
-                    user_id: user.to_string(),
-                    stage_arn: stage_arn.clone(),
-                    participant_id: token.participant_id.clone(),
-                    token_expires_at: token.expires_at,
-                    attributes: attributes.clone(),
-                })
-            };
+            let event = seat_event(user, &stage_arn, &token, attributes, renewing);
             let mut new = NewEvent::new(at, event);
             if let Some(id) = event_id {
                 new = new.with_id(id);
@@ -169,6 +152,24 @@ impl PoolService {
         })
         .await?
         .ok_or(PoolServiceError::Contended)
+    }
+
+    /// The viewer token request of a seat: SUBSCRIBE, the viewer token lifetime (1 h by default).
+    pub(super) fn viewer_token_request(
+        &self,
+        user: &UserId,
+        stage_arn: &str,
+        token_attributes: &BTreeMap<String, String>,
+        at: OffsetDateTime,
+    ) -> TokenRequest {
+        TokenRequest {
+            stage_arn: stage_arn.to_owned(),
+            user_id: format!("viewer-{user}"),
+            capabilities: vec![Capability::Subscribe],
+            duration_seconds: self.inner.settings.viewer_token_seconds,
+            attributes: token_attributes.clone(),
+            issued_at: at,
+        }
     }
 
     /// Creates an auto-scaled stage at the provider and records it under the pool's guard:
@@ -371,5 +372,32 @@ impl PoolService {
         })
         .await?;
         Ok(expired_count.load(Ordering::Relaxed))
+    }
+}
+
+/// The event of a seat with its token: `viewer.token_renewed` when the viewer kept their seat,
+/// else `viewer.joined` with the request's attributes.
+pub(super) fn seat_event(
+    user: &UserId,
+    stage_arn: &str,
+    token: &ParticipantToken,
+    attributes: &serde_json::Map<String, serde_json::Value>,
+    renewing: bool,
+) -> Event {
+    if renewing {
+        Event::ViewerTokenRenewed(ViewerTokenRenewed {
+            user_id: user.to_string(),
+            stage_arn: stage_arn.to_owned(),
+            participant_id: token.participant_id.clone(),
+            token_expires_at: token.expires_at,
+        })
+    } else {
+        Event::ViewerJoined(ViewerJoined {
+            user_id: user.to_string(),
+            stage_arn: stage_arn.to_owned(),
+            participant_id: token.participant_id.clone(),
+            token_expires_at: token.expires_at,
+            attributes: attributes.clone(),
+        })
     }
 }

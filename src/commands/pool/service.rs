@@ -72,6 +72,17 @@ pub struct PoolServiceSettings {
     pub batch_seats: bool,
 }
 
+/// What [`PoolService::catch_up_with_stream`] came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum CatchUp {
+    /// The view holds the stream's newest pool event.
+    Done,
+    /// The view did not get there in time.
+    TimedOut,
+    /// The stream did not say what its newest pool event is.
+    StreamSilent,
+}
+
 /// The pool as this instance knows it, with the stream sequences it has applied.
 #[derive(Default)]
 pub(super) struct View {
@@ -256,15 +267,23 @@ impl PoolService {
         if let Ok(v) = self.read(&f) {
             return Ok(v);
         }
-        let deadline = tokio::time::Instant::now() + READ_YOUR_SEAT_WAIT;
+        if self.catch_up_with_stream(READ_YOUR_SEAT_WAIT).await == CatchUp::TimedOut {
+            metrics::counter!("onair_pool_catch_up_timeouts_total").increment(1);
+        }
+        self.read(&f)
+    }
+
+    /// Waits, at most `within`, until the view has applied the newest pool event in the stream
+    /// (read with one `STREAM.MSG.GET`).
+    pub(super) async fn catch_up_with_stream(&self, within: Duration) -> CatchUp {
+        let deadline = tokio::time::Instant::now() + within;
         let newest = tokio::time::timeout_at(
             deadline,
             self.inner.store.last_sequence_on(&[pool_subject_filter()]),
         )
         .await;
         let Ok(Ok(newest)) = newest else {
-            // The stream did not say: the view is all there is.
-            return self.read(&f);
+            return CatchUp::StreamSilent;
         };
         let mut changed = self.inner.changed.subscribe();
         while self.inner.view.read().expect("view lock").pool_sequence < newest {
@@ -272,11 +291,10 @@ impl PoolService {
                 .await
                 .is_err()
             {
-                metrics::counter!("onair_pool_catch_up_timeouts_total").increment(1);
-                break;
+                return CatchUp::TimedOut;
             }
         }
-        self.read(&f)
+        CatchUp::Done
     }
 
     /// The tags of a stage onair creates: `Environment`, `ManagedBy=onair`, and `AutoScaled=true`
