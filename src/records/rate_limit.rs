@@ -62,7 +62,9 @@ pub const WINDOW_MICROS: i64 = 60_000_000;
 /// `WHERE` holds, so a refused request writes nothing. Postgres evaluates that `WHERE` on the latest
 /// committed row after locking it, so concurrent requests from any number of instances are counted
 /// one after the other. A refused request returns no row from the upsert; the second branch then
-/// reads the row as it is, to tell the client when to come back.
+/// reads the row as it is, to tell the client when to come back. The `now` it answers with is
+/// `clock_timestamp()`, read after the row lock: a request that waited for another one's lock
+/// reports what remains after that one, so concurrent answers count down without repeats.
 pub const CHECK_SQL: &str = "\
 WITH upsert AS (
     INSERT INTO api_key_rate_limits AS r (api_key_id, tat)
@@ -72,9 +74,9 @@ WITH upsert AS (
         WHERE greatest(r.tat, statement_timestamp()) + $2 <= statement_timestamp() + $3
     RETURNING r.tat
 )
-SELECT true AS allowed, tat, statement_timestamp() AS now FROM upsert
+SELECT true AS allowed, tat, clock_timestamp() AS now FROM upsert
 UNION ALL
-SELECT false, tat, statement_timestamp() FROM api_key_rate_limits
+SELECT false, tat, clock_timestamp() FROM api_key_rate_limits
 WHERE api_key_id = $1 AND NOT EXISTS (SELECT 1 FROM upsert)";
 
 /// How an instance spends a key's budget: in slices leased from the shared bucket
@@ -304,7 +306,7 @@ pub async fn lease(
     let (tat, now): (OffsetDateTime, OffsetDateTime) = sqlx::query_as(
         "INSERT INTO api_key_rate_limits AS r (api_key_id, tat) VALUES ($1, statement_timestamp())
          ON CONFLICT (api_key_id) DO UPDATE SET tat = r.tat
-         RETURNING r.tat, statement_timestamp()",
+         RETURNING r.tat, clock_timestamp()",
     )
     .bind(api_key_id)
     .fetch_one(&mut *tx)
