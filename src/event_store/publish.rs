@@ -17,6 +17,15 @@ impl EventStore {
         Ok(published.pop().expect("one event, one acknowledgement"))
     }
 
+    /// Publishes one event, as [`publish`](Self::publish), leaving it with the caller (who may
+    /// apply it once stored).
+    pub async fn publish_ref(&self, new: &NewEvent) -> Result<Published, EventStoreError> {
+        let mut published = self
+            .retrying(|| self.try_publish_all(std::slice::from_ref(new)))
+            .await?;
+        Ok(published.pop().expect("one event, one acknowledgement"))
+    }
+
     /// Publishes events in order without waiting between them, then waits for every
     /// acknowledgement (pipelined: one round trip for the lot instead of one per event). Fails at
     /// the first event that was not stored; the ones before it are stored.

@@ -315,14 +315,19 @@ pub struct ServeSettings {
     /// Rate limits: milliseconds a leased slice may be spent; what is left after it is dropped.
     #[arg(long, env = "ONAIR_RATE_LIMIT_LEASE_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub rate_limit_lease_ms: u64,
-    /// Heartbeat group commit: microseconds a heartbeat waits for others to share its JetStream
-    /// message (`onair.viewer.heartbeats_recorded.v1`); 0 batches only what is already queued.
-    #[arg(long, env = "ONAIR_HEARTBEAT_BATCH_WINDOW_US", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    /// Heartbeat group commit: microseconds the first heartbeat of a message waits for others to
+    /// share it (`onair.viewer.heartbeats_recorded.v1`); 0 (the default): no timer, a message
+    /// holds what queued while the earlier ones were being stored.
+    #[arg(long, env = "ONAIR_HEARTBEAT_BATCH_WINDOW_US", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=100_000))]
     pub heartbeat_batch_window_us: u64,
     /// Heartbeat group commit: most heartbeats in one message; 1 turns group commit off (every
     /// heartbeat its own `onair.viewer.heartbeat_recorded.v1`).
     #[arg(long, env = "ONAIR_HEARTBEAT_BATCH_MAX", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub heartbeat_batch_max: u32,
+    /// Heartbeat group commit: messages that may await their JetStream acknowledgement at once;
+    /// while they all wait, arriving heartbeats queue up for the next message.
+    #[arg(long, env = "ONAIR_HEARTBEAT_BATCH_IN_FLIGHT", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub heartbeat_batch_in_flight: u32,
     /// The longest a viewer's seat decision takes, waiting for its turn included, in
     /// milliseconds, before it answers 503 `SERVICE_UNAVAILABLE` (a stalled event store, a NATS
     /// failover): under the 10 s a client or nginx waits (`deploy/nginx.conf`).
@@ -452,6 +457,7 @@ impl ServeSettings {
         crate::commands::pool::HeartbeatBatchSettings {
             window: Duration::from_micros(self.heartbeat_batch_window_us),
             max: self.heartbeat_batch_max as usize,
+            in_flight: self.heartbeat_batch_in_flight as usize,
         }
     }
 

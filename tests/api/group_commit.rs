@@ -133,3 +133,60 @@ async fn with_a_batch_of_one_every_heartbeat_is_its_own_message() {
         Some("onair.viewer.heartbeat_recorded.v1")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_window_heartbeats_that_arrive_during_a_store_share_the_next_message() {
+    let services = Services::start().await;
+    // The defaults: no timer, one message awaiting its acknowledgement at a time.
+    let app = spawn_app_with(&services, |_| {}).await;
+    let users: Vec<String> = (0..64).map(|i| format!("natural-{i}")).collect();
+    let mut stage_of = HashMap::new();
+    for user in &users {
+        stage_of.insert(user.clone(), app.seat(user).await);
+    }
+
+    // A heartbeat alone waits for nothing and is stored as it always was.
+    let alone = app.heartbeat(&users[0], &stage_of[&users[0]]).await;
+    assert_eq!(alone.status, 200, "{}", alone.body);
+    let stream = app.state.store.stream().await.unwrap();
+    let message = stream
+        .get_raw_message(alone.event_sequence())
+        .await
+        .unwrap();
+    assert_eq!(
+        message.headers.get("ce-type").map(|v| v.as_str()),
+        Some("onair.viewer.heartbeat_recorded.v1")
+    );
+
+    // Many at once: those that arrive while a message is being stored share the next one, and
+    // each counts in the instance's own pool by the time it is answered.
+    let answers = join_all(users.iter().map(|u| async {
+        let answer = app.heartbeat(u, &stage_of[u]).await;
+        let seen = app
+            .state
+            .pool
+            .read(|p| p.seat_of(u).map(|(_, seat)| seat.last_seen_at));
+        (answer, seen)
+    }))
+    .await;
+    let mut sequences = Vec::new();
+    for (user, (answer, seen)) in users.iter().zip(&answers) {
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let answered = time::OffsetDateTime::parse(
+            answer.data()["lastHeartbeat"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+        assert!(
+            seen.is_some_and(|at| at >= answered),
+            "{user}: answered at {answered}, own pool has {seen:?}"
+        );
+        sequences.push(answer.event_sequence());
+    }
+    sequences.sort_unstable();
+    sequences.dedup();
+    assert!(
+        sequences.len() < users.len(),
+        "64 concurrent heartbeats were stored one message each"
+    );
+}

@@ -33,12 +33,21 @@ impl PoolService {
         clock: Clock,
         supervisor: &Supervisor,
     ) -> anyhow::Result<Self> {
-        let heartbeats = (settings.heartbeat_batch.max > 1)
-            .then(|| HeartbeatBatcher::start(store.clone(), settings.heartbeat_batch));
         let batch_seats = settings.batch_seats;
         let service = Self {
-            inner: Arc::new_cyclic(|weak| Inner {
-                heartbeats,
+            inner: Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| Inner {
+                heartbeats: (settings.heartbeat_batch.max > 1).then(|| {
+                    let weak = weak.clone();
+                    HeartbeatBatcher::start(
+                        store.clone(),
+                        settings.heartbeat_batch,
+                        Arc::new(move |stored, _| {
+                            if let Some(inner) = weak.upgrade() {
+                                inner.saw_own_heartbeats(stored.occurred_at, stored.event);
+                            }
+                        }),
+                    )
+                }),
                 seat_queue: batch_seats.then(|| super::seat_batch::start(weak.clone())),
                 store,
                 provider,

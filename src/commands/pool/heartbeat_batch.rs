@@ -1,13 +1,20 @@
-//! Heartbeat group commit: the heartbeats that reach this instance within a moment are stored as
-//! one JetStream message, `onair.viewer.heartbeats_recorded.v1`, and every request is answered
-//! once that message is acknowledged, with its stream sequence. A heartbeat alone in its window is
-//! stored as it always was, one `onair.viewer.heartbeat_recorded.v1`.
+//! Heartbeat group commit: the heartbeats that reach this instance while an earlier message is
+//! being stored are stored together as one JetStream message,
+//! `onair.viewer.heartbeats_recorded.v1`, and every request is answered once that message is
+//! acknowledged, with its stream sequence. A heartbeat alone is stored as it always was, one
+//! `onair.viewer.heartbeat_recorded.v1`.
 //!
-//! One task collects: it takes the first queued heartbeat, everything already queued behind it,
-//! then whatever arrives within the window (`ONAIR_HEARTBEAT_BATCH_WINDOW_US`), up to
-//! `ONAIR_HEARTBEAT_BATCH_MAX`, and hands the batch to a publishing task; up to
-//! [`MAX_IN_FLIGHT`] batches wait for their acknowledgement at once while the next one collects.
-//! A batch's id is derived from the heartbeats it holds, so publishing it again stores it once.
+//! Batching is natural, without a timer: one task collects. When fewer than `in_flight` messages
+//! await their acknowledgement (`ONAIR_HEARTBEAT_BATCH_IN_FLIGHT`, default 1), what is queued is
+//! published at once; while they all wait, what arrives queues up and becomes the next message
+//! (up to `ONAIR_HEARTBEAT_BATCH_MAX`). A light load therefore pays no wait, and a heavy one
+//! shares one acknowledgement among many requests. An optional window
+//! (`ONAIR_HEARTBEAT_BATCH_WINDOW_US`, default 0) makes the first heartbeat of a message also
+//! wait that long for others.
+//!
+//! A message's id is derived from the heartbeats it holds, so publishing it again stores it once.
+//! Once stored, the message is handed to the batcher's `on_stored` callback (the pool service
+//! applies it to its own view, one write for the whole message) before the requests are answered.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,29 +26,34 @@ use crate::event_store::{EventStore, EventStoreError, NewEvent, Published};
 use crate::events::id::derived_event_id;
 use crate::events::{Event, RecordedHeartbeat, ViewerHeartbeatRecorded, ViewerHeartbeatsRecorded};
 
-/// Batches awaiting their acknowledgement at once.
-pub const MAX_IN_FLIGHT: usize = 8;
 /// Heartbeats queued for the collecting task before senders wait.
 const QUEUE: usize = 8192;
 
 /// The group commit's settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeartbeatBatchSettings {
-    /// How long the first heartbeat of a batch waits for others (0: only what is queued).
+    /// How long the first heartbeat of a message waits for others (0: no timer, only what
+    /// queued while earlier messages were being stored).
     pub window: Duration,
     /// Most heartbeats in one message; 1: no group commit.
     pub max: usize,
+    /// Messages that may await their acknowledgement at once (at least 1).
+    pub in_flight: usize,
 }
 
 impl Default for HeartbeatBatchSettings {
-    /// 1 ms, 256 heartbeats.
+    /// No window, 256 heartbeats, one message in flight.
     fn default() -> Self {
         Self {
-            window: Duration::from_millis(1),
+            window: Duration::ZERO,
             max: 256,
+            in_flight: 1,
         }
     }
 }
+
+/// Called with each stored message and its acknowledgement, before its requests are answered.
+pub type OnStored = Arc<dyn Fn(NewEvent, Published) + Send + Sync>;
 
 type Reply = oneshot::Sender<Result<Published, EventStoreError>>;
 
@@ -52,10 +64,11 @@ pub struct HeartbeatBatcher {
 }
 
 impl HeartbeatBatcher {
-    /// Starts the collecting task, which publishes to `store` and ends when every handle is gone.
-    pub fn start(store: EventStore, settings: HeartbeatBatchSettings) -> Self {
+    /// Starts the collecting task, which publishes to `store`, hands every stored message to
+    /// `on_stored`, and ends when every handle is gone.
+    pub fn start(store: EventStore, settings: HeartbeatBatchSettings, on_stored: OnStored) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(collect(store, settings, rx));
+        tokio::spawn(collect(store, settings, on_stored, rx));
         Self { queue }
     }
 
@@ -74,19 +87,23 @@ impl HeartbeatBatcher {
 async fn collect(
     store: EventStore,
     settings: HeartbeatBatchSettings,
+    on_stored: OnStored,
     mut rx: mpsc::Receiver<(RecordedHeartbeat, Reply)>,
 ) {
-    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let in_flight = Arc::new(Semaphore::new(settings.in_flight.max(1)));
     let max = settings.max.max(1);
-    while let Some(first) = rx.recv().await {
-        let mut batch = Vec::with_capacity(max.min(64));
-        batch.push(first);
+    let drain = |rx: &mut mpsc::Receiver<_>, batch: &mut Vec<_>| {
         while batch.len() < max {
             match rx.try_recv() {
                 Ok(next) => batch.push(next),
                 Err(_) => break,
             }
         }
+    };
+    while let Some(first) = rx.recv().await {
+        let mut batch = Vec::with_capacity(max.min(64));
+        batch.push(first);
+        drain(&mut rx, &mut batch);
         if !settings.window.is_zero() && batch.len() < max {
             let deadline = tokio::time::Instant::now() + settings.window;
             while batch.len() < max {
@@ -96,12 +113,14 @@ async fn collect(
                 }
             }
         }
+        // While earlier messages await their acknowledgement, what arrives joins this one.
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             return;
         };
-        let store = store.clone();
+        drain(&mut rx, &mut batch);
+        let (store, on_stored) = (store.clone(), on_stored.clone());
         tokio::spawn(async move {
-            publish(&store, batch).await;
+            publish(&store, &on_stored, batch).await;
             drop(permit);
         });
     }
@@ -141,11 +160,13 @@ pub fn batch_event(mut heartbeats: Vec<RecordedHeartbeat>) -> NewEvent {
     .with_id(id)
 }
 
-async fn publish(store: &EventStore, batch: Vec<(RecordedHeartbeat, Reply)>) {
+async fn publish(store: &EventStore, on_stored: &OnStored, batch: Vec<(RecordedHeartbeat, Reply)>) {
     let (heartbeats, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
     metrics::histogram!("onair_heartbeat_batch_size").record(heartbeats.len() as f64);
-    match store.publish(batch_event(heartbeats)).await {
+    let new = batch_event(heartbeats);
+    match store.publish_ref(&new).await {
         Ok(published) => {
+            on_stored(new, published);
             for reply in replies {
                 let _ = reply.send(Ok(published));
             }

@@ -290,26 +290,14 @@ impl PoolService {
         Ok((at, published))
     }
 
-    /// A heartbeat this instance stored counts in its own view at once, before its follower
-    /// delivers it (read your own writes: the expiry reactor never expires a viewer whose
-    /// heartbeat was just answered). The follower applies it again later; heartbeats are
-    /// idempotent.
+    /// A heartbeat this instance stored counts in its own view at once (see
+    /// [`Inner::saw_own_heartbeats`]).
     fn saw_own_heartbeat(&self, user: &UserId, stage_arn: &str, at: OffsetDateTime) {
-        let envelope = crate::events::EventEnvelope {
-            id: Uuid::nil(),
-            occurred_at: at,
-            sequence: 0,
-            event: Event::ViewerHeartbeatRecorded(ViewerHeartbeatRecorded {
-                user_id: user.to_string(),
-                stage_arn: stage_arn.to_owned(),
-            }),
-        };
-        self.inner
-            .view
-            .write()
-            .expect("view lock")
-            .pool
-            .apply(&envelope);
+        let event = Event::ViewerHeartbeatRecorded(ViewerHeartbeatRecorded {
+            user_id: user.to_string(),
+            stage_arn: stage_arn.to_owned(),
+        });
+        self.inner.saw_own_heartbeats(at, event);
     }
 
     /// A viewer leaves; returns the session's event (with its watch duration). A viewer not seated

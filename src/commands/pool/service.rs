@@ -12,9 +12,10 @@ use super::heartbeat_batch::{HeartbeatBatchSettings, HeartbeatBatcher};
 use crate::commands::publish::{Attempt, SubjectGuard, publish_guarded, retry_guarded};
 use crate::domain::stage_pool::{PoolError, PoolLimits, StagePool};
 use crate::event_store::{EventStore, EventStoreError, NewEvent, Published};
-use crate::events::{EventEnvelope, pool_subject_filter};
+use crate::events::{Event, EventEnvelope, pool_subject_filter};
 use crate::ivs::{ParticipantToken, ProviderError, StageProvider};
 use crate::runtime::clock::Clock;
+use uuid::Uuid;
 
 /// How many times a decision is retried after losing a race to another instance.
 pub(super) const MAX_ATTEMPTS: usize = 20;
@@ -135,6 +136,23 @@ pub(super) struct Inner {
     pub(super) heartbeats: Option<HeartbeatBatcher>,
     /// The queue of the seat batches (`seat_batch`); `None`: one seat per decision.
     pub(super) seat_queue: Option<tokio::sync::mpsc::Sender<SeatRequest>>,
+}
+
+impl Inner {
+    /// Heartbeats this instance stored (one `heartbeat_recorded` or a `heartbeats_recorded`
+    /// message) count in its own view at once, before its follower delivers them, in one write
+    /// of the view: read your own writes, so the expiry reactor never expires a viewer whose
+    /// heartbeat was just answered. The follower applies them again later; heartbeats are
+    /// idempotent.
+    pub(super) fn saw_own_heartbeats(&self, occurred_at: OffsetDateTime, event: Event) {
+        let envelope = EventEnvelope {
+            id: Uuid::nil(),
+            occurred_at,
+            sequence: 0,
+            event,
+        };
+        self.view.write().expect("view lock").pool.apply(&envelope);
+    }
 }
 
 impl PoolService {
