@@ -1,9 +1,9 @@
 //! onair: an event-sourced backend for live-streaming platforms.
 //!
-//! The Stage API (seeds/ivs-api.md) issues publisher and viewer tokens for Amazon IVS real-time
-//! stages, keeps a self-scaling pool of stages, tracks viewers by heartbeat and serves live
-//! statistics. The Room API (seeds/gateway-chat.md) gives members and streamers a login, rooms,
-//! follows, gifts with live rankings, a back office and a chat WebSocket for the actionhero
+//! The Stage API (docs/api.md#the-stage-api) issues publisher and viewer tokens for Amazon IVS
+//! real-time stages, keeps a self-scaling pool of stages, tracks viewers by heartbeat and serves
+//! live statistics. The Room API (docs/api.md#the-room-api) gives members and streamers a login,
+//! rooms, follows, gifts with live rankings, a back office and a chat WebSocket for the actionhero
 //! client. Every fact is an event on NATS JetStream; projectors build the read models in
 //! PostgreSQL, and the stream can be exported, imported, audited and replayed.
 //!

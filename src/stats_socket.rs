@@ -1,4 +1,4 @@
-//! The stats WebSocket `ws://host/ws` (seeds/ivs-api.md "WebSocket 連接").
+//! The stats WebSocket `ws://host/ws` (docs/api.md#the-stats-websocket).
 //!
 //! Client frames (JSON text): `{"type":"subscribe","channel":"stats"}`,
 //! `{"type":"unsubscribe","channel":"stats"}`, `{"type":"ping"}`.

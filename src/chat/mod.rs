@@ -1,6 +1,6 @@
-//! The chat WebSocket that front ends reach with `ActionheroWebsocketClient`, unchanged (issue 5;
-//! seeds/gateway-chat.md, protocols/actionhero.md, DESIGN.md §4.5). An edge: it holds no SQL and
-//! builds no event; the verbs call [`crate::commands::chat`], [`crate::commands::moderation`] and
+//! The chat WebSocket that front ends reach with `ActionheroWebsocketClient`, unchanged
+//! (docs/chat.md; invariant 5 of docs/design.md#invariants). An edge: it holds no SQL and builds no
+//! event; the verbs call [`crate::commands::chat`], [`crate::commands::moderation`] and
 //! [`crate::read_models`].
 //!
 //! - [`protocol`]: Primus framing and the actionhero frames (pure).

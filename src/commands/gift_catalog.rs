@@ -1,7 +1,7 @@
-//! The gift catalog (seeds/gateway-chat.md `sendGift`: "the gift must exist"): operator records in
-//! Postgres table `gift_catalog`, managed by the back office (`SetGift`) and `onair gift set`.
-//! Every change is also published as `onair.gift_catalog.defined.v1`; the row commits only after
-//! JetStream acknowledged it.
+//! The gift catalog (`sendGift`, docs/api.md#client-gateway: "the gift must exist"): operator
+//! records in Postgres table `gift_catalog`, managed by the back office (`SetGift`) and `onair gift
+//! set`. Every change is also published as `onair.gift_catalog.defined.v1`; the row commits only
+//! after JetStream acknowledged it.
 
 use sqlx::PgPool;
 use time::OffsetDateTime;

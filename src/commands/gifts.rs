@@ -1,4 +1,4 @@
-//! `sendGift` (seeds/gateway-chat.md): a member sends gifts of the catalog to a streamer. The
+//! `sendGift` (docs/api.md#client-gateway): a member sends gifts of the catalog to a streamer. The
 //! command checks the parties ([`crate::domain::gift`]), loads the streamer's room, the catalog
 //! entry, the sender's record and the streamer's live session, and publishes
 //! `onair.gift.sent.v2`.

@@ -1,4 +1,4 @@
-//! Chat rules (seeds/gateway-chat.md "Websocket 連線訊息格式"; issue 5): the system codes, what a
+//! Chat rules (docs/chat.md): the system codes, what a
 //! member may say, moderation of a room (bans, mutes, timed mutes, admins) and the `relationship`
 //! codes of `joinRoom` / `welcome`. Pure: the caller passes the time and the room's state.
 
@@ -319,8 +319,8 @@ pub struct ChatMessage {
     pub member_id: String,
     /// `streamer` when the sender is the room's streamer, else `member`.
     pub role: String,
-    /// The sender's nickname (seeds/gateway-chat.md: `name` is 會員暱稱); a `name` sent by the
-    /// client is ignored.
+    /// The sender's nickname (a chat message's `name` is the member's nickname); a `name` sent by
+    /// the client is ignored.
     pub name: String,
     /// Non-blank text of at most the configured number of characters (default 500).
     pub text: String,

@@ -1,4 +1,4 @@
-//! Sending gifts (seeds/gateway-chat.md `sendGift`): who may send to whom. The catalog, the
+//! Sending gifts (`sendGift`, docs/api.md#client-gateway): who may send to whom. The catalog, the
 //! streamer and the sender's record are loaded by the command; these rules need only the ids.
 
 use crate::domain::member::MemberId;

@@ -1,5 +1,5 @@
-//! A room's gift ranking and the `giftRank` chat message it produces (seeds/gateway-chat.md
-//! "禮物排行榜訊息格式"; issue 4 §4).
+//! A room's gift ranking and the `giftRank` chat message it produces (docs/api.md#chat-notices;
+//! the ranking's rules: docs/decisions.md).
 //!
 //! A presenter's score is the sum of `points × count` over their gifts, `points` coming from the
 //! gift catalog entry. The ranking is a fold of the room's gift events in stream order: feeding the
@@ -70,7 +70,8 @@ pub struct RankingEntry {
 }
 
 /// What one gift does to the ranking: the seed's `giftRank` message without its `type`
-/// (`{rankState, rankingList}`; DESIGN.md §6: `rankState`, not the seed's typo `rankStateL`).
+/// (`{rankState, rankingList}`; `rankState`, not the typo `rankStateL`:
+/// docs/design.md#decided-open-points).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RankingUpdate {

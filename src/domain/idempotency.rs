@@ -1,6 +1,6 @@
-//! `Idempotency-Key`s (DESIGN.md §2): what a key may be, and the event id a key stands for, so a
-//! retry with the same key stores its event once (JetStream's duplicate window) and is known
-//! again later.
+//! `Idempotency-Key`s (docs/api.md#idempotency): what a key may be, and the event id a key stands
+//! for, so a retry with the same key stores its event once (JetStream's duplicate window) and is
+//! known again later.
 
 use uuid::Uuid;
 

@@ -1,5 +1,5 @@
 //! Member ids, the back office's account filters, roles and chat room names
-//! (seeds/gateway-chat.md, DESIGN.md §6).
+//! (docs/design.md#decided-open-points).
 //!
 //! A member id is `account@agent.masterAgent` (seed: `ben@mabu.mabumaster`). The part after `@` is
 //! the seed's `agentID` (`mabu.mabumaster`): the seed's client splits a member id at `@` to get it

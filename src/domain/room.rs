@@ -1,4 +1,4 @@
-//! Rooms: a streamer's live status, room info, follows and gifts (seeds/gateway-chat.md; issue 4).
+//! Rooms: a streamer's live status, room info, follows and gifts (docs/api.md#the-room-api).
 //!
 //! A room belongs to one streamer and is named by [`chatroom_name`]. The rules here decide from the
 //! state the caller read (the room's last broadcast event, the last follow event of a pair), so a

@@ -1,4 +1,4 @@
-//! The stage pool aggregate: which stages exist and who sits where (DESIGN.md §4.1, §6).
+//! The stage pool aggregate: which stages exist and who sits where (docs/design.md#invariants, 1).
 //!
 //! State is built only by [`StagePool::apply`] from events; decisions are pure functions of the state
 //! and a command. The caller publishes the resulting events with the pool's expected sequence, so
@@ -16,7 +16,7 @@ use crate::events::{
     StageRenamed, ViewerExpired, ViewerLeft,
 };
 
-/// Pool limits; defaults from seeds/ivs-api.md "系統限制".
+/// Pool limits; defaults from the Stage API description's system limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolLimits {
     /// Hard cap of active viewers on one stage (seed: 50).
@@ -99,8 +99,9 @@ pub enum SeatDecision {
     },
 }
 
-/// Scale-down thresholds (seeds/ivs-api.md: an auto-scaled stage with fewer than 5 viewers that
-/// exists for more than 5 minutes is removed; DESIGN.md §6: it drains first and never loses a viewer).
+/// Scale-down thresholds (the Stage API: an auto-scaled stage with fewer than 5 viewers that
+/// exists for more than 5 minutes is removed; here it drains first and never loses a viewer,
+/// docs/design.md#decided-open-points).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ScaleDownPolicy {
     /// An auto-scaled stage with fewer viewers than this starts draining.
@@ -309,11 +310,11 @@ impl StagePool {
             .max_by_key(|s| s.viewer_count())
     }
 
-    /// Where a viewer token request seats `user` (DESIGN.md §6): the user's own seat if they have
-    /// one; else the least-loaded stage below the scale-up threshold; else a draining stage below
-    /// it, reopened; else a new auto-scaled stage if the pool is below its stage limit; else the
-    /// least-loaded stage (or a draining one, reopened) below the hard cap; else
-    /// [`PoolError::StageFull`].
+    /// Where a viewer token request seats `user` (docs/design.md#decided-open-points): the user's
+    /// own seat if they have one; else the least-loaded stage below the scale-up threshold; else a
+    /// draining stage below it, reopened; else a new auto-scaled stage if the pool is below its
+    /// stage limit; else the least-loaded stage (or a draining one, reopened) below the hard cap;
+    /// else [`PoolError::StageFull`].
     pub fn decide_seat(
         &self,
         user: &UserId,
@@ -386,7 +387,7 @@ impl StagePool {
         })
     }
 
-    /// An operator deletes a stage: never the master, never one with viewers (seeds/ivs-api.md).
+    /// An operator deletes a stage: never the master, never one with viewers (docs/api.md#routes).
     pub fn decide_delete(&self, stage_arn: &str) -> Result<StageDeleted, PoolError> {
         let stage = self
             .stages
@@ -483,7 +484,7 @@ impl StagePool {
         })
     }
 
-    /// Viewers silent for longer than `timeout` at `now` lose their seat (seeds/ivs-api.md: 60 s);
+    /// Viewers silent for longer than `timeout` at `now` lose their seat (the Stage API: 60 s);
     /// their session ends at their last sign of life.
     pub fn decide_expiry(&self, now: OffsetDateTime, timeout: Duration) -> Vec<ViewerExpired> {
         let mut expired = Vec::new();

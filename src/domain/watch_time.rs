@@ -7,7 +7,7 @@ pub fn seconds_between(from: OffsetDateTime, to: OffsetDateTime) -> u64 {
     (to - from).whole_seconds().max(0) as u64
 }
 
-/// Formats seconds the way seeds/ivs-api.md shows them: `1850` -> `30分 50秒`; hours are added when
+/// Formats seconds the way the Stage API shows them: `1850` -> `30分 50秒`; hours are added when
 /// there are any (`3725` -> `1時 2分 5秒`), minutes always shown (`5` -> `0分 5秒`).
 pub fn format_watch_duration(seconds: u64) -> String {
     let (hours, minutes, secs) = (seconds / 3600, (seconds % 3600) / 60, seconds % 60);

@@ -1,8 +1,8 @@
 //! The event store: NATS JetStream stream `ONAIR` (subjects `onair.>`).
 //!
 //! [`EventStore::publish`] answers only after JetStream has acknowledged the message, so an event a
-//! caller was told about is stored (DESIGN.md §2). The stream's settings live in `nats/stream.json`
-//! and are applied idempotently at start-up.
+//! caller was told about is stored (docs/design.md#flow-of-data). The stream's settings live in
+//! `nats/stream.json` and are applied idempotently at start-up.
 
 use std::time::Duration;
 

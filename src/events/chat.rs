@@ -1,6 +1,6 @@
-//! Events of the chat (issue 5; DESIGN.md §4.5): messages said in rooms, members joining and
-//! leaving rooms, moderation, and the operator's maintenance switch. Every instance reads them to
-//! deliver messages to its own sockets and to enforce moderation.
+//! Events of the chat (docs/chat.md; invariant 5 of docs/design.md#invariants): messages said in
+//! rooms, members joining and leaving rooms, moderation, and the operator's maintenance switch.
+//! Every instance reads them to deliver messages to its own sockets and to enforce moderation.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 use crate::domain::chat::ModerationAction;
 
 /// A verified member's chat message, accepted in a room. `message` is the JSON text broadcast as
-/// the `message` of the `say` payload (seeds/gateway-chat.md chat format); `ce-time` is its
-/// `sentAt`.
+/// the `message` of the `say` payload (the gateway and chat description's chat format); `ce-time`
+/// is its `sentAt`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatMessagePosted {

@@ -1,5 +1,5 @@
-//! The event model (DESIGN.md §3): every fact onair knows is one of these events, stored as one NATS
-//! JetStream message on the `ONAIR` stream.
+//! The event model (docs/design.md#the-event-model): every fact onair knows is one of these events,
+//! stored as one NATS JetStream message on the `ONAIR` stream.
 //!
 //! - Type names are `onair.<context>.<event>.v<N>`, past tense ([`Event::event_type`]).
 //! - Subjects are `onair.<context>.<aggregate id>.<event>` ([`Event::subject`]); ids are encoded by
@@ -7,7 +7,7 @@
 //! - Headers follow the CloudEvents NATS binding, binary mode ([`cloudevents`]); the payload is the
 //!   event's data as camelCase JSON.
 //! - Seat-changing events of the stage pool share the pool's subjects (`onair.pool.<pool>.*`), so
-//!   one expected-sequence guard covers all of them (DESIGN.md §4).
+//!   one expected-sequence guard covers all of them (docs/design.md#invariants).
 
 pub mod chat;
 pub mod cloudevents;

@@ -1,7 +1,8 @@
-//! Chat-facing notices: the system messages of seeds/gateway-chat.md ("聊天訊息格式說明") that
-//! facts produce, published as events so every chat gateway instance can fan them out to its
-//! sockets (issue 5). Each notice's `message` is exactly the seed's JSON (`type` plus the seed's
-//! field names), ready to be sent as the `message` string of a `say` payload with `from: "0"`.
+//! Chat-facing notices: the system messages of the gateway and chat description
+//! (docs/api.md#chat-notices) that facts produce, published as events so every chat gateway
+//! instance can fan them out to its sockets (issue 5). Each notice's `message` is exactly the
+//! seed's JSON (`type` plus the seed's field names), ready to be sent as the `message` string of a
+//! `say` payload with `from: "0"`.
 //!
 //! Most notices are derived: a projector publishes them (`gift`, `giftRank`, `follow`,
 //! `popularity`, `streamStatus`, `sub`) while applying the fact they come from, with an id derived
@@ -77,7 +78,7 @@ pub enum ChatNotice {
         gift: GiftDetails,
     },
     /// `{"type":"giftRank","rankState","rankingList":[{memberId,nickName,rank,state,rise,score}]}`
-    /// (DESIGN.md §6: `rankState`, not the seed's typo `rankStateL`).
+    /// (`rankState`, not the description's typo `rankStateL`: docs/design.md#decided-open-points).
     #[serde(rename_all = "camelCase")]
     GiftRank {
         /// How the giver moved: `UP`, `DOWN`, `PLATEAU` or `NEW`.

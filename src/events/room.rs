@@ -1,4 +1,4 @@
-//! Events of members, rooms, follows and gifts (seeds/gateway-chat.md; DESIGN.md §3). Member ids are
+//! Events of members, rooms, follows and gifts (docs/design.md#the-event-model). Member ids are
 //! `account@agent.masterAgent`; times are the events' `ce-time` unless a field says otherwise.
 
 use serde::{Deserialize, Serialize};
@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::domain::member::Role;
 
-/// A member's public profile (seeds/gateway-chat.md `joinRoom`: nickname, accountID, avatar,
+/// A member's public profile (the chat's `joinRoom` message: nickname, accountID, avatar,
 /// equipmentBar, vip, role). Never carries the password or its hash.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]

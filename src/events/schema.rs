@@ -1,8 +1,8 @@
-//! The published description of the stream for consumers in any language (DESIGN.md §3): a JSON
-//! Schema per event type (`openapi/events/<type>.json`) and an AsyncAPI 3 document
-//! (`openapi/asyncapi.json`) with every subject, the CloudEvents headers and the payloads. Both are
-//! generated from the Rust types (`onair schemas`) and a test fails when the committed files
-//! differ from them.
+//! The published description of the stream for consumers in any language
+//! (docs/design.md#the-event-model): a JSON Schema per event type (`openapi/events/<type>.json`)
+//! and an AsyncAPI 3 document (`openapi/asyncapi.json`) with every subject, the CloudEvents headers
+//! and the payloads. Both are generated from the Rust types (`onair schemas`) and a test fails when
+//! the committed files differ from them.
 
 use schemars::JsonSchema;
 use serde_json::{Value, json};

@@ -1,7 +1,8 @@
-//! The stage pool's and the stream status's events (seeds/ivs-api.md): stages joining, draining
+//! The stage pool's and the stream status's events (the Stage API): stages joining, draining
 //! and leaving the pool, viewers taking, renewing and losing seats, heartbeats, publisher tokens,
 //! and the publisher's stream starting and ending. Seat-changing events share the pool's
-//! subjects (`onair.pool.<pool>.*`), so one expected-sequence guard covers them (DESIGN.md §4).
+//! subjects (`onair.pool.<pool>.*`), so one expected-sequence guard covers them
+//! (docs/design.md#invariants).
 
 use std::collections::BTreeMap;
 
@@ -65,7 +66,7 @@ pub struct ViewerTokenRenewed {
     pub token_expires_at: OffsetDateTime,
 }
 
-/// A seated viewer sent a heartbeat (seeds/ivs-api.md: every 30 s).
+/// A seated viewer sent a heartbeat (the Stage API: every 30 s).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ViewerHeartbeatRecorded {
@@ -118,7 +119,7 @@ pub struct ViewerLeft {
     pub watch_duration_seconds: u64,
 }
 
-/// A viewer was silent longer than the heartbeat timeout (seeds/ivs-api.md: 60 s) and lost the seat;
+/// A viewer was silent longer than the heartbeat timeout (the Stage API: 60 s) and lost the seat;
 /// `watchDurationSeconds` runs from the join to the last sign of life.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -1,8 +1,8 @@
 //! Subject tokens that no user id can break.
 //!
 //! NATS subjects are `.`-separated tokens; `*` and `>` are wildcards and white space ends a subject.
-//! User ids arrive from clients and may hold any of those (DESIGN.md §3), so every id is encoded with
-//! [`encode_token`] before it becomes part of a subject.
+//! User ids arrive from clients and may hold any of those (docs/design.md#the-event-model), so
+//! every id is encoded with [`encode_token`] before it becomes part of a subject.
 //!
 //! Encoding: an id made only of ASCII letters, digits, `_` and `-` (1 to 64 characters) stands as it is,
 //! so subjects stay readable for the common case. Any other id becomes `~` followed by the unpadded

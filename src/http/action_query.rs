@@ -1,4 +1,4 @@
-//! The `query` of a client action: a JSON object sent as text (seeds/gateway-chat.md:
+//! The `query` of a client action: a JSON object sent as text (docs/api.md#client-gateway:
 //! `{ query: '{"giftID":1,...}', Authorization: '' }`). Fields are read one by one so that an error
 //! names the field at fault: `query.giftID is required`, `query.giftCount must be a whole number`.
 

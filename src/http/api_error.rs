@@ -1,6 +1,6 @@
 //! Errors to HTTP, in one place. Every error body is
-//! `{"success": false, "error": CODE, "message": ..., "details": ...}` (seeds/ivs-api.md
-//! "錯誤返回格式"; `success` as in the success envelope, which the seeds' clients test) with a
+//! `{"success": false, "error": CODE, "message": ..., "details": ...}` (docs/api.md#error-bodies;
+//! `success` as in the success envelope, which the API descriptions' example clients test) with a
 //! stable machine-readable `CODE`; a `VALIDATION_ERROR`'s `details` names the field first, as
 //! the seed's example does (`userId is required`):
 //!
@@ -32,7 +32,7 @@
 //! | 503 | `SERVICE_UNAVAILABLE` | NATS or Postgres did not answer; nothing was stored |
 //! | 503 | `READ_MODEL_BEHIND` | the read models of a GET had not reached its `X-Min-Sequence` in time |
 //!
-//! A request answered 4xx changed nothing (DESIGN.md §4.4).
+//! A request answered 4xx changed nothing (docs/design.md#invariants, 4).
 
 use poem::http::StatusCode;
 use poem::{IntoResponse, Response};
@@ -56,8 +56,8 @@ use crate::domain::user_id::IdError;
 use crate::ivs::ProviderError;
 
 /// The error body of every route: `{"success": false, "error": CODE, "message": ...,
-/// "details": ...}` (seeds/ivs-api.md "錯誤返回格式"; `success` as in the success envelope, on
-/// which the seeds' clients branch).
+/// "details": ...}` (the Stage API description's error format; `success` as in the success
+/// envelope, on which its example clients branch).
 #[derive(Object, Debug, Clone, serde::Serialize)]
 pub struct ErrorBody {
     /// Always `false` (a success answer is `{"success": true, "data": ...}`).

@@ -13,7 +13,7 @@ use crate::ivs::arn::is_stage_arn;
 use crate::read_models::{self, StageRow};
 
 /// Declares the answer of a write route: the body, and `X-Event-Sequence`, the stream sequence
-/// of the event it stored (DESIGN.md §5).
+/// of the event it stored (docs/api.md#read-your-writes).
 macro_rules! write_response {
     ($name:ident, $answer:ty, $doc:literal) => {
         /// The answer of a write route: the body and its `X-Event-Sequence` header.

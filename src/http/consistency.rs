@@ -1,10 +1,10 @@
-//! Read-your-writes (DESIGN.md §5). Every write answer carries `X-Event-Sequence`, the stream
-//! sequence of the event it stored. A request that sends `X-Min-Sequence: N` waits until the read
-//! models its route uses ([`read_models_for`]) have reached N (bounded by
+//! Read-your-writes (docs/api.md#read-your-writes). Every write answer carries `X-Event-Sequence`,
+//! the stream sequence of the event it stored. A request that sends `X-Min-Sequence: N` waits until
+//! the read models its route uses ([`read_models_for`]) have reached N (bounded by
 //! `ONAIR_MIN_SEQUENCE_WAIT_MS`, default 2 s), so it sees the write it follows, like Marten's
 //! non-stale queries. If they do not get there in time, the answer is 503 `READ_MODEL_BEHIND`,
-//! naming them, and the client may retry. A lagging gifts projection thus never holds up a
-//! Stage API read.
+//! naming them, and the client may retry. A lagging gifts projection thus never holds up a Stage
+//! API read.
 //!
 //! A read model has reached N when its checkpoint is at least N, or when its consumer has nothing
 //! left to apply: then every event up to the end of the stream, N included, that it reads is

@@ -1,4 +1,4 @@
-//! `GET /health` (seeds/ivs-api.md "健康檢查"): open, no API key.
+//! `GET /health` (docs/operations.md#health-and-metrics): open, no API key.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
-//! `Idempotency-Key` on POST routes (DESIGN.md §2): the first answer of a request is kept for 24 h
-//! ([`crate::records::idempotency`]), and a retry with the same key, route and body gets that
-//! answer again, marked `Idempotent-Replayed: true`, without doing the work twice. The key is
-//! scoped to the API key. The same key with another route or body answers 422
+//! `Idempotency-Key` on POST routes (docs/api.md#idempotency): the first answer of a request is
+//! kept for 24 h ([`crate::records::idempotency`]), and a retry with the same key, route and body
+//! gets that answer again, marked `Idempotent-Replayed: true`, without doing the work twice. The
+//! key is scoped to the API key. The same key with another route or body answers 422
 //! `IDEMPOTENCY_KEY_REUSED`; a retry while the first request still runs answers 409
 //! `REQUEST_IN_PROGRESS` with `Retry-After: 1`. Only 2xx answers are kept: after an error the
 //! request may simply be sent again. Handlers also derive event ids from the key, so a crash

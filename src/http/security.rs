@@ -1,4 +1,5 @@
-//! API key authentication (seeds/ivs-api.md: header `x-api-key`, every route but `/health`).
+//! API key authentication (docs/api.md#the-stage-api: header `x-api-key`, every route but
+//! `/health`).
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
-//! Stage routes (seeds/ivs-api.md "Stage 管理"). Lists come from the `stages` read model, never from
-//! calling IVS per request (DESIGN.md §6); changes go through the stage pool as events.
+//! Stage routes (docs/api.md#routes). Lists come from the `stages` read model, never from
+//! calling IVS per request (docs/design.md#decided-open-points); changes go through the stage pool
+//! as events.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,5 +1,5 @@
-//! Statistics (seeds/ivs-api.md "統計數據"), read from the `stages` read model, never from IVS
-//! (DESIGN.md §6).
+//! Statistics (docs/api.md#routes, `/api/stats*`), read from the `stages` read model, never from
+//! IVS (docs/design.md#decided-open-points).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

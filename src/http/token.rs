@@ -1,4 +1,4 @@
-//! `POST /api/token/publisher`, `POST /api/token/viewer` (seeds/ivs-api.md "Token 管理") and
+//! `POST /api/token/publisher`, `POST /api/token/viewer` (docs/api.md#routes) and
 //! `GET /api/token/public-key`.
 
 use std::collections::BTreeMap;

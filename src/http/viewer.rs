@@ -1,4 +1,4 @@
-//! Viewer routes (seeds/ivs-api.md "觀眾管理").
+//! Viewer routes (docs/api.md#routes).
 
 use std::sync::Arc;
 

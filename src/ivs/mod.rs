@@ -1,4 +1,4 @@
-//! Amazon IVS real-time behind one port, [`StageProvider`] (DESIGN.md §6).
+//! Amazon IVS real-time behind one port, [`StageProvider`] (docs/design.md#decided-open-points).
 //!
 //! The default `local` provider ([`local::LocalStageProvider`]) keeps stages itself and mints
 //! self-signed ES384 participant tokens with IVS's header and claim set

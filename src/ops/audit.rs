@@ -1,7 +1,7 @@
 //! `onair audit`: rebuilds every read model from sequence 1 into a scratch schema and compares it
-//! with the live read models row by row (DESIGN.md §4.3: a rebuild gives exactly the rows the live
-//! projectors built). Also reports gaps in the stream's sequences and events that no projector
-//! understands (unknown types, unreadable payloads).
+//! with the live read models row by row (docs/design.md#invariants, 3: a rebuild gives exactly the
+//! rows the live projectors built). Also reports gaps in the stream's sequences and events that no
+//! projector understands (unknown types, unreadable payloads).
 //!
 //! The scratch tables are made `LIKE` the live ones and filled by the same projection code on a
 //! connection whose `search_path` is the scratch schema, with their chat notices discarded. The

@@ -1,5 +1,5 @@
 //! `onair events tail | export | import`: the stream as CloudEvents JSON lines (structured mode),
-//! for analytics consumers and to restore an export elsewhere (DESIGN.md §3).
+//! for analytics consumers and to restore an export elsewhere (docs/design.md#the-event-model).
 //!
 //! One line per event: `{"specversion":"1.0","id","source","type","time","subject",
 //! "datacontenttype":"application/json","sequence":"<stream sequence>","data":{...}}`. `sequence`

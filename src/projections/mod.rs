@@ -1,4 +1,4 @@
-//! Projectors: build Postgres read models from the stream (DESIGN.md §2, STYLE.md §2.14).
+//! Projectors: build Postgres read models from the stream (docs/design.md#flow-of-data).
 //!
 //! Each projection has a durable pull consumer `projector-<name>` and a row in
 //! `projection_checkpoints`. A batch of events is applied in **one** transaction together with the new

@@ -1,5 +1,5 @@
 //! Projection `publisher` -> table `rm_publisher_status`: is a publisher live on each stage
-//! (`isPublisherLive` of seeds/ivs-api.md). The newest event time wins, so EventBridge's late or
+//! (`isPublisherLive` of the Stage API). The newest event time wins, so EventBridge's late or
 //! out-of-order deliveries cannot flip a newer state back.
 
 use sqlx::PgConnection;

@@ -1,5 +1,5 @@
 //! Projection `rooms` -> table `rm_rooms`: each streamer's room info, live status and popularity
-//! (seeds/gateway-chat.md `getRoomInfo`, `getRankingRoomList`). Derives the chat notices
+//! (docs/api.md#client-gateway: `getRoomInfo`, `getRankingRoomList`). Derives the chat notices
 //! `streamStatus` (to the room), `sub` (to the followers) and `popularity` (to the room).
 
 use sqlx::PgConnection;

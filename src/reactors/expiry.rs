@@ -1,4 +1,4 @@
-//! Heartbeat expiry: a viewer silent for longer than the timeout (seeds/ivs-api.md: 60 s) loses the
+//! Heartbeat expiry: a viewer silent for longer than the timeout (the Stage API: 60 s) loses the
 //! seat. The reactor runs on every instance; the pool's guard and derived event ids make sure each
 //! expiry is stored once.
 

@@ -1,4 +1,5 @@
-//! Reactors: side effects driven by events or time, kept apart from projectors (DESIGN.md §2).
+//! Reactors: side effects driven by events or time, kept apart from projectors
+//! (docs/design.md#flow-of-data).
 
 pub mod expiry;
 pub mod popularity;

@@ -1,7 +1,7 @@
-//! Reconciler (DESIGN.md §6): compares the pool with the provider's stages now and then. Stages
-//! tagged `ManagedBy=onair` that the pool does not hold are orphans (left by a failed creation, for
-//! example): they are reported, and deleted when `ONAIR_RECONCILE_DELETE_ORPHANS` is set. Pool
-//! stages the provider no longer has are reported.
+//! Reconciler (docs/design.md#decided-open-points): compares the pool with the provider's stages
+//! now and then. Stages tagged `ManagedBy=onair` that the pool does not hold are orphans (left by a
+//! failed creation, for example): they are reported, and deleted when
+//! `ONAIR_RECONCILE_DELETE_ORPHANS` is set. Pool stages the provider no longer has are reported.
 
 use std::time::Duration;
 

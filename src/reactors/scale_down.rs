@@ -1,4 +1,4 @@
-//! Scale-down (seeds/ivs-api.md "自動縮減", DESIGN.md §6): an auto-scaled stage with fewer than 5
+//! Scale-down (docs/design.md#decided-open-points): an auto-scaled stage with fewer than 5
 //! viewers and older than 5 minutes drains (takes no new viewers) and is deleted once empty. Runs on
 //! every instance; the pool's guard makes each step happen once.
 

@@ -1,5 +1,5 @@
-//! API keys (seeds/ivs-api.md: header `x-api-key`). Operator records in Postgres table `api_keys`:
-//! only a SHA-256 hash of each key is stored; the key is shown once, at creation.
+//! API keys (docs/api.md#the-stage-api: header `x-api-key`). Operator records in Postgres table
+//! `api_keys`: only a SHA-256 hash of each key is stored; the key is shown once, at creation.
 //!
 //! **Comparison is hash-based, never on the key itself.** A presented key is hashed with SHA-256
 //! first, and only the digest is looked up: by equality on `key_hash` in Postgres ([`verify`]) and

@@ -1,5 +1,5 @@
-//! Idempotency records (table `idempotency_records`, DESIGN.md §2): the first 2xx answer of a
-//! POST with an `Idempotency-Key`, kept 24 h per API key and key, so a retry is answered again
+//! Idempotency records (table `idempotency_records`, docs/api.md#idempotency): the first 2xx answer
+//! of a POST with an `Idempotency-Key`, kept 24 h per API key and key, so a retry is answered again
 //! without doing the work twice. [`crate::http::idempotency`] is the middleware that uses them.
 
 use sqlx::PgPool;

@@ -1,5 +1,5 @@
-//! Member `Authorization` tokens (seeds/gateway-chat.md: `loginAction` / `loginStreamer` return
-//! one; `sendGift`, `setRoomInfo`, the chat's `verify` ... take it).
+//! Member `Authorization` tokens (docs/api.md#client-gateway: `loginAction` / `loginStreamer`
+//! return one; `sendGift`, `setRoomInfo`, the chat's `verify` ... take it).
 //!
 //! A token is a JWT signed with HMAC-SHA256 (the `jsonwebtoken` crate). Claims: `sub` (member id),
 //! `role` (`member` or `streamer`), `iat` and `exp` (Unix seconds, UTC), `jti` (UUID), `iss`

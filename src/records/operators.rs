@@ -1,7 +1,7 @@
-//! Back-office operators (seeds/gateway-chat.md: the back office authenticates with `website` and
-//! `key`). Operator records in Postgres table `operators`: one row per website, holding only a
-//! SHA-256 hash of the key (a random 40-character secret, so a fast hash is enough); the key is
-//! shown once, by `onair operator create`. An operator may be scoped to one master agent
+//! Back-office operators (docs/api.md#back-office-gateway: the back office authenticates with
+//! `website` and `key`). Operator records in Postgres table `operators`: one row per website,
+//! holding only a SHA-256 hash of the key (a random 40-character secret, so a fast hash is enough);
+//! the key is shown once, by `onair operator create`. An operator may be scoped to one master agent
 //! (src/domain/operator.rs).
 //!
 //! **Comparison is hash-based, never on the key itself**: [`verify`] hashes the presented key with

@@ -1,5 +1,6 @@
-//! Per-API-key rate limits (seeds/ivs-api.md: "API 請求頻率限制 100 次/分鐘, 每個 API Key 的限制";
-//! DESIGN.md: each key has its own limit, default 100/min, in `api_keys.rate_limit_per_minute`).
+//! Per-API-key rate limits (the Stage API description: "API 請求頻率限制 100 次/分鐘, 每個 API Key 的限制";
+//! docs/api.md#rate-limits: each key has its own limit, default 100/min, in
+//! `api_keys.rate_limit_per_minute`).
 //!
 //! # Algorithm
 //!

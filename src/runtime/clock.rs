@@ -3,8 +3,8 @@
 //! In production it is the system clock. Tests move it forward with [`Clock::advance`] instead
 //! of sleeping through a mute, a token expiry or a scale-down age: the clock is the system time
 //! plus an offset that only grows, so time never runs backwards for anyone holding it. Every
-//! clone shares the offset. Projectors never read it (DESIGN.md §2: their time comes from the
-//! events).
+//! clone shares the offset. Projectors never read it (docs/design.md#flow-of-data: their time comes
+//! from the events).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

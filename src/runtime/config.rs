@@ -90,8 +90,8 @@ pub enum StageProviderKind {
     Aws,
 }
 
-/// What one `onair serve` process does (DESIGN.md §8: one process runs every role; roles split
-/// with a flag so API instances and workers scale apart).
+/// What one `onair serve` process does (docs/design.md#scale-path: one process runs every role;
+/// roles split with a flag so API instances and workers scale apart).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ServeRole {
     /// The HTTP API, the chat WebSocket and the stats WebSocket (stateless; scale out behind a
@@ -116,37 +116,39 @@ pub struct ServeSettings {
     /// Address the HTTP API listens on.
     #[arg(long, env = "ONAIR_LISTEN", default_value = "0.0.0.0:3000")]
     pub listen: SocketAddr,
-    /// Hard cap of viewers per stage (seeds/ivs-api.md: 50).
+    /// Hard cap of viewers per stage (the Stage API's default: 50).
     #[arg(long, env = "ONAIR_MAX_VIEWERS_PER_STAGE", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_viewers_per_stage: u32,
-    /// Viewers on every stage at which a new stage is created (seeds/ivs-api.md: 45).
+    /// Viewers on every stage at which a new stage is created (the Stage API's default: 45).
     #[arg(long, env = "ONAIR_SCALE_UP_THRESHOLD", default_value_t = 45, value_parser = clap::value_parser!(u32).range(1..))]
     pub scale_up_threshold: u32,
-    /// Most stages in the pool, master included (seeds/ivs-api.md: 20).
+    /// Most stages in the pool, master included (the Stage API's default: 20).
     #[arg(long, env = "ONAIR_MAX_STAGES", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_stages: u32,
-    /// Seconds without a heartbeat after which a viewer loses the seat (seeds/ivs-api.md: 60).
+    /// Seconds without a heartbeat after which a viewer loses the seat (the Stage API's default:
+    /// 60).
     #[arg(long, env = "ONAIR_HEARTBEAT_TIMEOUT_SECS", default_value_t = 60.0, value_parser = seconds)]
     pub heartbeat_timeout_secs: f64,
     /// How often the expiry reactor looks for silent viewers, in milliseconds.
     #[arg(long, env = "ONAIR_EXPIRY_CHECK_INTERVAL_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(10..))]
     pub expiry_check_interval_ms: u64,
-    /// An auto-scaled stage with fewer viewers than this drains (seeds/ivs-api.md: 5).
+    /// An auto-scaled stage with fewer viewers than this drains (the Stage API's default: 5).
     #[arg(long, env = "ONAIR_SCALE_DOWN_THRESHOLD", default_value_t = 5)]
     pub scale_down_threshold: u32,
-    /// ... once it is at least this many seconds old (seeds/ivs-api.md: 5 minutes).
+    /// ... once it is at least this many seconds old (the Stage API's default: 5 minutes).
     #[arg(long, env = "ONAIR_SCALE_DOWN_MIN_AGE_SECS", default_value_t = 300.0, value_parser = seconds)]
     pub scale_down_min_age_secs: f64,
     /// How often the scale-down reactor runs, in milliseconds.
     #[arg(long, env = "ONAIR_SCALE_DOWN_CHECK_INTERVAL_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..))]
     pub scale_down_check_interval_ms: u64,
-    /// How often the stats WebSocket pushes `stats_update`, in milliseconds (seeds/ivs-api.md: 5 s).
+    /// How often the stats WebSocket pushes `stats_update`, in milliseconds (the Stage API's
+    /// default: 5 s).
     #[arg(long, env = "ONAIR_STATS_PUSH_INTERVAL_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(50..))]
     pub stats_push_interval_ms: u64,
-    /// Publisher token lifetime in seconds (seeds/ivs-api.md: 4 h).
+    /// Publisher token lifetime in seconds (the Stage API's default: 4 h).
     #[arg(long, env = "ONAIR_PUBLISHER_TOKEN_TTL_SECS", default_value_t = 14_400, value_parser = clap::value_parser!(u64).range(60..=1_209_600))]
     pub publisher_token_ttl_secs: u64,
-    /// Viewer token lifetime in seconds (seeds/ivs-api.md: 1 h).
+    /// Viewer token lifetime in seconds (the Stage API's default: 1 h).
     #[arg(long, env = "ONAIR_VIEWER_TOKEN_TTL_SECS", default_value_t = 3_600, value_parser = clap::value_parser!(u64).range(60..=1_209_600))]
     pub viewer_token_ttl_secs: u64,
     /// Where stages and tokens come from: `local` (no AWS; self-signed tokens) or `aws` (Amazon IVS
@@ -244,7 +246,7 @@ pub struct ServeSettings {
     #[arg(long, env = "ONAIR_CHAT_CLIENT_URL", default_value = "")]
     pub chat_client_url: String,
     /// How long a request with `X-Min-Sequence` waits for the read models, in milliseconds
-    /// (DESIGN.md §5: 2 s).
+    /// (docs/api.md#read-your-writes: 2 s).
     #[arg(long, env = "ONAIR_MIN_SEQUENCE_WAIT_MS", default_value_t = 2000)]
     pub min_sequence_wait_ms: u64,
     /// Largest accepted request body, in bytes.

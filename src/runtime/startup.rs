@@ -1,6 +1,6 @@
 //! Builds the application from settings and runs it: the HTTP server, the stage pool follower, the
-//! projectors and the reactors, in one process by default (DESIGN.md §8: one `onair serve` runs every
-//! role; `--roles` splits them).
+//! projectors and the reactors, in one process by default (docs/design.md#scale-path: one `onair
+//! serve` runs every role; `--roles` splits them).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};

@@ -4,8 +4,9 @@ use futures_util::future::join_all;
 
 use crate::helpers::{Services, spawn_app_with};
 
-/// DESIGN.md §4.1 under load: 300 concurrent viewer-token requests spread over two instances. The
-/// pool allows 3 stages of 50: exactly 150 are seated, nobody twice, no stage above 50.
+/// Invariant 1 of docs/design.md#invariants under load: 300 concurrent viewer-token requests spread
+/// over two instances. The pool allows 3 stages of 50: exactly 150 are seated, nobody twice, no
+/// stage above 50.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seat_cap_holds_under_concurrent_requests_on_two_instances() {
     let services = Services::start().await;

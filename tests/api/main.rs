@@ -22,6 +22,7 @@ mod cluster_hold;
 mod concurrency;
 mod cors;
 mod dashboard;
+mod docs_links;
 mod event_schemas;
 mod event_tools;
 mod expiry_and_scaling;

@@ -1,4 +1,4 @@
-//! Per-API-key rate limits (seeds/ivs-api.md: 100 requests per minute per key): GCRA kept in
+//! Per-API-key rate limits (docs/api.md#rate-limits: 100 requests per minute per key): GCRA kept in
 //! Postgres, so the limit holds across instances; over it, 429 `TOO_MANY_REQUESTS` with
 //! `Retry-After`, and nothing reaches the handler.
 

@@ -1,5 +1,6 @@
-//! Read-your-writes (DESIGN.md §5): a read with `X-Min-Sequence` from a write's answer always sees
-//! that write; a read model that cannot get there in time answers 503 `READ_MODEL_BEHIND`.
+//! Read-your-writes (docs/api.md#read-your-writes): a read with `X-Min-Sequence` from a write's
+//! answer always sees that write; a read model that cannot get there in time answers 503
+//! `READ_MODEL_BEHIND`.
 
 use serde_json::{Value, json};
 

@@ -1,5 +1,5 @@
-//! `--roles` (DESIGN.md §8): API instances and projector/reactor workers run apart, and together
-//! they behave as one process running every role.
+//! `--roles` (docs/operations.md#running-roles-apart): API instances and projector/reactor workers
+//! run apart, and together they behave as one process running every role.
 
 use std::time::Duration;
 

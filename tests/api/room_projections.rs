@@ -1,5 +1,5 @@
 //! The room read models rebuild from the stream to the same rows, and the rebuild publishes no
-//! second chat notice (DESIGN.md §4.2, §4.3).
+//! second chat notice (docs/design.md#invariants, 2 and 3).
 
 use serde_json::json;
 

@@ -46,9 +46,9 @@ async fn the_seeds_python_ivs_client_works_unchanged() {
     assert!(result["stats"]["data"]["totalViewers"].as_u64().unwrap() <= 1);
 }
 
-/// seeds/gateway-chat.md: the axios interceptor puts `Authorization` beside `query`, and the
-/// sendGift example sends `server` and `actionName` too, with `Authorization` inside `query` and
-/// lower-case `masteragent` ids. Both bodies are taken as they are.
+/// The gateway and chat description: the axios interceptor puts `Authorization` beside `query`, and
+/// the sendGift example sends `server` and `actionName` too, with `Authorization` inside `query`
+/// and lower-case `masteragent` ids. Both bodies are taken as they are.
 #[tokio::test]
 async fn the_seeds_gateway_bodies_work_unchanged() {
     use serde_json::json;

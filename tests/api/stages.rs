@@ -172,7 +172,7 @@ async fn the_stage_list_pages_with_next_token() {
         .expect_error(400, "VALIDATION_ERROR");
 }
 
-/// seeds/ivs-api.md "自動縮減" with short thresholds: an auto-scaled stage with fewer than 5
+/// The Stage API's scale-down with short thresholds: an auto-scaled stage with fewer than 5
 /// viewers, older than the minimum age, drains (no new viewers), keeps its viewers, and is deleted
 /// when the last one leaves.
 #[tokio::test]

@@ -1,4 +1,4 @@
-"""The Python example of seeds/ivs-api.md ("Python 範例"), its IVSClient logic unchanged.
+"""The Python example of the Stage API description ("Python 範例"), its IVSClient logic unchanged.
 
 Only the entry point differs: the base URL and API key come from the command line, the heartbeat
 interval and the viewing time are shortened, and the answers are printed as one JSON line

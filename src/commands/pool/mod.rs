@@ -1,8 +1,8 @@
 //! The stage pool's command side: it follows the pool's events from the stream into an in-memory
 //! [`StagePool`](crate::domain::stage_pool::StagePool), decides with the pure domain rules, and
-//! publishes with the pool's expected sequence (DESIGN.md §4.1). On a conflict (another instance
-//! published first) it waits for its view to catch up and decides again, a bounded number of times
-//! ([`crate::commands::publish`]).
+//! publishes with the pool's expected sequence (docs/design.md#invariants, 1). On a conflict
+//! (another instance published first) it waits for its view to catch up and decides again, a
+//! bounded number of times ([`crate::commands::publish`]).
 //!
 //! # Layout
 //! - `service`: the [`PoolService`] handle, its settings, errors and the view it decides against;

@@ -308,7 +308,7 @@ enum Stored {
 }
 
 /// The seat decision for `user`, or, once the provider refused a new stage (`refused`), the seat
-/// below the hard cap (seeds/ivs-api.md: at most 20 stages, 50 viewers each).
+/// below the hard cap (the Stage API's defaults: at most 20 stages, 50 viewers each).
 fn decide(
     pool: &StagePool,
     user: &UserId,

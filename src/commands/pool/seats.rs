@@ -249,7 +249,7 @@ impl PoolService {
         Ok((stage_arn, token, published))
     }
 
-    /// Records a heartbeat of a seated viewer (seeds/ivs-api.md: every 30 s); returns its time and
+    /// Records a heartbeat of a seated viewer (the Stage API: every 30 s); returns its time and
     /// the stored event. A viewer not seated on `stage_arn` is refused (`NOT_FOUND`).
     ///
     /// The hottest write: it opens no span of its own (the request's span names the route) and

@@ -26,7 +26,7 @@ pub(super) const CATCH_UP_WAIT: Duration = Duration::from_millis(500);
 /// reach the stream's newest pool event before it is refused `NOT_FOUND` (2 s).
 pub(super) const READ_YOUR_SEAT_WAIT: Duration = Duration::from_secs(2);
 
-/// Name of the master stage (seeds/ivs-api.md).
+/// Name of the master stage (the Stage API's).
 pub const MASTER_STAGE_NAME: &str = "master-stage";
 
 /// Why a stage pool command failed.
@@ -53,11 +53,12 @@ pub enum PoolServiceError {
 /// Token lifetimes and tags.
 #[derive(Clone, Debug)]
 pub struct PoolServiceSettings {
-    /// Viewers per stage, scale-up threshold and most stages (seeds/ivs-api.md: 50, 45, 20).
+    /// Viewers per stage, scale-up threshold and most stages (the Stage API's defaults: 50, 45,
+    /// 20).
     pub limits: PoolLimits,
-    /// seeds/ivs-api.md: publisher tokens live 4 h (14400 s).
+    /// The Stage API: publisher tokens live 4 h (14400 s).
     pub publisher_token_seconds: u64,
-    /// seeds/ivs-api.md: viewer tokens live 1 h (3600 s).
+    /// The Stage API: viewer tokens live 1 h (3600 s).
     pub viewer_token_seconds: u64,
     /// Value of the `Environment` tag on stages onair creates.
     pub environment: String,

@@ -23,8 +23,8 @@ pub const MAX_RECORD_DAYS: i64 = 93;
 /// Largest `pagelimit` of `getGiftRecord`.
 pub const MAX_PAGE_LIMIT: i64 = 500;
 
-/// `getGiftRecord` (seeds/gateway-chat.md): required `website, username, uppername, key,
-/// startDate, endDate`; optional filters. Values may be strings or numbers; `""` means "not
+/// `getGiftRecord` (as the gateway description has it): required `website, username, uppername,
+/// key, startDate, endDate`; optional filters. Values may be strings or numbers; `""` means "not
 /// given", as the seed's example sends them.
 #[derive(Object, Debug)]
 pub struct GiftRecordRequest {

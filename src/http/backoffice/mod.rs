@@ -1,4 +1,4 @@
-//! The back-office gateway (seeds/gateway-chat.md "API Gateway"): `POST /api/backoffice/{action}`
+//! The back-office gateway (docs/api.md#back-office-gateway): `POST /api/backoffice/{action}`
 //! with the operator's `website` and `key` in the JSON body (operators are managed with
 //! `onair operator`). Actions: `CreateMember`, `EditMember` (the renamed UpdateStreamer),
 //! `SetGift`, `ListGifts`, `getGiftRecord`. Wrong or missing credentials: 401 `UNAUTHORIZED`.

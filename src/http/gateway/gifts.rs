@@ -24,7 +24,7 @@ pub struct GiftActionsApi;
 impl GiftActionsApi {
     /// sendGift: a member sends gifts to a streamer
     ///
-    /// `query` (seeds/gateway-chat.md): `{"giftID": 1, "giftCount": 1, "memberID":
+    /// `query` (as the gateway description shows it): `{"giftID": 1, "giftCount": 1, "memberID":
     /// "member@agent.masterAgent", "gameID": "streamer@agent.masterAgent", "agentID":
     /// "agent.masterAgent", "Authorization"?: "..."}`. `memberID` must be the token's member (403
     /// `FORBIDDEN` otherwise); `giftCount` 1 to 9999; `agentID` the streamer's agent; the gift must

@@ -1,4 +1,4 @@
-//! The client gateway (seeds/gateway-chat.md "Client Gateway"): `POST /api/action/{actionName}`
+//! The client gateway (docs/api.md#client-gateway): `POST /api/action/{actionName}`
 //! with `{"query": "<JSON text>", "Authorization": "<member token>"}`. Each action has its own
 //! route so the spec documents its `query` and answer; any other name is 404 `UNKNOWN_ACTION`.
 //!

@@ -3,7 +3,8 @@
 // config.js sets window.ONAIR = {api, apiKey, memberId, password, streamerId, agentId, giftId}.
 "use strict";
 
-// ---- seeds/ivs-api.md "JavaScript 範例 / 使用 Fetch API", with the address and key from config.js.
+// ---- the Stage API description's "JavaScript 範例 / 使用 Fetch API", with the address and key from
+// config.js.
 
 // 生成觀眾 Token
 async function getViewerToken(userId) {
@@ -53,9 +54,9 @@ async function sendHeartbeat(userId, stageArn) {
   return await response.json();
 }
 
-// ---- seeds/gateway-chat.md "Client Gateway": `axios.create` with a request interceptor that
-// puts the member's Authorization into the body. The same calls without axios: a minimal
-// axios-like service over XMLHttpRequest (what axios uses in browsers).
+// ---- the gateway and chat description's "Client Gateway": `axios.create` with a request
+// interceptor that puts the member's Authorization into the body. The same calls without axios: a
+// minimal axios-like service over XMLHttpRequest (what axios uses in browsers).
 
 function createService(options) {
   const requestInterceptors = [];
