@@ -317,6 +317,10 @@ pub struct ServeSettings {
     /// Rate limits: milliseconds a leased slice may be spent; what is left after it is dropped.
     #[arg(long, env = "ONAIR_RATE_LIMIT_LEASE_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub rate_limit_lease_ms: u64,
+    /// Milliseconds between checks of the memory the allocator holds free; above 8 MiB it is
+    /// given back to the system (`malloc_trim`, src/runtime/memory.rs). 0: never.
+    #[arg(long, env = "ONAIR_MEMORY_TRIM_INTERVAL_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    pub memory_trim_interval_ms: u64,
     /// Heartbeat group commit: microseconds the first heartbeat of a message waits for others to
     /// share it (`onair.viewer.heartbeats_recorded.v1`); 0 (the default): no timer, a message
     /// holds what queued while the earlier ones were being stored.

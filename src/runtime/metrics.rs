@@ -15,6 +15,7 @@
 //! | `onair_http_connections_refused_total` | counter | — (over `ONAIR_MAX_CONNECTIONS`) |
 //! | `onair_http_header_timeouts_total` | counter | — (no request head within `ONAIR_HEADER_READ_TIMEOUT_SECS`) |
 //! | `process_resident_memory_bytes` | gauge | — (this process's RSS, read from `/proc/self/status` at scrape time; Linux only) |
+//! | `onair_memory_trimmed_bytes_total` | counter | — (free bytes of the allocator's arenas given back to the system, src/runtime/memory.rs) |
 //! | `process_cpu_seconds_total` | gauge | — (user + system CPU time of this process, from `/proc/self/stat` at scrape time; Linux only) |
 //!
 //! The recorder is installed once per process; several applications in one process (tests)

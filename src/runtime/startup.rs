@@ -226,6 +226,12 @@ impl Application {
         supervisor.spawn("follower-watchdog", Restart::Always, false, move || {
             crate::event_store::followers::watch(watched.followers().clone(), watched.clone())
         });
+        if settings.memory_trim_interval_ms > 0 {
+            let interval = Duration::from_millis(settings.memory_trim_interval_ms);
+            supervisor.spawn("memory-trim", Restart::Always, false, move || {
+                crate::runtime::memory::trim_periodically(interval)
+            });
+        }
         let (feed_tx, stats_feed) = tokio::sync::watch::channel(None);
         let (feed_tx, feed_db, feed_clock, interval) = (
             Arc::new(feed_tx),

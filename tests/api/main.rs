@@ -31,6 +31,7 @@ mod group_commit;
 mod http_hygiene;
 mod lake;
 mod lake_answers;
+mod memory;
 mod metrics;
 mod openapi_spec;
 mod projection_batches;
