@@ -40,6 +40,7 @@ mod rate_limits;
 mod read_your_writes;
 mod replay;
 mod roles;
+mod room_info;
 mod room_projections;
 mod seat_batches;
 mod secrets;
