@@ -1,6 +1,7 @@
 //! Reactors: side effects driven by events or time, kept apart from projectors (DESIGN.md §2).
 
 pub mod expiry;
+pub mod outbox_relay;
 pub mod popularity;
 pub mod presence;
 pub mod reconciler;

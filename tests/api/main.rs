@@ -32,6 +32,7 @@ mod lake;
 mod lake_answers;
 mod metrics;
 mod openapi_spec;
+mod outbox;
 mod projection_batches;
 mod projections;
 mod publisher_status;
