@@ -2,13 +2,13 @@
 //! same Postgres transaction as the rows it speaks of, then published to the stream.
 //!
 //! Who writes rows: the member commands ([`crate::commands::members`]: the member's row and its
-//! `member.registered` / `member.edited` commit together). Who publishes them:
+//! `member.registered` / `member.edited` commit together) and the projector runner (the chat
+//! notices a batch derives, committed with the batch and its checkpoint). Who publishes them:
 //!
 //! 1. a request publishes the rows of its own ordering key right after its commit ([`flush`]),
 //!    so it still answers after its event is stored, with its stream sequence;
 //! 2. the outbox relay ([`crate::reactors::outbox_relay`]) publishes what is left: rows a crash
-//!    left behind (past their `relay_after`), or rows to publish at once, woken by
-//!    `NOTIFY onair_outbox`.
+//!    left behind (past their `relay_after`) and the notices, woken by `NOTIFY onair_outbox`.
 //!
 //! Each row is published with `Nats-Msg-Id` = its event id (the row holds the message exactly as
 //! [`EventStore::encode`] built it: subject, CloudEvents headers, payload), so publishing a row a

@@ -1,5 +1,6 @@
 //! The transactional outbox: a member's row and its event commit together, and the outbox relay
-//! publishes what a crash left between the commit and the publish, exactly once.
+//! publishes what a crash left between the commit and the publish, exactly once; a projector's
+//! chat notices are published by the relay, not by the projector.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use crate::gateway_support::{Gateway, PASSWORD};
 use crate::helpers::{Services, eventually};
 
 const BEN: &str = "ben@mabu.mabumaster";
+const STAR: &str = "star@mabu.mabumaster";
 
 /// An instance without the `reactors` role: no relay runs unless the test runs it.
 async fn without_relay(services: &Services) -> Gateway {
@@ -234,4 +236,40 @@ async fn the_running_relay_publishes_a_left_behind_registration_after_its_grace(
     assert_eq!(rows, 1, "only the published row, kept for a minute");
     assert_eq!(gw.app.stream_messages().await, before);
     assert_eq!(messages_on(&gw, &registered).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_projectors_notices_wait_in_the_outbox_until_the_relay_publishes_them_once() {
+    let services = Services::start().await;
+    let gw = without_relay(&services).await;
+    let (db, store, clock) = (&gw.app.db, &gw.app.state.store, &gw.app.state.clock);
+    let star = gw.member(STAR, "streamer").await;
+    let ben = gw.member(BEN, "member").await;
+    gw.action("startStream", json!({}), Some(&star)).await;
+    gw.action("follow", json!({"streamerID": STAR}), Some(&ben))
+        .await;
+    gw.app.wait_for_projections().await;
+
+    // The projections have applied the facts; their notices are committed, not published.
+    assert!(gw.notices().await.is_empty());
+    let pending = outbox::pending(db).await.unwrap();
+    assert!(pending >= 3, "streamStatus, sub and follow: {pending}");
+
+    assert_eq!(
+        relay_due(db, store, clock.now()).await.unwrap() as i64,
+        pending
+    );
+    let notices = gw.notices().await;
+    assert_eq!(notices.len() as i64, pending);
+    let kinds: Vec<&Value> = notices
+        .iter()
+        .map(|(_, _, d)| &d["message"]["type"])
+        .collect();
+    for kind in ["streamStatus", "sub", "follow"] {
+        assert!(kinds.contains(&&json!(kind)), "{kind} in {kinds:?}");
+    }
+
+    // Run again, the relay has nothing to publish, and nothing is published twice.
+    assert_eq!(relay_due(db, store, clock.now()).await.unwrap(), 0);
+    assert_eq!(gw.notices().await.len(), notices.len());
 }
