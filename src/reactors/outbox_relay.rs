@@ -68,17 +68,30 @@ pub async fn run(db: PgPool, store: EventStore, clock: Clock) {
 
 /// One pass: publishes every ordering key's unpublished rows when at least one of them is due at
 /// `now` (a key's rows go in order, the not yet due ones with them). Returns how many events it
-/// stored (duplicates of events stored before included).
+/// stored (duplicates of events stored before included). A key that fails is logged and left
+/// for the next pass while the other keys go on; a pass that stored nothing and failed answers
+/// its last failure.
 pub async fn relay_due(
     db: &PgPool,
     store: &EventStore,
     now: OffsetDateTime,
 ) -> Result<usize, OutboxError> {
     let mut relayed = 0;
+    let mut failure = None;
     for key in outbox::due_keys(db, now).await? {
-        let published = outbox::flush(db, store, &key).await?;
-        metrics::counter!("onair_outbox_relayed_total").increment(published.len() as u64);
-        relayed += published.len();
+        match outbox::flush(db, store, &key).await {
+            Ok(published) => {
+                metrics::counter!("onair_outbox_relayed_total").increment(published.len() as u64);
+                relayed += published.len();
+            }
+            Err(e) => {
+                tracing::warn!(ordering_key = %key, error = %e, "outbox rows not published");
+                failure = Some(e);
+            }
+        }
     }
-    Ok(relayed)
+    match failure {
+        Some(e) if relayed == 0 => Err(e),
+        _ => Ok(relayed),
+    }
 }
