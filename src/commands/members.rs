@@ -11,7 +11,8 @@
 //! 2. right after the commit the request publishes its member's outbox rows, in the order they
 //!    committed ([`publish_recorded`]), and answers with its event's stream sequence. If it
 //!    cannot (NATS down, a crash), the outbox relay publishes the row after
-//!    [`RELAY_GRACE`], with the same `Nats-Msg-Id`, so a row published twice is stored once.
+//!    [`outbox::REQUEST_GRACE`], with the same `Nats-Msg-Id`, so a row published twice is stored
+//!    once.
 //!
 //! Passwords are hashed with Argon2id (the `argon2` crate, its default parameters: 19 MiB, 2
 //! passes), in a blocking task so a login never stalls the async runtime.
@@ -25,11 +26,6 @@ use crate::domain::member::{MemberId, Role};
 use crate::event_store::outbox::{self, OutboxError};
 use crate::event_store::{EventStore, EventStoreError, NewEvent};
 use crate::events::{Event, MemberEdited, MemberProfile, MemberRegistered};
-
-/// How long after its commit a member event's outbox row is left to its request: the relay
-/// publishes it only after this (30 s of the application clock, past the request's publish retry
-/// window of 8 s and the 9 s request deadline), so it only picks up rows a crash left behind.
-pub const RELAY_GRACE: time::Duration = time::Duration::seconds(30);
 
 /// Shortest accepted password, in characters.
 pub const MIN_PASSWORD_CHARS: usize = 8;
@@ -354,7 +350,7 @@ pub async fn record_registration(
         }),
     ));
     let key = ordering_key(&profile.member_id);
-    outbox::enqueue(&mut tx, &key, &event, Some(now + RELAY_GRACE)).await?;
+    outbox::enqueue(&mut tx, &key, &event, Some(now + outbox::REQUEST_GRACE)).await?;
     tx.commit().await?;
     Ok(RecordedChange {
         profile,
@@ -370,18 +366,10 @@ pub async fn publish_recorded(
     recorded: RecordedChange,
 ) -> Result<(MemberProfile, u64), MemberError> {
     let key = ordering_key(&recorded.profile.member_id);
-    match outbox::flush(db, store, &key).await {
-        Ok(_) => {}
-        Err(OutboxError::Store(e)) => return Err(MemberError::Store(e)),
-        Err(OutboxError::Database(e)) => return Err(MemberError::Database(e)),
-    }
-    // Published by this flush, or by one that ran first (another request of the same member, the
-    // relay): its row holds the sequence either way.
-    match outbox::take_published(db, recorded.event_id).await? {
-        Some(sequence) => Ok((recorded.profile, sequence)),
-        None => Err(MemberError::Store(EventStoreError::Unavailable(
-            "the member's event is still waiting in the outbox".into(),
-        ))),
+    match outbox::publish_own(db, store, &key, recorded.event_id).await {
+        Ok(sequence) => Ok((recorded.profile, sequence)),
+        Err(OutboxError::Store(e)) => Err(MemberError::Store(e)),
+        Err(OutboxError::Database(e)) => Err(MemberError::Database(e)),
     }
 }
 
@@ -471,7 +459,7 @@ pub async fn record_edit(
         &mut tx,
         &ordering_key(member_id),
         &event,
-        Some(now + RELAY_GRACE),
+        Some(now + outbox::REQUEST_GRACE),
     )
     .await?;
     tx.commit().await?;

@@ -33,6 +33,12 @@ use crate::events::cloudevents;
 /// The Postgres `NOTIFY` channel that wakes the relay when rows to publish at once were committed.
 pub const CHANNEL: &str = "onair_outbox";
 
+/// How long after its commit a row that its request publishes itself ([`publish_own`]) is left to
+/// that request: the relay publishes it only after this (30 s of the application clock, past the
+/// request's publish retry window of 8 s and the 9 s request deadline), so it only picks up rows
+/// a crash or a NATS outage left behind.
+pub const REQUEST_GRACE: time::Duration = time::Duration::seconds(30);
+
 /// An event encoded as the message JetStream stores, ready to be kept in the outbox.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EncodedEvent {
@@ -219,6 +225,25 @@ pub async fn flush(
     .await?;
     tx.commit().await?;
     Ok(published)
+}
+
+/// A request's step after its commit: publishes the rows of `ordering_key` in order (its own,
+/// `event_id`, among them) and answers its event's stream sequence. When the stream does not
+/// store it, [`OutboxError::Store`]: the row stays for the relay.
+pub async fn publish_own(
+    db: &PgPool,
+    store: &EventStore,
+    ordering_key: &str,
+    event_id: Uuid,
+) -> Result<u64, OutboxError> {
+    flush(db, store, ordering_key).await?;
+    // Published by this flush, or by one that ran first (another request on the same key, the
+    // relay): its row holds the sequence either way.
+    take_published(db, event_id).await?.ok_or_else(|| {
+        OutboxError::Store(EventStoreError::Unavailable(
+            "the event is still waiting in the outbox".into(),
+        ))
+    })
 }
 
 /// The stream sequence of an event of the outbox once published (by this request's flush or

@@ -1,7 +1,7 @@
 //! The outbox relay: publishes the rows of the transactional outbox
 //! ([`crate::event_store::outbox`]) that no request publishes itself: the chat notices the
 //! projectors derive (committed with their batch, to publish at once) and member events a crash
-//! or a NATS outage left behind (past their [`crate::commands::members::RELAY_GRACE`]).
+//! or a NATS outage left behind (past their [`outbox::REQUEST_GRACE`]).
 //!
 //! It wakes on `NOTIFY onair_outbox` (sent by the transaction that wrote rows to publish at once)
 //! and every [`POLL_INTERVAL`] (rows whose grace ran out, a missed notification). Each row is

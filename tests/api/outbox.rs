@@ -273,3 +273,28 @@ async fn a_projectors_notices_wait_in_the_outbox_until_the_relay_publishes_them_
     assert_eq!(relay_due(db, store, clock.now()).await.unwrap(), 0);
     assert_eq!(gw.notices().await.len(), notices.len());
 }
+
+#[tokio::test]
+async fn gift_catalog_changes_reach_the_stream_through_the_outbox_in_commit_order() {
+    let services = Services::start().await;
+    let gw = without_relay(&services).await;
+    let db = &gw.app.db;
+    // Concurrent changes of one gift: the stream's last event is the catalog's row.
+    let changes = (1..=6).map(|points| {
+        gw.backoffice(
+            "SetGift",
+            json!({"giftID": 7, "name": format!("Rose {points}"), "points": points}),
+        )
+    });
+    for answer in futures_util::future::join_all(changes).await {
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    let stored = messages_on(&gw, &subject("gift_catalog", "7", "defined")).await;
+    assert_eq!(stored.len(), 6);
+    let (points,): (i32,) = sqlx::query_as("SELECT points FROM gift_catalog WHERE gift_id = 7")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    assert_eq!(stored.last().unwrap().1["points"], points);
+    assert_eq!(outbox::pending(db).await.unwrap(), 0);
+}
