@@ -1,7 +1,9 @@
 //! The presence store of this chat instance: its id (carried by its `member_joined_room` events),
 //! its announcements in `chat_instances` (the presence reactor, src/reactors/presence.rs, reaps
 //! the members of instances silent for longer than the timeout), and the verified members present
-//! in a room on the other instances (`roomView`). The rows are in [`crate::read_models::presence`].
+//! in a room on the other instances (`roomView`). The announcements are records
+//! ([`crate::records::chat_presence`]); the presence rows are read from
+//! [`crate::read_models::presence`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +12,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::read_models::presence::{self, PresentConnection};
+use crate::records::chat_presence;
 
 /// This instance's presence: its id and the database its rows are in.
 #[derive(Clone, Debug)]
@@ -34,7 +37,7 @@ impl PresenceStore {
 
     /// Records that this instance is alive now.
     pub async fn announce(&self) -> Result<(), sqlx::Error> {
-        presence::announce_instance(&self.db, &self.instance_id).await
+        chat_presence::announce_instance(&self.db, &self.instance_id).await
     }
 
     /// Connections of verified members present in `room` on other instances, with their join

@@ -147,7 +147,7 @@ pub(super) async fn member_command(
     };
     let member_id = MemberId::parse(&member_id, "member-id")?;
     let (pool, store) = connect_all(connection).await?;
-    let (profile, _) = members::register(
+    let registered = members::register(
         &pool,
         &store,
         members::NewMember {
@@ -165,7 +165,19 @@ pub(super) async fn member_command(
         },
         time::OffsetDateTime::now_utc(),
     )
-    .await?;
+    .await;
+    let profile = match registered {
+        Ok((profile, _)) => profile,
+        // The member is registered; its event waits in the outbox for a server's relay.
+        Err(members::MemberError::Store(e)) => {
+            eprintln!(
+                "registered, but its member.registered event is not stored yet ({e}); the outbox \
+                 relay of a running `onair serve` (reactors role) publishes it"
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(e.into()),
+    };
     eprintln!("registered {} ({})", profile.member_id, profile.role);
     Ok(ExitCode::SUCCESS)
 }

@@ -221,7 +221,7 @@ pub async fn join_room(
         fact,
         notice(ChatNotice::JoinRoom(presence.clone()), "joinRoom"),
     ];
-    let welcome = crate::read_models::presence::claim_welcome(
+    let welcome = crate::records::chat_presence::claim_welcome(
         db,
         join.room,
         &record.member_id,

@@ -1,11 +1,14 @@
 //! The gift catalog (`sendGift`, docs/api.md#client-gateway: "the gift must exist"): operator
-//! records in Postgres table `gift_catalog`, managed by the back office (`SetGift`) and `onair gift
-//! set`. Every change is also published as `onair.gift_catalog.defined.v1`; the row commits only
-//! after JetStream acknowledged it.
+//! records in Postgres table `gift_catalog`, managed by the back office (`SetGift`) and `onair
+//! gift set`. Every change is also published as `onair.gift_catalog.defined.v1`, through the
+//! transactional outbox ([`crate::event_store::outbox`]) as member changes are: the row and its event commit in
+//! one transaction, the request then publishes the gift's outbox rows in commit order and answers
+//! with the sequence; rows a crash left behind are published by the outbox relay.
 
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
+use crate::event_store::outbox::{self, OutboxError};
 use crate::event_store::{EventStore, EventStoreError, NewEvent};
 use crate::events::{Event, GiftDefined};
 
@@ -29,13 +32,15 @@ pub struct Gift {
     pub enabled: bool,
 }
 
-/// Why a gift could not be stored; nothing was stored or published.
+/// Why a gift could not be stored; nothing was stored or published, [`GiftCatalogError::Store`]
+/// aside.
 #[derive(Debug, thiserror::Error)]
 pub enum GiftCatalogError {
     /// A field is out of range; the message names it (HTTP 400 `VALIDATION_ERROR`).
     #[error("{0}")]
     Invalid(String),
-    /// The `gift_catalog.defined` event was not stored; the row was not committed.
+    /// The `gift_catalog.defined` event was not stored yet (HTTP 503): the entry is committed
+    /// with its event in the outbox, which the outbox relay publishes once the stream answers.
     #[error(transparent)]
     Store(#[from] EventStoreError),
     /// Postgres failed.
@@ -89,20 +94,26 @@ pub async fn define(
     .bind(gift.enabled)
     .execute(&mut *tx)
     .await?;
-    let published = store
-        .publish(NewEvent::new(
-            now,
-            Event::GiftDefined(GiftDefined {
-                gift_id: gift.gift_id,
-                name: gift.name.clone(),
-                points: gift.points as u32,
-                anime_url: gift.anime_url.clone(),
-                enabled: gift.enabled,
-            }),
-        ))
-        .await?;
+    let event = store.encode(&NewEvent::new(
+        now,
+        Event::GiftDefined(GiftDefined {
+            gift_id: gift.gift_id,
+            name: gift.name.clone(),
+            points: gift.points as u32,
+            anime_url: gift.anime_url.clone(),
+            enabled: gift.enabled,
+        }),
+    ));
+    // The upsert holds the gift's row lock until the commit, so the outbox rows of one gift are
+    // numbered in commit order.
+    let key = format!("gift.{}", gift.gift_id);
+    outbox::enqueue(&mut tx, &key, &event, Some(now + outbox::REQUEST_GRACE)).await?;
     tx.commit().await?;
-    Ok((gift, published.sequence))
+    match outbox::publish_own(db, store, &key, event.id).await {
+        Ok(sequence) => Ok((gift, sequence)),
+        Err(OutboxError::Store(e)) => Err(GiftCatalogError::Store(e)),
+        Err(OutboxError::Database(e)) => Err(GiftCatalogError::Database(e)),
+    }
 }
 
 /// One entry by id.

@@ -2,9 +2,17 @@
 //!
 //! Members are operator records in Postgres (table `members`): they hold a password hash, which
 //! must never reach the event stream. Every change is also published as an event carrying the
-//! profile only (`onair.member.registered.v1`, `onair.member.edited.v1`): the row is written in a
-//! transaction that commits only after JetStream acknowledged the event, so a member the stream
-//! does not know is never created.
+//! profile only (`onair.member.registered.v1`, `onair.member.edited.v1`), through the
+//! transactional outbox ([`crate::event_store::outbox`]):
+//!
+//! 1. the member's row and the event's outbox row are written in **one** Postgres transaction
+//!    ([`record_registration`], [`record_edit`]): a member without its event, or an event without
+//!    its member, is never committed;
+//! 2. right after the commit the request publishes its member's outbox rows, in the order they
+//!    committed ([`publish_recorded`]), and answers with its event's stream sequence. If it
+//!    cannot (NATS down, a crash), the outbox relay publishes the row after
+//!    [`outbox::REQUEST_GRACE`], with the same `Nats-Msg-Id`, so a row published twice is stored
+//!    once.
 //!
 //! Passwords are hashed with Argon2id (the `argon2` crate, its default parameters: 19 MiB, 2
 //! passes), in a blocking task so a login never stalls the async runtime.
@@ -15,6 +23,7 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 
 use crate::domain::member::{MemberId, Role};
+use crate::event_store::outbox::{self, OutboxError};
 use crate::event_store::{EventStore, EventStoreError, NewEvent};
 use crate::events::{Event, MemberEdited, MemberProfile, MemberRegistered};
 
@@ -143,7 +152,9 @@ pub enum MemberError {
     /// No member has this id (HTTP 404 `MEMBER_NOT_FOUND`).
     #[error("member {0} not found")]
     NotFound(String),
-    /// The event was not stored (see [`EventStoreError`]); the row was not committed.
+    /// The event was not stored yet (see [`EventStoreError`]; HTTP 503). The change itself is
+    /// committed with its event in the outbox, which the outbox relay publishes once the stream
+    /// answers (a retried `CreateMember` then answers `MEMBER_EXISTS`).
     #[error(transparent)]
     Store(#[from] EventStoreError),
     /// Postgres failed.
@@ -260,6 +271,20 @@ pub async fn find(db: &PgPool, member_id: &str) -> Result<Option<MemberRecord>, 
     .await
 }
 
+/// A member change committed together with its event in the outbox, not published yet.
+#[derive(Clone, Debug)]
+pub struct RecordedChange {
+    /// The member's profile after the change.
+    pub profile: MemberProfile,
+    /// The event's id (`ce-id`, `Nats-Msg-Id`), the key of its outbox row.
+    pub event_id: uuid::Uuid,
+}
+
+/// The outbox ordering key of a member's events: they reach the stream in commit order.
+fn ordering_key(member_id: &str) -> String {
+    format!("member.{member_id}")
+}
+
 /// Registers a member and publishes `onair.member.registered.v1`; returns the profile and the
 /// event's stream sequence.
 #[tracing::instrument(skip_all, fields(member.id = %new.member_id), err(level = "info"))]
@@ -269,6 +294,18 @@ pub async fn register(
     new: NewMember,
     now: OffsetDateTime,
 ) -> Result<(MemberProfile, u64), MemberError> {
+    let recorded = record_registration(db, store, new, now).await?;
+    publish_recorded(db, store, recorded).await
+}
+
+/// Step 1 of [`register`]: checks the fields, hashes the password and writes the member's row
+/// and its `onair.member.registered.v1` into the outbox in one transaction.
+pub async fn record_registration(
+    db: &PgPool,
+    store: &EventStore,
+    new: NewMember,
+    now: OffsetDateTime,
+) -> Result<RecordedChange, MemberError> {
     check_password(&new.password)?;
     let profile = MemberProfile {
         member_id: new.member_id.to_string(),
@@ -306,16 +343,34 @@ pub async fn register(
     if inserted == 0 {
         return Err(MemberError::Exists(profile.member_id));
     }
-    let published = store
-        .publish(NewEvent::new(
-            now,
-            Event::MemberRegistered(MemberRegistered {
-                profile: profile.clone(),
-            }),
-        ))
-        .await?;
+    let event = store.encode(&NewEvent::new(
+        now,
+        Event::MemberRegistered(MemberRegistered {
+            profile: profile.clone(),
+        }),
+    ));
+    let key = ordering_key(&profile.member_id);
+    outbox::enqueue(&mut tx, &key, &event, Some(now + outbox::REQUEST_GRACE)).await?;
     tx.commit().await?;
-    Ok((profile, published.sequence))
+    Ok(RecordedChange {
+        profile,
+        event_id: event.id,
+    })
+}
+
+/// Step 2 of [`register`] and [`edit`]: publishes the member's outbox rows in commit order (the
+/// recorded one among them) and answers its profile and its event's stream sequence.
+pub async fn publish_recorded(
+    db: &PgPool,
+    store: &EventStore,
+    recorded: RecordedChange,
+) -> Result<(MemberProfile, u64), MemberError> {
+    let key = ordering_key(&recorded.profile.member_id);
+    match outbox::publish_own(db, store, &key, recorded.event_id).await {
+        Ok(sequence) => Ok((recorded.profile, sequence)),
+        Err(OutboxError::Store(e)) => Err(MemberError::Store(e)),
+        Err(OutboxError::Database(e)) => Err(MemberError::Database(e)),
+    }
 }
 
 /// Edits a member (`EditMember`) and publishes `onair.member.edited.v1` with the new profile;
@@ -328,6 +383,19 @@ pub async fn edit(
     edit: MemberEdit,
     now: OffsetDateTime,
 ) -> Result<(MemberProfile, u64), MemberError> {
+    let recorded = record_edit(db, store, member_id, edit, now).await?;
+    publish_recorded(db, store, recorded).await
+}
+
+/// Step 1 of [`edit`]: applies the edit to the member's row (locked) and writes its
+/// `onair.member.edited.v1` into the outbox in the same transaction.
+pub async fn record_edit(
+    db: &PgPool,
+    store: &EventStore,
+    member_id: &str,
+    edit: MemberEdit,
+    now: OffsetDateTime,
+) -> Result<RecordedChange, MemberError> {
     if let Some(password) = &edit.password {
         check_password(password)?;
     }
@@ -380,17 +448,25 @@ pub async fn edit(
     .bind(&profile.account_id)
     .execute(&mut *tx)
     .await?;
-    let published = store
-        .publish(NewEvent::new(
-            now,
-            Event::MemberEdited(MemberEdited {
-                profile: profile.clone(),
-                password_changed: new_hash.is_some(),
-            }),
-        ))
-        .await?;
+    let event = store.encode(&NewEvent::new(
+        now,
+        Event::MemberEdited(MemberEdited {
+            profile: profile.clone(),
+            password_changed: new_hash.is_some(),
+        }),
+    ));
+    outbox::enqueue(
+        &mut tx,
+        &ordering_key(member_id),
+        &event,
+        Some(now + outbox::REQUEST_GRACE),
+    )
+    .await?;
     tx.commit().await?;
-    Ok((profile, published.sequence))
+    Ok(RecordedChange {
+        profile,
+        event_id: event.id,
+    })
 }
 
 #[cfg(test)]

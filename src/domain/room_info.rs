@@ -4,8 +4,9 @@
 
 use crate::domain::room::{self, MAX_ANNOUNCEMENT_CHARS, MAX_TITLE_CHARS, RoomError};
 
-/// A room's info as stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A room's info as the stream has it (the last `onair.room.info_set.v1`); all fields empty
+/// before the first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RoomInfo {
     /// Title, at most [`MAX_TITLE_CHARS`] characters; empty when none.
     pub title: String,

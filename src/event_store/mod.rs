@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::events::{Event, cloudevents};
 
 pub mod followers;
+pub mod outbox;
 mod publish;
 
 /// The stream's settings as committed in `nats/stream.json`.
@@ -192,6 +193,11 @@ impl EventStore {
             publish_retry_window: DEFAULT_PUBLISH_RETRY_WINDOW,
             followers: followers::Followers::default(),
         })
+    }
+
+    /// Every event's `ce-source`, e.g. `/onair/stage-api`.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// The followers of the stream in this process (`followers` of `/health`).

@@ -45,7 +45,10 @@ impl EventStore {
     /// Runs a publish `attempt` until it succeeds, fails for a reason other than a transient one,
     /// or the publish retry window ([`DEFAULT_PUBLISH_RETRY_WINDOW`]) is spent, pausing 20 ms,
     /// then twice as long each time up to 400 ms; records the publish metrics.
-    async fn retrying<F, Fut>(&self, mut attempt: F) -> Result<Vec<Published>, EventStoreError>
+    pub(super) async fn retrying<F, Fut>(
+        &self,
+        mut attempt: F,
+    ) -> Result<Vec<Published>, EventStoreError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<Vec<Published>, EventStoreError>>,
@@ -221,7 +224,7 @@ impl EventStore {
 /// whichever of its two error codes the server answers (10071 `wrong last sequence: N`, or 10164
 /// `wrong last sequence`, which a clustered stream answers when the guard covers a subject
 /// filter).
-fn publish_error(
+pub(super) fn publish_error(
     error: &async_nats::jetstream::context::PublishError,
     expected: u64,
 ) -> EventStoreError {

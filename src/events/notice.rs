@@ -4,10 +4,11 @@
 //! seed's JSON (`type` plus the seed's field names), ready to be sent as the `message` string of a
 //! `say` payload with `from: "0"`.
 //!
-//! Most notices are derived: a projector publishes them (`gift`, `giftRank`, `follow`,
+//! Most notices are derived: a projector derives them (`gift`, `giftRank`, `follow`,
 //! `popularity`, `streamStatus`, `sub`) while applying the fact they come from, with an id derived
-//! from that fact's id, so a redelivered fact never produces a second notice (JetStream's
-//! duplicate window). `joinRoom`, `welcome` and `leaveRoom` come from the chat service and the
+//! from that fact's id, and commits them into the transactional outbox with its batch; the outbox
+//! relay (src/reactors/outbox_relay.rs) publishes them, so a redelivered fact never produces a
+//! second notice (the outbox's unique event id, JetStream's duplicate window). `joinRoom`, `welcome` and `leaveRoom` come from the chat service and the
 //! presence reactor, `system` from the back office.
 
 use serde::{Deserialize, Serialize};

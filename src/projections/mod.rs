@@ -18,6 +18,13 @@
 //! lock that was lost meanwhile is rolled back, not committed). A consumer that ends or is
 //! deleted (a new leader recreates it) also stops the runner, which then contends for the lock
 //! again.
+//!
+//! Projectors have no side effects outside their transaction: the chat notices a projection
+//! derives (`gift`, `giftRank`, `follow`, `streamStatus`, `sub`, `popularity`) are written into the
+//! transactional outbox in the batch's transaction, and the outbox relay, a reactor
+//! (src/reactors/outbox_relay.rs), publishes them. A batch applied again (after a crash before its
+//! checkpoint was kept) derives the same notice ids, which the outbox keeps once; a rebuild
+//! (`onair replay`, `onair audit`) discards them, so no notice is published twice.
 
 pub mod followers;
 pub mod gifts;
@@ -40,7 +47,7 @@ use futures_util::{FutureExt, StreamExt};
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::watch;
 
-use crate::event_store::EventStore;
+use crate::event_store::{EventStore, outbox};
 use crate::events::cloudevents;
 
 /// The projections the server runs.
@@ -370,12 +377,15 @@ impl ProjectorRunner {
         // Notices left over from a batch that failed belong to a rolled-back transaction.
         let _ = self.projection.take_notices();
         self.projection.apply_batch(&mut tx, &events).await?;
+        // The notices the batch derived are committed with it into the outbox; publishing them
+        // is the outbox relay's (src/reactors/outbox_relay.rs), woken by the commit's NOTIFY.
         let notices = self.projection.take_notices();
         if !notices.is_empty() {
-            self.store
-                .publish_all(notices)
-                .await
-                .map_err(|e| anyhow::anyhow!("notice not published: {e}"))?;
+            let key = format!("notices.{name}");
+            for notice in &notices {
+                outbox::enqueue(&mut tx, &key, &self.store.encode(notice), None).await?;
+            }
+            outbox::notify(&mut tx, &key).await?;
         }
         // The checkpoint, fenced: it moves (and the batch commits) only while this runner's lock
         // connection still holds the lock.

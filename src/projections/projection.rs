@@ -34,7 +34,8 @@ pub trait Projection: Send + Sync + 'static {
         events: &'a [EventEnvelope],
     ) -> BoxFuture<'a, Result<(), sqlx::Error>>;
     /// Chat-facing notices derived from the batch just applied (see [`Notices`]); the runner
-    /// publishes them before it commits the batch. Most projections derive none.
+    /// writes them into the outbox in the batch's transaction, for the outbox relay to publish.
+    /// Most projections derive none.
     fn take_notices(&self) -> Vec<NewEvent>;
 }
 
@@ -111,9 +112,10 @@ impl<P: ReadModelProjection> Projection for P {
 
 /// Notices a projection derives while applying events (the seed's `gift`, `giftRank`, `follow`,
 /// `streamStatus`, `sub`, `popularity` chat messages). Each gets an id derived from the fact it
-/// comes from and its kind, and that fact's time, so applying the fact again (redelivery after a
-/// crash between publish and commit) publishes the same notice again, which JetStream's duplicate
-/// window drops.
+/// comes from and its kind, and that fact's time, so applying the fact again (a batch applied
+/// again after a crash) derives the same notice, which the outbox keeps once
+/// (`event_outbox.event_id` is unique) and JetStream's duplicate window drops if it was already
+/// published.
 #[derive(Default)]
 pub struct Notices(std::sync::Mutex<Vec<NewEvent>>);
 

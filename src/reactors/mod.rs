@@ -2,6 +2,7 @@
 //! (docs/design.md#flow-of-data).
 
 pub mod expiry;
+pub mod outbox_relay;
 pub mod popularity;
 pub mod presence;
 pub mod reconciler;

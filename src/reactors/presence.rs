@@ -18,7 +18,8 @@ use crate::commands::chat::leave_events;
 use crate::event_store::EventStore;
 use crate::events::MemberLeftRoom;
 use crate::events::id::derived_event_id;
-use crate::read_models::presence::{forget_silent_instances, orphaned_connections};
+use crate::read_models::presence::orphaned_connections;
+use crate::records::chat_presence::forget_silent_instances;
 use crate::runtime::clock::Clock;
 
 /// Runs until the task is dropped; looks every third of `timeout`. The leaves' time is `clock`'s.

@@ -1,9 +1,8 @@
-//! Chat presence rows: the members present in each room (`rm_room_presence`, built by the
-//! `room_activity` projection from `member_joined_room` / `member_left_room`), the chat instances
-//! that announce they are alive (`chat_instances`), and when a member's `welcome` was last shown
-//! in a room (`chat_welcomes`). `chat_instances` and `chat_welcomes` are written by the chat
-//! instances themselves, not by a projector: they say what this deployment's instances did, not
-//! what happened in the stream.
+//! Reads of chat presence: the members present in each room (`rm_room_presence`, built by the
+//! `room_activity` projection from `member_joined_room` / `member_left_room`), joined with the
+//! chat instances that announce they are alive (`chat_instances`). The writes of
+//! `chat_instances` and `chat_welcomes` are records of what this deployment's instances did, not
+//! facts of the stream: they live in [`crate::records::chat_presence`].
 
 use std::time::Duration;
 
@@ -34,40 +33,6 @@ pub async fn present_elsewhere(
     .bind(instance_id)
     .fetch_all(db)
     .await
-}
-
-/// Records that the chat instance `instance_id` is alive now (`chat_instances.last_seen`, in
-/// Postgres time, so instances whose clocks differ agree on who is silent).
-pub async fn announce_instance(db: &PgPool, instance_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO chat_instances (instance_id, last_seen) VALUES ($1, now())
-         ON CONFLICT (instance_id) DO UPDATE SET last_seen = now()",
-    )
-    .bind(instance_id)
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
-/// Claims the `welcome` of `member` in `room`: `true` (and the time is recorded) when none was
-/// shown there within the last `window`, on any instance; `false` otherwise.
-pub async fn claim_welcome(
-    db: &PgPool,
-    room: &str,
-    member: &str,
-    window: Duration,
-) -> Result<bool, sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO chat_welcomes (room, member_id, shown_at) VALUES ($1, $2, now())
-         ON CONFLICT (room, member_id) DO UPDATE SET shown_at = now()
-         WHERE chat_welcomes.shown_at < now() - make_interval(secs => $3)",
-    )
-    .bind(room)
-    .bind(member)
-    .bind(window.as_secs_f64())
-    .execute(db)
-    .await
-    .map(|r| r.rows_affected() > 0)
 }
 
 /// A connection present in a room on an instance that has gone silent.
@@ -101,12 +66,4 @@ pub async fn orphaned_connections(
     .bind(timeout.as_secs_f64())
     .fetch_all(db)
     .await
-}
-
-/// Forgets the instances silent for a day; returns how many.
-pub async fn forget_silent_instances(db: &PgPool) -> Result<u64, sqlx::Error> {
-    sqlx::query("DELETE FROM chat_instances WHERE last_seen < now() - interval '1 day'")
-        .execute(db)
-        .await
-        .map(|r| r.rows_affected())
 }

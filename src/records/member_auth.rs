@@ -5,7 +5,11 @@
 //! `role` (`member` or `streamer`), `iat` and `exp` (Unix seconds, UTC), `jti` (UUID), `iss`
 //! (`onair`). The secret is generated once and kept in Postgres (`auth_secrets`), so every instance
 //! accepts the tokens of every other; `ONAIR_MEMBER_TOKEN_SECRET` may set it instead.
-//! Expiry is exact (no leeway). Clients may send the token bare or as `Bearer <token>`.
+//! Expiry is exact (no leeway) and measured against the application's injectable clock
+//! ([`crate::runtime::clock::Clock`], passed in as `now`), not the system time: jsonwebtoken's own
+//! `exp` check reads the system time, so it is turned off and [`MemberTokens::verify`] compares
+//! `exp` (and `nbf`, when a token carries one) with `now` itself. Clients may send the token bare
+//! or as `Bearer <token>`.
 //!
 //! Revocation: the claim `ver` is the member's `token_version` when the token was issued. A
 //! password or role change (`EditMember`) bumps it, and [`MemberTokens::verify_current`] refuses
@@ -41,6 +45,10 @@ pub struct MemberClaims {
     /// The member's token version at issue (absent in tokens from before versions: 0).
     #[serde(default)]
     pub ver: i32,
+    /// Not before, Unix seconds; onair issues none, a token that carries one is refused before it
+    /// (as `TOKEN_INVALID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
 }
 
 /// Why a token was refused.
@@ -111,6 +119,7 @@ impl MemberTokens {
             jti: Uuid::now_v7(),
             iss: ISSUER.to_owned(),
             ver: version,
+            nbf: None,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HMAC signing of plain claims cannot fail");
@@ -122,8 +131,13 @@ impl MemberTokens {
         }
     }
 
-    /// Checks a token (bare or `Bearer <token>`) and returns its claims.
-    pub fn verify(&self, raw: Option<&str>) -> Result<MemberClaims, TokenError> {
+    /// Checks a token (bare or `Bearer <token>`) at `now` (the injected clock's time) and returns
+    /// its claims: `Expired` once `now` is past `exp` (no leeway), `Invalid` before its `nbf`.
+    pub fn verify(
+        &self,
+        raw: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<MemberClaims, TokenError> {
         let raw = raw.map(str::trim).filter(|t| !t.is_empty());
         let Some(raw) = raw else {
             return Err(TokenError::Missing);
@@ -135,27 +149,47 @@ impl MemberTokens {
             .trim();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
+        // Time is checked below, against `now`; jsonwebtoken would read the system time.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "sub", "iss"]);
-        jsonwebtoken::decode::<MemberClaims>(token, &self.decoding, &validation)
+        let claims = jsonwebtoken::decode::<MemberClaims>(token, &self.decoding, &validation)
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
                 _ => TokenError::Invalid,
-            })
+            })?;
+        check_time(&claims, now)?;
+        Ok(claims)
     }
 }
 
+/// Whether `claims` are valid at `now`: refused as `Expired` once `now` is past `exp` (no leeway;
+/// a token is still good during the second of its `exp`, as jsonwebtoken and the chat's
+/// [`crate::domain::chat::TokenSession::expired`] judge it), as `Invalid` before `nbf`.
+fn check_time(claims: &MemberClaims, now: OffsetDateTime) -> Result<(), TokenError> {
+    let now = now.unix_timestamp();
+    if claims.nbf.is_some_and(|nbf| now < nbf) {
+        return Err(TokenError::Invalid);
+    }
+    if now > claims.exp {
+        return Err(TokenError::Expired);
+    }
+    Ok(())
+}
+
 impl MemberTokens {
-    /// [`verify`](Self::verify), then checks the token against the member's record: refused as
+    /// [`verify`](Self::verify) at `now`, then checks the token against the member's record: refused as
     /// `Revoked` when the member is gone or its version moved on (a password or role change),
     /// `Unavailable` when Postgres does not answer.
     pub async fn verify_current(
         &self,
         db: &PgPool,
         raw: Option<&str>,
+        now: OffsetDateTime,
     ) -> Result<MemberClaims, TokenError> {
-        let claims = self.verify(raw)?;
+        let claims = self.verify(raw, now)?;
         let current: Option<(i32,)> =
             sqlx::query_as("SELECT token_version FROM members WHERE member_id = $1")
                 .bind(&claims.sub)
@@ -207,11 +241,11 @@ mod tests {
         let tokens = MemberTokens::new(b"secret", 60);
         let now = OffsetDateTime::now_utc();
         let issued = tokens.issue("ben@mabu.mabumaster", Role::Member, 0, now);
-        let claims = tokens.verify(Some(&issued.token)).unwrap();
+        let claims = tokens.verify(Some(&issued.token), now).unwrap();
         assert_eq!(claims.sub, "ben@mabu.mabumaster");
         assert_eq!(claims.role, Role::Member);
         assert_eq!(
-            tokens.verify(Some(&format!("Bearer {}", issued.token))),
+            tokens.verify(Some(&format!("Bearer {}", issued.token)), now),
             Ok(claims)
         );
         let old = tokens.issue(
@@ -220,7 +254,35 @@ mod tests {
             0,
             now - Duration::hours(1),
         );
-        assert_eq!(tokens.verify(Some(&old.token)), Err(TokenError::Expired));
+        assert_eq!(
+            tokens.verify(Some(&old.token), now),
+            Err(TokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn expiry_is_judged_at_the_given_time_not_the_system_time() {
+        let tokens = MemberTokens::new(b"secret", 60);
+        let now = OffsetDateTime::now_utc();
+        let issued = tokens.issue("ben@mabu.mabumaster", Role::Member, 0, now);
+        let exp = OffsetDateTime::from_unix_timestamp(issued.claims.exp).unwrap();
+        assert!(tokens.verify(Some(&issued.token), exp).is_ok());
+        assert_eq!(
+            tokens.verify(Some(&issued.token), exp + Duration::seconds(1)),
+            Err(TokenError::Expired)
+        );
+        // Issued in the past by the system time, but valid at the (earlier) time given.
+        let old = tokens.issue(
+            "ben@mabu.mabumaster",
+            Role::Member,
+            0,
+            now - Duration::hours(1),
+        );
+        assert!(
+            tokens
+                .verify(Some(&old.token), now - Duration::minutes(59))
+                .is_ok()
+        );
     }
 
     #[test]
@@ -230,11 +292,14 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let foreign = other.issue("ben@mabu.mabumaster", Role::Streamer, 0, now);
         assert_eq!(
-            tokens.verify(Some(&foreign.token)),
+            tokens.verify(Some(&foreign.token), now),
             Err(TokenError::Invalid)
         );
-        assert_eq!(tokens.verify(Some("abc.def.ghi")), Err(TokenError::Invalid));
-        assert_eq!(tokens.verify(None), Err(TokenError::Missing));
-        assert_eq!(tokens.verify(Some("  ")), Err(TokenError::Missing));
+        assert_eq!(
+            tokens.verify(Some("abc.def.ghi"), now),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(tokens.verify(None, now), Err(TokenError::Missing));
+        assert_eq!(tokens.verify(Some("  "), now), Err(TokenError::Missing));
     }
 }

@@ -304,6 +304,14 @@ impl Application {
                 reactors::presence::run(db.clone(), store.clone(), timeout, presence_clock.clone())
             });
         }
+        if run_reactors {
+            // Publishes the transactional outbox: the projectors' chat notices, and member events
+            // a crash left behind (src/reactors/outbox_relay.rs).
+            let (db, store, relay_clock) = (db.clone(), store.clone(), clock.clone());
+            supervisor.spawn("reactor-outbox-relay", Restart::Always, false, move || {
+                reactors::outbox_relay::run(db.clone(), store.clone(), relay_clock.clone())
+            });
+        }
 
         let socket_limits =
             crate::http::socket_limits::SocketLimits::new(settings.socket_limits(), clock.clone());

@@ -148,6 +148,7 @@ async fn a_worker_that_loses_its_projection_locks_stops_applying_and_one_leader_
             settled.elapsed() < Duration::from_secs(20),
             "no single leader per projection: A {la:?}, B {lb:?}"
         );
+        // The pause between two polls of the leaders (the condition above).
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 

@@ -242,11 +242,13 @@ async fn a_publish_retried_across_a_stream_leader_election_is_stored_once() {
                 let id = new.id;
                 store.publish(new).await.expect("stored after the election");
                 ids.push(id);
+                // Paces the publisher (one event per 20 ms) across the election; not a wait.
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             ids
         })
     };
+    // The fault schedule: the leader is killed with publishes under way for a while before it.
     tokio::time::sleep(Duration::from_millis(800)).await;
     cluster.kill(leader_node);
     let ids = publisher.await.unwrap();

@@ -70,7 +70,23 @@ async fn a_python_consumer_validates_every_event_against_the_published_schemas()
     gw.action("endStream", json!({}), Some(&star)).await;
     drop(chat);
     gw.notice_of_type("popularity", 1).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await; // v2 expires
+    // v2 never beats: past the 1 s heartbeat timeout by the app's clock, the expiry reactor
+    // (every 100 ms) publishes its `viewer.expired`.
+    gw.app.state.clock.advance(Duration::from_millis(1500));
+    let store = gw.app.state.store.clone();
+    crate::helpers::eventually(Duration::from_secs(10), || {
+        let store = store.clone();
+        async move {
+            let subject = onair::events::subject::subject("pool", "default", "viewer_expired");
+            store
+                .last_on_subject(&subject)
+                .await
+                .ok()
+                .flatten()
+                .map(|_| ())
+        }
+    })
+    .await;
 
     let mut command = crate::helpers::python();
     command

@@ -143,7 +143,9 @@ async fn an_instance_started_later_knows_recent_heartbeats() {
         second.state.clock.advance(Duration::from_secs(30));
         assert_eq!(second.heartbeat("alive", &stage).await.status, 200);
     }
-    // Both instances' expiry reactors have had their turns.
+    // Both instances' expiry reactors have had their turns. This proves an absence (no expiry is
+    // published), which no condition can be waited on for: the pause spans several of the
+    // reactors' ticks.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(first.heartbeat("alive", &stage).await.status, 200);
     assert_eq!(second.heartbeat("alive", &stage).await.status, 200);

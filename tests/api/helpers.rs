@@ -81,6 +81,7 @@ impl NatsServer {
                     std::mem::forget(dir);
                     return server;
                 }
+                // Polls for the condition above (the port accepts), every 20 ms until the deadline.
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             let _ = server.child.kill();
@@ -442,6 +443,7 @@ where
         if Instant::now() > deadline {
             panic!("condition not met within {timeout:?}");
         }
+        // The pause between two polls of the condition.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

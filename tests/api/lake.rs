@@ -159,6 +159,8 @@ async fn a_writer_killed_at_any_moment_leaves_neither_gap_nor_duplicate() {
             .expect("onair lake starts");
         publish_events(&store, published, 2_000).await;
         published += 2_000;
+        // The fault schedule: the writer is killed after a varying 1.0-2.1 s of work, so kills
+        // land before, during and after its 1 s rolls; not a wait on a condition.
         tokio::time::sleep(Duration::from_millis(1000 + (round * 233) % 1100)).await;
         child.start_kill().unwrap();
         child.wait().await.unwrap();

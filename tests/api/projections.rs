@@ -142,6 +142,8 @@ async fn a_projector_killed_mid_stream_resumes_without_losing_or_repeating_event
 
     let killer = async {
         for _ in 0..8 {
+            // The fault schedule: kill the projectors every 40 ms of work and keep them down for
+            // 20 ms, so kills land mid-batch; these pauses are the schedule, not waits.
             tokio::time::sleep(Duration::from_millis(40)).await;
             app.projectors.kill();
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -161,6 +163,8 @@ async fn a_projector_killed_mid_stream_resumes_without_losing_or_repeating_event
     // A restart from the checkpoint changes nothing.
     app.projectors.kill();
     app.projectors.start();
+    // The checkpoints already stand at the end, so there is nothing to wait for: the pause gives
+    // the restarted runners time to take their locks and (wrongly) apply anything again.
     tokio::time::sleep(Duration::from_millis(300)).await;
     app.wait_for_projections().await;
     assert_read_models_match_the_stream(&app).await;

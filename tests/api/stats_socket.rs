@@ -44,6 +44,8 @@ async fn a_subscriber_gets_stats_updates_until_it_unsubscribes() {
     let app = spawn_app_with(&services, |s| s.stats_push_interval_ms = 200).await;
     assert_eq!(app.viewer_token("v1").await.status, 200);
     app.wait_for_projections().await;
+    // The stats feed samples every 200 ms in the background and shows nothing a test can wait
+    // on before a socket subscribes: the pause lets one sample include v1.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut socket = connect(&app).await;
 
@@ -73,6 +75,8 @@ async fn a_subscriber_gets_stats_updates_until_it_unsubscribes() {
     }
     send(&mut socket, r#"{"type":"ping"}"#).await;
     // After unsubscribing, the next frame is the pong, not an update (updates come every 200 ms).
+    // This proves an absence (no update after the unsubscribe), so it waits out more than two
+    // update periods rather than a condition.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(next_json(&mut socket).await, json!({"type": "pong"}));
 }

@@ -176,29 +176,38 @@ async function main () {
   await p
   step('40306 URL from a member')
   await backoffice('SetMaintenance', { enabled: true })
+  // The same flow runs against actionhero and onair: neither tells a client when a server's rules
+  // follower has applied the switch, so there is no condition to wait on; 300 ms is ample.
   await sleep(300)
   p = waitFor(ben, 'api', code(40308), 5000, '40308')
   ben.say(room, chat(config.ben, 'during maintenance'))
   await p
   await backoffice('SetMaintenance', { enabled: false })
+  // As above: the switch back reaches the rules follower without a signal to the client.
   await sleep(300)
   step('40308 maintenance')
 
   const star = await connect('star')
   await roomAdd(star)
   star.action('verify', { memberID: config.star.id, chatroom: room, Authorization: config.star.token })
+  // The verify is sent without a callback, as the seed's front end does; its answer is not
+  // awaited, so the pause lets it land before the streamer moderates.
   await sleep(300)
   await new Promise(resolve => star.action('mute', { memberID: config.amy.id, chatroom: room, seconds: 1 }, resolve))
+  // The mute is answered before every instance's rules follower has it; nothing tells a client.
   await sleep(300)
   p = waitFor(amy, 'api', code(40303), 5000, '40303')
   amy.say(room, chat(config.amy, 'muted?'))
   await p
+  // The 1 s mute must run out on the server's wall clock: the peer (actionhero) has no clock a
+  // test can move, so this waits for real.
   await sleep(1000)
   const afterMute = waitFor(ben, 'say', said('chat', m => m.text === 'mute over'), 5000, 'mute over')
   amy.say(room, chat(config.amy, 'mute over'))
   await afterMute
   step('40303 a temporary mute that ends')
   await new Promise(resolve => star.action('mute', { memberID: config.amy.id, chatroom: room }, resolve))
+  // As above: the rules follower applies the mute without a signal to the client.
   await sleep(300)
   p = waitFor(amy, 'api', code(40304), 5000, '40304')
   amy.say(room, chat(config.amy, 'muted for good?'))
@@ -218,6 +227,8 @@ async function main () {
 
   // A streamer's start reaches a follower as sub.
   await gateway('follow', { streamerID: config.star.id }, config.ben.token)
+  // The follow reaches the followers read model (which routes 'sub') in the background; the
+  // client sees nothing of it, so the pause lets it land before the stream starts.
   await sleep(500)
   const sub = waitFor(ben, 'say', said('sub', m => m.streamer === config.star.id && m.status === 'start'), 5000, 'sub')
   await gateway('startStream', {}, config.star.token)
@@ -230,6 +241,8 @@ async function main () {
   const gone = waitFor(amy, 'disconnected', null, 5000, 'disconnected after ban')
   star.action('ban', { memberID: config.amy.id, chatroom: room })
   await gone
+  // This proves an absence (no reconnect after a ban): it waits out more than the client's
+  // first reconnect delay rather than a condition.
   await sleep(1500)
   if (reconnected) fail('the banned client reconnected')
   step('a ban closes the socket without reconnect')
@@ -247,6 +260,7 @@ async function main () {
     const back = waitFor(ben, 'reconnect', null, 5000, 'reconnect')
     ben._ws.close()
     await back
+    // The client re-joins its rooms after 'reconnect' with no event of its own to wait on.
     await sleep(1000)
     if (ben.id === oldId) fail('no new connection after the drop')
     if (ben.rooms.indexOf(room) < 0) fail('rooms after reconnect: ' + JSON.stringify(ben.rooms))

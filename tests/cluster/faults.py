@@ -117,6 +117,7 @@ class Cluster:
                 with open("/proc/%d/stat" % pid) if os.path.exists("/proc/%d/stat" % pid) else open(os.devnull) as f:
                     if " Z " in f.read():
                         break
+                # Polls until the process is a zombie or gone (the condition above).
                 time.sleep(0.05)
 
     def restart(self, name):
@@ -192,6 +193,7 @@ def post(session, rec, cluster, kind, path, body, headers=None, stop=None):
             continue
         except requests.RequestException:
             rec.attempt(kind, started, now(), "conn", None)
+            # Back-off after a refused connection; the load goes on retrying.
             time.sleep(0.2)
             continue
         ended = now()
@@ -209,6 +211,7 @@ def post(session, rec, cluster, kind, path, body, headers=None, stop=None):
                 rec.answered(kind, key, int(seq))
             return payload
         if r.status_code in (503, 409, 429):
+            # Honours the server's Retry-After (at most 1 s) before the retry.
             time.sleep(min(float(r.headers.get("Retry-After", "0.3") or 0.3), 1.0))
             continue
         return None  # a 4xx the caller did not expect: recorded, not retried
@@ -259,6 +262,7 @@ class Load:
                     return
                 post(s, self.rec, self.cluster, "heartbeat", "/api/viewer/heartbeat",
                      {"userId": user, "stageArn": arn}, self.headers())
+                # Paces the heartbeat load (one per 20 ms per thread); not a wait.
                 time.sleep(0.02)
 
     def tokens(self):
@@ -268,6 +272,7 @@ class Load:
             post(s, self.rec, self.cluster, "token", "/api/token/viewer",
                  {"userId": "t-%s-%d" % (self.phase, n)}, self.headers())
             n += 1
+            # Paces the token load (one per 100 ms); not a wait.
             time.sleep(0.1)
 
     def gifts(self):
@@ -278,6 +283,7 @@ class Load:
                      "memberID": giver["id"], "gameID": STREAMER, "agentID": AGENT}
             post(s, self.rec, self.cluster, "gift", "/api/action/sendGift",
                  {"server": "giftSystem", "actionName": "sendGift", "query": json.dumps(query)})
+            # Paces the gift load (one per 150 ms); not a wait.
             time.sleep(0.15)
 
 
@@ -352,6 +358,7 @@ def wait_caught_up(cluster, seconds=60):
             if h and h.get("projections") and all(
                     p.get("pending") == 0 for p in h["projections"].values()):
                 return True
+        # Polls until every projection has nothing pending (the condition above).
         time.sleep(0.5)
     return False
 
@@ -383,12 +390,14 @@ def check(cluster, load, chat, fault_name, t0, monitor, errors, joins_must_leave
                 break
         except subprocess.CalledProcessError:
             pass
+        # Back-off before retrying a failed audit.
         time.sleep(2)
     for _ in range(10):
         try:
             events = export_events(cluster)
             break
         except subprocess.CalledProcessError:
+            # Back-off before retrying a failed export.
             time.sleep(2)
     if events is None:
         failures.append("events export failed")
@@ -542,6 +551,7 @@ class LeaderMonitor:
             complete = len(names) >= 7 and len(led) == len(names)
             twice = len(led) != len(names)
             self.samples.append((now(), complete, twice))
+            # Samples the projection leaders every 200 ms while the phase runs (a sampling period).
             time.sleep(0.2)
 
     def takeover(self, t0):
@@ -682,6 +692,8 @@ def operators_then_flows(cluster, errors):
     out = cluster.onair("gift", "set", "--gift-id", "2", "--name", "Star", "--points", "20", check=False)
     if out.returncode != 0:
         failures.append("onair gift set: %s" % out.stderr[-500:])
+    # Lets the servers' periodic health refresh run after the operator commands; /health has no
+    # counter of refreshes to wait on.
     time.sleep(2)
     for base in cluster.api_urls:
         h = cluster.health(base) or {}
@@ -727,6 +739,7 @@ def nats_leader_kill(cluster):
         raise RuntimeError("no stream leader found")
     log("kill -9 nats-%d (the stream leader)" % node)
     cluster.signal("nats-%d" % node, signal.SIGKILL)
+    # The fault schedule: the cluster runs 6 s without the killed leader before the next step.
     time.sleep(6)
     log("restart nats-%d" % node)
     cluster.restart("nats-%d" % node)
@@ -736,6 +749,7 @@ def nats_leader_kill(cluster):
 def api_kill(cluster):
     log("kill -9 api-1")
     cluster.signal("api-1", signal.SIGKILL)
+    # The fault schedule: the load runs 5 s against the surviving API instance.
     time.sleep(5)
     log("restart api-1")
     cluster.restart("api-1")
@@ -750,7 +764,9 @@ def worker_kill(cluster):
     deadline = now() + 30
     other = 3 - worker
     while now() < deadline and len(cluster.projection_leaders().get(other) or []) < 7:
+        # Polls until the other worker leads every projection (the condition above).
         time.sleep(0.2)
+    # The fault schedule: the new leaders run 2 s under load before the phase ends.
     time.sleep(2)
     log("restart worker-%d" % worker)
     cluster.restart("worker-%d" % worker)
@@ -765,6 +781,7 @@ def postgres_crash(cluster):
     if os.geteuid() == 0:
         cmd = ["runuser", "-u", "postgres", "--"] + cmd
     subprocess.run(cmd, check=True, cwd="/", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # The fault schedule: Postgres stays down 4 s under load before it restarts.
     time.sleep(4)
     log("restart postgres")
     cluster.restart("postgres")
@@ -776,6 +793,7 @@ def nats_pause(cluster):
     log("kill -STOP nats-%d (the stream leader) for 12 s" % node)
     cluster.signal("nats-%d" % node, signal.SIGSTOP)
     try:
+        # The fault schedule: the stream leader stays frozen for 12 s.
         time.sleep(12)
     finally:
         log("kill -CONT nats-%d" % node)
@@ -796,13 +814,16 @@ def run_phase(cluster, members, name, monitor, errors, baseline, recovery):
         errors.append("%s: the chat clients are not on both API instances (%s)" % (name, sockets))
     load = Load(cluster, members, uuid.uuid4().hex[:6])
     load.start()
+    # The baseline phase: load runs unfaulted for `baseline` seconds (a measured period).
     time.sleep(baseline)
     t0 = now()
     FAULTS[name](cluster)
+    # The recovery phase: load runs for `recovery` seconds after the fault (a measured period).
     time.sleep(recovery)
     load.finish()
     chat.finish()
-    # Sockets closed: their members leave (at once on a live instance).
+    # Sockets closed: their leaves are published on a live instance's close; the chat load has no
+    # per-socket acknowledgement of the leave to wait on.
     time.sleep(2)
     row = check(cluster, load, chat, name, t0, monitor, errors)
     for f in row["failures"]:

@@ -213,6 +213,7 @@ class Node:
         s = requests.Session()
         while not self.stop.is_set():
             self.samples.append((now(), self._jsz(s)))
+            # Samples the meta state every 250 ms while the phase runs (a sampling period, not a wait).
             time.sleep(0.25)
 
     @staticmethod
@@ -257,6 +258,7 @@ class Node:
             copy, problems = read_store(self.msgs_dir(), first, last)
             if last is None or len(copy) >= last - first + 1 or i == tries - 1:
                 return copy, problems
+            # Polls until the node's copy holds every sequence (the condition above), at most `tries` times.
             time.sleep(0.5)
 
 
@@ -285,6 +287,7 @@ class Nodes:
             n = self.leader(exclude)
             if n is not None:
                 return n
+            # Polls for a stream leader (the condition above).
             time.sleep(0.25)
         return None
 
@@ -341,6 +344,7 @@ class Load:
             except requests.RequestException:
                 self._attempt(api, kind, started, "conn", None)
                 status = "conn"
+                # Back-off after a refused connection; the load goes on retrying.
                 time.sleep(0.2)
             else:
                 code = None
@@ -360,6 +364,7 @@ class Load:
                     return status, payload
                 if r.status_code not in (503, 409, 429):
                     return status, payload
+                # Honours the server's Retry-After (at most 1 s) before the retry.
                 time.sleep(min(float(r.headers.get("Retry-After", "0.3") or 0.3), 1.0))
             if self.stop.is_set():
                 break
@@ -396,6 +401,7 @@ class Load:
                 if status in (200, 404):
                     with self.lock:
                         self.seats.pop(user, None)
+            # Paces the load (one round per 30 ms); not a wait.
             time.sleep(0.03)
 
 
@@ -421,6 +427,7 @@ def isolate(ctx, node, seconds):
     log("cut off %s (%s; last sequence %d)" % (node.name, node.server, at_cut))
     t_cut = now()
     ctx.links.set(node.port, False)
+    # The fault schedule: the node stays cut off for `seconds` (tail reading happens in the last 0.5 s).
     time.sleep(max(0.0, seconds - 0.5))
     # What the cut-off node holds now, from its own store (reads no network).
     try:
@@ -430,6 +437,7 @@ def isolate(ctx, node, seconds):
         tail, readable = {}, str(e)
     remaining = t_cut + seconds - now()
     if remaining > 0:
+        # The rest of the cut's scheduled length.
         time.sleep(remaining)
     ctx.links.set(node.port, True)
     t_heal = now()
@@ -472,6 +480,7 @@ def scenario_api(ctx):
             health.append((started - t_cut, r.status_code, now() - started))
         except requests.RequestException as e:
             health.append((started - t_cut, type(e).__name__, now() - started))
+        # Paces the health probes across the partition (at most every 2 s); not a wait.
         time.sleep(min(2.0, max(0.0, t_cut + PARTITION_S - now())))
     ctx.links.set(api["nats_port"], True)
     t_heal = now()
@@ -487,6 +496,7 @@ def scenario_flap(ctx):
     for down, up in FLAPS:
         node = ctx.nodes.leader() or ctx.nodes.wait_leader(5) or ctx.nodes.all[0]
         cuts.append(isolate(ctx, node, down))
+        # The fault schedule: the link stays up this long before the next flap.
         time.sleep(up)
     return {"t_cut": t0, "t_heal": cuts[-1]["t_heal"], "cuts": cuts,
             "what": "leader flapped %dx (%s)" % (len(FLAPS), ",".join(c["node"].name for c in cuts))}
@@ -522,9 +532,11 @@ def converge(ctx, since):
                 if key == prev:
                     return now() - since, states[0]
                 prev = key
+                # Polls until two readings in a row agree (the condition above).
                 time.sleep(0.3)
                 continue
         prev = None
+        # Polls until the states are readable (the condition above).
         time.sleep(0.3)
     return None, states
 
@@ -625,6 +637,7 @@ def check(ctx, name, info, load):
             break
         except subprocess.CalledProcessError as e:
             log("events export failed: %s" % (e.stderr or "")[-300:])
+            # Back-off before retrying a failed export (at most 5 tries).
             time.sleep(2)
     if events is None:
         failures.append("onair events export failed")
@@ -724,6 +737,7 @@ def check(ctx, name, info, load):
     audit = cluster.onair("audit", check=False)
     audit_s = now() - t_audit
     if audit.returncode != 0 or "0 differences" not in audit.stdout:
+        # A second audit 5 s later tells a lagging projection from a real difference; a fixed pause by design.
         time.sleep(5)
         again = cluster.onair("audit", check=False)
         failures.append("onair audit: exit %d (again 5 s later: %s)\n%s" % (
@@ -911,6 +925,7 @@ def main():
             log("=== %s ===" % title)
             load = Load(cluster, ctx.apis, uuid.uuid4().hex[:5])
             load.start()
+            # The baseline phase: load runs unfaulted for BASELINE_S (a measured period, not a wait).
             time.sleep(BASELINE_S)
             connected = ctx.connected = {}
             for api in ctx.apis:
@@ -924,12 +939,14 @@ def main():
                 info["connected"] = connected
             finally:
                 ctx.links.heal_all()
+            # The recovery phase: load runs for RECOVERY_S after the heal (a measured period).
             time.sleep(RECOVERY_S)
             if info.get("api"):
                 deadline = info["t_heal"] + RECOVER_WITHIN_S
                 while now() < deadline and not any(
                         a[0] == info["api"]["name"] and a[2] >= info["t_heal"] and isinstance(a[4], int)
                         and 200 <= a[4] < 300 for a in list(load.attempts)):
+                    # Polls until the isolated API has answered a write after the heal (the condition above).
                     time.sleep(0.5)
             load.finish()
             row = check(ctx, name, info, load)

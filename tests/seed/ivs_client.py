@@ -57,6 +57,7 @@ class IVSClient:
                     print(f'心跳成功: {result}')
                 except Exception as e:
                     print(f'心跳失敗: {e}')
+                # The heartbeat period the seed's client beats at; not a wait.
                 time.sleep(interval)
         
         self.heartbeat_thread = threading.Thread(target=heartbeat_loop)
@@ -94,6 +95,7 @@ if __name__ == '__main__':
         client.start_heartbeat_service('viewer-001', stage_arn, interval=0.5)
         
         # 模擬觀看 (2 s instead of 5 minutes)
+        # Watches for 2 s while the heartbeat thread beats (the seed's example watches 5 minutes).
         time.sleep(2)
         
         # 停止心跳

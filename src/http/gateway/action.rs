@@ -50,7 +50,7 @@ impl Action {
     pub async fn member(&self, state: &AppState) -> Result<MemberClaims, ApiError> {
         Ok(state
             .member_tokens
-            .verify_current(&state.db, self.authorization.as_deref())
+            .verify_current(&state.db, self.authorization.as_deref(), state.clock.now())
             .await?)
     }
 
