@@ -293,10 +293,10 @@ onair_export_test_python() {
   export ONAIR_TEST_PYTHON
 }
 
-# The real ActionheroWebsocketClient for the chat tests (protocols/actionhero.md §7): the npm
-# packages it is built from (actionhero, which brings primus and ws), installed into DIR at test
-# time and never committed. Installs Node.js and npm from Debian if missing. Sets
-# ONAIR_AH_CLIENT_DIR.
+# The real ActionheroWebsocketClient for the chat tests
+# (docs/chat.md#the-real-client-in-the-tests): the npm packages it is built from (actionhero,
+# which brings primus and ws), installed into DIR at test time and never committed. Installs
+# Node.js and npm from Debian if missing. Sets ONAIR_AH_CLIENT_DIR.
 ONAIR_ACTIONHERO_VERSION="${ONAIR_ACTIONHERO_VERSION:-29.3.5}"
 onair_ensure_actionhero_client() {
   local dir="$1"

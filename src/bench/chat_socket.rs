@@ -1,5 +1,5 @@
 //! The chat scenario's sockets: the actionhero protocol over `/primus` (Primus framing: each
-//! frame one JSON value), as `shared/protocols/actionhero.md` records it. Both onair and
+//! frame one JSON value, docs/chat.md#transport-and-framing). Both onair and
 //! actionhero speak it, so the same client measures both.
 
 use std::net::{IpAddr, SocketAddr};

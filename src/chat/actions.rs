@@ -1,4 +1,4 @@
-//! The `action` verb (protocols/actionhero.md §2.7): `verify`, `chatHistory`, and the moderation
+//! The `action` verb (docs/chat.md#answers): `verify`, `chatHistory`, and the moderation
 //! actions (`ban`, `unban`, `mute`, `unmute`, `grantAdmin`, `revokeAdmin`). Each answers an
 //! `action_result` map, or an `action_error` text.
 

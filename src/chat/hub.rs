@@ -53,7 +53,7 @@ pub struct SocketState {
 pub struct Socket {
     /// A UUID v4: the `from` of what it says.
     pub id: String,
-    /// The `sessionID` query value, else the id (protocols/actionhero.md §6.1).
+    /// The `sessionID` query value, else the id (docs/chat.md#connection-id-and-fingerprint).
     pub fingerprint: String,
     /// The client's IP address (src/http/client_addr.rs: behind a trusted proxy, the one it
     /// forwarded); `remoteIP` of `detailsView`.

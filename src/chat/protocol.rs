@@ -1,5 +1,5 @@
 //! The actionhero websocket protocol over Primus framing, as `ActionheroWebsocketClient` speaks it
-//! (protocols/actionhero.md §1–3). Pure: parses client frames and builds server frames.
+//! (docs/chat.md#protocol-facts). Pure: parses client frames and builds server frames.
 //!
 //! Every message is one text frame holding `JSON.stringify(value)`: application messages are JSON
 //! objects, Primus control messages JSON strings (`"primus::ping::<ms>"`).
@@ -7,7 +7,7 @@
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-/// The welcome text (protocols/actionhero.md §3.1: any non-empty text).
+/// The welcome text: any non-empty text (an empty one reaches the page as an `api` event).
 pub const WELCOME: &str = "Welcome to the onair api";
 
 /// What one client frame is.
@@ -23,7 +23,7 @@ pub enum Incoming {
     Request(Request),
     /// Valid JSON that is not an object or a control string: answered as an unknown verb.
     NotAnObject,
-    /// Not JSON: dropped, the connection stays (§1.3).
+    /// Not JSON: dropped, the connection stays (as Primus does).
     Invalid,
 }
 
@@ -32,7 +32,8 @@ pub enum Incoming {
 pub struct Request {
     /// The verb (`roomAdd`, `say`, `action`, ...); `None` when missing or not a string.
     pub event: Option<String>,
-    /// Echoed in the answer; a falsy one (missing, 0, "") is replaced by a UUID v4 (§2).
+    /// Echoed in the answer; a falsy one (missing, 0, "") is replaced by a UUID v4, as
+    /// actionhero does.
     pub message_id: Value,
     /// The `room` field; a non-string value as its JSON text, `None` when missing or null.
     pub room: Option<String>,
@@ -184,7 +185,7 @@ pub fn say(message: &str, room: &str, from: &str, sent_at_ms: i64) -> String {
 }
 
 /// A system message: `{"context":"api","data":{"code","message"},"message":{"code","message"}}`
-/// (`message` beside `data`, protocols/actionhero.md §3.4).
+/// (`message` beside `data`, docs/chat.md#server-messages).
 pub fn system(code: u32, message: &str) -> String {
     let body = json!({"code": code, "message": message});
     json!({"context": "api", "data": body, "message": body}).to_string()

@@ -24,7 +24,7 @@ use crate::runtime::clock::Clock;
 /// Settings of the chat gateway.
 #[derive(Clone, Debug)]
 pub struct ChatSettings {
-    /// Primus heartbeat (protocols/actionhero.md §1.5: 30 s; clients give up after 1.5×); each beat
+    /// Primus heartbeat (docs/chat.md#heartbeat: 30 s; clients give up after 1.5×); each beat
     /// also ends the sessions whose token expired, so an idle socket is told within one interval.
     pub ping_interval: Duration,
     /// Longest chat text, in characters.

@@ -1,5 +1,6 @@
-//! Chat sessions end with their token (issue 14). A socket verified with a member token keeps
-//! the token's `exp` and version ([`TokenSession`], on the socket's state). The session ends when
+//! Chat sessions end with their token (docs/security.md#chat-sessions-end-with-their-member-token).
+//! A socket verified with a member token keeps the token's `exp` and version ([`TokenSession`], on
+//! the socket's state). The session ends when
 //!
 //! - the token expires, by the injected clock: checked on every verb that needs a member
 //!   ([`Sessions::member`]) and by a sweep on every Primus heartbeat ([`Sessions::sweep`]), so an

@@ -1,9 +1,9 @@
 //! The WebSocket endpoint: upgrades on `/primus` and every path below it, with any query
-//! (protocols/actionhero.md §1.2); a plain GET there answers 426 Upgrade Required.
+//! (docs/chat.md#transport-and-framing); a plain GET there answers 426 Upgrade Required.
 //!
 //! One task reads a socket's frames and handles them strictly in arrival order (so replies go out
-//! in request order, §1.6); another writes its queue. The welcome goes out first. `say`s are
-//! pipelined: each is checked and its message published in order, and up to
+//! in request order, docs/chat.md#requests); another writes its queue. The welcome goes out
+//! first. `say`s are pipelined: each is checked and its message published in order, and up to
 //! `ONAIR_CHAT_SAY_PIPELINE` of them await their JetStream acks at once; each is answered after
 //! its own ack, in order, and any other request waits until the says before it are answered.
 //!
@@ -225,7 +225,7 @@ async fn run(
         let incoming = match frame {
             Message::Text(text) => protocol::parse(&text),
             Message::Ping(_) | Message::Pong(_) => Incoming::Pong,
-            // Binary frames are not decoded (protocols/actionhero.md §1.3).
+            // Binary frames are not decoded: answered as a JSON value that is not an object.
             Message::Binary(_) => Incoming::NotAnObject,
             Message::Close(_) => {
                 drain(&mut pending).await;

@@ -1,4 +1,4 @@
-//! The verbs of the actionhero protocol (protocols/actionhero.md §2): `roomAdd`, `roomLeave`,
+//! The verbs of the actionhero protocol (docs/chat.md#requests): `roomAdd`, `roomLeave`,
 //! `roomView`, `detailsView`, `say`, `action` (src/chat/actions.rs), `quit` / `exit`. Each parses
 //! its request, calls a command of [`crate::commands::chat`] or a query, and answers with the
 //! frames of [`super::protocol`]. A socket's requests are handled in arrival order, one at a

@@ -1,4 +1,5 @@
-//! IVS stream status from Amazon EventBridge (protocols/ivs-realtime.md §5): an "IVS Stage
+//! IVS stream status from Amazon EventBridge (`source: aws.ivs`, the event in `detail.event_name`;
+//! delivered best-effort: late, missing or out of order, hence the event's time): an "IVS Stage
 //! Update" `Participant Published` / `Participant Unpublished` on the master stage becomes
 //! `onair.stream.started.v1` / `onair.stream.ended.v1` at the event's time; anything else is
 //! ignored (and acknowledged by the caller, so EventBridge does not retry it).

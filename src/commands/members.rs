@@ -1,4 +1,4 @@
-//! Member records: members and streamers, with their profile and password hash (issue 4 §1).
+//! Member records: members and streamers, with their profile and password hash.
 //!
 //! Members are operator records in Postgres (table `members`): they hold a password hash, which
 //! must never reach the event stream. Every change is also published as an event carrying the

@@ -249,8 +249,8 @@ pub struct Speaker {
     pub nickname: String,
 }
 
-/// The token a socket was verified with (protocols/actionhero.md §2.7 `verify`): the session
-/// lasts while the token would still be accepted. When it ends, the socket is told 40302
+/// The token a socket was verified with (the `verify` action, docs/chat.md#the-socket): the
+/// session lasts while the token would still be accepted. When it ends, the socket is told 40302
 /// ([`SystemCode::TokenInvalid`]) and is a guest again until it verifies anew.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TokenSession {

@@ -15,9 +15,9 @@
 //!   in `chatroomSystem-chatroom-mabu.mabumaster-ben001@mabu.mabumaster`).
 //! - The seed's own system treats ids as exact strings: the room name is the member id pasted
 //!   verbatim (`buildChatroomName`), actionhero matches room names exactly and applies no room-name
-//!   rules (protocols/actionhero.md), and error 40305 refuses a chat message whose `memberID`
-//!   differs from the one given at `verify`. If `Ben@…` and `ben@…` were equal here, two equal ids
-//!   would name two different chat rooms.
+//!   rules, and error 40305 refuses a chat message whose `memberID` differs from the one given at
+//!   `verify`. If `Ben@…` and `ben@…` were equal here, two equal ids would name two different chat
+//!   rooms.
 //!
 //! So `ben@mabu.mabumaster` and `Ben@mabu.mabumaster` are two different members, and a filter
 //! `Ben` does not match `ben@mabu.mabumaster`. Whoever registers members may refuse ids that differ

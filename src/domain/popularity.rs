@@ -1,4 +1,4 @@
-//! A room's popularity (the seed's `popularity` message, "頻道火熱度"; issue 4 §4).
+//! A room's popularity (the seed's `popularity` message, "頻道火熱度").
 //!
 //! # Formula
 //!

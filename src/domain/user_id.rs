@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-/// Longest user id accepted: IVS caps a participant's `userId` at 128 characters
-/// (protocols/ivs-realtime.md §1a), and the `viewer-` / `broadcaster-` prefix must still fit.
+/// Longest user id accepted: IVS caps a participant token's `userId` at 128 characters, and the
+/// `viewer-` / `broadcaster-` prefix must still fit.
 pub const MAX_USER_ID_CHARS: usize = 100;
 
 /// A client's user id: 1 to [`MAX_USER_ID_CHARS`] characters, no control characters (they could not

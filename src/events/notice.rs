@@ -1,6 +1,6 @@
 //! Chat-facing notices: the system messages of the gateway and chat description
 //! (docs/api.md#chat-notices) that facts produce, published as events so every chat gateway
-//! instance can fan them out to its sockets (issue 5). Each notice's `message` is exactly the
+//! instance can fan them out to its sockets. Each notice's `message` is exactly the
 //! seed's JSON (`type` plus the seed's field names), ready to be sent as the `message` string of a
 //! `say` payload with `from: "0"`.
 //!

@@ -1,4 +1,4 @@
-//! The client's address behind reverse proxies (`ONAIR_TRUSTED_PROXIES`, issue 20).
+//! The client's address behind reverse proxies (`ONAIR_TRUSTED_PROXIES`).
 //!
 //! Without trusted proxies (the default) the client is the TCP peer. When the peer is inside one
 //! of the trusted CIDRs, the client is taken from the addresses the proxies forwarded, by the

@@ -1,8 +1,8 @@
 //! `POST /api/ingest/eventbridge`: Amazon EventBridge "IVS Stage Update" events (for example
 //! through an EventBridge API destination with the `x-api-key` header) become stream status
 //! events. Only `Participant Published` / `Participant Unpublished` on the master stage count; any
-//! other IVS event is acknowledged and ignored, so EventBridge does not retry it
-//! (protocols/ivs-realtime.md §5).
+//! other IVS event is acknowledged and ignored, so EventBridge does not retry it. (IVS sends
+//! "IVS Stage Update" events for publishers only, never for viewers joining or leaving.)
 
 use std::sync::Arc;
 

@@ -119,7 +119,8 @@ pub fn routes(
             crate::chat::client_script::min_path(&client_path),
             crate::chat::client_script::serve,
         )
-        // Every path that begins with /primus is the chat socket (protocols/actionhero.md §1.2).
+        // Every path that begins with /primus is the chat socket, as Primus claims them
+        // (docs/chat.md#transport-and-framing).
         .around(|ep, req| async move {
             if req.uri().path().starts_with("/primus") {
                 // Boxed: the upgrade's future would otherwise enlarge every request's.

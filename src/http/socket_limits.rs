@@ -1,5 +1,5 @@
 //! Flood guards of the two WebSocket endpoints, `/primus*` (src/chat/socket.rs) and `/ws`
-//! (src/stats_socket.rs) (issue 14):
+//! (src/stats_socket.rs) (docs/security.md#websocket-floods-and-message-size-primus-and-ws):
 //!
 //! - **Per IP, before the upgrade** ([`SocketLimits::admit`]): at most `ONAIR_WS_MAX_SOCKETS_PER_IP`
 //!   sockets open at once (both endpoints counted together) and at most

@@ -23,7 +23,8 @@ use super::tags::ApiTags;
 use crate::app::AppState;
 use crate::read_models::{self, StageRow};
 
-/// IVS limits on stage names and tags (protocols/ivs-realtime.md §2.1).
+/// IVS limits on stage names and tags: a name of 1 to 128 characters of `[a-zA-Z0-9-_]`, at most
+/// 50 tags, keys of 1 to 128 characters, values of at most 256.
 const MAX_NAME_CHARS: usize = 128;
 const MAX_TAGS: usize = 50;
 const MAX_TAG_KEY_CHARS: usize = 128;

@@ -1,13 +1,14 @@
 //! The `aws` stage provider: stages live in Amazon IVS real-time, reached with
-//! `aws-sdk-ivsrealtime` (protocols/ivs-realtime.md §2).
+//! `aws-sdk-ivsrealtime` (restJson1: `POST /<Operation>` with a JSON body, SigV4 signed).
 //!
 //! Stage operations map one to one onto `CreateStage`, `UpdateStage`, `DeleteStage`, `GetStage`
-//! and `ListStages` (§3.1). Participant tokens are either self-signed with a [`TokenSigner`]
-//! (§1b: no AWS call per viewer; the `events_url` / `whip_url` claims come from the stage's
-//! `endpoints`, cached per ARN) or, without a signer, issued by `CreateParticipantToken` (§1a).
+//! and `ListStages`. Participant tokens are either self-signed with a [`TokenSigner`] (no AWS
+//! call per viewer; IVS checks the signature against the imported public key when the
+//! participant joins; the `events_url` / `whip_url` claims come from the stage's `endpoints`,
+//! cached per ARN) or, without a signer, issued by `CreateParticipantToken`.
 //!
 //! The SDK retries throttling (429) and server errors (5xx) itself, up to
-//! [`AwsProviderSettings::max_attempts`] attempts with exponential backoff (§2.3); whatever is
+//! [`AwsProviderSettings::max_attempts`] attempts with exponential backoff; whatever is
 //! left after that becomes [`ProviderError::Unavailable`].
 
 use std::collections::{BTreeMap, HashMap};
@@ -29,14 +30,14 @@ use super::{
     Capability, ParticipantToken, ProvidedStage, ProviderError, StageProvider, TokenRequest,
 };
 
-/// `ListStages` page size: the service maximum (1–100, protocols/ivs-realtime.md §3.1), so that
-/// listing costs as few calls as possible against the 5 TPS quota (§4).
+/// `ListStages` page size: the service maximum (`maxResults` is 1 to 100, default 50), so that
+/// listing costs as few calls as possible against its quota of 5 calls a second.
 pub const LIST_STAGES_PAGE_SIZE: i32 = 100;
 
-/// Shortest `CreateParticipantToken` duration, in minutes (protocols/ivs-realtime.md §1a).
+/// Shortest `CreateParticipantToken` duration, in minutes (IVS accepts 1 to 20,160).
 pub const MIN_TOKEN_MINUTES: i32 = 1;
 
-/// Longest `CreateParticipantToken` duration, in minutes: 14 days (protocols/ivs-realtime.md §1a).
+/// Longest `CreateParticipantToken` duration, in minutes: 14 days (IVS accepts 1 to 20,160).
 pub const MAX_TOKEN_MINUTES: i32 = 20_160;
 
 /// How to reach IVS real-time.
@@ -47,7 +48,7 @@ pub struct AwsProviderSettings {
     pub region: String,
     /// Endpoint override, e.g. a local stub `http://127.0.0.1:5066`. `None`: the regional
     /// endpoint `https://ivsrealtime.<region>.amazonaws.com`, or `AWS_ENDPOINT_URL_IVS_REALTIME` /
-    /// `AWS_ENDPOINT_URL` when set (protocols/ivs-realtime.md §2.1).
+    /// `AWS_ENDPOINT_URL` when set (the SDK's shared configuration reads both).
     pub endpoint_url: Option<String>,
     /// Attempts per call, the first included (standard retry mode; 1 = no retries, 0 is read
     /// as 1). Throttling and 5xx answers are retried with exponential backoff.
@@ -58,7 +59,7 @@ pub struct AwsProviderSettings {
 }
 
 /// A stage's connection endpoints (IVS `Stage.endpoints`), the `events_url` / `whip_url` claims
-/// of self-signed tokens (protocols/ivs-realtime.md §1b, §2.2).
+/// of self-signed tokens (`GetStage` answers them; a `ListStages` summary has none).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StageEndpoints {
     /// WebSocket events endpoint, e.g. `wss://global.events.live-video.net`.
@@ -74,13 +75,13 @@ pub struct AwsStageProvider {
     /// Endpoints per stage ARN, filled by CreateStage / GetStage / UpdateStage answers.
     endpoints: RwLock<HashMap<String, StageEndpoints>>,
     /// Serialises GetStage calls on cache misses so that a burst of viewers for a stage not yet
-    /// cached costs one GetStage, not one per viewer (GetStage is limited to 5 TPS, §4).
+    /// cached costs one GetStage, not one per viewer (GetStage is limited to 5 calls a second).
     endpoint_fetch: tokio::sync::Mutex<()>,
 }
 
 impl AwsStageProvider {
     /// A provider on a ready client. With `signer`, participant tokens are self-signed
-    /// (protocols/ivs-realtime.md §1b); without, each one is a `CreateParticipantToken` call.
+    /// (ES384, no AWS call); without, each one is a `CreateParticipantToken` call.
     pub fn new(client: Client, signer: Option<TokenSigner>) -> Self {
         Self {
             client,
@@ -306,7 +307,7 @@ impl AwsStageProvider {
             .create_participant_token()
             .stage_arn(&request.stage_arn)
             .user_id(&request.user_id)
-            // Always sent, even empty: IVS grants PUBLISH and SUBSCRIBE when it is absent (§1a).
+            // Always sent, even empty: IVS grants PUBLISH and SUBSCRIBE when it is absent.
             .set_capabilities(Some(capabilities))
             .duration(minutes)
             .set_attributes(
@@ -428,9 +429,10 @@ fn provided(stage: &Stage) -> ProvidedStage {
 }
 
 /// Maps an SDK error (after the SDK's own retries) onto [`ProviderError`] by error code
-/// (protocols/ivs-realtime.md §2.3, §3.2): ServiceQuotaExceededException → `QuotaExceeded`,
-/// ResourceNotFoundException → `NotFound(arn)`, everything else (validation, access denied,
-/// throttling, 5xx, timeouts, connection failures) → `Unavailable` with the code and message.
+/// (the SDK reads it from `x-amzn-ErrorType`, not from the HTTP status; a quota error is a 402):
+/// ServiceQuotaExceededException → `QuotaExceeded`, ResourceNotFoundException → `NotFound(arn)`,
+/// everything else (validation, access denied, throttling, 5xx, timeouts, connection failures)
+/// → `Unavailable` with the code and message.
 fn map_error<E, R>(operation: &str, arn: Option<&str>, err: SdkError<E, R>) -> ProviderError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,

@@ -1,8 +1,8 @@
 //! Amazon IVS real-time behind one port, [`StageProvider`] (docs/design.md#decided-open-points).
 //!
 //! The default `local` provider ([`local::LocalStageProvider`]) keeps stages itself and mints
-//! self-signed ES384 participant tokens with IVS's header and claim set
-//! (protocols/ivs-realtime.md §1b), so no AWS account is needed.
+//! self-signed ES384 participant tokens with IVS's header and claim set (src/ivs/token.rs), so no
+//! AWS account is needed.
 
 pub mod arn;
 pub mod aws;

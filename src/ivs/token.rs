@@ -1,4 +1,5 @@
-//! Self-signed IVS participant tokens (protocols/ivs-realtime.md §1b).
+//! Self-signed IVS participant tokens: JWTs signed with an EC P-384 key whose public half was
+//! imported into IVS (`ImportPublicKey`); IVS checks the signature when the participant joins.
 //!
 //! Header `{"alg":"ES384","typ":"JWT","kid":"<public-key ARN>"}`; claims `exp`, `iat`, `jti`
 //! (= participant id), `resource` (stage ARN), `topic` (stage id), `events_url`, `whip_url`,
@@ -105,7 +106,7 @@ impl TokenSigner {
     }
 
     /// Mints one token whose `events_url` / `whip_url` claims are the given stage endpoints
-    /// (IVS `GetStage` → `stage.endpoints`, protocols/ivs-realtime.md §1b), not the signer's own.
+    /// (IVS `GetStage` → `stage.endpoints`), not the signer's own.
     ///
     /// Errors: [`ProviderError::Token`] when the claims cannot be encoded or signed.
     pub fn sign_with_endpoints(

@@ -1,4 +1,4 @@
-//! The analytics lake (issue 23; docs/analytics.md): the event stream written as Parquet files,
+//! The analytics lake (docs/analytics.md): the event stream written as Parquet files,
 //! Hive-partitioned by event type, UTC date and hour, for DuckDB, ClickHouse and any engine that
 //! reads Parquet.
 //!

@@ -1,6 +1,6 @@
 //! The seed's page flow with the **real** ActionheroWebsocketClient (built at test time from the
-//! npm packages `scripts/test` installs, protocols/actionhero.md §7) and with onair's own served
-//! client script: tests/chat/client_flow.js, run by Node against the server.
+//! npm packages `scripts/test` installs, docs/chat.md#the-real-client-in-the-tests) and with
+//! onair's own served client script: tests/chat/client_flow.js, run by Node against the server.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! Chat sessions end with their token (issue 14): a verified socket whose token expires (by the
+//! Chat sessions end with their token: a verified socket whose token expires (by the
 //! injected clock) or whose member's tokens are revoked (a password change, on any instance) is
 //! told 40302 and says as a guest until it verifies again.
 

@@ -1,5 +1,5 @@
 //! A raw actionhero/Primus websocket client for the chat tests: it speaks the frames of
-//! protocols/actionhero.md directly, so the tests see exactly what goes over the wire.
+//! docs/chat.md#protocol-facts directly, so the tests see exactly what goes over the wire.
 
 use std::collections::VecDeque;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! What a cluster needs from one instance (issue 13): `/health` names the NATS server the instance
+//! What a cluster needs from one instance: `/health` names the NATS server the instance
 //! is connected to and the stream's replica state, and says which projections this instance
 //! leads; a projection leader whose lock is lost stops applying, and a standby takes over, so
 //! nothing is applied twice.

@@ -1,4 +1,4 @@
-//! The cluster holds (issue 20): an operator command never changes the stream's settings, `/health`
+//! The cluster holds: an operator command never changes the stream's settings, `/health`
 //! says when the stream runs with fewer replicas than configured, a follower whose consumer stops
 //! delivering is noticed and recreated within seconds, a heartbeat for a seat another instance
 //! made waits for this instance's follower instead of answering 404, and a publish retried across

@@ -1,12 +1,12 @@
-//! A local stub of Amazon IVS real-time's control plane (restJson1, protocols/ivs-realtime.md §3)
+//! A local stub of Amazon IVS real-time's control plane (restJson1: `POST /<Operation>`, JSON)
 //! on 127.0.0.1, port 0, for driving the real `aws-sdk-ivsrealtime` client in tests.
 //!
 //! Operations: `POST /CreateStage`, `/GetStage`, `/ListStages` (honours `maxResults`, returns
 //! `nextToken`), `/UpdateStage`, `/DeleteStage`, `/CreateParticipantToken`. Stages live in memory.
-//! Errors carry the `x-amzn-ErrorType` header and `{"message", "exceptionMessage"}` (§3.2):
-//! 404 ResourceNotFoundException, 402 ServiceQuotaExceededException (CreateStage beyond the
-//! stage quota), 429 ThrottlingException and 500 InternalServerException (switches for the next
-//! N calls), 400 ValidationException. No signature check. Every request is recorded.
+//! Errors carry the `x-amzn-ErrorType` header (the SDK maps errors by it, not by the status) and
+//! `{"message", "exceptionMessage"}`: 404 ResourceNotFoundException, 402
+//! ServiceQuotaExceededException (CreateStage beyond the stage quota), 429 ThrottlingException
+//! and 500 InternalServerException (switches for the next N calls), 400 ValidationException. No signature check. Every request is recorded.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 

@@ -1,4 +1,4 @@
-//! Answers that agree (issue 23): a workload of viewers joining, beating and leaving (and going
+//! Answers that agree: a workload of viewers joining, beating and leaving (and going
 //! silent), gifts, follows and chat, spread over minutes, hours and two days by the test clock;
 //! then `onair lake --until-caught-up`, and the guide's queries (docs/analytics.md) in DuckDB and,
 //! where chdb installs, ClickHouse. Each result must equal what onair's own API answered for the

@@ -1,4 +1,4 @@
-//! Seat decisions in batches (issue 20): a burst of viewer token requests on two instances is
+//! Seat decisions in batches: a burst of viewer token requests on two instances is
 //! seated with no error and with the pool's rules kept, in batches; a chain of events is stored as
 //! a prefix exactly as decided, never past a refused guard or a break.
 

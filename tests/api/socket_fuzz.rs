@@ -1,4 +1,4 @@
-//! Malformed input on the sockets (issue 14): tens of thousands of random and truncated frames,
+//! Malformed input on the sockets: tens of thousands of random and truncated frames,
 //! wrong types, huge `messageId`s, deep JSON nesting and invalid UTF-8, to `/primus` and `/ws`,
 //! from a seeded generator (the same frames every run). The server never panics, every socket
 //! ends (its frames answered, then closed with a documented code: 1002 protocol error, 1007

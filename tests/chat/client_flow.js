@@ -1,7 +1,8 @@
 // The page flow of the gateway and chat description ("使用 actionheroWebsocketClient 連線
 // chatroomSystem"), driven through a browser-shaped vm context, with either:
 //   real  the real ActionheroWebsocketClient, built at test time from the npm packages in
-//         $ONAIR_AH_CLIENT_DIR as actionhero's renderClientJS() builds it (protocols/actionhero.md §7);
+//         $ONAIR_AH_CLIENT_DIR as actionhero's renderClientJS() builds it
+//         (docs/chat.md#the-real-client-in-the-tests);
 //   ours  onair's own compatible client script, fetched from the server.
 //
 // usage: node client_flow.js real|ours <origin> <config.json>

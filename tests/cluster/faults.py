@@ -24,7 +24,7 @@ every listener that stayed connected, or is in the stream (what chatHistory read
 that joined a room left it once its socket closed or its instance died; no answer was a 500 or
 an undocumented error, and no attempt hung past the client timeout.
 
-Before the faults (both modes), two checks of issue 20 on the fresh cluster:
+Before the faults (both modes), two checks on the fresh cluster:
 - the viewer burst: 1,000 concurrent POST /api/token/viewer through nginx on an empty pool (20
   stages of 50: its full capacity) all answer 200 on the first try, nobody holds two seats, no
   stage holds more than 50, and a 1,001st request gets the documented pool-full error; then the
