@@ -402,3 +402,31 @@ async fn every_follower_reports_its_lag_on_health() {
     }
     assert_eq!(health["status"], "ok", "{health}");
 }
+
+/// Heartbeats older than the pool's start-up lookback are not owed to a new instance: its
+/// heartbeat follower starts past them, and neither reports lag nor keeps restarting for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_before_the_lookback_are_not_counted_as_lag() {
+    let services = Services::start().await;
+    let first = spawn_app_with(&services, |_| {}).await;
+    let stage = first.seat("old-beat").await;
+    assert_eq!(first.heartbeat("old-beat", &stage).await.status, 200);
+    // The lookback (2 × heartbeat timeout + 5 s) is measured on the NATS server's wall clock,
+    // which the test clock does not move: the heartbeat has to age for real.
+    tokio::time::sleep(Duration::from_millis(5_500)).await;
+    let later = spawn_app_with(&services, |s| s.heartbeat_timeout_secs = 0.001).await;
+    // Longer than the watchdog's stall threshold (1.5 s): a follower owed the old heartbeat
+    // would have been told it stalled by now.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let health = later.get("/health").await.body;
+    let beats = health["followers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "pool-heartbeats")
+        .cloned()
+        .unwrap();
+    assert_eq!(beats["lagEvents"], 0, "{health}");
+    assert_eq!(beats["stalls"], 0, "{health}");
+    assert_eq!(health["status"], "ok", "{health}");
+}

@@ -127,7 +127,12 @@ impl PoolService {
             })
             .await?;
         let mut pool_caught_up = pool_consumer.info().await?.num_pending == 0;
-        let mut beats_caught_up = beat_consumer.info().await?.num_pending == 0;
+        let beat_info = beat_consumer.info().await?;
+        let mut beats_caught_up = beat_info.num_pending == 0;
+        // A consumer that starts at a time has passed over every heartbeat before it (the server
+        // sets its delivered sequence just below the first one it will deliver): older
+        // heartbeats are not owed, so the watchdog must not count them as lag.
+        let beat_start = beat_start.max(beat_info.delivered.stream_sequence);
         let mut pool_messages = pool_consumer.messages().await?;
         let mut beat_messages = beat_consumer.messages().await?;
         // The watchdog (event_store::followers) tells when either consumer stops delivering while
