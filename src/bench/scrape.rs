@@ -67,6 +67,41 @@ pub async fn scrape(client: &reqwest::Client, base: &str) -> anyhow::Result<Scra
     Ok(parse(&text))
 }
 
+/// Whether the read models have caught up, as the target's `/health` says: no projection has a
+/// pending event, and the furthest checkpoint (kept in Postgres, so every instance reports the
+/// leaders' progress) is at `last_sequence` or beyond. `/metrics`' checkpoint gauges come only
+/// from the projections an instance leads, so an API instance beside a worker never showed them.
+pub async fn caught_up(client: &reqwest::Client, base: &str, last_sequence: u64) -> bool {
+    let health = client
+        .get(format!("{}/health", base.trim_end_matches('/')))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+    match health {
+        Ok(answer) => match answer.json::<serde_json::Value>().await {
+            Ok(body) => projections_caught_up(&body, last_sequence),
+            Err(_) => false,
+        },
+        Err(_) => false,
+    }
+}
+
+/// [`caught_up`] on a `/health` body: `projections.<name>.{checkpoint, pending}`.
+pub fn projections_caught_up(health: &serde_json::Value, last_sequence: u64) -> bool {
+    let Some(projections) = health["projections"].as_object() else {
+        return false;
+    };
+    let none_pending = projections
+        .values()
+        .all(|p| p["pending"].as_u64() == Some(0));
+    let furthest = projections
+        .values()
+        .filter_map(|p| p["checkpoint"].as_u64())
+        .max()
+        .unwrap_or(0);
+    !projections.is_empty() && none_pending && furthest >= last_sequence
+}
+
 /// CPU seconds of the `--pid` processes (those that can be read).
 pub fn pids_cpu(pids: &[u32]) -> f64 {
     pids.iter()
@@ -155,10 +190,7 @@ impl Sampler {
                 let stopped = Instant::now();
                 let mut catch_up = None;
                 while stopped.elapsed() < catch_up_timeout {
-                    if let Ok(s) = scrape(&self.client, base).await
-                        && s.pending == Some(0)
-                        && s.checkpoint.unwrap_or(0) >= last_sequence.unwrap_or(0)
-                    {
+                    if caught_up(&self.client, base, last_sequence.unwrap_or(0)).await {
                         catch_up = Some(stopped.elapsed().as_secs_f64());
                         break;
                     }
@@ -231,5 +263,19 @@ mod tests {
             }
         );
         assert_eq!(parse(""), Scrape::default());
+    }
+
+    #[test]
+    fn caught_up_needs_nothing_pending_and_the_last_sequence_reached() {
+        let health = |gifts: u64, pending: u64| {
+            serde_json::json!({"projections": {
+                "gifts": {"checkpoint": gifts, "pending": pending, "leader": false},
+                "followers": {"checkpoint": 0, "pending": 0, "leader": false},
+            }})
+        };
+        assert!(projections_caught_up(&health(120, 0), 120));
+        assert!(!projections_caught_up(&health(119, 0), 120));
+        assert!(!projections_caught_up(&health(120, 3), 120));
+        assert!(!projections_caught_up(&serde_json::json!({}), 0));
     }
 }
