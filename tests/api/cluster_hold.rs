@@ -213,7 +213,12 @@ async fn an_operator_command_keeps_the_streams_replicas_and_health_says_when_the
 #[tokio::test]
 async fn a_publish_retried_across_a_stream_leader_election_is_stored_once() {
     let mut cluster = NatsCluster::start().await;
-    let store = EventStore::connect(&cluster.url(), "/test").await.unwrap();
+    // The deduplication is under test, not the election's speed: on a loaded machine an election
+    // may outlast the default 8 s retry window, so this publisher waits longer.
+    let store = EventStore::connect(&cluster.url(), "/test")
+        .await
+        .unwrap()
+        .with_publish_retry_window(Duration::from_secs(30));
     store.apply_stream_config(3).await.unwrap();
     let leader = stream_info(&cluster.url())
         .await
