@@ -157,6 +157,8 @@ pub struct EventStore {
     client: async_nats::Client,
     jetstream: jetstream::Context,
     source: String,
+    /// The servers it was connected to, as given (for [`Self::connect_again`]).
+    url: String,
     /// See [`DEFAULT_PUBLISH_RETRY_WINDOW`].
     publish_retry_window: Duration,
     /// The followers of this process's stream, checked by [`followers::watch`].
@@ -190,9 +192,18 @@ impl EventStore {
             client,
             jetstream,
             source: source.to_owned(),
+            url: url.to_owned(),
             publish_retry_window: DEFAULT_PUBLISH_RETRY_WINDOW,
             followers: followers::Followers::default(),
         })
+    }
+
+    /// Another connection to the same servers with the same source: a reader of its own, whose
+    /// messages are parsed by its own connection task (a replay reads on one per worker).
+    pub async fn connect_again(&self) -> anyhow::Result<Self> {
+        Ok(Self::connect(&self.url, &self.source)
+            .await?
+            .with_publish_retry_window(self.publish_retry_window))
     }
 
     /// Every event's `ce-source`, e.g. `/onair/stage-api`.

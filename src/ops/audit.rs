@@ -221,7 +221,7 @@ impl Selection {
 
 /// What the reader found besides the events: see [`AuditReport`].
 #[derive(Default)]
-struct ReadFindings {
+pub(crate) struct ReadFindings {
     events: u64,
     gaps: Vec<(u64, u64)>,
     unknown: Vec<(u64, String)>,
@@ -239,39 +239,137 @@ pub(crate) async fn read_range(
     to: u64,
     selection: Selection,
     report: &mut AuditReport,
+    on_batch: impl AsyncFnMut(Vec<StreamMessage>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let progress = Progress::new(to, 1);
+    read_range_reporting(store, from, to, selection, report, &progress, 0, on_batch).await?;
+    progress.finish();
+    Ok(())
+}
+
+/// [`read_range`] as one of several readers sharing `progress` (its slot `slot`); the caller
+/// ends the bar with [`Progress::finish`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn read_range_reporting(
+    store: &EventStore,
+    from: u64,
+    to: u64,
+    selection: Selection,
+    report: &mut AuditReport,
+    progress: &Progress,
+    slot: usize,
     mut on_batch: impl AsyncFnMut(Vec<StreamMessage>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    if from > to {
+    let Some(mut reader) = RangeReader::start(store, from, to, selection) else {
         return Ok(());
-    }
-    let (sender, mut batches) = tokio::sync::mpsc::channel(READ_AHEAD);
-    let reader = tokio::spawn(read_into(store.clone(), from, to, selection, sender));
-    let started = Instant::now();
-    let mut reported = Instant::now();
-    let mut read = 0u64;
-    while let Some((batch, events_read)) = batches.recv().await {
+    };
+    while let Some((batch, events_read)) = reader.batches.recv().await {
         let at = batch.last().map_or(from, |m: &StreamMessage| m.sequence);
-        read = events_read;
         if let Err(e) = on_batch(batch).await {
-            reader.abort();
+            reader.task.abort();
             return Err(e);
         }
-        if reported.elapsed() > Duration::from_millis(500) {
-            progress(at, to, read, started.elapsed());
-            reported = Instant::now();
+        progress.update(slot, at, events_read);
+    }
+    reader.finish(to, report, progress, slot).await
+}
+
+/// The reading half of [`read_range`]: a task that fetches and decodes the range's batches
+/// ahead (up to [`READ_AHEAD`]) while the caller applies them.
+pub(crate) struct RangeReader {
+    /// Each batch with the count of events read so far.
+    pub(crate) batches: tokio::sync::mpsc::Receiver<(Vec<StreamMessage>, u64)>,
+    task: tokio::task::JoinHandle<anyhow::Result<ReadFindings>>,
+}
+
+impl RangeReader {
+    /// Starts reading `from..=to`; `None` when the range is empty.
+    pub(crate) fn start(
+        store: &EventStore,
+        from: u64,
+        to: u64,
+        selection: Selection,
+    ) -> Option<Self> {
+        if from > to {
+            return None;
+        }
+        let (sender, batches) = tokio::sync::mpsc::channel(READ_AHEAD);
+        let task = tokio::spawn(read_into(store.clone(), from, to, selection, sender));
+        Some(Self { batches, task })
+    }
+
+    /// Stops reading (the applier failed).
+    pub(crate) fn abort(&self) {
+        self.task.abort();
+    }
+
+    /// Waits for the reader's end and adds what it found to `report` and `progress`.
+    pub(crate) async fn finish(
+        self,
+        to: u64,
+        report: &mut AuditReport,
+        progress: &Progress,
+        slot: usize,
+    ) -> anyhow::Result<()> {
+        let findings = self
+            .task
+            .await
+            .map_err(|e| anyhow::anyhow!("the stream reader failed: {e}"))??;
+        progress.update(slot, to, findings.events);
+        report.events += findings.events;
+        report.gaps.extend(findings.gaps);
+        report.unknown.extend(findings.unknown);
+        Ok(())
+    }
+}
+
+/// The progress bar of one or several readers of a range, on standard error (at most every
+/// 500 ms): how far the slowest reader stands and the events all have read.
+pub(crate) struct Progress {
+    to: u64,
+    started: Instant,
+    state: std::sync::Mutex<ProgressState>,
+}
+
+/// Per reader: the sequence it stands at and the events it has read; then the last print.
+type ProgressState = (Vec<(u64, u64)>, Option<Instant>);
+
+impl Progress {
+    /// A bar for `readers` readers of a range ending at `to`.
+    pub(crate) fn new(to: u64, readers: usize) -> Self {
+        Self {
+            to,
+            started: Instant::now(),
+            state: std::sync::Mutex::new((vec![(0, 0); readers.max(1)], None)),
         }
     }
-    let findings = reader
-        .await
-        .map_err(|e| anyhow::anyhow!("the stream reader failed: {e}"))??;
-    report.events += findings.events;
-    report.gaps.extend(findings.gaps);
-    report.unknown.extend(findings.unknown);
-    if findings.events > 0 {
-        progress(to, to, read.max(findings.events), started.elapsed());
-        eprintln!();
+
+    /// Reader `slot` stands at `at` and has read `events`.
+    pub(crate) fn update(&self, slot: usize, at: u64, events: u64) {
+        let mut state = self.state.lock().expect("progress lock");
+        if let Some(reader) = state.0.get_mut(slot) {
+            *reader = (at, events);
+        }
+        if state
+            .1
+            .is_none_or(|last| last.elapsed() > Duration::from_millis(500))
+        {
+            state.1 = Some(Instant::now());
+            let at = state.0.iter().map(|r| r.0).min().unwrap_or(0);
+            let events = state.0.iter().map(|r| r.1).sum();
+            progress(at, self.to, events, self.started.elapsed());
+        }
     }
-    Ok(())
+
+    /// Prints the final state and ends the bar's line (nothing when no event was read).
+    pub(crate) fn finish(&self) {
+        let state = self.state.lock().expect("progress lock");
+        let events: u64 = state.0.iter().map(|r| r.1).sum();
+        if events > 0 {
+            progress(self.to, self.to, events, self.started.elapsed());
+            eprintln!();
+        }
+    }
 }
 
 /// The reader task of [`read_range`]: sends each batch with the count of events read so far.

@@ -21,7 +21,8 @@ use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::event_store::EventStore;
 use crate::ops::audit::{
-    AuditReport, Rebuild, Selection, apply_on, create_scratch, fast_rebuild, read_range,
+    AuditReport, Progress, RangeReader, Rebuild, Selection, apply_on, create_scratch, fast_rebuild,
+    read_range,
 };
 use crate::projections::{self, Projection};
 
@@ -125,39 +126,42 @@ async fn replay_into(
     schema: &str,
     chosen: Vec<Arc<dyn Projection>>,
 ) -> anyhow::Result<ReplayReport> {
-    let mut conn = PgConnection::connect_with(&db.connect_options()).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SET search_path TO {schema}, public"
-    )))
-    .execute(&mut conn)
-    .await?;
-    fast_rebuild(&mut conn).await?;
+    let last = store.stream().await?.info().await?.state.last_sequence;
+    let groups = share_out(store, chosen, workers()).await?;
+    let progress = Arc::new(Progress::new(last, groups.len()));
+    // Each worker rebuilds its projections on its own NATS connection (its messages parsed by
+    // its own connection task) and its own Postgres connection, in a task of its own.
+    let mut tasks = Vec::new();
+    for (slot, group) in groups.into_iter().enumerate() {
+        let (db, schema, progress) = (db.clone(), schema.to_owned(), progress.clone());
+        let store = if slot == 0 {
+            store.clone()
+        } else {
+            store.connect_again().await?
+        };
+        tasks.push(tokio::spawn(async move {
+            rebuild_group(&db, &store, &schema, group, last, &progress, slot).await
+        }));
+    }
+    let mut rebuild_projections = Vec::new();
+    let mut checkpoints = BTreeMap::new();
+    let mut report = AuditReport::default();
+    for task in tasks {
+        let (projections, group_checkpoints, events) = task
+            .await
+            .map_err(|e| anyhow::anyhow!("a replay worker failed: {e}"))??;
+        rebuild_projections.extend(projections);
+        checkpoints.extend(group_checkpoints);
+        report.events += events;
+    }
+    progress.finish();
+    let conn = PgConnection::connect_with(&db.connect_options()).await?;
     let mut rebuild = Rebuild {
         conn,
-        projections: chosen,
-        checkpoints: BTreeMap::new(),
+        projections: rebuild_projections,
+        checkpoints,
     };
-    let mut report = AuditReport::default();
-    let last = store.stream().await?.info().await?.state.last_sequence;
-    // Only the events the chosen projections apply are read (the stream filters them).
     let selection = Selection::of(&rebuild.projections, false);
-    read_range(
-        store,
-        1,
-        last,
-        selection.clone(),
-        &mut report,
-        async |batch| {
-            apply_on(
-                &mut rebuild.conn,
-                &rebuild.projections,
-                &mut rebuild.checkpoints,
-                batch,
-            )
-            .await
-        },
-    )
-    .await?;
     let done = last;
 
     // The swap.
@@ -261,6 +265,89 @@ async fn replay_into(
         through: done.max(live_max),
         checkpoints: rebuild.checkpoints,
     })
+}
+
+/// Workers a replay runs at once: one per core (`ONAIR_REPLAY_WORKERS` overrides, at least 1).
+fn workers() -> usize {
+    std::env::var("ONAIR_REPLAY_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1)
+}
+
+/// Shares `chosen` out among at most `workers` groups of about equal work: each projection
+/// weighs the events on its subjects (the stream counts them for a consumer's filters), and
+/// the heaviest go first, each to the lightest group so far.
+async fn share_out(
+    store: &EventStore,
+    chosen: Vec<Arc<dyn Projection>>,
+    workers: usize,
+) -> anyhow::Result<Vec<Vec<Arc<dyn Projection>>>> {
+    let stream = store.stream().await?;
+    let mut weighed = Vec::new();
+    for projection in chosen {
+        let consumer = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+                filter_subjects: projection.subjects(),
+                ..Default::default()
+            })
+            .await?;
+        weighed.push((consumer.cached_info().num_pending, projection));
+    }
+    weighed.sort_by_key(|(weight, _)| std::cmp::Reverse(*weight));
+    let mut groups: Vec<(u64, Vec<Arc<dyn Projection>>)> = Vec::new();
+    for (weight, projection) in weighed {
+        if groups.len() < workers {
+            groups.push((weight, vec![projection]));
+            continue;
+        }
+        let lightest = groups
+            .iter_mut()
+            .min_by_key(|(total, _)| *total)
+            .expect("at least one group");
+        lightest.0 += weight;
+        lightest.1.push(projection);
+    }
+    Ok(groups.into_iter().map(|(_, group)| group).collect())
+}
+
+/// Rebuilds `projections` from sequence 1 to `last` into `schema` on a connection of its own;
+/// returns them with their checkpoints and the events read.
+async fn rebuild_group(
+    db: &PgPool,
+    store: &EventStore,
+    schema: &str,
+    projections: Vec<Arc<dyn Projection>>,
+    last: u64,
+    progress: &Progress,
+    slot: usize,
+) -> anyhow::Result<(Vec<Arc<dyn Projection>>, BTreeMap<&'static str, u64>, u64)> {
+    let mut conn = PgConnection::connect_with(&db.connect_options()).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SET search_path TO {schema}, public"
+    )))
+    .execute(&mut conn)
+    .await?;
+    fast_rebuild(&mut conn).await?;
+    let mut checkpoints = BTreeMap::new();
+    let mut report = AuditReport::default();
+    // Only the events these projections apply are read (the stream filters them).
+    let selection = Selection::of(&projections, false);
+    // The reader's loop is written out (not `read_range`'s closure) so that the worker's future
+    // is `Send` and can run as a task of its own.
+    if let Some(mut reader) = RangeReader::start(store, 1, last, selection) {
+        while let Some((batch, events_read)) = reader.batches.recv().await {
+            let at = batch.last().map_or(1, |m| m.sequence);
+            if let Err(e) = apply_on(&mut conn, &projections, &mut checkpoints, batch).await {
+                reader.abort();
+                return Err(e);
+            }
+            progress.update(slot, at, events_read);
+        }
+        reader.finish(last, &mut report, progress, slot).await?;
+    }
+    Ok((projections, checkpoints, report.events))
 }
 
 /// The indexes of `schema.table` as (name, shape), the shape being the definition without the
