@@ -47,6 +47,10 @@ pub struct ChatSettings {
     pub read_buffer_bytes: usize,
     /// Bytes a socket's writer gathers before it writes them out (a flush writes sooner).
     pub write_buffer_bytes: usize,
+    /// How long a socket's writer waits after its first due frame for more before it writes them
+    /// together (a client write delay, as Centrifugo's): fewer `send`s per delivery, at the price
+    /// of that much latency. Zero: every wakeup writes at once.
+    pub write_delay: Duration,
     /// Says of one socket that may wait for their JetStream acks at once (answered in order).
     pub say_pipeline: usize,
     /// How the members' message rate is spent: in slices leased from the shared Postgres bucket
@@ -67,6 +71,7 @@ impl Default for ChatSettings {
             instance_timeout: Duration::from_secs(45),
             read_buffer_bytes: 4096,
             write_buffer_bytes: 16 * 1024,
+            write_delay: Duration::ZERO,
             say_pipeline: 32,
             message_rate_lease: crate::records::rate_limit::LeaseSettings::default(),
         }

@@ -108,14 +108,43 @@ async fn unless_killed<F: Future>(sock: &Socket, fut: F) -> Option<F::Output> {
 /// write instead of one per frame, and a room's broadcast is written from the bytes every
 /// socket shares. A killed socket (a slow consumer) is then dropped without a close frame, which
 /// that peer would not read either.
-async fn write(sock: Arc<Socket>, mut sink: SplitSink<Stream, WsMessage>) {
+///
+/// With a write delay (`ONAIR_CHAT_WRITE_DELAY_MS`), the writer waits that long after a wakeup
+/// and takes what arrived meanwhile too, so the frames due to a socket within the delay leave in
+/// one write.
+async fn write(
+    sock: Arc<Socket>,
+    mut sink: SplitSink<Stream, WsMessage>,
+    delay: std::time::Duration,
+) {
     let _closed = CloseOnDrop(sock.clone());
     let mut batch = VecDeque::new();
+    let mut later = VecDeque::new();
     loop {
         let alive = std::future::poll_fn(|cx| sock.queue.poll_take(cx, &mut batch)).await;
         if !alive {
             return;
         }
+        if !delay.is_zero() {
+            if unless_killed(&sock, tokio::time::sleep(delay))
+                .await
+                .is_none()
+            {
+                return;
+            }
+            let alive = std::future::poll_fn(|cx| {
+                Poll::Ready(match sock.queue.poll_take(cx, &mut later) {
+                    Poll::Ready(alive) => alive,
+                    Poll::Pending => true,
+                })
+            })
+            .await;
+            if !alive {
+                return;
+            }
+            batch.append(&mut later);
+        }
+        let frames = batch.len() as u64;
         for out in batch.drain(..) {
             let text = match out {
                 Outgoing::Text(text) => Utf8Bytes::from(text),
@@ -150,6 +179,8 @@ async fn write(sock: Arc<Socket>, mut sink: SplitSink<Stream, WsMessage>) {
         if !matches!(unless_killed(&sock, sink.flush()).await, Some(Ok(()))) {
             return;
         }
+        metrics::counter!("onair_chat_socket_writes_total").increment(1);
+        metrics::counter!("onair_chat_frames_written_total").increment(frames);
     }
 }
 
@@ -174,7 +205,7 @@ async fn run(
     );
     let (sink, stream) = socket.split();
     let mut stream = stream.map(|frame| frame.map(Message::from).map_err(upgrade::io_error));
-    let mut writer = tokio::spawn(write(sock.clone(), sink));
+    let mut writer = tokio::spawn(write(sock.clone(), sink, chat.settings().write_delay));
     sock.send(Outgoing::Text(protocol::welcome()));
     let mut writer_done = false;
     let mut closing = false;

@@ -379,6 +379,10 @@ pub struct ServeSettings {
     /// together, then flushed).
     #[arg(long, env = "ONAIR_CHAT_SOCKET_WRITE_BUFFER_BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u64).range(0..=(1 << 20)))]
     pub chat_socket_write_buffer_bytes: u64,
+    /// Chat: milliseconds a socket's writer waits after its first due frame for more, then writes
+    /// them together (fewer `send`s per delivery, that much more latency); 0 writes at once.
+    #[arg(long, env = "ONAIR_CHAT_WRITE_DELAY_MS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub chat_write_delay_ms: u64,
     /// Chat: `say`s of one socket that may wait for their JetStream acks at once; they are
     /// published in order and answered in order, each after its own ack.
     #[arg(long, env = "ONAIR_CHAT_SAY_PIPELINE", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
@@ -434,6 +438,7 @@ impl ServeSettings {
             queue_size: self.chat_socket_queue_frames as usize,
             read_buffer_bytes: self.chat_socket_read_buffer_bytes as usize,
             write_buffer_bytes: self.chat_socket_write_buffer_bytes as usize,
+            write_delay: Duration::from_millis(self.chat_write_delay_ms),
             say_pipeline: self.chat_say_pipeline as usize,
             message_rate_lease: self.rate_limit_lease(),
         }

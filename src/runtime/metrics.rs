@@ -12,6 +12,8 @@
 //! | `onair_projection_lag_seconds` | gauge | `projection` (commit time minus the last applied event's time; 0 once the projector has had nothing to apply for 1 s) |
 //! | `onair_projection_pending_events` | gauge | `projection` (read from the consumer at scrape time) |
 //! | `onair_chat_open_sockets` | gauge | — (this instance) |
+//! | `onair_chat_socket_writes_total` | counter | — (flushes of chat sockets' writers: one write of one or more frames) |
+//! | `onair_chat_frames_written_total` | counter | — (frames those writes carried; over writes: frames per write, which `ONAIR_CHAT_WRITE_DELAY_MS` raises) |
 //! | `onair_http_connections_refused_total` | counter | — (over `ONAIR_MAX_CONNECTIONS`) |
 //! | `onair_http_header_timeouts_total` | counter | — (no request head within `ONAIR_HEADER_READ_TIMEOUT_SECS`) |
 //! | `process_resident_memory_bytes` | gauge | — (this process's RSS, read from `/proc/self/status` at scrape time; Linux only) |

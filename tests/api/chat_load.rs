@@ -189,3 +189,60 @@ async fn pipelined_says_are_answered_and_delivered_in_order() {
         assert_eq!(message["text"], n.to_string());
     }
 }
+
+/// The sum of a counter in the app's `/metrics` text.
+fn counter(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+/// With a write delay, the frames due to a socket within it leave in one write: a burst of says
+/// reaches the listener in order, no sooner than the delay, in fewer writes than frames.
+#[tokio::test]
+async fn a_write_delay_sends_the_frames_due_within_it_together() {
+    const MESSAGES: u64 = 10;
+    const DELAY: Duration = Duration::from_millis(300);
+    let services = Services::start().await;
+    let gw = Gateway::start_with(&services, |s| {
+        load_settings(s);
+        s.chat_write_delay_ms = DELAY.as_millis() as u64;
+    })
+    .await;
+    let star = gw.member(STAR, "streamer").await;
+    let mut speaker = ChatClient::verified(&gw.app.address, ROOM, STAR, &star).await;
+    let mut listener = ChatClient::connect(&gw.app.address, "").await;
+    listener.room_add(ROOM).await;
+    let before = gw.app.get_text("/metrics").await;
+
+    let sent = Instant::now();
+    for n in 0..MESSAGES {
+        let said = json!({"event": "say", "room": ROOM, "messageId": 2000 + n,
+                          "message": chat(&n.to_string()).to_string()});
+        speaker.send_text(said.to_string()).await;
+    }
+    for n in 0..MESSAGES {
+        let (_, message) = listener.said("chat").await;
+        assert_eq!(message["text"], n.to_string());
+        if n == 0 {
+            assert!(
+                sent.elapsed() >= DELAY,
+                "delivered {:?} after the say, within the {DELAY:?} write delay",
+                sent.elapsed()
+            );
+        }
+    }
+    let after = gw.app.get_text("/metrics").await;
+    let writes = counter(&after, "onair_chat_socket_writes_total")
+        - counter(&before, "onair_chat_socket_writes_total");
+    let frames = counter(&after, "onair_chat_frames_written_total")
+        - counter(&before, "onair_chat_frames_written_total");
+    // The listener's 10 deliveries and the speaker's 10 answers and 10 deliveries.
+    assert!(frames >= 30.0, "{frames} frames written");
+    assert!(
+        frames >= 3.0 * writes,
+        "{frames} frames in {writes} writes: the delay did not gather them"
+    );
+}
