@@ -153,6 +153,11 @@ pub struct ChatArgs {
     /// the server's per-IP socket limits (loopback targets only).
     #[arg(long, default_value_t = 1)]
     pub source_ips: u8,
+    /// With two `--url`s or more: the senders on the first, the listeners (and slow sockets) on
+    /// the others, so every delivery crosses from one instance to another (say to delivery
+    /// across instances); without it, every socket goes to the `--url`s in turn.
+    #[arg(long)]
+    pub split: bool,
     /// An actionhero server (`bench/peers/actionhero/run.sh` prints it): run the same
     /// scenario against it after onair and print both side by side.
     #[arg(long)]

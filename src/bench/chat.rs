@@ -135,11 +135,12 @@ async fn onair_target(args: &ChatArgs, run: &str) -> anyhow::Result<Target> {
 async fn open(
     args: &ChatArgs,
     target: &Target,
+    urls: &[String],
     n: usize,
     member: Option<&(String, String)>,
     slow: bool,
 ) -> anyhow::Result<Ws> {
-    let url = &target.ws_urls[n % target.ws_urls.len()];
+    let url = &urls[n % urls.len()];
     let (addr, source) = socket::addresses(url, n, args.source_ips).await?;
     let mut ws = socket::connect(url, addr, source, slow).await?;
     socket::join(&mut ws, &target.room).await?;
@@ -149,10 +150,11 @@ async fn open(
     Ok(ws)
 }
 
-/// Opens `members.len()` sockets numbered from `first`, 32 at a time.
+/// Opens `members.len()` sockets numbered from `first` on `urls` in turn, 32 at a time.
 async fn open_all(
     args: &ChatArgs,
     target: &Target,
+    urls: &[String],
     first: usize,
     members: &[Option<(String, String)>],
     slow: bool,
@@ -162,7 +164,7 @@ async fn open_all(
         .map(|(i, m)| {
             let bar = bar.clone();
             async move {
-                let ws = open(args, target, first + i, m.as_ref(), slow).await;
+                let ws = open(args, target, urls, first + i, m.as_ref(), slow).await;
                 bar.inc(1);
                 ws
             }
@@ -403,11 +405,27 @@ async fn measure(args: &ChatArgs, target: &Target, run: &str) -> anyhow::Result<
             target.senders.len()
         );
     }
-    let listeners = open_all(args, target, 0, &target.listeners, false).await?;
-    let slow = open_all(args, target, listeners.len(), &vec![None; args.slow], true).await?;
+    // `--split`: the senders on the first instance, every listener on the others.
+    let (sender_urls, listener_urls) = match target.ws_urls.split_first() {
+        Some((first, rest)) if args.split && !rest.is_empty() => {
+            (std::slice::from_ref(first), rest)
+        }
+        _ => (&target.ws_urls[..], &target.ws_urls[..]),
+    };
+    let listeners = open_all(args, target, listener_urls, 0, &target.listeners, false).await?;
+    let slow = open_all(
+        args,
+        target,
+        listener_urls,
+        listeners.len(),
+        &vec![None; args.slow],
+        true,
+    )
+    .await?;
     let senders = open_all(
         args,
         target,
+        sender_urls,
         listeners.len() + slow.len(),
         &target.senders,
         false,

@@ -152,4 +152,20 @@ async fn every_bench_scenario_completes_with_sane_figures() {
             "{report}"
         );
     }
+
+    // `--split`: the sender on the first instance, the listeners on a second one; every
+    // delivery crosses between them.
+    let other = spawn_app_with(&services, |s| {
+        s.chat_messages_per_minute = 1_000_000;
+        s.ws_max_sockets_per_ip = 10_000;
+        s.ws_new_sockets_per_ip_per_second = 10_000;
+    })
+    .await;
+    let mut args = with("chat", &["--listeners", "3", "--rate", "20", "--split"]);
+    args.extend(["--url".to_owned(), other.address.clone()]);
+    let report = run(args).await;
+    let chat = &report["chat"];
+    let accepted = count(&chat["says_accepted"]);
+    assert!(accepted > 0, "{report}");
+    assert_eq!(count(&chat["deliveries"]), accepted * 3, "{report}");
 }
