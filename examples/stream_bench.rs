@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use onair::domain::member::{MemberId, Role};
-use onair::runtime::config::ServeSettings;
-use onair::runtime::startup::Application;
+use onair::server::config::ServeSettings;
+use onair::server::startup::Application;
 use serde_json::json;
 
 #[derive(Parser)]

@@ -1,6 +1,7 @@
-//! The shared application state: what every edge (REST, the chat socket, the stats socket) and
-//! every background task of one instance holds. It lives here, above the edges, so that no edge
-//! imports another.
+//! The shared application state: what the REST handlers of one instance hold (src/server/
+//! startup.rs builds it). It holds the chat service too, so the REST edge reads the chat's
+//! in-memory state (moderation, open sockets, this instance) without importing the chat edge;
+//! the chat edge is handed only the chat service and the flood guards (src/server/routes.rs).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,7 +32,8 @@ pub struct AppState {
     /// The stage provider (`local` or `aws`): stages, participant tokens, active sessions.
     pub provider: Arc<dyn crate::ivs::StageProvider>,
     /// The latest figures pushed on the stats WebSocket.
-    pub stats_feed: tokio::sync::watch::Receiver<Option<crate::stats_socket::StatsSnapshot>>,
+    pub stats_feed:
+        tokio::sync::watch::Receiver<Option<crate::read_models::stats_feed::StatsSnapshot>>,
     /// The stage provider's name, `local` or `aws` (`stageProvider` of `/health`).
     pub provider_name: &'static str,
     /// The token-signing key's public half, served at `GET /api/token/public-key`.
@@ -58,7 +60,7 @@ pub struct AppState {
     /// The longest an API request runs before it is answered 503 (`ONAIR_REQUEST_DEADLINE_MS`).
     pub request_deadline: std::time::Duration,
     /// Per-IP socket counts and the per-socket limits of `/primus` and `/ws` (`ONAIR_WS_*`).
-    pub socket_limits: crate::http::socket_limits::SocketLimits,
+    pub socket_limits: crate::runtime::socket_limits::SocketLimits,
     /// The background tasks of this instance and their states (`tasks` of `/health`).
     pub supervisor: crate::runtime::supervisor::Supervisor,
     /// Replicas the stream should run with (`ONAIR_STREAM_REPLICAS`): `/health` is `degraded`

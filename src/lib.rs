@@ -9,18 +9,23 @@
 //!
 //! # Layout
 //! The folders are the architecture (ARCHITECTURE.md draws it and walks two requests through it).
-//! Dependencies point one way: edges -> commands / read models -> domain, events.
+//! Imports run down the layers: composition root -> edges -> commands / read models -> domain ->
+//! events -> runtime (tests/api/architecture.rs checks it).
+//! - [`server`]: the composition root: settings, startup and the roles' background tasks, and
+//!   the routes, where the edges are mounted together. [`cli`]: the subcommands.
 //! - Edges, which only translate: [`http`] (poem-openapi routes, one file per tag; every error
-//!   mapped once), [`chat`] (the actionhero-compatible chat WebSocket), [`stats_socket`] (the
-//!   live statistics WebSocket). They hold no SQL and build no event.
+//!   mapped once; the live statistics WebSocket) and [`chat`] (the actionhero-compatible chat
+//!   WebSocket). They hold no SQL, build no event and import no other edge. [`app`]: the state
+//!   the REST handlers share.
 //! - Write side: [`commands`], one module per aggregate or use case: load, decide with the
 //!   domain, publish with the guard the invariant needs, return a typed result.
 //! - Read side: [`projections`] (the runner and one module per read model, applied in batches
-//!   with their checkpoint) and [`read_models`] (every query the edges need).
+//!   with their checkpoint) and [`read_models`] (every query the edges need, and the stats feed).
 //! - [`domain`]: pure rules (stage pool, watch time, ids, members, rooms, gifts and rankings,
 //!   popularity, chat, operator scopes); no I/O, no clock.
-//! - The stream: [`events`] (event types, CloudEvents headers, subjects, ids, JSON Schemas) and
-//!   [`event_store`] (JetStream: acks, `Nats-Msg-Id`, sequence guards).
+//! - The stream: [`events`] (event types and the enums they carry, CloudEvents headers, subjects,
+//!   ids, JSON Schemas; imports nothing else of the crate) and [`event_store`] (JetStream: acks,
+//!   `Nats-Msg-Id`, sequence guards).
 //! - [`reactors`]: side effects driven by time or events (expiry, scale-down, reconciler,
 //!   popularity, chat presence).
 //! - [`records`]: operator records kept in Postgres, not in the stream (API keys, operators,
@@ -29,8 +34,8 @@
 //! - [`lake`]: the stream as Parquet files for analysts (`onair lake`, role `lake`).
 //! - [`ops`]: the operators' tools (`onair replay`, `onair audit`, `onair events`); [`bench`]:
 //!   `onair bench`, the load generator.
-//! - [`runtime`]: settings, startup with supervised background tasks, telemetry, metrics, the
-//!   injectable clock. [`app`]: the state every edge and task shares. [`cli`]: the subcommands.
+//! - [`runtime`]: plumbing every layer may use: the injectable clock, supervised tasks,
+//!   telemetry, metrics, memory, Postgres connections, the client address and the flood guards.
 
 #![warn(missing_docs)]
 
@@ -51,4 +56,4 @@ pub mod reactors;
 pub mod read_models;
 pub mod records;
 pub mod runtime;
-pub mod stats_socket;
+pub mod server;

@@ -152,6 +152,17 @@ async fn verify(
     };
     let first_in_room = chat.sessions.start(socket, speaker, session, &room);
     if first_in_room {
+        // A failed read of the follow reads as "not following".
+        let following = match crate::domain::member::chatroom_streamer(&room) {
+            Some(streamer) => crate::read_models::rooms::is_following(
+                &chat.db,
+                &record.member_id,
+                streamer.as_str(),
+            )
+            .await
+            .unwrap_or(false),
+            None => false,
+        };
         // A failure is logged by the command; the member is verified all the same.
         let _ = crate::commands::chat::join_room(
             &chat.store,
@@ -163,6 +174,7 @@ async fn verify(
                 connection_id: &socket.id,
                 instance_id: chat.instance_id(),
                 moderation: &moderation,
+                following,
                 welcome_window: chat.settings().welcome_window,
             },
         )

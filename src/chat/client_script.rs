@@ -7,7 +7,7 @@ use poem::http::header;
 use poem::{IntoResponse, Response, handler, web::Data};
 use std::sync::Arc;
 
-use crate::app::AppState;
+use super::ChatService;
 
 /// The script's source, with `%%URL%%` still to fill.
 pub const SOURCE: &str = include_str!("client.js");
@@ -26,10 +26,10 @@ pub fn min_path(path: &str) -> String {
     }
 }
 
-/// `GET <client path>`.
+/// `GET <client path>`; its endpoint carries the chat service (src/server/routes.rs mounts it).
 #[handler]
-pub async fn serve(state: Data<&Arc<AppState>>) -> Response {
-    render(&state.chat.settings().client_url)
+pub async fn serve(chat: Data<&Arc<ChatService>>) -> Response {
+    render(&chat.settings().client_url)
         .with_content_type("application/javascript; charset=utf-8")
         .with_header(header::CACHE_CONTROL, "public, max-age=300")
         .into_response()

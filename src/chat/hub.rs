@@ -55,7 +55,7 @@ pub struct Socket {
     pub id: String,
     /// The `sessionID` query value, else the id (docs/chat.md#connection-id-and-fingerprint).
     pub fingerprint: String,
-    /// The client's IP address (src/http/client_addr.rs: behind a trusted proxy, the one it
+    /// The client's IP address (src/runtime/client_addr.rs: behind a trusted proxy, the one it
     /// forwarded); `remoteIP` of `detailsView`.
     pub remote_ip: String,
     /// The client's TCP port (0 when not known, as for a forwarded client); `remotePort` of

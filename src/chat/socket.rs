@@ -7,8 +7,8 @@
 //! `ONAIR_CHAT_SAY_PIPELINE` of them await their JetStream acks at once; each is answered after
 //! its own ack, in order, and any other request waits until the says before it are answered.
 //!
-//! Flood guards (src/http/socket_limits.rs): per-IP open sockets and new sockets per second are
-//! checked before the upgrade (429), the IP being the client's (src/http/client_addr.rs: behind
+//! Flood guards (src/runtime/socket_limits.rs): per-IP open sockets and new sockets per second are
+//! checked before the upgrade (429), the IP being the client's (src/runtime/client_addr.rs: behind
 //! a trusted proxy, the address it forwarded); a socket's frames per second are limited (over
 //! it: system message 42901, past twice it: close 1008); a message over
 //! `ONAIR_WS_MAX_MESSAGE_BYTES` is refused from its header and the socket closed with 1009. A
@@ -35,29 +35,34 @@ use super::protocol::{self, Incoming};
 use super::service::ChatService;
 use super::upgrade::{self, Stream, Upgrade};
 use super::verbs;
-use crate::app::AppState;
 use crate::domain::chat::SystemCode;
-use crate::http::client_addr::ClientAddr;
-use crate::http::socket_limits::{FrameVerdict, SocketPermit, close_for_read_error};
+use crate::runtime::client_addr::ClientAddr;
+use crate::runtime::socket_limits::{
+    FrameVerdict, SocketLimits, SocketPermit, close_for_read_error,
+};
 
-/// `GET /primus*`: the chat socket.
+/// `GET /primus*`: the chat socket. Its endpoint carries the chat service and the socket limits
+/// (src/server/routes.rs mounts it).
 #[handler]
-pub async fn primus(req: &Request) -> Response {
-    let state = req
-        .data::<Arc<AppState>>()
-        .expect("AppState is attached to every route")
+pub async fn primus(req: &Request) -> poem::Result<Response> {
+    let chat = req
+        .data::<Arc<ChatService>>()
+        .expect("the chat service is attached to the chat socket's endpoint")
         .clone();
+    let socket_limits = req
+        .data::<SocketLimits>()
+        .expect("the socket limits are attached to the chat socket's endpoint");
     let Some(upgrade) = Upgrade::of(req) else {
-        return poem::http::StatusCode::UPGRADE_REQUIRED.into_response();
+        return Ok(poem::http::StatusCode::UPGRADE_REQUIRED.into_response());
     };
     let client = ClientAddr::of(req);
-    let permit = match state.socket_limits.admit(client.ip, "/primus") {
+    let permit = match socket_limits.admit(client.ip, "/primus") {
         Ok(permit) => permit,
-        Err(refused) => return refused.into_response(),
+        // Answered 429 by the error mapping the composition root puts around this endpoint.
+        Err(refused) => return Err(refused.into()),
     };
-    let settings = state.chat.settings();
-    let config = state
-        .socket_limits
+    let settings = chat.settings();
+    let config = socket_limits
         .websocket_config()
         .read_buffer_size(settings.read_buffer_bytes)
         .write_buffer_size(settings.write_buffer_bytes);
@@ -74,10 +79,9 @@ pub async fn primus(req: &Request) -> Response {
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| id.clone());
     let (ip, port) = (client.ip.to_string(), client.port.unwrap_or(0));
-    let chat = state.chat.clone();
-    upgrade.answer(config, move |socket| {
+    Ok(upgrade.answer(config, move |socket| {
         run(chat, socket, permit, id, fingerprint, ip, port)
-    })
+    }))
 }
 
 /// Closes the queue when the writer ends (or is aborted): what is queued then is refused, and a

@@ -70,7 +70,7 @@ impl Upgrade {
 }
 
 /// A read error of the WebSocket library as poem reports it (an I/O error as is, any other as
-/// `io::Error::other` of its text), which [`crate::http::socket_limits::close_for_read_error`]
+/// `io::Error::other` of its text), which [`crate::runtime::socket_limits::close_for_read_error`]
 /// reads.
 pub fn io_error(error: tokio_tungstenite::tungstenite::Error) -> std::io::Error {
     match error {

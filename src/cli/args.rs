@@ -4,7 +4,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use uuid::Uuid;
 
-use crate::runtime::config::{ConnectionSettings, ServeSettings};
+use crate::server::config::{ConnectionSettings, ServeSettings};
 
 /// onair: event-sourced backend for live-streaming platforms (Stage API on Amazon IVS real-time,
 /// NATS JetStream, PostgreSQL).

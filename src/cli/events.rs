@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use super::args::EventsCommand;
-use crate::runtime::config::ConnectionSettings;
+use crate::server::config::ConnectionSettings;
 
 pub(super) async fn events_command(
     connection: &ConnectionSettings,

@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use crate::http;
-use crate::runtime::startup::{Application, connect_postgres, migrate};
+use crate::runtime::postgres::{connect_postgres, migrate};
+use crate::server::startup::Application;
 
 mod args;
 mod events;

@@ -6,8 +6,8 @@ use super::args::*;
 use crate::commands::{gift_catalog, members};
 use crate::domain::member::{MemberId, Role};
 use crate::records::{api_keys, operators};
-use crate::runtime::config::ConnectionSettings;
-use crate::runtime::startup::{connect_postgres, migrate};
+use crate::runtime::postgres::{connect_postgres, migrate};
+use crate::server::config::ConnectionSettings;
 
 pub(super) async fn api_key_command(
     pool: &sqlx::PgPool,

@@ -161,14 +161,17 @@ pub struct JoinRoom<'a> {
     pub instance_id: &'a str,
     /// The room's moderation, as this instance knows it (the `relationship` codes).
     pub moderation: &'a RoomModeration,
+    /// Whether the member follows the room's streamer (the `following` relationship code), as
+    /// the caller read it.
+    pub following: bool,
     /// A member's `welcome` is shown at most once per room per this window.
     pub welcome_window: Duration,
 }
 
 /// Publishes `member_joined_room`, the `joinRoom` notice and, at most once per welcome window on
 /// every instance (`chat_welcomes`), the `welcome` notice; the notices' ids derive from the
-/// fact's. Returns whether the welcome was published. A failed read of the follow or welcome
-/// row reads as "not following" / "no welcome".
+/// fact's. Returns whether the welcome was published. A failed read of the welcome row reads as
+/// "no welcome".
 #[tracing::instrument(skip_all, fields(chat.room = %join.room, member.id = %join.member.member_id, connection.id = %join.connection_id), err(level = "warn"))]
 pub async fn join_room(
     store: &EventStore,
@@ -178,12 +181,7 @@ pub async fn join_room(
 ) -> Result<bool, EventStoreError> {
     let record = join.member;
     let streamer = chatroom_streamer(join.room);
-    let following = match &streamer {
-        Some(s) => crate::read_models::rooms::is_following(db, &record.member_id, s.as_str())
-            .await
-            .unwrap_or(false),
-        None => false,
-    };
+    let following = join.following;
     let is_streamer = streamer.as_ref().map(MemberId::as_str) == Some(record.member_id.as_str());
     let presence = Presence {
         member: record.member_id.clone(),

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::domain::member::Role;
+pub use crate::events::chat::ModerationAction;
 
 /// The seed's system messages (`{"context":"api","data":{"code","message"}}`), plus 42901 for the
 /// per-member message rate limit, which the seed does not name.
@@ -161,24 +162,6 @@ impl RoomModeration {
         }
         codes
     }
-}
-
-/// A moderation command.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub enum ModerationAction {
-    /// `ban`: the member may neither verify nor speak in the room; their sockets in it close.
-    Ban,
-    /// `unban`: lifts a ban.
-    Unban,
-    /// `mute`: silences the member in the room, until `until` when one is given, else for good.
-    Mute,
-    /// `unmute`: lifts both a permanent and a timed mute.
-    Unmute,
-    /// `grantAdmin`: the member may moderate the room (only the streamer may grant it).
-    GrantAdmin,
-    /// `revokeAdmin`: takes admin back (only the streamer may revoke it).
-    RevokeAdmin,
 }
 
 /// Why a moderation command is refused.

@@ -31,25 +31,12 @@ use std::num::NonZeroUsize;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::member::MemberId;
+pub use crate::events::notice::RankState;
 
 /// How many entries a `giftRank` message lists by default. The seed names no length; ten is what a
 /// room's gift board commonly shows, and keeps each message near 1 KB however many presenters a
 /// room has (the ranking itself keeps everyone).
 pub const DEFAULT_TOP_N: usize = 10;
-
-/// How an entry moved since the previous snapshot; on the wire `UP`, `DOWN`, `PLATEAU`, `NEW`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum RankState {
-    /// `UP`: a better rank than in the previous snapshot.
-    Up,
-    /// `DOWN`: a worse rank than in the previous snapshot.
-    Down,
-    /// `PLATEAU`: the same rank as in the previous snapshot.
-    Plateau,
-    /// `NEW`: absent from the previous snapshot (a first gift in this ranking).
-    New,
-}
 
 /// One entry of the seed's `rankingList`: `{memberId, nickName, rank, state, rise, score}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -67,6 +54,20 @@ pub struct RankingEntry {
     pub rise: u32,
     /// Sum of `points × count` of the presenter's gifts in this ranking (session or all time).
     pub score: u64,
+}
+
+impl From<RankingEntry> for crate::events::notice::RankingEntry {
+    /// The entry as a `giftRank` notice carries it.
+    fn from(e: RankingEntry) -> Self {
+        Self {
+            member_id: e.member_id.to_string(),
+            nick_name: e.nick_name,
+            rank: e.rank,
+            state: e.state,
+            rise: e.rise,
+            score: e.score,
+        }
+    }
 }
 
 /// What one gift does to the ranking: the seed's `giftRank` message without its `type`

@@ -24,11 +24,11 @@
 //! from an existing one only in case; that is a registry rule, not an equality rule.
 
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::user_id::MAX_USER_ID_CHARS;
+pub use crate::events::room::{Role, UnknownRole};
 
 /// Longest member id accepted, in characters: the same cap as a [`UserId`], because a member id
 /// (a streamer's, a viewer's) may travel as the IVS participant `userId`, so every member id must
@@ -481,49 +481,6 @@ impl MemberFilter {
         match self {
             Self::Member(id) => Some(id.master_agent()),
             _ => None,
-        }
-    }
-}
-
-/// A member's role; on the wire `member` or `streamer` (the seed's chat `role` field).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// `member`: a member of the audience; logs in with `loginAction`.
-    Member,
-    /// `streamer`: has a room, sets its info and goes live; logs in with `loginStreamer`.
-    Streamer,
-}
-
-impl Role {
-    /// The wire spelling: `member` or `streamer`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Member => "member",
-            Self::Streamer => "streamer",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A role that is neither `member` nor `streamer`.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("role must be \"member\" or \"streamer\", not {0:?}")]
-pub struct UnknownRole(pub String);
-
-impl FromStr for Role {
-    type Err = UnknownRole;
-    /// Exactly the wire spelling, as serde reads it.
-    fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        match raw {
-            "member" => Ok(Self::Member),
-            "streamer" => Ok(Self::Streamer),
-            other => Err(UnknownRole(other.to_owned())),
         }
     }
 }

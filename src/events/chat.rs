@@ -5,8 +5,6 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::domain::chat::ModerationAction;
-
 /// A verified member's chat message, accepted in a room. `message` is the JSON text broadcast as
 /// the `message` of the `say` payload (the gateway and chat description's chat format); `ce-time`
 /// is its `sentAt`.
@@ -79,4 +77,22 @@ pub struct MemberModerated {
 pub struct MaintenanceModeSet {
     /// `true`: maintenance on, every chat message is refused with 40308; `false`: off.
     pub enabled: bool,
+}
+
+/// A moderation command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ModerationAction {
+    /// `ban`: the member may neither verify nor speak in the room; their sockets in it close.
+    Ban,
+    /// `unban`: lifts a ban.
+    Unban,
+    /// `mute`: silences the member in the room, until `until` when one is given, else for good.
+    Mute,
+    /// `unmute`: lifts both a permanent and a timed mute.
+    Unmute,
+    /// `grantAdmin`: the member may moderate the room (only the streamer may grant it).
+    GrantAdmin,
+    /// `revokeAdmin`: takes admin back (only the streamer may revoke it).
+    RevokeAdmin,
 }

@@ -13,8 +13,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::gift_ranking::{RankState, RankingEntry};
-
 /// Gift details of a `gift` message: `{id, name, animeUrl, count}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -161,6 +159,56 @@ pub struct FollowerNoticePublished {
 pub struct AllRoomsNoticePublished {
     /// The notice (`system`), sent to every room with sockets on each chat instance.
     pub message: ChatNotice,
+}
+
+/// How an entry moved since the previous snapshot; on the wire `UP`, `DOWN`, `PLATEAU`, `NEW`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RankState {
+    /// `UP`: a better rank than in the previous snapshot.
+    Up,
+    /// `DOWN`: a worse rank than in the previous snapshot.
+    Down,
+    /// `PLATEAU`: the same rank as in the previous snapshot.
+    Plateau,
+    /// `NEW`: absent from the previous snapshot (a first gift in this ranking).
+    New,
+}
+
+/// One entry of the seed's `rankingList`: `{memberId, nickName, rank, state, rise, score}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RankingEntry {
+    /// The presenter (gift giver).
+    #[schemars(with = "MemberIdText")]
+    pub member_id: String,
+    /// The presenter's nickname as given with their latest gift.
+    pub nick_name: String,
+    /// 1-based.
+    pub rank: u32,
+    /// Movement since the snapshot just before this gift.
+    pub state: RankState,
+    /// Places moved up (`UP`) or down (`DOWN`); 0 for `PLATEAU` and `NEW`.
+    pub rise: u32,
+    /// Sum of `points × count` of the presenter's gifts in this ranking (session or all time).
+    pub score: u64,
+}
+
+/// The schema of a member id in a notice (the schema of the domain's `MemberId`).
+struct MemberIdText;
+
+impl schemars::JsonSchema for MemberIdText {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "MemberId".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A member id, account@agent.masterAgent",
+            "pattern": "^[^@\\s]+@[^@.\\s]+\\.[^@.\\s]+$"
+        })
+    }
 }
 
 #[cfg(test)]

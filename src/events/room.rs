@@ -1,10 +1,11 @@
 //! Events of members, rooms, follows and gifts (docs/design.md#the-event-model). Member ids are
 //! `account@agent.masterAgent`; times are the events' `ce-time` unless a field says otherwise.
 
+use std::fmt;
+use std::str::FromStr;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-
-use crate::domain::member::Role;
 
 /// A member's public profile (the chat's `joinRoom` message: nickname, accountID, avatar,
 /// equipmentBar, vip, role). Never carries the password or its hash.
@@ -234,4 +235,47 @@ pub struct PopularityChanged {
     pub chat_messages: u64,
     /// Window length, in seconds.
     pub window_seconds: u64,
+}
+
+/// A member's role; on the wire `member` or `streamer` (the seed's chat `role` field).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// `member`: a member of the audience; logs in with `loginAction`.
+    Member,
+    /// `streamer`: has a room, sets its info and goes live; logs in with `loginStreamer`.
+    Streamer,
+}
+
+impl Role {
+    /// The wire spelling: `member` or `streamer`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Member => "member",
+            Self::Streamer => "streamer",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A role that is neither `member` nor `streamer`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("role must be \"member\" or \"streamer\", not {0:?}")]
+pub struct UnknownRole(pub String);
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+    /// Exactly the wire spelling, as serde reads it.
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        match raw {
+            "member" => Ok(Self::Member),
+            "streamer" => Ok(Self::Streamer),
+            other => Err(UnknownRole(other.to_owned())),
+        }
+    }
 }

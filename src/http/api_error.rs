@@ -248,6 +248,12 @@ impl From<crate::domain::member::MemberIdError> for ApiError {
     }
 }
 
+impl From<crate::runtime::socket_limits::SocketRefused> for ApiError {
+    fn from(e: crate::runtime::socket_limits::SocketRefused) -> Self {
+        ApiError::too_many_requests(e.message, Some(e.details), Some(e.retry_after_secs))
+    }
+}
+
 impl From<ScopeError> for ApiError {
     fn from(e: ScopeError) -> Self {
         ApiError::forbidden(e.to_string())

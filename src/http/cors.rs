@@ -1,5 +1,5 @@
 //! Browsers: CORS for the REST API and the `Origin` check of WebSocket upgrades, both from one
-//! allow-list, `ONAIR_CORS_ORIGINS` (src/runtime/config.rs,
+//! allow-list, `ONAIR_CORS_ORIGINS` (src/server/config.rs,
 //! docs/api.md#cors-and-websocket-origins).
 //!
 //! - **REST.** A request whose `Origin` is on the list (or any, with `*`) goes through poem's

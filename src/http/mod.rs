@@ -5,7 +5,6 @@ pub mod action_query;
 pub mod api_error;
 pub mod backoffice;
 pub mod body_limit;
-pub mod client_addr;
 pub mod common;
 pub mod consistency;
 pub mod cors;
@@ -24,9 +23,9 @@ pub mod rate_limit;
 pub mod request_span;
 pub mod security;
 pub mod security_headers;
-pub mod socket_limits;
 pub mod stage;
 pub mod stats;
+pub mod stats_socket;
 pub mod tags;
 pub mod token;
 pub mod viewer;
@@ -34,11 +33,13 @@ pub mod views;
 
 use std::sync::Arc;
 
+use poem::endpoint::BoxEndpoint;
 use poem::{Endpoint, EndpointExt, Response, Route};
 use poem_openapi::OpenApiService;
 
 use self::api_error::framework_error_to_response;
 pub use crate::app::{AppState, PublicKeyInfo};
+use crate::runtime::client_addr;
 
 /// Every API of the server, in spec order.
 pub type AllApis = (
@@ -73,22 +74,35 @@ pub fn openapi_yaml() -> String {
     openapi_service().spec_yaml()
 }
 
+/// What the chat edge serves among these routes, handed in by the composition root
+/// (src/server/routes.rs), so that this edge imports no other.
+pub struct ChatMounts {
+    /// The chat socket: `/primus` and every path below it.
+    pub primus: Arc<BoxEndpoint<'static, Response>>,
+    /// The chat's client script.
+    pub client_script: Arc<BoxEndpoint<'static, Response>>,
+    /// Where the client script is served (`ONAIR_CHAT_CLIENT_PATH`).
+    pub client_script_path: String,
+    /// The same path ending in `.min.js`, where it is served too.
+    pub client_script_min_path: String,
+}
+
 /// Every route of the server. `cors_origins` is `ONAIR_CORS_ORIGINS`: the origins whose pages
 /// may call the API and open its WebSockets (src/http/cors.rs); `trusted_proxies` is
 /// `ONAIR_TRUSTED_PROXIES`: the proxies whose `X-Forwarded-For` names the client
-/// (src/http/client_addr.rs).
+/// (src/runtime/client_addr.rs); `chat` is the chat socket and client script mounted among them.
 pub fn routes(
     state: Arc<AppState>,
     max_body_bytes: usize,
     cors_origins: Vec<String>,
     trusted_proxies: client_addr::TrustedProxies,
+    chat: ChatMounts,
 ) -> impl Endpoint<Output = Response> {
     let api = openapi_service();
     let docs = api.swagger_ui();
     let spec_json = api.spec_endpoint();
     let spec_yaml = api.spec_endpoint_yaml();
     // Rate limits count the API's requests only, not the docs and the spec.
-    let client_path = state.chat.settings().client_path.clone();
     let limited_state = state.clone();
     let idempotency_state = state.clone();
     let consistency_state = state.clone();
@@ -114,19 +128,19 @@ pub fn routes(
         .at("/openapi.yaml", spec_yaml)
         .at("/metrics", metrics::serve)
         .nest("/dashboard", dashboard::routes(&state))
-        .at(&client_path, crate::chat::client_script::serve)
-        .at(
-            crate::chat::client_script::min_path(&client_path),
-            crate::chat::client_script::serve,
-        )
+        .at(&chat.client_script_path, chat.client_script.clone())
+        .at(&chat.client_script_min_path, chat.client_script)
         // Every path that begins with /primus is the chat socket, as Primus claims them
         // (docs/chat.md#transport-and-framing).
-        .around(|ep, req| async move {
-            if req.uri().path().starts_with("/primus") {
-                // Boxed: the upgrade's future would otherwise enlarge every request's.
-                Box::pin(crate::chat::socket::primus.call(req)).await
-            } else {
-                ep.call(req).await.map(poem::IntoResponse::into_response)
+        .around(move |ep, req| {
+            let primus = chat.primus.clone();
+            async move {
+                if req.uri().path().starts_with("/primus") {
+                    // Boxed: the upgrade's future would otherwise enlarge every request's.
+                    Box::pin(primus.call(req)).await
+                } else {
+                    ep.call(req).await.map(poem::IntoResponse::into_response)
+                }
             }
         })
         .around(move |ep, req| body_limit::limit_body(ep, req, max_body_bytes))

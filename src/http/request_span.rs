@@ -2,7 +2,7 @@
 //! `request{http.method, http.route, client.address, http.status_code}`, named by the route
 //! template of the spec (`/api/stage/{stageArn}`), never the raw URI, so spans and logs of one
 //! route group together whatever its parameters. `client.address` is the client's IP address
-//! (src/http/client_addr.rs: behind a trusted proxy, the one it forwarded). Everything a request
+//! (src/runtime/client_addr.rs: behind a trusted proxy, the one it forwarded). Everything a request
 //! logs (middleware, handler, command) is inside it.
 
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 use super::api_error::framework_error_to_response;
-use super::client_addr::ClientAddr;
+use crate::runtime::client_addr::ClientAddr;
 
 /// One operation of the spec: its method, path template and operation id.
 #[derive(Clone, Debug)]

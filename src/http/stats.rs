@@ -329,7 +329,7 @@ impl StatsApi {
         header_key: Header<Option<String>>,
     ) -> Result<WebSocketUpgraded<SocketHandler>, ApiError> {
         // Counted before the key is checked: a flood costs no key lookup.
-        let client = crate::http::client_addr::ClientAddr::of(req);
+        let client = crate::runtime::client_addr::ClientAddr::of(req);
         let permit = state.socket_limits.admit(client.ip, "/ws")?;
         let key = header_key.0.or(api_key.0).ok_or_else(|| {
             ApiError::unauthorized("missing API key (header x-api-key or query apiKey)")
@@ -339,7 +339,7 @@ impl StatsApi {
         }
         let feed = state.stats_feed.clone();
         let handler: SocketHandler =
-            Box::new(move |socket| crate::stats_socket::serve_socket(socket, feed, permit).boxed());
+            Box::new(move |socket| super::stats_socket::serve_socket(socket, feed, permit).boxed());
         Ok(ws
             .config(state.socket_limits.websocket_config())
             .on_upgrade(handler))

@@ -222,7 +222,7 @@ impl GiftsProjection {
                     room,
                     message: ChatNotice::GiftRank {
                         rank_state: update.rank_state,
-                        ranking_list: update.ranking_list,
+                        ranking_list: update.ranking_list.into_iter().map(Into::into).collect(),
                     },
                 }),
             );

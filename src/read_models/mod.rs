@@ -141,3 +141,4 @@ pub mod gift_records;
 pub mod health;
 pub mod presence;
 pub mod rooms;
+pub mod stats_feed;

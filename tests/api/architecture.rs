@@ -2,6 +2,8 @@
 //! - no file imports another in a circle (edges are `crate::`, `super::` and `self::` paths);
 //! - the edges (`http/`, `chat/`, `stats_socket.rs`) run no SQL and build no event;
 //! - the pure domain does no I/O;
+//! - imports run down the layers of [`LAYERS`], and keep the folder rules of [`rule_broken`]
+//!   (only the imports of [`ALLOWED`] break them);
 //! - no file in `src/` is over 600 lines, its unit tests aside.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -302,7 +304,7 @@ fn the_edges_run_no_sql_and_build_no_event() {
         let edge = matches!(
             file.module.first().map(String::as_str),
             Some("http" | "chat")
-        ) || file.module == ["stats_socket"];
+        );
         if !edge {
             continue;
         }
@@ -382,5 +384,219 @@ fn the_edge_rules_spot_sql_and_events() {
     assert_eq!(
         sql_or_event("let answer = commands::gifts::send(&state).await?;"),
         None
+    );
+}
+
+/// The layers of `src/`, top first, by top-level module (`""`: `lib.rs` and `main.rs`). A file
+/// may import its own layer and the layers below it; the rules of [`rule_broken`] narrow that.
+const LAYERS: &[(&str, &[&str])] = &[
+    ("the composition root", &["server", "cli", ""]),
+    ("the REST edge", &["http"]),
+    ("the REST edge's shared state", &["app"]),
+    ("the chat edge", &["chat"]),
+    ("the tools", &["ops", "lake", "bench"]),
+    ("the followers", &["reactors", "projections"]),
+    (
+        "the write and read sides",
+        &["commands", "read_models", "records"],
+    ),
+    ("the adapters", &["event_store", "ivs"]),
+    ("the domain", &["domain"]),
+    ("the events", &["events"]),
+    ("the plumbing", &["runtime"]),
+];
+
+/// The only imports allowed to break a rule: (importing file, imported file, why). At most 3,
+/// each explained in ARCHITECTURE.md.
+const ALLOWED: &[(&str, &str, &str)] = &[
+    (
+        "commands/gifts.rs",
+        "read_models/gift_records.rs",
+        "a gift retried after it was projected gets its first answer, whose sequence only its \
+         gift record keeps",
+    ),
+    (
+        "commands/gifts.rs",
+        "read_models/rooms.rs",
+        "a gift to a streamer who has no room is refused 404 before anything is published",
+    ),
+];
+
+/// The edges: none imports another (the stats socket is part of `http/`, which serves `/ws`).
+const EDGES: &[&str] = &["http", "chat"];
+
+/// The layer of a top-level module: its index in [`LAYERS`] (0 is the top).
+fn layer_of(top: &str) -> Option<usize> {
+    LAYERS.iter().position(|(_, tops)| tops.contains(&top))
+}
+
+/// The top-level module of a file's module path (`""` for the crate root).
+fn top_of(module: &[String]) -> &str {
+    module.first().map(String::as_str).unwrap_or("")
+}
+
+/// The rule an import of `to` from `from` (top-level modules) breaks, if any.
+fn rule_broken(from: &str, to: &str) -> Option<String> {
+    if from == to {
+        return None;
+    }
+    if from == "events" {
+        return Some("events/ imports nothing of the crate outside events/".into());
+    }
+    if from == "domain" && to != "events" {
+        return Some("domain/ imports only events/".into());
+    }
+    if from == "commands" && to == "read_models" {
+        return Some("a command decides on no read model".into());
+    }
+    if from == "commands" && EDGES.contains(&to) {
+        return Some("a command never imports an edge".into());
+    }
+    if EDGES.contains(&from) && EDGES.contains(&to) {
+        return Some("edges never import each other (the composition root mounts them)".into());
+    }
+    let (Some(low), Some(high)) = (layer_of(from), layer_of(to)) else {
+        return Some(format!("`{from}` or `{to}` is in no layer of LAYERS"));
+    };
+    (high < low).then(|| {
+        format!(
+            "imports run down: {} may not import {}, a layer above it",
+            LAYERS[low].0, LAYERS[high].0
+        )
+    })
+}
+
+/// One import: the importing file, the path as named (`crate::app::AppState`), the imported file.
+struct Import {
+    from: PathBuf,
+    named: String,
+    to: PathBuf,
+    from_top: String,
+    to_top: String,
+}
+
+/// Every import of one file of `src/` from another, each path resolved to its file.
+fn imports(files: &[SourceFile]) -> Vec<Import> {
+    let by_module: BTreeMap<&[String], &SourceFile> =
+        files.iter().map(|f| (f.module.as_slice(), f)).collect();
+    let mut found = Vec::new();
+    let mut seen = BTreeSet::new();
+    for file in files {
+        for path in named_paths(file) {
+            let target = (1..=path.len())
+                .rev()
+                .find_map(|n| by_module.get(&path[..n]).copied());
+            let Some(target) = target.filter(|t| t.path != file.path) else {
+                continue;
+            };
+            if !seen.insert((file.path.clone(), target.path.clone())) {
+                continue;
+            }
+            found.push(Import {
+                from: file.path.clone(),
+                named: format!("crate::{}", path.join("::")).replace("::self", ""),
+                to: target.path.clone(),
+                from_top: top_of(&file.module).to_owned(),
+                to_top: top_of(&target.module).to_owned(),
+            });
+        }
+    }
+    found
+}
+
+/// Whether an import runs up, from a lower layer to a higher one.
+fn runs_up(import: &Import) -> bool {
+    matches!(
+        (layer_of(&import.from_top), layer_of(&import.to_top)),
+        (Some(low), Some(high)) if high < low
+    )
+}
+
+#[test]
+fn imports_run_down_the_layers_and_keep_the_folder_rules() {
+    assert!(ALLOWED.len() <= 3, "at most 3 allowed exceptions");
+    let all = imports(&source_files());
+    let up: Vec<&Import> = all.iter().filter(|i| runs_up(i)).collect();
+    let allowed = |i: &Import| {
+        ALLOWED
+            .iter()
+            .any(|(from, to, _)| i.from == Path::new(from) && i.to == Path::new(to))
+    };
+    let breaking = all
+        .iter()
+        .filter(|i| rule_broken(&i.from_top, &i.to_top).is_some())
+        .count();
+    println!(
+        "upward imports: {} of {} file-to-file imports; imports that break a rule: {breaking} \
+         ({} allowed)",
+        up.len(),
+        all.len(),
+        ALLOWED.len()
+    );
+    let broken: Vec<String> = all
+        .iter()
+        .filter(|i| !allowed(i))
+        .filter_map(|i| {
+            rule_broken(&i.from_top, &i.to_top).map(|rule| {
+                format!(
+                    "src/{} imports {} (src/{}): {rule}",
+                    i.from.display(),
+                    i.named,
+                    i.to.display()
+                )
+            })
+        })
+        .collect();
+    for (from, to, _) in ALLOWED {
+        assert!(
+            all.iter()
+                .any(|i| i.from == Path::new(from) && i.to == Path::new(to)),
+            "the allowed import src/{from} -> src/{to} no longer exists: take it off ALLOWED"
+        );
+    }
+    assert!(
+        broken.is_empty(),
+        "{} imports break the layer rules (ARCHITECTURE.md):\n{}",
+        broken.len(),
+        broken.join("\n")
+    );
+}
+
+#[test]
+fn the_layer_rules_name_what_they_forbid() {
+    assert_eq!(rule_broken("http", "http"), None);
+    assert_eq!(rule_broken("http", "commands"), None);
+    assert_eq!(rule_broken("domain", "events"), None);
+    assert!(
+        rule_broken("domain", "runtime")
+            .unwrap()
+            .contains("only events")
+    );
+    assert!(
+        rule_broken("events", "runtime")
+            .unwrap()
+            .contains("outside events")
+    );
+    assert!(
+        rule_broken("commands", "read_models")
+            .unwrap()
+            .contains("read model")
+    );
+    assert!(rule_broken("http", "chat").unwrap().contains("each other"));
+    assert!(rule_broken("chat", "http").unwrap().contains("each other"));
+    assert!(
+        rule_broken("chat", "app")
+            .unwrap()
+            .contains("a layer above")
+    );
+    assert!(
+        rule_broken("runtime", "app")
+            .unwrap()
+            .contains("a layer above")
+    );
+    assert!(
+        rule_broken("nowhere", "runtime")
+            .unwrap()
+            .contains("no layer")
     );
 }

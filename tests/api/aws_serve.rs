@@ -22,7 +22,7 @@ async fn spawn_on_aws(
     let url = stub.url.clone();
     let key_arn = public_key_arn.map(str::to_owned);
     spawn_app_with(services, move |s| {
-        s.stage_provider = onair::runtime::config::StageProviderKind::Aws;
+        s.stage_provider = onair::server::config::StageProviderKind::Aws;
         s.aws_endpoint_url = Some(url);
         s.aws_max_attempts = 2;
         s.ivs_public_key_arn = key_arn;

@@ -791,7 +791,7 @@ async fn a_socket_stuck_mid_write_is_dropped_after_two_missed_heartbeats() {
 }
 
 /// Chat messages of up to 100,000 characters, as fast as a test says them.
-fn allow_large_fast_messages(s: &mut onair::runtime::config::ServeSettings) {
+fn allow_large_fast_messages(s: &mut onair::server::config::ServeSettings) {
     s.chat_max_text_chars = 100_000;
     s.chat_messages_per_minute = 10_000;
     s.ws_max_message_bytes = 1 << 20;

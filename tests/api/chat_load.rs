@@ -18,7 +18,7 @@ fn chat(text: &str) -> Value {
 }
 
 /// Large chat messages, as fast as a test says them, many sockets from one address.
-fn load_settings(s: &mut onair::runtime::config::ServeSettings) {
+fn load_settings(s: &mut onair::server::config::ServeSettings) {
     s.chat_max_text_chars = 100_000;
     s.chat_messages_per_minute = 100_000;
     s.ws_max_message_bytes = 1 << 20;

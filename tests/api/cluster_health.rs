@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use onair::runtime::config::ServeRole;
+use onair::server::config::ServeRole;
 
 use crate::helpers::{Services, TestApp, eventually, spawn_app, spawn_app_with};
 

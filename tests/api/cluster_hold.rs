@@ -132,7 +132,7 @@ async fn an_operator_command_keeps_the_streams_replicas_and_health_says_when_the
     let cluster = NatsCluster::start().await;
     let database_url = fresh_database().await;
     let mut settings =
-        onair::runtime::config::ServeSettings::with_connection(&database_url, &cluster.url());
+        onair::server::config::ServeSettings::with_connection(&database_url, &cluster.url());
     settings.listen = "127.0.0.1:0".parse().unwrap();
     settings.connection.stream_replicas = 3;
     let app = crate::helpers::spawn_configured(settings).await;

@@ -10,7 +10,7 @@ use crate::helpers::{Services, spawn_app_with};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seat_cap_holds_under_concurrent_requests_on_two_instances() {
     let services = Services::start().await;
-    let limits = |s: &mut onair::runtime::config::ServeSettings| {
+    let limits = |s: &mut onair::server::config::ServeSettings| {
         s.max_stages = 3;
         s.max_viewers_per_stage = 50;
         s.scale_up_threshold = 45;

@@ -116,7 +116,7 @@ async fn when_every_stage_is_full_viewers_get_stage_full() {
 #[tokio::test]
 async fn an_instance_started_later_knows_recent_heartbeats() {
     let services = Services::start().await;
-    let quick = |s: &mut onair::runtime::config::ServeSettings| {
+    let quick = |s: &mut onair::server::config::ServeSettings| {
         s.heartbeat_timeout_secs = 60.0;
         s.expiry_check_interval_ms = 100;
     };

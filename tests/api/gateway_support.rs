@@ -24,7 +24,7 @@ impl Gateway {
 
     pub async fn start_with(
         services: &Services,
-        customize: impl FnOnce(&mut onair::runtime::config::ServeSettings),
+        customize: impl FnOnce(&mut onair::server::config::ServeSettings),
     ) -> Self {
         let app = spawn_app_with(services, customize).await;
         let key = onair::records::operators::create(&app.db, "site-a", None)

@@ -20,7 +20,7 @@ async fn list(app: &crate::helpers::TestApp, stage_arn: &str) -> crate::helpers:
 async fn heartbeats_sent_together_share_one_message_and_replay_and_audit_to_the_same_read_models() {
     let services = Services::start().await;
     // A wide window so that concurrent requests surely meet in one batch.
-    let batching = |s: &mut onair::runtime::config::ServeSettings| {
+    let batching = |s: &mut onair::server::config::ServeSettings| {
         s.heartbeat_batch_window_us = 50_000;
         s.heartbeat_batch_max = 256;
     };

@@ -7,8 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use onair::runtime::config::ServeSettings;
-use onair::runtime::startup::{Application, ProjectorControl};
+use onair::server::config::ServeSettings;
+use onair::server::startup::{Application, ProjectorControl};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -458,8 +458,8 @@ async fn one_instance_of_the_lake_role_writes_and_another_takes_over() {
     let services = Services::start().await;
     let root = TempDir::new("onair-lake-role");
     let dir = root.0.join("lake");
-    let with_lake = |s: &mut onair::runtime::config::ServeSettings| {
-        s.roles.push(onair::runtime::config::ServeRole::Lake);
+    let with_lake = |s: &mut onair::server::config::ServeSettings| {
+        s.roles.push(onair::server::config::ServeRole::Lake);
         s.lake.lake_dir = Some(dir.clone());
         s.lake.lake_roll_secs = 1;
     };

@@ -12,7 +12,7 @@ use onair::domain::member::{MemberId, Role};
 use onair::event_store::outbox::{self, EncodedEvent};
 use onair::events::subject::subject;
 use onair::reactors::outbox_relay::relay_due;
-use onair::runtime::config::ServeRole;
+use onair::server::config::ServeRole;
 use serde_json::{Value, json};
 
 use crate::gateway_support::{Gateway, PASSWORD};

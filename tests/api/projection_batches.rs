@@ -120,7 +120,7 @@ async fn apply_each_in_batches(
     let db = sqlx::PgPool::connect(&fresh_database().await)
         .await
         .unwrap();
-    onair::runtime::startup::migrate(&db).await.unwrap();
+    onair::runtime::postgres::migrate(&db).await.unwrap();
     let mut notices = Vec::new();
     for projection in projections {
         for batch in events.chunks(size) {

@@ -26,7 +26,7 @@ async fn status(app: &TestApp, key: &str) -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_one_keys_limit_within_instances_times_slice() {
     let services = Services::start().await;
-    let leasing = |s: &mut onair::runtime::config::ServeSettings| {
+    let leasing = |s: &mut onair::server::config::ServeSettings| {
         s.rate_limit_slice_percent = 5;
         s.rate_limit_lease_ms = 60_000;
     };

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use onair::runtime::config::ServeRole;
+use onair::server::config::ServeRole;
 use serde_json::Value;
 
 use crate::helpers::{Services, TestApp, encode, spawn_app_with};

@@ -68,7 +68,7 @@ async fn a_room_edit_keeps_the_fields_the_stream_has_even_before_the_read_model_
     // No projectors: the rooms read model never moves, so whatever the edits keep came from
     // the stream.
     let gw = Gateway::start_with(&services, |s| {
-        s.roles = vec![onair::runtime::config::ServeRole::Api]
+        s.roles = vec![onair::server::config::ServeRole::Api]
     })
     .await;
     let star = gw.member(STAR, "streamer").await;

@@ -1,4 +1,4 @@
-//! The flood guards of `/primus` and `/ws` (src/http/socket_limits.rs): per-IP open sockets and
+//! The flood guards of `/primus` and `/ws` (src/runtime/socket_limits.rs): per-IP open sockets and
 //! new sockets per second (429 before the upgrade), frames per second per socket (told, then
 //! closed with 1008), the message size (1009 from the header, before the message is read), and
 //! the idle `/ws` socket. The silent `/primus` socket is closed by the Primus heartbeat

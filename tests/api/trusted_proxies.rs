@@ -1,8 +1,8 @@
-//! Clients behind a proxy (`ONAIR_TRUSTED_PROXIES`, src/http/client_addr.rs): the per-IP socket
+//! Clients behind a proxy (`ONAIR_TRUSTED_PROXIES`, src/runtime/client_addr.rs): the per-IP socket
 //! limits of `/primus` and `/ws` and the chat's `remoteIP` take the client from `X-Forwarded-For`
 //! or `Forwarded` only when the TCP peer is a trusted proxy; an untrusted peer's forwarded
 //! addresses are ignored. The rules themselves (rightmost untrusted, IPv6, malformed headers) are
-//! the unit tests of src/http/client_addr.rs.
+//! the unit tests of src/runtime/client_addr.rs.
 
 use std::net::IpAddr;
 

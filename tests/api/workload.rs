@@ -15,7 +15,7 @@ pub const ROOM: &str = "chatroomSystem-chatroom-mabu.mabumaster-star@mabu.mabuma
 pub const GIFTS: i64 = 4;
 
 /// Settings with no expiry and no popularity tick during a test.
-pub fn quiet(s: &mut onair::runtime::config::ServeSettings) {
+pub fn quiet(s: &mut onair::server::config::ServeSettings) {
     s.heartbeat_timeout_secs = 3600.0;
     s.popularity_interval_ms = 3_600_000;
 }

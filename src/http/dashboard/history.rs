@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
 
-use crate::stats_socket::StatsSnapshot;
+use crate::read_models::stats_feed::StatsSnapshot;
 
 /// Seconds per sample.
 pub const SLOT_SECONDS: i64 = 10;

@@ -1,5 +1,5 @@
 //! Flood guards of the two WebSocket endpoints, `/primus*` (src/chat/socket.rs) and `/ws`
-//! (src/stats_socket.rs) (docs/security.md#websocket-floods-and-message-size-primus-and-ws):
+//! (src/http/stats_socket.rs) (docs/security.md#websocket-floods-and-message-size-primus-and-ws):
 //!
 //! - **Per IP, before the upgrade** ([`SocketLimits::admit`]): at most `ONAIR_WS_MAX_SOCKETS_PER_IP`
 //!   sockets open at once (both endpoints counted together) and at most
@@ -27,14 +27,32 @@ use std::time::Duration;
 
 use poem::web::websocket::WebSocketConfig;
 
-use super::api_error::ApiError;
 use crate::runtime::clock::Clock;
 
 /// Entries kept for IPs with no open socket before the map is pruned of those whose rate
 /// window is over.
 const PRUNE_ABOVE: usize = 4096;
 
-/// The socket limits' settings (src/runtime/config.rs, `ONAIR_WS_*`).
+/// A socket refused before its upgrade: answered 429 `TOO_MANY_REQUESTS` with its `message`,
+/// `details` and `Retry-After` (src/http/api_error.rs words the answer).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SocketRefused {
+    /// What the client is told.
+    pub message: String,
+    /// The limit that refused it.
+    pub details: String,
+    /// When to retry (`Retry-After`), in seconds.
+    pub retry_after_secs: u64,
+}
+
+impl poem::error::ResponseError for SocketRefused {
+    fn status(&self) -> poem::http::StatusCode {
+        poem::http::StatusCode::TOO_MANY_REQUESTS
+    }
+}
+
+/// The socket limits' settings (src/server/config.rs, `ONAIR_WS_*`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SocketLimitSettings {
     /// Sockets (`/primus` and `/ws` together) one IP may hold open (default 100).
@@ -128,7 +146,11 @@ impl SocketLimits {
 
     /// Counts a new socket of the client address `client` on `endpoint` (`/primus` or `/ws`), or
     /// refuses it with the 429 to answer (and logs a warning).
-    pub fn admit(&self, client: IpAddr, endpoint: &'static str) -> Result<SocketPermit, ApiError> {
+    pub fn admit(
+        &self,
+        client: IpAddr,
+        endpoint: &'static str,
+    ) -> Result<SocketPermit, SocketRefused> {
         let ip = ip_key(client);
         let now = self.clock.now_ms() as f64;
         let decision = self.decide(ip, now);
@@ -168,32 +190,32 @@ impl SocketLimits {
         Ok(())
     }
 
-    fn refusal_error(&self, refusal: Refusal) -> ApiError {
+    fn refusal_error(&self, refusal: Refusal) -> SocketRefused {
         let s = &self.settings;
         match refusal {
-            Refusal::TooManyOpen => ApiError::too_many_requests(
-                format!(
+            Refusal::TooManyOpen => SocketRefused {
+                message: format!(
                     "too many open WebSockets from this address (limit {}); close one first",
                     s.max_sockets_per_ip
                 ),
-                Some(format!(
+                details: format!(
                     "limit: {} open sockets per IP address, /primus and /ws together",
                     s.max_sockets_per_ip
-                )),
-                Some(1),
-            ),
-            Refusal::TooFast { retry_after_secs } => ApiError::too_many_requests(
-                format!(
+                ),
+                retry_after_secs: 1,
+            },
+            Refusal::TooFast { retry_after_secs } => SocketRefused {
+                message: format!(
                     "too many new WebSockets from this address (limit {} per second); retry in \
                      {retry_after_secs} s",
                     s.new_sockets_per_ip_per_second
                 ),
-                Some(format!(
+                details: format!(
                     "limit: {} new sockets per second per IP address, burst {}",
                     s.new_sockets_per_ip_per_second, s.new_sockets_per_ip_per_second
-                )),
-                Some(retry_after_secs),
-            ),
+                ),
+                retry_after_secs,
+            },
         }
     }
 

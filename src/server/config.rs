@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::domain::stage_pool::{PoolLimits, ScaleDownPolicy};
+use crate::runtime::postgres::redact_url;
 
 /// Where the services are.
 #[derive(Args, Clone)]
@@ -47,20 +48,6 @@ impl std::fmt::Debug for ConnectionSettings {
             .field("nats_url", &redact_url(&self.nats_url))
             .field("stream_replicas", &self.stream_replicas)
             .finish()
-    }
-}
-
-/// Replaces the password of `scheme://user:password@host` with `***`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((userinfo, host)) = rest.split_once('@') else {
-        return url.to_owned();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
     }
 }
 
@@ -268,7 +255,7 @@ pub struct ServeSettings {
     pub max_connections: u64,
     /// WebSockets (`/primus` and `/ws` together): sockets one IP address (an IPv6 /64) may hold
     /// open; more are answered 429 before the upgrade. The address is the client's: behind a
-    /// proxy listed in `ONAIR_TRUSTED_PROXIES`, the one it forwarded (src/http/socket_limits.rs).
+    /// proxy listed in `ONAIR_TRUSTED_PROXIES`, the one it forwarded (src/runtime/socket_limits.rs).
     #[arg(long, env = "ONAIR_WS_MAX_SOCKETS_PER_IP", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub ws_max_sockets_per_ip: u32,
     /// WebSockets: new sockets one IP address may open per second (also the burst); faster ones
@@ -368,9 +355,9 @@ pub struct ServeSettings {
     /// a trusted proxy (nginx's `real_ip_recursive on`); the per-IP socket limits, the chat's
     /// `remoteIP` and the logs' `client.address` use it. Empty (the default): nobody is trusted,
     /// the client is the TCP peer and forwarded addresses are ignored. An entry that is neither
-    /// a CIDR nor an address stops the start (src/http/client_addr.rs).
+    /// a CIDR nor an address stops the start (src/runtime/client_addr.rs).
     #[arg(long, env = "ONAIR_TRUSTED_PROXIES", default_value = "")]
-    pub trusted_proxies: crate::http::client_addr::TrustedProxies,
+    pub trusted_proxies: crate::runtime::client_addr::TrustedProxies,
     /// Chat: bytes of each socket's read buffer, allocated when it opens (chat frames are small;
     /// a larger frame is read in several pieces). Most of an idle socket's memory.
     #[arg(long, env = "ONAIR_CHAT_SOCKET_READ_BUFFER_BYTES", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(256..=(1 << 20)))]
@@ -414,8 +401,8 @@ impl ServeSettings {
     }
 
     /// The WebSocket flood and size limits (`ws_*`).
-    pub fn socket_limits(&self) -> crate::http::socket_limits::SocketLimitSettings {
-        crate::http::socket_limits::SocketLimitSettings {
+    pub fn socket_limits(&self) -> crate::runtime::socket_limits::SocketLimitSettings {
+        crate::runtime::socket_limits::SocketLimitSettings {
             max_sockets_per_ip: self.ws_max_sockets_per_ip,
             new_sockets_per_ip_per_second: self.ws_new_sockets_per_ip_per_second,
             frames_per_second: self.ws_frames_per_second,

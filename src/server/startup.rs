@@ -6,15 +6,12 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use poem::EndpointExt;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 
 use crate::app::{AppState, PublicKeyInfo};
 use crate::commands::pool::{PoolService, PoolServiceSettings};
 use crate::event_store::EventStore;
-use crate::http;
 use crate::ivs::arn::public_key_arn;
 use crate::ivs::aws::{AwsProviderSettings, AwsStageProvider};
 use crate::ivs::local::LocalStageProvider;
@@ -23,35 +20,10 @@ use crate::ivs::{StageProvider, keys};
 use crate::projections::{self, ProjectorRunner};
 use crate::reactors;
 use crate::runtime::clock::Clock;
-use crate::runtime::config::{ServeRole, ServeSettings, StageProviderKind};
 use crate::runtime::connection_limits::GuardedAcceptor;
+use crate::runtime::postgres::{connect_postgres, migrate};
 use crate::runtime::supervisor::{Restart, Supervisor, TaskHandle};
-
-/// The embedded migrations (`migrations/`).
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// Connects to Postgres with the pool used by every part of the server.
-pub async fn connect_postgres(url: &str) -> anyhow::Result<PgPool> {
-    PgPoolOptions::new()
-        .max_connections(20)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect(url)
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot connect to PostgreSQL at {}: {e}",
-                crate::runtime::config::redact_url(url)
-            )
-        })
-}
-
-/// Applies the migrations (idempotent; concurrent callers are serialized by sqlx's lock).
-pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    MIGRATOR
-        .run(pool)
-        .await
-        .map_err(|e| anyhow::anyhow!("migrations failed: {e}"))
-}
+use crate::server::config::{ServeRole, ServeSettings, StageProviderKind};
 
 /// A built, bound, not yet serving application.
 pub struct Application {
@@ -240,7 +212,7 @@ impl Application {
             Duration::from_millis(settings.stats_push_interval_ms),
         );
         supervisor.spawn("stats-feed", Restart::Always, false, move || {
-            crate::stats_socket::run_feed(
+            crate::read_models::stats_feed::run_feed(
                 feed_db.clone(),
                 feed_clock.clone(),
                 interval,
@@ -313,8 +285,10 @@ impl Application {
             });
         }
 
-        let socket_limits =
-            crate::http::socket_limits::SocketLimits::new(settings.socket_limits(), clock.clone());
+        let socket_limits = crate::runtime::socket_limits::SocketLimits::new(
+            settings.socket_limits(),
+            clock.clone(),
+        );
         let leadership = projections::Leadership::default();
         let state = Arc::new(AppState {
             projection_leaders: leadership.clone(),
@@ -415,16 +389,7 @@ impl Application {
             supervisor,
             projectors,
         } = self;
-        let routes = if settings.has_role(ServeRole::Api) {
-            EndpointExt::boxed(http::routes(
-                state,
-                settings.max_body_bytes,
-                settings.cors_origins.clone(),
-                settings.trusted_proxies.clone(),
-            ))
-        } else {
-            EndpointExt::boxed(http::worker_routes(state))
-        };
+        let routes = crate::server::routes::for_roles(state, &settings);
         let roles: Vec<String> = settings
             .roles
             .iter()

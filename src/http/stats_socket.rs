@@ -11,64 +11,24 @@
 //! proxies; a socket from which nothing arrives (not even the pong that every WebSocket client
 //! answers by itself) for the whole timeout is closed (1000, `idle`).
 //!
-//! Flood guards (src/http/socket_limits.rs): more than `ONAIR_WS_FRAMES_PER_SECOND` frames get
+//! Flood guards (src/runtime/socket_limits.rs): more than `ONAIR_WS_FRAMES_PER_SECOND` frames get
 //! `{"type":"error","error":"TOO_FAST"}` (once a second) and are not answered; more than twice
 //! that within a second closes the socket with 1008. A message over `ONAIR_WS_MAX_MESSAGE_BYTES`
 //! closes it with 1009, before it is read; a text frame that is not UTF-8, with 1007.
 //!
-//! One task computes the figures for every socket ([`run_feed`]) from the `stages` read model.
+//! One task computes the figures for every socket from the `stages` read model
+//! ([`crate::read_models::stats_feed::run_feed`]); the route is `statsSocket` of src/http/stats.rs.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use poem::web::websocket::{CloseCode, Message, WebSocketStream};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
-use sqlx::PgPool;
 use tokio::sync::watch;
 
-use crate::events::cloudevents::format_time;
-use crate::http::socket_limits::{FrameVerdict, SocketPermit, close_for_read_error};
-use crate::read_models;
-use crate::runtime::clock::Clock;
-
-/// The figures of a `stats_update`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StatsSnapshot {
-    /// Sum of the viewers of every stage.
-    pub viewer_count: u32,
-    /// Stages in the pool.
-    pub active_stages: u32,
-    /// RFC 3339 UTC with ms.
-    pub timestamp: String,
-}
-
-/// Recomputes the snapshot every `interval` and publishes it to every socket; its `timestamp`
-/// comes from `clock`.
-pub async fn run_feed(
-    db: PgPool,
-    clock: Clock,
-    interval: Duration,
-    feed: Arc<watch::Sender<Option<StatsSnapshot>>>,
-) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        match read_models::stages(&db).await {
-            Ok(stages) => {
-                feed.send_replace(Some(StatsSnapshot {
-                    viewer_count: stages.iter().map(|s| s.viewer_count.max(0) as u32).sum(),
-                    active_stages: stages.len() as u32,
-                    timestamp: format_time(clock.now()),
-                }));
-            }
-            Err(e) => tracing::warn!(error = %e, "stats feed could not read the read model"),
-        }
-    }
-}
+use crate::read_models::stats_feed::StatsSnapshot;
+use crate::runtime::socket_limits::{FrameVerdict, SocketPermit, close_for_read_error};
 
 #[derive(Deserialize)]
 struct ClientFrame {

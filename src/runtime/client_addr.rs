@@ -19,7 +19,7 @@
 //! leaves the client at the peer's address: a malformed header never fails a request.
 //!
 //! [`attach`] resolves the address once per request and keeps it as a request extension, where
-//! the per-IP socket limits (src/http/socket_limits.rs), the chat's `remoteIP` and the request
+//! the per-IP socket limits (src/runtime/socket_limits.rs), the chat's `remoteIP` and the request
 //! span's `client.address` read it ([`ClientAddr::of`]).
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV4};
