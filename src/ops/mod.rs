@@ -6,3 +6,4 @@ pub mod audit;
 pub mod events;
 pub mod feed;
 pub mod replay;
+pub mod stream_range;

@@ -20,10 +20,8 @@ use std::sync::Arc;
 use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::event_store::EventStore;
-use crate::ops::audit::{
-    AuditReport, Progress, RangeReader, Rebuild, Selection, apply_on, create_scratch, fast_rebuild,
-    read_range,
-};
+use crate::ops::audit::{AuditReport, Rebuild, apply_on, create_scratch, fast_rebuild};
+use crate::ops::stream_range::{Progress, RangeReader, ReadFindings, Selection, read_range};
 use crate::projections::{self, Projection};
 
 /// What a replay did.
@@ -187,12 +185,13 @@ async fn replay_into(
         )))
         .execute(&mut *tx)
         .await?;
+        let mut found = ReadFindings::default();
         read_range(
             store,
             done + 1,
             live_max,
             selection,
-            &mut report,
+            &mut found,
             async |batch| {
                 apply_on(
                     &mut tx,
@@ -204,6 +203,7 @@ async fn replay_into(
             },
         )
         .await?;
+        report.add(found);
         sqlx::query("SET LOCAL search_path TO public")
             .execute(&mut *tx)
             .await?;
@@ -331,7 +331,7 @@ async fn rebuild_group(
     .await?;
     fast_rebuild(&mut conn).await?;
     let mut checkpoints = BTreeMap::new();
-    let mut report = AuditReport::default();
+    let mut found = ReadFindings::default();
     // Only the events these projections apply are read (the stream filters them).
     let selection = Selection::of(&projections, false);
     // The reader's loop is written out (not `read_range`'s closure) so that the worker's future
@@ -345,9 +345,9 @@ async fn rebuild_group(
             }
             progress.update(slot, at, events_read);
         }
-        reader.finish(last, &mut report, progress, slot).await?;
+        reader.finish(last, &mut found, progress, slot).await?;
     }
-    Ok((projections, checkpoints, report.events))
+    Ok((projections, checkpoints, found.events))
 }
 
 /// The indexes of `schema.table` as (name, shape), the shape being the definition without the
