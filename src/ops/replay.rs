@@ -21,7 +21,9 @@ use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::event_store::EventStore;
 use crate::ops::audit::{AuditReport, Rebuild, apply_on, create_scratch, fast_rebuild};
-use crate::ops::stream_range::{Progress, RangeReader, ReadFindings, Selection, read_range};
+use crate::ops::stream_range::{
+    Progress, RangeReader, ReadFindings, Selection, read_range, subject_matches,
+};
 use crate::projections::{self, Projection};
 
 /// What a replay did.
@@ -276,30 +278,48 @@ fn workers() -> usize {
         .max(1)
 }
 
-/// Shares `chosen` out among at most `workers` groups of about equal work: each projection
-/// weighs the events on its subjects (the stream counts them for a consumer's filters), and
-/// the heaviest go first, each to the lightest group so far.
+/// Shares `chosen` out among at most `workers` groups of about equal work, never splitting
+/// projections that read the same subjects (a subject read by two workers would be fetched and
+/// decoded twice): projections whose filters overlap form one part, each part weighs the events
+/// on its subjects (the stream counts them for a consumer's filters), and the heaviest parts go
+/// first, each to the lightest group so far.
 async fn share_out(
     store: &EventStore,
     chosen: Vec<Arc<dyn Projection>>,
     workers: usize,
 ) -> anyhow::Result<Vec<Vec<Arc<dyn Projection>>>> {
+    let mut parts: Vec<(Vec<String>, Vec<Arc<dyn Projection>>)> = Vec::new();
+    for projection in chosen {
+        let filters = projection.subjects();
+        let (overlapping, mut rest): (Vec<_>, Vec<_>) = parts
+            .into_iter()
+            .partition(|(part, _)| filters_overlap(part, &filters));
+        let mut merged = (filters, vec![projection]);
+        for (part_filters, part_projections) in overlapping {
+            merged.0.extend(part_filters);
+            merged.1.extend(part_projections);
+        }
+        rest.push(merged);
+        parts = rest;
+    }
     let stream = store.stream().await?;
     let mut weighed = Vec::new();
-    for projection in chosen {
+    for (mut filters, projections) in parts {
+        filters.sort();
+        filters.dedup();
         let consumer = stream
             .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
-                filter_subjects: projection.subjects(),
+                filter_subjects: filters,
                 ..Default::default()
             })
             .await?;
-        weighed.push((consumer.cached_info().num_pending, projection));
+        weighed.push((consumer.cached_info().num_pending, projections));
     }
     weighed.sort_by_key(|(weight, _)| std::cmp::Reverse(*weight));
     let mut groups: Vec<(u64, Vec<Arc<dyn Projection>>)> = Vec::new();
-    for (weight, projection) in weighed {
+    for (weight, projections) in weighed {
         if groups.len() < workers {
-            groups.push((weight, vec![projection]));
+            groups.push((weight, projections));
             continue;
         }
         let lightest = groups
@@ -307,9 +327,18 @@ async fn share_out(
             .min_by_key(|(total, _)| *total)
             .expect("at least one group");
         lightest.0 += weight;
-        lightest.1.push(projection);
+        lightest.1.extend(projections);
     }
     Ok(groups.into_iter().map(|(_, group)| group).collect())
+}
+
+/// Whether two sets of subject filters may select the same subject (one filter matches the
+/// other as a subject, wildcards included).
+fn filters_overlap(a: &[String], b: &[String]) -> bool {
+    a.iter().any(|x| {
+        b.iter()
+            .any(|y| subject_matches(x, y) || subject_matches(y, x))
+    })
 }
 
 /// Rebuilds `projections` from sequence 1 to `last` into `schema` on a connection of its own;
@@ -376,4 +405,24 @@ async fn indexes(
             )
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn projections_reading_the_same_subjects_stay_together() {
+        let pool = vec!["onair.pool.default.*".to_owned()];
+        let beats = vec![
+            "onair.pool.default.*".to_owned(),
+            "onair.viewer.*.heartbeat_recorded".to_owned(),
+        ];
+        let gifts = vec!["onair.gift.>".to_owned(), "onair.broadcast.>".to_owned()];
+        let chat = vec!["onair.gift.>".to_owned(), "onair.chat.>".to_owned()];
+        assert!(filters_overlap(&pool, &beats));
+        assert!(filters_overlap(&gifts, &chat));
+        assert!(!filters_overlap(&pool, &gifts));
+        assert!(filters_overlap(&["onair.>".to_owned()], &pool));
+    }
 }
