@@ -288,7 +288,7 @@ async fn share_out(
     chosen: Vec<Arc<dyn Projection>>,
     workers: usize,
 ) -> anyhow::Result<Vec<Vec<Arc<dyn Projection>>>> {
-    let mut parts: Vec<(Vec<String>, Vec<Arc<dyn Projection>>)> = Vec::new();
+    let mut parts: Vec<Part> = Vec::new();
     for projection in chosen {
         let filters = projection.subjects();
         let (overlapping, mut rest): (Vec<_>, Vec<_>) = parts
@@ -331,6 +331,9 @@ async fn share_out(
     }
     Ok(groups.into_iter().map(|(_, group)| group).collect())
 }
+
+/// Projections that read overlapping subjects, with all their filters.
+type Part = (Vec<String>, Vec<Arc<dyn Projection>>);
 
 /// Whether two sets of subject filters may select the same subject (one filter matches the
 /// other as a subject, wildcards included).
