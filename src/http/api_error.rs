@@ -340,9 +340,7 @@ impl From<SendGiftError> for ApiError {
             SendGiftError::Store(e) => return e.into(),
             SendGiftError::Database(e) => return e.into(),
             SendGiftError::Rule(GiftRuleError::NotTheSender) => ErrorCode::Forbidden,
-            SendGiftError::Rule(_) | SendGiftError::InvalidIdempotencyKey(_) => {
-                ErrorCode::ValidationError
-            }
+            SendGiftError::Rule(_) => ErrorCode::ValidationError,
             SendGiftError::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
             SendGiftError::StreamerNotFound(_) => ErrorCode::StreamerNotFound,
             SendGiftError::GiftNotFound(_) => ErrorCode::GiftNotFound,

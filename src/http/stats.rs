@@ -8,16 +8,18 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use poem::web::Data;
 use poem::web::websocket::{WebSocket, WebSocketStream, WebSocketUpgraded};
-use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::param::{Header, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::api_error::ApiError;
-use super::common::{is_publisher_live, now_timestamp, parse_stage_arn, require_stage};
+use super::common::{is_publisher_live, now_timestamp, require_stage};
 use super::envelope::{Envelope, timestamp};
 use super::security::ApiKeyAuth;
 use super::tags::ApiTags;
+use super::values;
 use crate::app::AppState;
+use crate::ivs::arn::StageArn;
 use crate::read_models::{self, StageRow};
 
 /// A stage of `GET /api/stats`.
@@ -272,16 +274,10 @@ impl StatsApi {
         state: Data<&Arc<AppState>>,
         _auth: ApiKeyAuth,
         /// Stage ARN, URL-encoded.
-        #[oai(
-            name = "stageArn",
-            validator(
-                pattern = "^arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage/[a-zA-Z0-9-]+$",
-                max_length = 128
-            )
-        )]
-        stage_arn: Path<String>,
+        #[oai(name = "stageArn")]
+        stage_arn: values::Path<StageArn>,
     ) -> Result<OneStageStatsResponse, ApiError> {
-        let stage_arn = parse_stage_arn(&stage_arn.0)?;
+        let stage_arn = &stage_arn.0;
         let stage = require_stage(&state, stage_arn).await?;
         Ok(OneStageStatsResponse::Ok(Json(Envelope::ok(
             OneStageStats {
