@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use crate::domain::chat::{
     ModerationAction, ModerationError, RoomModeration, authorize_moderation,
 };
-use crate::domain::member::{MemberId, chatroom_streamer};
+use crate::domain::member::{ChatroomName, MemberId};
 use crate::event_store::{EventStore, EventStoreError, NewEvent};
 use crate::events::{Event, MemberModerated};
 
@@ -89,9 +89,8 @@ pub async fn moderate(
 
 /// The `member_moderated` event of a command, or why it is refused.
 fn decide(now: OffsetDateTime, c: Moderate<'_>) -> Result<MemberModerated, ModerateError> {
-    let streamer = chatroom_streamer(c.room).ok_or_else(|| {
-        ModerateError::Invalid(format!("{} is not a streamer's chat room", c.room))
-    })?;
+    let room = ChatroomName::parse(c.room).map_err(|e| ModerateError::Invalid(e.to_string()))?;
+    let streamer = room.streamer();
     MemberId::parse(c.target, "memberID").map_err(|e| ModerateError::Invalid(e.to_string()))?;
     if c.seconds.is_some() && c.action != ModerationAction::Mute {
         return Err(ModerateError::Invalid(

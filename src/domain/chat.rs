@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::domain::member::Role;
+use crate::domain::member::{MemberId, Role};
 
 /// The seed's system messages (`{"context":"api","data":{"code","message"}}`), plus 42901 for the
 /// per-member message rate limit, which the seed does not name.
@@ -368,12 +368,13 @@ pub fn contains_url(text: &str) -> bool {
     })
 }
 
-/// Checks what a verified (or not) connection said in a room whose streamer is `streamer`, and
+/// Checks what a verified (or not) connection said in a room whose streamer is `streamer` (`None`:
+/// a room that is not a streamer's chat room, where nobody speaks as the streamer), and
 /// returns the chat message to broadcast. Order: maintenance, verified, moderation, shape,
 /// identity, URL.
 pub fn check_say(
     speaker: Option<&Speaker>,
-    streamer: &str,
+    streamer: Option<&MemberId>,
     room: &RoomModeration,
     maintenance: bool,
     raw: &str,
@@ -415,7 +416,7 @@ pub fn check_say(
             "textColor must be a HEX color such as #FFF or #FF8800".into(),
         ));
     }
-    let is_streamer = speaker.member_id == streamer;
+    let is_streamer = streamer.is_some_and(|s| speaker.member_id == s.as_str());
     if !is_streamer && contains_url(&text) {
         return Err(SayRefusal::System(SystemCode::UrlNotAllowed));
     }

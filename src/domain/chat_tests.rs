@@ -14,12 +14,16 @@ fn ben() -> Speaker {
     }
 }
 
+fn star() -> MemberId {
+    MemberId::parse(STAR, "streamer").unwrap()
+}
+
 fn say(
     speaker: Option<&Speaker>,
     room: &RoomModeration,
     raw: &str,
 ) -> Result<ChatMessage, SayRefusal> {
-    check_say(speaker, STAR, room, false, raw, 20, NOW)
+    check_say(speaker, Some(&star()), room, false, raw, 20, NOW)
 }
 
 #[test]
@@ -98,7 +102,7 @@ fn each_refusal_has_its_code() {
         Err(SayRefusal::System(SystemCode::NotLoggedIn))
     );
     assert_eq!(
-        check_say(Some(&ben()), STAR, &room, true, HELLO, 20, NOW),
+        check_say(Some(&ben()), Some(&star()), &room, true, HELLO, 20, NOW),
         Err(SayRefusal::System(SystemCode::Maintenance))
     );
     let other = HELLO.replace("ben@mabu", "amy@mabu");
