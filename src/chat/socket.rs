@@ -48,7 +48,7 @@ pub async fn primus(req: &Request) -> Response {
         .expect("AppState is attached to every route")
         .clone();
     let Some(upgrade) = Upgrade::of(req) else {
-        return poem::http::StatusCode::UPGRADE_REQUIRED.into_response();
+        return crate::http::upgrade_required::UpgradeRequired::response("/primus");
     };
     let client = ClientAddr::of(req);
     let permit = match state.socket_limits.admit(client.ip, "/primus") {

@@ -29,6 +29,7 @@ pub mod stage;
 pub mod stats;
 pub mod tags;
 pub mod token;
+pub mod upgrade_required;
 pub mod values;
 pub mod viewer;
 pub mod views;

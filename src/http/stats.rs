@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use poem::web::Data;
-use poem::web::websocket::{WebSocket, WebSocketStream, WebSocketUpgraded};
+use poem::web::websocket::{WebSocket, WebSocketStream};
 use poem_openapi::param::{Header, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -17,6 +17,7 @@ use super::common::{is_publisher_live, now_timestamp, require_stage};
 use super::envelope::{Envelope, timestamp};
 use super::security::ApiKeyAuth;
 use super::tags::ApiTags;
+use super::upgrade_required::{SocketAnswer, UpgradeRequired, asks_for_websocket};
 use super::values;
 use crate::app::AppState;
 use crate::ivs::arn::StageArn;
@@ -316,14 +317,21 @@ impl StatsApi {
         &self,
         state: Data<&Arc<AppState>>,
         req: &poem::Request,
-        ws: WebSocket,
+        ws: poem::Result<WebSocket>,
         /// API key (alternative to the header).
         #[oai(name = "apiKey")]
         api_key: Query<Option<String>>,
         /// API key.
         #[oai(name = "x-api-key")]
         header_key: Header<Option<String>>,
-    ) -> Result<WebSocketUpgraded<SocketHandler>, ApiError> {
+    ) -> Result<SocketAnswer<SocketHandler>, ApiError> {
+        let ws = match ws {
+            Ok(ws) => ws,
+            Err(_) if !asks_for_websocket(req.headers()) => {
+                return Ok(SocketAnswer::UpgradeRequired(UpgradeRequired::of("/ws")));
+            }
+            Err(e) => return Err(ApiError::validation(format!("invalid request: {e}"))),
+        };
         // Counted before the key is checked: a flood costs no key lookup.
         let client = crate::http::client_addr::ClientAddr::of(req);
         let permit = state.socket_limits.admit(client.ip, "/ws")?;
@@ -336,9 +344,10 @@ impl StatsApi {
         let feed = state.stats_feed.clone();
         let handler: SocketHandler =
             Box::new(move |socket| crate::stats_socket::serve_socket(socket, feed, permit).boxed());
-        Ok(ws
-            .config(state.socket_limits.websocket_config())
-            .on_upgrade(handler))
+        Ok(SocketAnswer::Upgraded(
+            ws.config(state.socket_limits.websocket_config())
+                .on_upgrade(handler),
+        ))
     }
 
     /// Publisher status
