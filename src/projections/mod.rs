@@ -86,11 +86,11 @@ pub async fn consumer_backlog(
 }
 
 /// Reads a projection's checkpoint (0 when it has none).
-pub async fn checkpoint(pool: &PgPool, projection: &str) -> Result<u64, sqlx::Error> {
+pub async fn checkpoint(db: &PgPool, projection: &str) -> Result<u64, sqlx::Error> {
     let row: Option<(i64,)> =
         sqlx::query_as("SELECT last_sequence FROM projection_checkpoints WHERE projection = $1")
             .bind(projection)
-            .fetch_optional(pool)
+            .fetch_optional(db)
             .await?;
     Ok(row.map(|r| r.0 as u64).unwrap_or(0))
 }
@@ -169,7 +169,7 @@ struct LeaderLock {
 
 /// Runs one projection.
 pub struct ProjectorRunner {
-    pool: PgPool,
+    db: PgPool,
     store: EventStore,
     projection: Arc<dyn Projection>,
     batch_size: usize,
@@ -179,9 +179,9 @@ pub struct ProjectorRunner {
 
 impl ProjectorRunner {
     /// A runner of `projection` that applies up to 500 events per batch and transaction.
-    pub fn new(pool: PgPool, store: EventStore, projection: Arc<dyn Projection>) -> Self {
+    pub fn new(db: PgPool, store: EventStore, projection: Arc<dyn Projection>) -> Self {
         Self {
-            pool,
+            db,
             store,
             projection,
             batch_size: 500,
@@ -214,7 +214,7 @@ impl ProjectorRunner {
 
     async fn run_as_leader(&self) -> anyhow::Result<()> {
         let name = self.projection.name();
-        let mut connection = PgConnection::connect_with(&self.pool.connect_options()).await?;
+        let mut connection = PgConnection::connect_with(&self.db.connect_options()).await?;
         loop {
             let (locked,): (bool,) = sqlx::query_as(
                 "SELECT pg_try_advisory_lock(hashtext('onair.projection.' || $1)::bigint)",
@@ -256,9 +256,9 @@ impl ProjectorRunner {
              ON CONFLICT (projection) DO NOTHING",
         )
         .bind(name)
-        .execute(&self.pool)
+        .execute(&self.db)
         .await?;
-        let start = checkpoint(&self.pool, name).await?;
+        let start = checkpoint(&self.db, name).await?;
         self.applied.send_replace(start);
 
         let stream = self.store.stream().await?;
@@ -294,7 +294,7 @@ impl ProjectorRunner {
 
         // Batches are applied on a connection of their own, so a busy pool (requests) never
         // delays them.
-        let mut connection = PgConnection::connect_with(&self.pool.connect_options()).await?;
+        let mut connection = PgConnection::connect_with(&self.db.connect_options()).await?;
         // The watchdog (event_store::followers) tells when the consumer stops delivering while
         // the stream moves on: this run then ends, and the next one recreates the consumer at
         // the checkpoint. Only a leader follows; the registration ends with its run.
