@@ -38,8 +38,7 @@ pub mod viewers;
 
 pub use projection::{Notices, Projection, ReadModelProjection};
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
@@ -106,58 +105,8 @@ pub const LOCK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a leader waits for its lock connection's answer before it takes the lock as lost.
 pub const LOCK_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The projections this instance applies now (holds the lock of); shared by its runners,
-/// `/health` (`projections.<name>.leader`) and tests. Cheap to clone.
-#[derive(Clone, Debug, Default)]
-pub struct Leadership(Arc<Mutex<BTreeSet<&'static str>>>);
-
-impl Leadership {
-    fn set(&self, projection: &'static str, leads: bool) {
-        let mut led = self.0.lock().expect("leadership");
-        if leads {
-            led.insert(projection);
-        } else {
-            led.remove(projection);
-        }
-        metrics::gauge!("onair_projection_leader", "projection" => projection).set(if leads {
-            1.0
-        } else {
-            0.0
-        });
-    }
-
-    /// Marks `projection` as applied here until the guard is dropped (the runner stops leading,
-    /// returns, or its task is aborted).
-    fn lead(&self, projection: &'static str) -> Leading {
-        self.set(projection, true);
-        Leading {
-            leadership: self.clone(),
-            projection,
-        }
-    }
-
-    /// Whether this instance applies `projection` now.
-    pub fn leads(&self, projection: &str) -> bool {
-        self.0.lock().expect("leadership").contains(projection)
-    }
-
-    /// The projections this instance applies now, by name.
-    pub fn projections(&self) -> Vec<&'static str> {
-        self.0.lock().expect("leadership").iter().copied().collect()
-    }
-}
-
-/// See [`Leadership::lead`].
-struct Leading {
-    leadership: Leadership,
-    projection: &'static str,
-}
-
-impl Drop for Leading {
-    fn drop(&mut self) {
-        self.leadership.set(self.projection, false);
-    }
-}
+/// The projections this instance applies now (holds the lock of), among the rest it leads.
+pub use crate::runtime::leadership::Leadership;
 
 // The advisory-lock key of a projection is `hashtext('onair.projection.<name>')::bigint`.
 

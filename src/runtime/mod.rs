@@ -4,6 +4,7 @@
 pub mod clock;
 pub mod config;
 pub mod connection_limits;
+pub mod leadership;
 pub mod memory;
 pub mod metrics;
 pub mod startup;
