@@ -241,8 +241,8 @@ pub fn authorize_moderation(
 /// Who said something, once verified.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Speaker {
-    /// The member id given at `verify` (`account@agent.masterAgent`).
-    pub member_id: String,
+    /// The member id given at `verify` (`account@agent.masterAgent`), as its token names it.
+    pub member_id: MemberId,
     /// The member's account role, from their login token.
     pub role: Role,
     /// The member's nickname (from the member record at `verify`): the `name` of every message.
@@ -387,7 +387,7 @@ pub fn check_say(
     let Some(speaker) = speaker else {
         return Err(SayRefusal::System(SystemCode::NotLoggedIn));
     };
-    if let Some(code) = room.silenced(&speaker.member_id, now) {
+    if let Some(code) = room.silenced(speaker.member_id.as_str(), now) {
         return Err(SayRefusal::System(code));
     }
     let said: SaidChat = serde_json::from_str(raw).map_err(|_| {
@@ -416,13 +416,13 @@ pub fn check_say(
             "textColor must be a HEX color such as #FFF or #FF8800".into(),
         ));
     }
-    let is_streamer = streamer.is_some_and(|s| speaker.member_id == s.as_str());
+    let is_streamer = streamer == Some(&speaker.member_id);
     if !is_streamer && contains_url(&text) {
         return Err(SayRefusal::System(SystemCode::UrlNotAllowed));
     }
     Ok(ChatMessage {
         kind: "chat".into(),
-        member_id: speaker.member_id.clone(),
+        member_id: speaker.member_id.to_string(),
         role: if is_streamer { "streamer" } else { "member" }.into(),
         name: speaker.nickname.clone(),
         text,
