@@ -12,7 +12,7 @@ use super::service::ChatService;
 use crate::commands::chat::JoinRoom;
 use crate::commands::moderation::parse_action;
 use crate::domain::chat::{ModerationAction, Speaker, SystemCode, TokenSession};
-use crate::domain::member::MemberId;
+use crate::domain::member::{ChatroomName, MemberId};
 
 /// Messages of `chatHistory` when no `limit` is given.
 pub const DEFAULT_HISTORY_LIMIT: usize = 50;
@@ -225,8 +225,9 @@ async fn moderate(
         return Err(SystemCode::NotLoggedIn.message().to_owned());
     };
     let p = moderation_params(params)?;
+    let room = ChatroomName::parse(&p.room).map_err(|e| e.to_string())?;
     let (until, _) = chat
-        .moderate(actor.as_str(), &p.room, &p.target, action, p.seconds)
+        .moderate(actor.as_str(), &room, &p.target, action, p.seconds)
         .await
         .map_err(|e| e.to_string())?;
     let mut answer = Map::new();
