@@ -29,10 +29,9 @@ pub async fn api_key(common: &CommonArgs, run: &str) -> anyhow::Result<String> {
              bench --rate-limit-per-minute 100000000`) or --database-url to create one"
         );
     };
-    let pool = crate::runtime::postgres::connect_postgres(url).await?;
-    let (_, key) =
-        crate::records::api_keys::create(&pool, &format!("bench-{run}"), i32::MAX).await?;
-    pool.close().await;
+    let db = crate::runtime::postgres::connect_postgres(url).await?;
+    let (_, key) = crate::records::api_keys::create(&db, &format!("bench-{run}"), i32::MAX).await?;
+    db.close().await;
     Ok(key)
 }
 
@@ -49,10 +48,10 @@ pub async fn operator(common: &CommonArgs, run: &str) -> anyhow::Result<(String,
              --database-url to create one"
         );
     };
-    let pool = crate::runtime::postgres::connect_postgres(url).await?;
+    let db = crate::runtime::postgres::connect_postgres(url).await?;
     let website = format!("bench-{run}");
-    let key = crate::records::operators::create(&pool, &website, None).await?;
-    pool.close().await;
+    let key = crate::records::operators::create(&db, &website, None).await?;
+    db.close().await;
     Ok((website, key))
 }
 

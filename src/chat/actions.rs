@@ -12,6 +12,7 @@ use super::service::ChatService;
 use crate::commands::chat::JoinRoom;
 use crate::commands::moderation::parse_action;
 use crate::domain::chat::{ModerationAction, Speaker, SystemCode, TokenSession};
+use crate::domain::member::{ChatroomName, MemberId};
 
 /// Messages of `chatHistory` when no `limit` is given.
 pub const DEFAULT_HISTORY_LIMIT: usize = 50;
@@ -130,7 +131,7 @@ async fn verify(
         return Err(format!("connection not in this room ({room})"));
     }
     if let Some(current) = chat.sessions.member(socket).await.map(|m| m.member_id)
-        && current != member_id
+        && current.as_str() != member_id
     {
         return Err(format!(
             "this connection is verified as {current}; open another connection for {member_id}"
@@ -145,8 +146,13 @@ async fn verify(
         .await
         .map_err(|_| "the member could not be looked up; try again".to_owned())?
         .ok_or_else(|| SystemCode::TokenInvalid.message().to_owned())?;
+    // The token's subject: a member id, as every id onair signs a token for.
+    let Ok(verified) = MemberId::parse(&member_id, "memberID") else {
+        chat.hub.system(socket, SystemCode::TokenInvalid);
+        return Err(SystemCode::TokenInvalid.message().to_owned());
+    };
     let speaker = Speaker {
-        member_id: member_id.clone(),
+        member_id: verified,
         role: claims.role,
         nickname: record.nickname.clone(),
     };
@@ -231,8 +237,9 @@ async fn moderate(
         return Err(SystemCode::NotLoggedIn.message().to_owned());
     };
     let p = moderation_params(params)?;
+    let room = ChatroomName::parse(&p.room).map_err(|e| e.to_string())?;
     let (until, _) = chat
-        .moderate(&actor, &p.room, &p.target, action, p.seconds)
+        .moderate(actor.as_str(), &room, &p.target, action, p.seconds)
         .await
         .map_err(|e| e.to_string())?;
     let mut answer = Map::new();

@@ -85,7 +85,7 @@ impl Socket {
             .expect("socket state")
             .member
             .as_ref()
-            .map(|m| m.member_id.clone())
+            .map(|m| m.member_id.to_string())
     }
 
     /// The rooms the socket is in.

@@ -17,6 +17,7 @@ use super::rules::{self, Rules};
 use super::sessions::{self, Sessions};
 use crate::commands::moderation::{self, Moderate, ModerateError};
 use crate::domain::chat::{ModerationAction, RoomModeration};
+use crate::domain::member::ChatroomName;
 use crate::event_store::EventStore;
 use crate::records::member_auth::MemberTokens;
 use crate::runtime::clock::Clock;
@@ -198,12 +199,12 @@ impl ChatService {
     pub async fn moderate(
         &self,
         actor: &str,
-        room: &str,
+        room: &ChatroomName,
         target: &str,
         action: ModerationAction,
         seconds: Option<u64>,
     ) -> Result<(Option<OffsetDateTime>, u64), ModerateError> {
-        let moderation = self.room_moderation(room);
+        let moderation = self.room_moderation(room.as_str());
         let done = moderation::moderate(
             &self.store,
             self.clock.now(),

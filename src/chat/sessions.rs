@@ -133,7 +133,7 @@ impl Sessions {
                 &self.store,
                 self.clock.now(),
                 &room,
-                &member.member_id,
+                member.member_id.as_str(),
                 &member.nickname,
                 &socket.id,
             )

@@ -23,7 +23,7 @@ use std::task::Poll;
 use futures_util::stream::{FuturesOrdered, SplitSink};
 use futures_util::{SinkExt, StreamExt};
 use poem::web::websocket::Message;
-use poem::{IntoResponse, Request, Response, handler};
+use poem::{Request, Response, handler};
 use serde_json::Map;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -41,6 +41,18 @@ use crate::runtime::socket_limits::{
     FrameVerdict, SocketLimits, SocketPermit, close_for_read_error,
 };
 
+/// A plain request to `/primus` that does not ask to switch to the WebSocket protocol; the
+/// composition root answers it 426 `UPGRADE_REQUIRED` in the API's error shape.
+#[derive(Debug, thiserror::Error)]
+#[error("/primus is a WebSocket: open it with Upgrade: websocket")]
+pub struct NotAnUpgrade;
+
+impl poem::error::ResponseError for NotAnUpgrade {
+    fn status(&self) -> poem::http::StatusCode {
+        poem::http::StatusCode::UPGRADE_REQUIRED
+    }
+}
+
 /// `GET /primus*`: the chat socket. Its endpoint carries the chat service and the socket limits
 /// (src/server/routes.rs mounts it).
 #[handler]
@@ -53,7 +65,7 @@ pub async fn primus(req: &Request) -> poem::Result<Response> {
         .data::<SocketLimits>()
         .expect("the socket limits are attached to the chat socket's endpoint");
     let Some(upgrade) = Upgrade::of(req) else {
-        return Ok(poem::http::StatusCode::UPGRADE_REQUIRED.into_response());
+        return Err(NotAnUpgrade.into());
     };
     let client = ClientAddr::of(req);
     let permit = match socket_limits.admit(client.ip, "/primus") {

@@ -258,7 +258,7 @@ async fn left(chat: &ChatService, socket: &Socket, room: &str) {
         &chat.store,
         chat.clock().now(),
         room,
-        &member.member_id,
+        member.member_id.as_str(),
         &member.nickname,
         &socket.id,
     )

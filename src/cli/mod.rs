@@ -39,8 +39,8 @@ impl Command {
                 tracing::info!("stopped");
             }
             Command::Migrate(connection) => {
-                let pool = connect_postgres(&connection.database_url).await?;
-                migrate(&pool).await?;
+                let db = connect_postgres(&connection.database_url).await?;
+                migrate(&db).await?;
                 eprintln!("migrations applied");
             }
             Command::Openapi { format } => {
@@ -56,9 +56,9 @@ impl Command {
                 all,
             } => {
                 let chosen = crate::ops::replay::select((!all).then_some(projections.as_slice()))?;
-                let (pool, store) = connect_all(&connection).await?;
+                let (db, store) = connect_all(&connection).await?;
                 let started = std::time::Instant::now();
-                let report = crate::ops::replay::run(&pool, &store, chosen).await?;
+                let report = crate::ops::replay::run(&db, &store, chosen).await?;
                 let took = started.elapsed().as_secs_f64();
                 for (name, checkpoint) in &report.checkpoints {
                     println!("{name}: rebuilt and swapped in at sequence {checkpoint}");
@@ -75,8 +75,8 @@ impl Command {
                 connection,
                 keep_schema,
             } => {
-                let (pool, store) = connect_all(&connection).await?;
-                let report = crate::ops::audit::run(&pool, &store, keep_schema).await?;
+                let (db, store) = connect_all(&connection).await?;
+                let report = crate::ops::audit::run(&db, &store, keep_schema).await?;
                 println!("{} events read", report.events);
                 for d in &report.differences {
                     println!("{}: {} rows differ", d.table, d.count);
@@ -114,17 +114,17 @@ impl Command {
                 connection,
                 command,
             } => {
-                let pool = connect_postgres(&connection.database_url).await?;
-                migrate(&pool).await?;
-                return api_key_command(&pool, command).await;
+                let db = connect_postgres(&connection.database_url).await?;
+                migrate(&db).await?;
+                return api_key_command(&db, command).await;
             }
             Command::Operator {
                 connection,
                 command,
             } => {
-                let pool = connect_postgres(&connection.database_url).await?;
-                migrate(&pool).await?;
-                return operator_command(&pool, command).await;
+                let db = connect_postgres(&connection.database_url).await?;
+                migrate(&db).await?;
+                return operator_command(&db, command).await;
             }
             Command::Member {
                 connection,
@@ -141,13 +141,13 @@ impl Command {
                 until_caught_up,
             } => {
                 let options = settings.sink_options(until_caught_up)?;
-                let pool = connect_postgres(&connection.database_url).await?;
+                let db = connect_postgres(&connection.database_url).await?;
                 let store =
                     crate::event_store::EventStore::connect(&connection.nats_url, "/onair/lake")
                         .await?;
                 let started = std::time::Instant::now();
                 let report = tokio::select! {
-                    report = crate::lake::run_as_leader(&pool, &store, &options) => report?,
+                    report = crate::lake::run_as_leader(&db, &store, &options) => report?,
                     // Rows not yet flushed are read again by the next run.
                     () = shutdown_signal() => return Ok(ExitCode::SUCCESS),
                 };

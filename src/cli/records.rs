@@ -10,7 +10,7 @@ use crate::runtime::postgres::{connect_postgres, migrate};
 use crate::server::config::ConnectionSettings;
 
 pub(super) async fn api_key_command(
-    pool: &sqlx::PgPool,
+    db: &sqlx::PgPool,
     command: ApiKeyCommand,
 ) -> anyhow::Result<ExitCode> {
     match command {
@@ -18,7 +18,7 @@ pub(super) async fn api_key_command(
             name,
             rate_limit_per_minute,
         } => {
-            let (record, key) = api_keys::create(pool, &name, rate_limit_per_minute).await?;
+            let (record, key) = api_keys::create(db, &name, rate_limit_per_minute).await?;
             eprintln!(
                 "created API key {} ({}); store it now, it is not shown again:",
                 record.id, record.name
@@ -27,7 +27,7 @@ pub(super) async fn api_key_command(
         }
         ApiKeyCommand::List => {
             println!("id\tname\tprefix\trate_limit_per_minute\tcreated_at\trevoked_at");
-            for k in api_keys::list(pool).await? {
+            for k in api_keys::list(db).await? {
                 println!(
                     "{}\t{}\t{}…\t{}\t{}\t{}",
                     k.id,
@@ -42,7 +42,7 @@ pub(super) async fn api_key_command(
             }
         }
         ApiKeyCommand::Revoke { id } => {
-            if api_keys::revoke(pool, id).await? {
+            if api_keys::revoke(db, id).await? {
                 eprintln!("revoked {id}");
             } else {
                 eprintln!("no active key with id {id}");
@@ -50,7 +50,7 @@ pub(super) async fn api_key_command(
             }
         }
         ApiKeyCommand::SetLimit { id, per_minute } => {
-            if api_keys::set_rate_limit(pool, id, per_minute).await? {
+            if api_keys::set_rate_limit(db, id, per_minute).await? {
                 eprintln!("rate limit of {id} set to {per_minute} requests per minute");
             } else {
                 eprintln!("no active key with id {id}");
@@ -58,7 +58,7 @@ pub(super) async fn api_key_command(
             }
         }
         ApiKeyCommand::Verify { key } => {
-            return Ok(match api_keys::verify(pool, &key).await? {
+            return Ok(match api_keys::verify(db, &key).await? {
                 Some(record) => {
                     eprintln!("valid: {} ({})", record.id, record.name);
                     ExitCode::SUCCESS
@@ -74,7 +74,7 @@ pub(super) async fn api_key_command(
 }
 
 pub(super) async fn operator_command(
-    pool: &sqlx::PgPool,
+    db: &sqlx::PgPool,
     command: OperatorCommand,
 ) -> anyhow::Result<ExitCode> {
     match command {
@@ -82,13 +82,13 @@ pub(super) async fn operator_command(
             website,
             master_agent,
         } => {
-            let key = operators::create(pool, &website, master_agent.as_deref()).await?;
+            let key = operators::create(db, &website, master_agent.as_deref()).await?;
             eprintln!("created operator {website}; store the key now, it is not shown again:");
             println!("{key}");
         }
         OperatorCommand::List => {
             println!("website\tmaster_agent\tcreated_at\trevoked_at");
-            for o in operators::list(pool).await? {
+            for o in operators::list(db).await? {
                 println!(
                     "{}\t{}\t{}\t{}",
                     o.website,
@@ -101,7 +101,7 @@ pub(super) async fn operator_command(
             }
         }
         OperatorCommand::Revoke { website } => {
-            if operators::revoke(pool, &website).await? {
+            if operators::revoke(db, &website).await? {
                 eprintln!("revoked {website}");
             } else {
                 eprintln!("no active operator {website}");
@@ -116,11 +116,11 @@ pub(super) async fn operator_command(
 pub(super) async fn connect_all(
     connection: &ConnectionSettings,
 ) -> anyhow::Result<(sqlx::PgPool, crate::event_store::EventStore)> {
-    let pool = connect_postgres(&connection.database_url).await?;
-    migrate(&pool).await?;
+    let db = connect_postgres(&connection.database_url).await?;
+    migrate(&db).await?;
     let store = crate::event_store::EventStore::connect(&connection.nats_url, "/onair/cli").await?;
     store.open_stream(connection.stream_replicas).await?;
-    Ok((pool, store))
+    Ok((db, store))
 }
 
 pub(super) async fn member_command(
@@ -146,9 +146,9 @@ pub(super) async fn member_command(
         password.unwrap_or_default()
     };
     let member_id = MemberId::parse(&member_id, "member-id")?;
-    let (pool, store) = connect_all(connection).await?;
+    let (db, store) = connect_all(connection).await?;
     let registered = members::register(
-        &pool,
+        &db,
         &store,
         members::NewMember {
             member_id,
@@ -186,7 +186,7 @@ pub(super) async fn gift_command(
     connection: &ConnectionSettings,
     command: GiftCommand,
 ) -> anyhow::Result<ExitCode> {
-    let (pool, store) = connect_all(connection).await?;
+    let (db, store) = connect_all(connection).await?;
     match command {
         GiftCommand::Set {
             gift_id,
@@ -196,7 +196,7 @@ pub(super) async fn gift_command(
             disabled,
         } => {
             let (gift, _) = gift_catalog::define(
-                &pool,
+                &db,
                 &store,
                 gift_catalog::Gift {
                     gift_id,
@@ -215,7 +215,7 @@ pub(super) async fn gift_command(
         }
         GiftCommand::List => {
             println!("gift_id\tname\tpoints\tanime_url\tenabled");
-            for g in gift_catalog::list(&pool).await? {
+            for g in gift_catalog::list(&db).await? {
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
                     g.gift_id, g.name, g.points, g.anime_url, g.enabled

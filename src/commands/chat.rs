@@ -17,7 +17,7 @@ use crate::commands::members::MemberRecord;
 use crate::domain::chat::{
     ChatMessage, RoomModeration, SayRefusal, Speaker, SystemCode, check_say,
 };
-use crate::domain::member::{MemberId, chatroom_streamer};
+use crate::domain::member::{ChatroomName, MemberId, chatroom_streamer};
 use crate::event_store::{EventStore, EventStoreError, NewEvent, Published};
 use crate::events::id::derived_event_id;
 use crate::events::notice::Presence;
@@ -92,12 +92,11 @@ pub async fn say_pipelined(
     now: OffsetDateTime,
     say: Say<'_>,
 ) -> Result<impl Future<Output = Result<ChatMessage, SayError>> + Send + 'static, SayError> {
-    let streamer = chatroom_streamer(say.room)
-        .map(|s| s.to_string())
-        .unwrap_or_default();
+    // A room that is not a streamer's chat room has no streamer: nobody speaks as one there.
+    let room = ChatroomName::parse(say.room).ok();
     let chat = check_say(
         say.speaker,
-        &streamer,
+        room.as_ref().map(ChatroomName::streamer),
         say.moderation,
         say.maintenance,
         say.raw,

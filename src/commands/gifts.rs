@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::commands::{gift_catalog, members, rooms};
 use crate::domain::gift::{self, GiftRuleError};
-use crate::domain::idempotency::{self, InvalidIdempotencyKey};
+use crate::domain::idempotency::{self, IdempotencyKey};
 use crate::domain::member::MemberId;
 use crate::domain::room::BroadcastState;
 use crate::event_store::{EventStore, EventStoreError, NewEvent};
@@ -40,7 +40,7 @@ pub struct SendGift {
     /// How many, 1 to 9999 (checked by the caller with `domain::room::check_gift_count`).
     pub count: u32,
     /// The `Idempotency-Key` header, if any.
-    pub idempotency_key: Option<String>,
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 /// A stored gift: the first answer, also for a retry with the same key.
@@ -62,9 +62,6 @@ pub enum SendGiftError {
     /// The parties are wrong (HTTP 403 `FORBIDDEN` for another member's token, else 400).
     #[error(transparent)]
     Rule(#[from] GiftRuleError),
-    /// The `Idempotency-Key` is malformed (HTTP 400 `VALIDATION_ERROR`).
-    #[error(transparent)]
-    InvalidIdempotencyKey(#[from] InvalidIdempotencyKey),
     /// The key was used for another gift, count or streamer (HTTP 422 `IDEMPOTENCY_KEY_REUSED`).
     #[error("this Idempotency-Key was used for another gift, count or streamer")]
     IdempotencyKeyReused,
@@ -98,11 +95,8 @@ pub async fn send_gift(
     now: OffsetDateTime,
 ) -> Result<SentGift, SendGiftError> {
     gift::check_parties(&cmd.caller, &cmd.presenter, &cmd.streamer, &cmd.agent_id)?;
-    let event_id = idempotency::event_id(
-        cmd.presenter.as_str(),
-        ROUTE,
-        cmd.idempotency_key.as_deref(),
-    )?;
+    let event_id =
+        idempotency::event_id(cmd.presenter.as_str(), ROUTE, cmd.idempotency_key.as_ref());
     // A retry of a gift already projected (any time later) gets its first answer.
     if let Some(id) = event_id
         && let Some(sequence) = gift_records::recorded_sequence(db, id).await?

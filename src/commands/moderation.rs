@@ -9,15 +9,14 @@ use time::OffsetDateTime;
 use crate::domain::chat::{
     ModerationAction, ModerationError, RoomModeration, authorize_moderation,
 };
-use crate::domain::member::{MemberId, chatroom_streamer};
+use crate::domain::member::{ChatroomName, MemberId};
 use crate::event_store::{EventStore, EventStoreError, NewEvent};
 use crate::events::{Event, MemberModerated};
 
 /// Why a moderation command failed; nothing was published.
 #[derive(Debug, thiserror::Error)]
 pub enum ModerateError {
-    /// The room is not a streamer's chat room, the target is not a member id, or `seconds`
-    /// was given for an action other than mute.
+    /// The target is not a member id, or `seconds` was given for an action other than mute.
     #[error("{0}")]
     Invalid(String),
     /// The actor may not do this, or the mute length is out of range.
@@ -48,7 +47,7 @@ pub struct Moderate<'a> {
     /// Who moderates (their verified member id).
     pub actor: &'a str,
     /// The streamer's chat room, `chatroomSystem-chatroom-{agentID}-{streamerMemberID}`.
-    pub room: &'a str,
+    pub room: &'a ChatroomName,
     /// Who is moderated (a member id).
     pub target: &'a str,
     /// What is done.
@@ -89,9 +88,7 @@ pub async fn moderate(
 
 /// The `member_moderated` event of a command, or why it is refused.
 fn decide(now: OffsetDateTime, c: Moderate<'_>) -> Result<MemberModerated, ModerateError> {
-    let streamer = chatroom_streamer(c.room).ok_or_else(|| {
-        ModerateError::Invalid(format!("{} is not a streamer's chat room", c.room))
-    })?;
+    let streamer = c.room.streamer();
     MemberId::parse(c.target, "memberID").map_err(|e| ModerateError::Invalid(e.to_string()))?;
     if c.seconds.is_some() && c.action != ModerationAction::Mute {
         return Err(ModerateError::Invalid(
@@ -107,7 +104,7 @@ fn decide(now: OffsetDateTime, c: Moderate<'_>) -> Result<MemberModerated, Moder
         c.seconds,
     )?;
     Ok(MemberModerated {
-        room: c.room.to_owned(),
+        room: c.room.to_string(),
         streamer: streamer.to_string(),
         member_id: c.target.to_owned(),
         action: c.action,
@@ -125,13 +122,17 @@ mod tests {
     const STAR: &str = "star@mabu.mabumaster";
     const BEN: &str = "ben@mabu.mabumaster";
 
-    fn room() -> String {
+    fn room() -> ChatroomName {
         let star = MemberId::parse(STAR, "streamerID").unwrap();
-        crate::domain::member::chatroom_name(star.agent_id(), &star)
+        ChatroomName::parse(&crate::domain::member::chatroom_name(
+            star.agent_id(),
+            &star,
+        ))
+        .unwrap()
     }
 
     fn command<'a>(
-        room: &'a str,
+        room: &'a ChatroomName,
         moderation: &'a RoomModeration,
         action: ModerationAction,
         seconds: Option<u64>,
@@ -179,13 +180,6 @@ mod tests {
         assert!(
             matches!(refused, Err(ModerateError::Invalid(m)) if m == "seconds applies to mute only")
         );
-    }
-
-    #[test]
-    fn given_a_room_that_is_no_streamers_then_it_is_invalid() {
-        let m = RoomModeration::default();
-        let refused = decide(NOW, command("lobby", &m, ModerationAction::Ban, None));
-        assert!(matches!(refused, Err(ModerateError::Invalid(m)) if m.contains("lobby")));
     }
 
     #[test]

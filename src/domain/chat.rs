@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::domain::member::Role;
+use crate::domain::member::{MemberId, Role};
 pub use crate::events::chat::ModerationAction;
 
 /// The seed's system messages (`{"context":"api","data":{"code","message"}}`), plus 42901 for the
@@ -224,8 +224,8 @@ pub fn authorize_moderation(
 /// Who said something, once verified.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Speaker {
-    /// The member id given at `verify` (`account@agent.masterAgent`).
-    pub member_id: String,
+    /// The member id given at `verify` (`account@agent.masterAgent`), as its token names it.
+    pub member_id: MemberId,
     /// The member's account role, from their login token.
     pub role: Role,
     /// The member's nickname (from the member record at `verify`): the `name` of every message.
@@ -351,12 +351,13 @@ pub fn contains_url(text: &str) -> bool {
     })
 }
 
-/// Checks what a verified (or not) connection said in a room whose streamer is `streamer`, and
+/// Checks what a verified (or not) connection said in a room whose streamer is `streamer` (`None`:
+/// a room that is not a streamer's chat room, where nobody speaks as the streamer), and
 /// returns the chat message to broadcast. Order: maintenance, verified, moderation, shape,
 /// identity, URL.
 pub fn check_say(
     speaker: Option<&Speaker>,
-    streamer: &str,
+    streamer: Option<&MemberId>,
     room: &RoomModeration,
     maintenance: bool,
     raw: &str,
@@ -369,7 +370,7 @@ pub fn check_say(
     let Some(speaker) = speaker else {
         return Err(SayRefusal::System(SystemCode::NotLoggedIn));
     };
-    if let Some(code) = room.silenced(&speaker.member_id, now) {
+    if let Some(code) = room.silenced(speaker.member_id.as_str(), now) {
         return Err(SayRefusal::System(code));
     }
     let said: SaidChat = serde_json::from_str(raw).map_err(|_| {
@@ -398,13 +399,13 @@ pub fn check_say(
             "textColor must be a HEX color such as #FFF or #FF8800".into(),
         ));
     }
-    let is_streamer = speaker.member_id == streamer;
+    let is_streamer = streamer == Some(&speaker.member_id);
     if !is_streamer && contains_url(&text) {
         return Err(SayRefusal::System(SystemCode::UrlNotAllowed));
     }
     Ok(ChatMessage {
         kind: "chat".into(),
-        member_id: speaker.member_id.clone(),
+        member_id: speaker.member_id.to_string(),
         role: if is_streamer { "streamer" } else { "member" }.into(),
         name: speaker.nickname.clone(),
         text,

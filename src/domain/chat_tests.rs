@@ -8,10 +8,14 @@ const STAR: &str = "star@mabu.mabumaster";
 
 fn ben() -> Speaker {
     Speaker {
-        member_id: "ben@mabu.mabumaster".into(),
+        member_id: MemberId::parse("ben@mabu.mabumaster", "memberID").unwrap(),
         role: Role::Member,
         nickname: "Ben".into(),
     }
+}
+
+fn star() -> MemberId {
+    MemberId::parse(STAR, "streamer").unwrap()
 }
 
 fn say(
@@ -19,7 +23,7 @@ fn say(
     room: &RoomModeration,
     raw: &str,
 ) -> Result<ChatMessage, SayRefusal> {
-    check_say(speaker, STAR, room, false, raw, 20, NOW)
+    check_say(speaker, Some(&star()), room, false, raw, 20, NOW)
 }
 
 #[test]
@@ -98,7 +102,7 @@ fn each_refusal_has_its_code() {
         Err(SayRefusal::System(SystemCode::NotLoggedIn))
     );
     assert_eq!(
-        check_say(Some(&ben()), STAR, &room, true, HELLO, 20, NOW),
+        check_say(Some(&ben()), Some(&star()), &room, true, HELLO, 20, NOW),
         Err(SayRefusal::System(SystemCode::Maintenance))
     );
     let other = HELLO.replace("ben@mabu", "amy@mabu");
@@ -112,7 +116,7 @@ fn each_refusal_has_its_code() {
         Err(SayRefusal::System(SystemCode::UrlNotAllowed))
     );
     let star = Speaker {
-        member_id: STAR.into(),
+        member_id: star(),
         role: Role::Streamer,
         nickname: "Star".into(),
     };
@@ -122,21 +126,25 @@ fn each_refusal_has_its_code() {
     assert_eq!(say(Some(&star), &room, &star_url).unwrap().role, "streamer");
 
     let mut room = RoomModeration::default();
-    room.muted_until
-        .insert(ben().member_id, NOW + time::Duration::seconds(5));
+    room.muted_until.insert(
+        ben().member_id.to_string(),
+        NOW + time::Duration::seconds(5),
+    );
     assert_eq!(
         say(Some(&ben()), &room, HELLO),
         Err(SayRefusal::System(SystemCode::TemporarilyMuted))
     );
-    room.muted_until
-        .insert(ben().member_id, NOW - time::Duration::seconds(1));
+    room.muted_until.insert(
+        ben().member_id.to_string(),
+        NOW - time::Duration::seconds(1),
+    );
     assert!(say(Some(&ben()), &room, HELLO).is_ok(), "a timed mute ends");
-    room.muted.insert(ben().member_id);
+    room.muted.insert(ben().member_id.to_string());
     assert_eq!(
         say(Some(&ben()), &room, HELLO),
         Err(SayRefusal::System(SystemCode::Muted))
     );
-    room.banned.insert(ben().member_id);
+    room.banned.insert(ben().member_id.to_string());
     assert_eq!(
         say(Some(&ben()), &room, HELLO),
         Err(SayRefusal::System(SystemCode::Banned))

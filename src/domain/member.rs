@@ -510,6 +510,44 @@ pub fn chatroom_streamer(room: &str) -> Option<MemberId> {
     })
 }
 
+/// A streamer's chat room, `chatroomSystem-chatroom-{agentID}-{streamerMemberID}` (the seed's
+/// `buildChatroomName`, [`chatroom_name`]), parsed once by [`chatroom_streamer`]: its streamer.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ChatroomName {
+    name: String,
+    streamer: MemberId,
+}
+
+/// A room name that is not a streamer's chat room.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0} is not a streamer's chat room")]
+pub struct InvalidChatroomName(pub String);
+
+impl ChatroomName {
+    /// `raw` when it names a streamer's chat room ([`chatroom_streamer`]).
+    pub fn parse(raw: &str) -> Result<Self, InvalidChatroomName> {
+        let name = raw.to_owned();
+        let streamer = chatroom_streamer(raw).ok_or_else(|| InvalidChatroomName(name.clone()))?;
+        Ok(Self { name, streamer })
+    }
+
+    /// The room as text.
+    pub fn as_str(&self) -> &str {
+        &self.name
+    }
+
+    /// The room's streamer.
+    pub fn streamer(&self) -> &MemberId {
+        &self.streamer
+    }
+}
+
+impl fmt::Display for ChatroomName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
 #[cfg(test)]
 #[path = "member_tests.rs"]
 mod tests;

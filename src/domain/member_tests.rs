@@ -333,3 +333,31 @@ fn the_chat_room_name_is_the_seeds() {
         "chatroomSystem-chatroom-mabu.mabumaster-ben001@mabu.mabumaster"
     );
 }
+
+#[test]
+fn a_chatroom_name_is_parsed_once_and_carries_its_streamer() {
+    let star = member("ben001@mabu.mabumaster");
+    let room = ChatroomName::parse(&chatroom_name(star.agent_id(), &star)).unwrap();
+    assert_eq!(room.streamer(), &star);
+    assert_eq!(
+        room.to_string(),
+        "chatroomSystem-chatroom-mabu.mabumaster-ben001@mabu.mabumaster"
+    );
+    let dashed = member("a-b@x-y.z-w");
+    let room = ChatroomName::parse(&chatroom_name(dashed.agent_id(), &dashed)).unwrap();
+    assert_eq!(room.streamer(), &dashed);
+    for bad in [
+        "",
+        "lobby",
+        "chatroomSystem-chatroom-",
+        "chatroomSystem-chatroom-bench",
+        "chatroomSystem-chatroom-other.agent-ben@mabu.mabumaster",
+        "chatroomSystem-chatroom-mabu.mabumaster-ben 001@mabu.mabumaster",
+    ] {
+        assert_eq!(
+            ChatroomName::parse(bad),
+            Err(InvalidChatroomName(bad.to_owned())),
+            "{bad:?}"
+        );
+    }
+}

@@ -22,6 +22,7 @@
 //! | 409 | `REQUEST_IN_PROGRESS` | a retry while the first request with its `Idempotency-Key` runs |
 //! | 405 | `METHOD_NOT_ALLOWED` | a route exists but not for this method |
 //! | 422 | `IDEMPOTENCY_KEY_REUSED` | an `Idempotency-Key` sent again with another route or body |
+//! | 426 | `UPGRADE_REQUIRED` | a plain request to a WebSocket route (`/ws`, `/primus`); `Upgrade: websocket` |
 //! | 429 | `TOO_MANY_REQUESTS` | an API key over its rate limit; more than 10 login attempts per minute for one member id |
 //! | 413 | `PAYLOAD_TOO_LARGE` | body above `ONAIR_MAX_BODY_BYTES` |
 //! | 415 | `UNSUPPORTED_MEDIA_TYPE` | a body that is not `application/json` |
@@ -346,9 +347,7 @@ impl From<SendGiftError> for ApiError {
             SendGiftError::Store(e) => return e.into(),
             SendGiftError::Database(e) => return e.into(),
             SendGiftError::Rule(GiftRuleError::NotTheSender) => ErrorCode::Forbidden,
-            SendGiftError::Rule(_) | SendGiftError::InvalidIdempotencyKey(_) => {
-                ErrorCode::ValidationError
-            }
+            SendGiftError::Rule(_) => ErrorCode::ValidationError,
             SendGiftError::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
             SendGiftError::StreamerNotFound(_) => ErrorCode::StreamerNotFound,
             SendGiftError::GiftNotFound(_) => ErrorCode::GiftNotFound,

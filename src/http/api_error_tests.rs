@@ -141,4 +141,10 @@ fn an_error_body_says_success_false_and_a_field_error_names_its_field_first() {
         ),
         "missing required parameter: stageArn"
     );
+    let refused =
+        "failed to parse path `stageArn`: failed to parse \"string\": must be a stage ARN";
+    assert_eq!(
+        field_details(&describe_parse_error(refused)),
+        "stageArn is invalid: failed to parse path `stageArn`: must be a stage ARN"
+    );
 }

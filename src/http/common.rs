@@ -8,8 +8,7 @@ use super::api_error::ApiError;
 use super::envelope;
 use super::security::ApiKeyAuth;
 use crate::app::AppState;
-use crate::domain::idempotency;
-use crate::ivs::arn::is_stage_arn;
+use crate::domain::idempotency::{self, IdempotencyKey};
 use crate::read_models::{self, StageRow};
 
 /// Declares the answer of a write route: the body, and `X-Event-Sequence`, the stream sequence
@@ -55,42 +54,21 @@ pub async fn is_publisher_live(state: &AppState) -> Result<bool, ApiError> {
     Ok(read_models::is_publisher_live(&state.db, &master).await?)
 }
 
-/// Checks a `stageArn` parameter: IVS's stage ARN format, else 400 `VALIDATION_ERROR`.
-pub fn parse_stage_arn(raw: &str) -> Result<&str, ApiError> {
-    if raw.trim().is_empty() {
-        return Err(ApiError::validation(
-            "stageArn is required and must not be empty",
-        ));
-    }
-    if !is_stage_arn(raw) {
-        return Err(ApiError::validation(format!(
-            "stageArn must be a stage ARN (arn:aws:ivs:<region>:<account>:stage/<id>), got {raw:?}"
-        )));
-    }
-    Ok(raw)
-}
-
-/// The event id for a request with an `Idempotency-Key` (1 to 255 visible ASCII characters): the
-/// same key from the same API key on the same route always gives the same id, so JetStream's
-/// duplicate window (2 min) stores the event once.
+/// The event id for a request with an `Idempotency-Key` (docs/api.md#idempotency): the same key
+/// from the same API key on the same route always gives the same id, so JetStream's duplicate
+/// window (2 min) stores the event once.
 pub fn idempotency_event_id(
     auth: &ApiKeyAuth,
     route: &str,
-    key: Option<&str>,
-) -> Result<Option<Uuid>, ApiError> {
-    scoped_idempotency_event_id(&auth.0.id.to_string(), route, key)
+    key: &IdempotencyHeader,
+) -> Option<Uuid> {
+    idempotency::event_id(&auth.0.id.to_string(), route, key.0.as_ref())
 }
 
-/// The event id derived from an `Idempotency-Key` within `scope` (an API key id, a member id) and
-/// `route`, or `None` without a key. 400 `VALIDATION_ERROR` unless the key is 1 to 255 visible
-/// ASCII characters.
-pub fn scoped_idempotency_event_id(
-    scope: &str,
-    route: &str,
-    key: Option<&str>,
-) -> Result<Option<Uuid>, ApiError> {
-    idempotency::event_id(scope, route, key).map_err(|e| ApiError::validation(e.to_string()))
-}
+/// The optional `Idempotency-Key` header of a route (`#[oai(name = "Idempotency-Key")]`), checked
+/// by [`IdempotencyKey`]'s rule as it is read: 1 to 255 visible ASCII characters, else 400
+/// `VALIDATION_ERROR`.
+pub type IdempotencyHeader = poem_openapi::param::Header<Option<IdempotencyKey>>;
 
 /// Now by the instance's clock, as the seed writes times (RFC 3339, UTC, ms).
 pub fn now_timestamp(clock: &crate::runtime::clock::Clock) -> String {

@@ -50,6 +50,8 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// 422: an `Idempotency-Key` sent again with another route or body.
     IdempotencyKeyReused,
+    /// 426: a plain request to a WebSocket route (`/ws`, `/primus`).
+    UpgradeRequired,
     /// 429: over a rate limit.
     TooManyRequests,
     /// 500: the participant token could not be signed.
@@ -68,7 +70,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of the table.
-    pub const ALL: [ErrorCode; 29] = [
+    pub const ALL: [ErrorCode; 30] = [
         Self::ValidationError,
         Self::Unauthorized,
         Self::TokenInvalid,
@@ -91,6 +93,7 @@ impl ErrorCode {
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
         Self::IdempotencyKeyReused,
+        Self::UpgradeRequired,
         Self::TooManyRequests,
         Self::TokenGenerationFailed,
         Self::InternalError,
@@ -125,6 +128,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            Self::UpgradeRequired => "UPGRADE_REQUIRED",
             Self::TooManyRequests => "TOO_MANY_REQUESTS",
             Self::TokenGenerationFailed => "TOKEN_GENERATION_FAILED",
             Self::InternalError => "INTERNAL_ERROR",
@@ -160,6 +164,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::TokenGenerationFailed | Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             Self::StageFull

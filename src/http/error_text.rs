@@ -17,8 +17,15 @@ pub fn field_details(message: &str) -> String {
     message.to_owned()
 }
 
+/// The reason of a typed value's refusal (src/http/values.rs) without poem-openapi's
+/// `failed to parse "string": ` before it: `must be a stage ARN (...)`.
+pub fn parse_reason(message: &str) -> String {
+    message.replace(r#"failed to parse "string": "#, "")
+}
+
 /// Rewrites poem-openapi's parse errors so the message leads with the field at fault.
 pub fn describe_parse_error(text: &str) -> String {
+    let text = &parse_reason(text);
     // e.g. `parse request payload error: failed to parse "ViewerTokenRequest": field `userId` is required`
     if let Some(start) = text.find("field `") {
         let rest = &text[start + 7..];

@@ -10,6 +10,7 @@ use poem_openapi::types::{ParseFromJSON, ParseResult, ToJSON, Type};
 use serde_json::Value;
 
 use super::api_error::ApiError;
+use super::error_text::parse_reason;
 
 /// A JSON body field of type `T`, parsed leniently and checked with [`Checked::get`]; `R`
 /// declares in the spec the rules the handler enforces on it (so a generated client knows them).
@@ -46,17 +47,6 @@ impl FieldRule for UserIdRule {
 
 /// The pattern of [`UserIdRule`]: no control character, and one that is not whitespace.
 pub const USER_ID_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$";
-
-/// A stage ARN (`ivs/arn.rs` `is_stage_arn`): `arn:aws:ivs:<region>:<account>:stage/<id>`, at
-/// most 128 characters.
-#[derive(Debug, Clone)]
-pub struct StageArnRule;
-
-/// The pattern of a stage ARN.
-pub const STAGE_ARN_PATTERN: &str = "^arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage/[a-zA-Z0-9-]+$";
-
-/// Longest stage ARN, in characters.
-pub const STAGE_ARN_MAX_CHARS: usize = 128;
 
 /// A stage name (IVS rule, `stage.rs`): 1 to 128 characters of `[a-zA-Z0-9-_]`.
 #[derive(Debug, Clone)]
@@ -123,13 +113,6 @@ pub struct NullableRule;
 impl FieldRule for NullableRule {
     fn declare(schema: &mut MetaSchema) {
         schema.nullable = true;
-    }
-}
-
-impl FieldRule for StageArnRule {
-    fn declare(schema: &mut MetaSchema) {
-        schema.max_length = Some(STAGE_ARN_MAX_CHARS);
-        schema.pattern = Some(STAGE_ARN_PATTERN.to_owned());
     }
 }
 
@@ -220,7 +203,7 @@ impl<T: ParseFromJSON, R: FieldRule + Send + Sync + 'static> ParseFromJSON for C
         let parsed = match T::parse_from_json(value) {
             Ok(v) => Ok(v),
             Err(_) if missing => Err(Problem::Missing),
-            Err(e) => Err(Problem::Invalid(e.into_message())),
+            Err(e) => Err(Problem::Invalid(parse_reason(&e.into_message()))),
         };
         Ok(Self(parsed, PhantomData))
     }

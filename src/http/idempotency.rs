@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::api_error::{ErrorBody, ErrorCode, framework_error_to_response};
 use crate::app::AppState;
-use crate::domain::idempotency::is_valid_key;
+use crate::domain::idempotency::{IdempotencyKey, InvalidIdempotencyKey};
 use crate::records::idempotency::{self as records, KeptAnswer};
 
 /// The request header.
@@ -49,22 +49,17 @@ pub async fn replay_or_record<E: Endpoint>(
     state: Arc<AppState>,
 ) -> poem::Result<Response> {
     // A key of bytes outside visible ASCII breaks the rule the spec states: refused, not ignored.
-    if req
-        .headers()
-        .get(HEADER)
-        .is_some_and(|v| v.to_str().is_err())
-    {
+    // A key of ASCII that breaks it is left to the route, which refuses it as it reads the header.
+    let raw = req.headers().get(HEADER);
+    if raw.is_some_and(|v| v.to_str().is_err()) {
         return Ok(ErrorBody::response(
             ErrorCode::ValidationError,
-            crate::domain::idempotency::InvalidIdempotencyKey.to_string(),
+            InvalidIdempotencyKey.to_string(),
         ));
     }
-    let key = req
-        .headers()
-        .get(HEADER)
+    let key = raw
         .and_then(|v| v.to_str().ok())
-        .filter(|k| is_valid_key(k))
-        .map(str::to_owned);
+        .and_then(|k| IdempotencyKey::parse(k).ok());
     let api_key = req
         .headers()
         .get("x-api-key")
@@ -86,9 +81,10 @@ async fn keyed<E: Endpoint>(
     ep: Arc<E>,
     mut req: Request,
     state: Arc<AppState>,
-    key: String,
+    key: IdempotencyKey,
     api_key: String,
 ) -> poem::Result<Response> {
+    let key = key.as_str();
     let Ok(Some(owner)) = state.api_keys.verify(&state.db, &api_key).await else {
         return call(&ep, req).await;
     };
@@ -97,9 +93,9 @@ async fn keyed<E: Endpoint>(
     let request_hash = Sha256::digest(&body).to_vec();
     req.set_body(body);
 
-    match records::claim(&state.db, owner.id, &key, &route, &request_hash).await {
+    match records::claim(&state.db, owner.id, key, &route, &request_hash).await {
         Ok(true) => {}
-        Ok(false) => return Ok(replay(&state, owner.id, &key, &route, &request_hash).await),
+        Ok(false) => return Ok(replay(&state, owner.id, key, &route, &request_hash).await),
         Err(e) => {
             // Without the table the request still runs; event ids derived from the key keep the
             // stored events single.
@@ -110,7 +106,7 @@ async fn keyed<E: Endpoint>(
 
     let response = call(&ep, req).await?;
     if !response.status().is_success() {
-        let _ = records::forget(&state.db, owner.id, &key).await;
+        let _ = records::forget(&state.db, owner.id, key).await;
         return Ok(response);
     }
     let (parts, body) = response.into_parts();
@@ -128,7 +124,7 @@ async fn keyed<E: Endpoint>(
         event_sequence: header_text("x-event-sequence"),
         body: bytes.to_vec(),
     };
-    if let Err(e) = records::keep(&state.db, owner.id, &key, &answer).await {
+    if let Err(e) = records::keep(&state.db, owner.id, key, &answer).await {
         tracing::warn!(error = %e, "idempotent answer not kept");
     }
     Ok(Response::from_parts(parts, bytes.into()))

@@ -28,6 +28,8 @@ pub mod stats;
 pub mod stats_socket;
 pub mod tags;
 pub mod token;
+pub mod upgrade_required;
+pub mod values;
 pub mod viewer;
 pub mod views;
 

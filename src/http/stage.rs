@@ -8,19 +8,21 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use poem::web::Data;
-use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::api_error::ApiError;
-use super::common::{idempotency_event_id, now_timestamp, parse_stage_arn, require_stage};
+use super::common::{IdempotencyHeader, idempotency_event_id, now_timestamp, require_stage};
 use super::envelope::{Envelope, timestamp};
 use super::field::{Checked, StageNameRule, TagsRule};
 use super::security::ApiKeyAuth;
 use super::tags::ApiTags;
+use super::values;
 use crate::app::AppState;
+use crate::ivs::arn::StageArn;
 use crate::read_models::{self, StageRow};
 
 /// IVS limits on stage names and tags: a name of 1 to 128 characters of `[a-zA-Z0-9-_]`, at most
@@ -417,16 +419,10 @@ impl StageApi {
         state: Data<&Arc<AppState>>,
         _auth: ApiKeyAuth,
         /// Stage ARN, URL-encoded.
-        #[oai(
-            name = "stageArn",
-            validator(
-                pattern = "^arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage/[a-zA-Z0-9-]+$",
-                max_length = 128
-            )
-        )]
-        stage_arn: Path<String>,
+        #[oai(name = "stageArn")]
+        stage_arn: values::Path<StageArn>,
     ) -> Result<StageResponse, ApiError> {
-        let arn = parse_stage_arn(&stage_arn.0)?;
+        let arn = &stage_arn.0;
         let stage = require_stage(&state, arn).await?;
         Ok(StageResponse::Ok(Json(Envelope::ok(StageAnswer {
             stage: StageDetail {
@@ -456,17 +452,14 @@ impl StageApi {
         auth: ApiKeyAuth,
         body: Json<CreateStageRequest>,
         /// Optional idempotency key.
-        #[oai(
-            name = "Idempotency-Key",
-            validator(pattern = "^[\\x21-\\x7E]+[ \\t]*$", min_length = 1, max_length = 255)
-        )]
-        idempotency_key: Header<Option<String>>,
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: IdempotencyHeader,
     ) -> Result<CreateStageResponse, ApiError> {
         let body = body.0;
         let name = parse_stage_name(&body.name.get("name")?)?;
         let tags = body.tags.get("tags")?.unwrap_or_default();
         check_tags(&tags)?;
-        let event_id = idempotency_event_id(&auth, "stage-create", idempotency_key.0.as_deref())?;
+        let event_id = idempotency_event_id(&auth, "stage-create", &idempotency_key);
         let (stage, published) = state.pool.create_stage(&name, tags, event_id).await?;
         Ok(CreateStageResponse::Ok(
             Json(Envelope::ok(StageCreatedAnswer {
@@ -493,23 +486,17 @@ impl StageApi {
         state: Data<&Arc<AppState>>,
         _auth: ApiKeyAuth,
         /// Stage ARN, URL-encoded.
-        #[oai(
-            name = "stageArn",
-            validator(
-                pattern = "^arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage/[a-zA-Z0-9-]+$",
-                max_length = 128
-            )
-        )]
-        stage_arn: Path<String>,
+        #[oai(name = "stageArn")]
+        stage_arn: values::Path<StageArn>,
         body: Json<RenameStageRequest>,
     ) -> Result<RenameStageResponse, ApiError> {
-        let arn = parse_stage_arn(&stage_arn.0)?;
+        let arn = &stage_arn.0;
         let name = parse_stage_name(&body.0.name.get("name")?)?;
         let published = state.pool.rename_stage(arn, &name).await?;
         Ok(RenameStageResponse::Ok(
             Json(Envelope::ok(StageRenamedAnswer {
                 stage: RenamedStage {
-                    arn: arn.to_owned(),
+                    arn: arn.to_string(),
                     name,
                 },
                 timestamp: now_timestamp(&state.clock),
@@ -533,16 +520,10 @@ impl StageApi {
         state: Data<&Arc<AppState>>,
         _auth: ApiKeyAuth,
         /// Stage ARN, URL-encoded.
-        #[oai(
-            name = "stageArn",
-            validator(
-                pattern = "^arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage/[a-zA-Z0-9-]+$",
-                max_length = 128
-            )
-        )]
-        stage_arn: Path<String>,
+        #[oai(name = "stageArn")]
+        stage_arn: values::Path<StageArn>,
     ) -> Result<DeleteStageResponse, ApiError> {
-        let arn = parse_stage_arn(&stage_arn.0)?;
+        let arn = &stage_arn.0;
         let published = state.pool.delete_stage(arn).await?;
         Ok(DeleteStageResponse::Ok(
             Json(StageDeletedAnswer {

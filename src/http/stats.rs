@@ -7,17 +7,20 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use poem::web::Data;
-use poem::web::websocket::{WebSocket, WebSocketStream, WebSocketUpgraded};
-use poem_openapi::param::{Header, Path, Query};
+use poem::web::websocket::{WebSocket, WebSocketStream};
+use poem_openapi::param::{Header, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::api_error::ApiError;
-use super::common::{is_publisher_live, now_timestamp, parse_stage_arn, require_stage};
+use super::common::{is_publisher_live, now_timestamp, require_stage};
 use super::envelope::{Envelope, timestamp};
 use super::security::ApiKeyAuth;
 use super::tags::ApiTags;
+use super::upgrade_required::{SocketAnswer, UpgradeRequired, asks_for_websocket};
+use super::values;
 use crate::app::AppState;
+use crate::ivs::arn::StageArn;
 use crate::read_models::{self, StageRow};
 
 /// A stage of `GET /api/stats`.
@@ -272,16 +275,10 @@ impl StatsApi {
         state: Data<&Arc<AppState>>,
         _auth: ApiKeyAuth,
         /// Stage ARN, URL-encoded.
-        #[oai(
-            name = "stageArn",
-            validator(
-                pattern = "^arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage/[a-zA-Z0-9-]+$",
-                max_length = 128
-            )
-        )]
-        stage_arn: Path<String>,
+        #[oai(name = "stageArn")]
+        stage_arn: values::Path<StageArn>,
     ) -> Result<OneStageStatsResponse, ApiError> {
-        let stage_arn = parse_stage_arn(&stage_arn.0)?;
+        let stage_arn = &stage_arn.0;
         let stage = require_stage(&state, stage_arn).await?;
         Ok(OneStageStatsResponse::Ok(Json(Envelope::ok(
             OneStageStats {
@@ -320,14 +317,21 @@ impl StatsApi {
         &self,
         state: Data<&Arc<AppState>>,
         req: &poem::Request,
-        ws: WebSocket,
+        ws: poem::Result<WebSocket>,
         /// API key (alternative to the header).
         #[oai(name = "apiKey")]
         api_key: Query<Option<String>>,
         /// API key.
         #[oai(name = "x-api-key")]
         header_key: Header<Option<String>>,
-    ) -> Result<WebSocketUpgraded<SocketHandler>, ApiError> {
+    ) -> Result<SocketAnswer<SocketHandler>, ApiError> {
+        let ws = match ws {
+            Ok(ws) => ws,
+            Err(_) if !asks_for_websocket(req.headers()) => {
+                return Ok(SocketAnswer::UpgradeRequired(UpgradeRequired::of("/ws")));
+            }
+            Err(e) => return Err(ApiError::validation(format!("invalid request: {e}"))),
+        };
         // Counted before the key is checked: a flood costs no key lookup.
         let client = crate::runtime::client_addr::ClientAddr::of(req);
         let permit = state.socket_limits.admit(client.ip, "/ws")?;
@@ -340,9 +344,10 @@ impl StatsApi {
         let feed = state.stats_feed.clone();
         let handler: SocketHandler =
             Box::new(move |socket| super::stats_socket::serve_socket(socket, feed, permit).boxed());
-        Ok(ws
-            .config(state.socket_limits.websocket_config())
-            .on_upgrade(handler))
+        Ok(SocketAnswer::Upgraded(
+            ws.config(state.socket_limits.websocket_config())
+                .on_upgrade(handler),
+        ))
     }
 
     /// Publisher status

@@ -5,13 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use poem::web::Data;
-use poem_openapi::param::Header;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::Value;
 
 use super::api_error::ApiError;
-use super::common::idempotency_event_id;
+use super::common::{IdempotencyHeader, idempotency_event_id};
 use super::envelope::{Envelope, timestamp};
 use super::field::{Checked, UserIdRule};
 use super::security::ApiKeyAuth;
@@ -159,18 +158,14 @@ impl TokenApi {
         auth: ApiKeyAuth,
         body: Json<TokenRequest>,
         /// Optional idempotency key: a retry with the same key records the token once.
-        #[oai(
-            name = "Idempotency-Key",
-            validator(pattern = "^[\\x21-\\x7E]+[ \\t]*$", min_length = 1, max_length = 255)
-        )]
-        idempotency_key: Header<Option<String>>,
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: IdempotencyHeader,
     ) -> Result<PublisherTokenResponse, ApiError> {
         let body = body.0;
         let user = UserId::parse(&body.user_id.get("userId")?, "userId")?;
         let original = body.attributes.get("attributes")?;
         let attributes = token_attributes(&original)?;
-        let event_id =
-            idempotency_event_id(&auth, "publisher-token", idempotency_key.0.as_deref())?;
+        let event_id = idempotency_event_id(&auth, "publisher-token", &idempotency_key);
         let (stage_arn, token, published) = state
             .pool
             .issue_publisher_token(&user, attributes, event_id)
@@ -207,17 +202,14 @@ impl TokenApi {
         auth: ApiKeyAuth,
         body: Json<TokenRequest>,
         /// Optional idempotency key: a retry with the same key takes one seat.
-        #[oai(
-            name = "Idempotency-Key",
-            validator(pattern = "^[\\x21-\\x7E]+[ \\t]*$", min_length = 1, max_length = 255)
-        )]
-        idempotency_key: Header<Option<String>>,
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: IdempotencyHeader,
     ) -> Result<ViewerTokenResponse, ApiError> {
         let body = body.0;
         let user = UserId::parse(&body.user_id.get("userId")?, "userId")?;
         let original = body.attributes.get("attributes")?;
         let attributes = token_attributes(&original)?;
-        let event_id = idempotency_event_id(&auth, "viewer-token", idempotency_key.0.as_deref())?;
+        let event_id = idempotency_event_id(&auth, "viewer-token", &idempotency_key);
         let original = original.unwrap_or_default();
         let granted = state
             .pool

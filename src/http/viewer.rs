@@ -3,19 +3,21 @@
 use std::sync::Arc;
 
 use poem::web::Data;
-use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::api_error::ApiError;
-use super::common::{idempotency_event_id, now_timestamp, parse_stage_arn, require_stage};
+use super::common::{IdempotencyHeader, idempotency_event_id, now_timestamp, require_stage};
 use super::envelope::{Envelope, timestamp};
-use super::field::{Checked, StageArnRule, UserIdRule};
+use super::field::{Checked, UserIdRule};
 use super::security::ApiKeyAuth;
 use super::tags::ApiTags;
+use super::values;
 use crate::app::AppState;
 use crate::domain::user_id::UserId;
 use crate::domain::watch_time::format_watch_duration;
+use crate::ivs::arn::StageArn;
 use crate::read_models;
 
 /// A viewer on a stage.
@@ -25,7 +27,7 @@ pub struct ViewerOnStage {
     /// The app's user id.
     pub user_id: Checked<String, UserIdRule>,
     /// The stage ARN.
-    pub stage_arn: Checked<String, StageArnRule>,
+    pub stage_arn: Checked<StageArn>,
 }
 
 /// Answer of `POST /api/viewer/heartbeat`.
@@ -146,12 +148,11 @@ impl ViewerApi {
         let body = body.0;
         let user = UserId::parse(&body.user_id.get("userId")?, "userId")?;
         let stage_arn = body.stage_arn.get("stageArn")?;
-        let stage_arn = parse_stage_arn(&stage_arn)?;
-        let (at, published) = state.pool.record_heartbeat(&user, stage_arn).await?;
+        let (at, published) = state.pool.record_heartbeat(&user, &stage_arn).await?;
         Ok(HeartbeatResponse::Ok(
             Json(Envelope::ok(HeartbeatRecorded {
                 user_id: user.to_string(),
-                stage_arn: stage_arn.to_owned(),
+                stage_arn: stage_arn.to_string(),
                 last_heartbeat: timestamp(at),
             })),
             published.sequence,
@@ -173,18 +174,14 @@ impl ViewerApi {
         auth: ApiKeyAuth,
         body: Json<ViewerOnStage>,
         /// Optional idempotency key.
-        #[oai(
-            name = "Idempotency-Key",
-            validator(pattern = "^[\\x21-\\x7E]+[ \\t]*$", min_length = 1, max_length = 255)
-        )]
-        idempotency_key: Header<Option<String>>,
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: IdempotencyHeader,
     ) -> Result<LeaveResponse, ApiError> {
         let body = body.0;
         let user = UserId::parse(&body.user_id.get("userId")?, "userId")?;
         let stage_arn = body.stage_arn.get("stageArn")?;
-        let stage_arn = parse_stage_arn(&stage_arn)?;
-        let event_id = idempotency_event_id(&auth, "viewer-leave", idempotency_key.0.as_deref())?;
-        let (left, published) = state.pool.leave(&user, stage_arn, event_id).await?;
+        let event_id = idempotency_event_id(&auth, "viewer-leave", &idempotency_key);
+        let (left, published) = state.pool.leave(&user, &stage_arn, event_id).await?;
         Ok(LeaveResponse::Ok(
             Json(Envelope::ok(WatchDuration {
                 user_id: left.user_id,
@@ -210,20 +207,14 @@ impl ViewerApi {
         state: Data<&Arc<AppState>>,
         _auth: ApiKeyAuth,
         /// Stage ARN, URL-encoded.
-        #[oai(
-            name = "stageArn",
-            validator(
-                pattern = "^arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage/[a-zA-Z0-9-]+$",
-                max_length = 128
-            )
-        )]
-        stage_arn: Path<String>,
+        #[oai(name = "stageArn")]
+        stage_arn: values::Path<StageArn>,
     ) -> Result<ViewerListResponse, ApiError> {
-        let stage_arn = parse_stage_arn(&stage_arn.0)?;
+        let stage_arn = &stage_arn.0;
         require_stage(&state, stage_arn).await?;
         let viewers = read_models::viewers(&state.db, stage_arn).await?;
         Ok(ViewerListResponse::Ok(Json(Envelope::ok(ViewerList {
-            stage_arn: stage_arn.to_owned(),
+            stage_arn: stage_arn.to_string(),
             total_viewers: viewers.len() as u32,
             viewers: viewers
                 .into_iter()
@@ -263,17 +254,11 @@ impl ViewerApi {
         )]
         user_id: Query<String>,
         /// Stage ARN.
-        #[oai(
-            name = "stageArn",
-            validator(
-                pattern = "^arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage/[a-zA-Z0-9-]+$",
-                max_length = 128
-            )
-        )]
-        stage_arn: Query<String>,
+        #[oai(name = "stageArn")]
+        stage_arn: Query<StageArn>,
     ) -> Result<WatchDurationResponse, ApiError> {
         let user = UserId::parse(&user_id.0, "userId")?;
-        let stage_arn = parse_stage_arn(&stage_arn.0)?;
+        let stage_arn = &stage_arn.0;
         require_stage(&state, stage_arn).await?;
         let seconds = read_models::watch_duration_seconds(&state.db, user.as_str(), stage_arn)
             .await?
@@ -281,7 +266,7 @@ impl ViewerApi {
         Ok(WatchDurationResponse::Ok(Json(Envelope::ok(
             WatchDuration {
                 user_id: user.to_string(),
-                stage_arn: stage_arn.to_owned(),
+                stage_arn: stage_arn.to_string(),
                 watch_duration: seconds,
                 watch_duration_formatted: format_watch_duration(seconds),
             },

@@ -59,7 +59,7 @@ pub fn generate_key_pair() -> KeyPair {
 
 /// The active signing key; the first caller on a new database creates it, concurrent callers on
 /// other instances get the same one.
-pub async fn load_or_create(pool: &PgPool) -> Result<SigningKey, sqlx::Error> {
+pub async fn load_or_create(db: &PgPool) -> Result<SigningKey, sqlx::Error> {
     let pair = generate_key_pair();
     let key_id = uuid::Uuid::new_v4().to_string();
     sqlx::query(
@@ -69,13 +69,13 @@ pub async fn load_or_create(pool: &PgPool) -> Result<SigningKey, sqlx::Error> {
     .bind(&key_id)
     .bind(&pair.private_key_pem)
     .bind(&pair.public_key_pem)
-    .execute(pool)
+    .execute(db)
     .await?;
     let (key_id, private_key_pem, public_key_pem): (String, String, String) = sqlx::query_as(
         "SELECT key_id, private_key_pem, public_key_pem FROM signing_keys
          WHERE name = 'participant-token'",
     )
-    .fetch_one(pool)
+    .fetch_one(db)
     .await?;
     Ok(SigningKey {
         key_id,

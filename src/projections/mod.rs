@@ -38,8 +38,7 @@ pub mod viewers;
 
 pub use projection::{Notices, Projection, ReadModelProjection};
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
@@ -86,11 +85,11 @@ pub async fn consumer_backlog(
 }
 
 /// Reads a projection's checkpoint (0 when it has none).
-pub async fn checkpoint(pool: &PgPool, projection: &str) -> Result<u64, sqlx::Error> {
+pub async fn checkpoint(db: &PgPool, projection: &str) -> Result<u64, sqlx::Error> {
     let row: Option<(i64,)> =
         sqlx::query_as("SELECT last_sequence FROM projection_checkpoints WHERE projection = $1")
             .bind(projection)
-            .fetch_optional(pool)
+            .fetch_optional(db)
             .await?;
     Ok(row.map(|r| r.0 as u64).unwrap_or(0))
 }
@@ -106,58 +105,8 @@ pub const LOCK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a leader waits for its lock connection's answer before it takes the lock as lost.
 pub const LOCK_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The projections this instance applies now (holds the lock of); shared by its runners,
-/// `/health` (`projections.<name>.leader`) and tests. Cheap to clone.
-#[derive(Clone, Debug, Default)]
-pub struct Leadership(Arc<Mutex<BTreeSet<&'static str>>>);
-
-impl Leadership {
-    fn set(&self, projection: &'static str, leads: bool) {
-        let mut led = self.0.lock().expect("leadership");
-        if leads {
-            led.insert(projection);
-        } else {
-            led.remove(projection);
-        }
-        metrics::gauge!("onair_projection_leader", "projection" => projection).set(if leads {
-            1.0
-        } else {
-            0.0
-        });
-    }
-
-    /// Marks `projection` as applied here until the guard is dropped (the runner stops leading,
-    /// returns, or its task is aborted).
-    fn lead(&self, projection: &'static str) -> Leading {
-        self.set(projection, true);
-        Leading {
-            leadership: self.clone(),
-            projection,
-        }
-    }
-
-    /// Whether this instance applies `projection` now.
-    pub fn leads(&self, projection: &str) -> bool {
-        self.0.lock().expect("leadership").contains(projection)
-    }
-
-    /// The projections this instance applies now, by name.
-    pub fn projections(&self) -> Vec<&'static str> {
-        self.0.lock().expect("leadership").iter().copied().collect()
-    }
-}
-
-/// See [`Leadership::lead`].
-struct Leading {
-    leadership: Leadership,
-    projection: &'static str,
-}
-
-impl Drop for Leading {
-    fn drop(&mut self) {
-        self.leadership.set(self.projection, false);
-    }
-}
+/// The projections this instance applies now (holds the lock of), among the rest it leads.
+pub use crate::runtime::leadership::Leadership;
 
 // The advisory-lock key of a projection is `hashtext('onair.projection.<name>')::bigint`.
 
@@ -169,7 +118,7 @@ struct LeaderLock {
 
 /// Runs one projection.
 pub struct ProjectorRunner {
-    pool: PgPool,
+    db: PgPool,
     store: EventStore,
     projection: Arc<dyn Projection>,
     batch_size: usize,
@@ -179,9 +128,9 @@ pub struct ProjectorRunner {
 
 impl ProjectorRunner {
     /// A runner of `projection` that applies up to 500 events per batch and transaction.
-    pub fn new(pool: PgPool, store: EventStore, projection: Arc<dyn Projection>) -> Self {
+    pub fn new(db: PgPool, store: EventStore, projection: Arc<dyn Projection>) -> Self {
         Self {
-            pool,
+            db,
             store,
             projection,
             batch_size: 500,
@@ -214,7 +163,7 @@ impl ProjectorRunner {
 
     async fn run_as_leader(&self) -> anyhow::Result<()> {
         let name = self.projection.name();
-        let mut connection = PgConnection::connect_with(&self.pool.connect_options()).await?;
+        let mut connection = PgConnection::connect_with(&self.db.connect_options()).await?;
         loop {
             let (locked,): (bool,) = sqlx::query_as(
                 "SELECT pg_try_advisory_lock(hashtext('onair.projection.' || $1)::bigint)",
@@ -256,9 +205,9 @@ impl ProjectorRunner {
              ON CONFLICT (projection) DO NOTHING",
         )
         .bind(name)
-        .execute(&self.pool)
+        .execute(&self.db)
         .await?;
-        let start = checkpoint(&self.pool, name).await?;
+        let start = checkpoint(&self.db, name).await?;
         self.applied.send_replace(start);
 
         let stream = self.store.stream().await?;
@@ -294,7 +243,7 @@ impl ProjectorRunner {
 
         // Batches are applied on a connection of their own, so a busy pool (requests) never
         // delays them.
-        let mut connection = PgConnection::connect_with(&self.pool.connect_options()).await?;
+        let mut connection = PgConnection::connect_with(&self.db.connect_options()).await?;
         // The watchdog (event_store::followers) tells when the consumer stops delivering while
         // the stream moves on: this run then ends, and the next one recreates the consumer at
         // the checkpoint. Only a leader follows; the registration ends with its run.

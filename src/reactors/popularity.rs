@@ -17,23 +17,25 @@ use crate::event_store::{EventStore, NewEvent};
 use crate::events::{Event, PopularityChanged};
 use crate::read_models::rooms::{activity_since, present_viewers, rooms_for_popularity};
 use crate::runtime::clock::Clock;
+use crate::runtime::leadership::Leadership;
 
 /// Runs until the task is dropped; "now" (the window's end, the event's time) comes from `clock`.
 pub async fn run(db: PgPool, store: EventStore, clock: Clock, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut leadership = super::Leadership::new("onair.reactor.popularity");
+    const LOCK: &str = "onair.reactor.popularity";
+    let leadership = Leadership::default();
     // The first computation comes one interval after start, when the read models have caught up.
     ticker.tick().await;
     loop {
         ticker.tick().await;
-        if !leadership.lead(&db).await {
+        if !leadership.lead_by_lock(&db, LOCK).await {
             continue;
         }
         if let Err(e) = update_all(&db, &store, clock.now()).await {
             tracing::warn!(error = %e, "popularity update failed; will retry");
             // The lock connection may be gone too: take the lock again next time.
-            leadership.step_down().await;
+            leadership.step_down(LOCK).await;
         }
     }
 }

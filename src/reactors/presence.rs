@@ -21,15 +21,17 @@ use crate::events::id::derived_event_id;
 use crate::read_models::presence::orphaned_connections;
 use crate::records::chat_presence::forget_silent_instances;
 use crate::runtime::clock::Clock;
+use crate::runtime::leadership::Leadership;
 
 /// Runs until the task is dropped; looks every third of `timeout`. The leaves' time is `clock`'s.
 pub async fn run(db: PgPool, store: EventStore, timeout: Duration, clock: Clock) {
     let mut ticker = tokio::time::interval(timeout / 3);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut leadership = super::Leadership::new("onair.reactor.presence");
+    const LOCK: &str = "onair.reactor.presence";
+    let leadership = Leadership::default();
     loop {
         ticker.tick().await;
-        if !leadership.lead(&db).await {
+        if !leadership.lead_by_lock(&db, LOCK).await {
             continue;
         }
         match reap(&db, &store, timeout, clock.now()).await {
@@ -37,7 +39,7 @@ pub async fn run(db: PgPool, store: EventStore, timeout: Duration, clock: Clock)
             Ok(n) => tracing::info!(connections = n, "left rooms for silent chat instances"),
             Err(e) => {
                 tracing::warn!(error = %e, "presence reaping failed; will retry");
-                leadership.step_down().await;
+                leadership.step_down(LOCK).await;
             }
         }
     }

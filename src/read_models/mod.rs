@@ -28,30 +28,30 @@ pub struct StageRow {
 }
 
 /// Every stage, master first, then by creation time.
-pub async fn stages(pool: &PgPool) -> Result<Vec<StageRow>, sqlx::Error> {
+pub async fn stages(db: &PgPool) -> Result<Vec<StageRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT stage_arn, name, auto_scaled, is_master, tags, created_at, viewer_count, draining
          FROM rm_stages ORDER BY is_master DESC, created_at, stage_arn",
     )
-    .fetch_all(pool)
+    .fetch_all(db)
     .await
 }
 
 /// One stage by ARN; `None` if no such stage exists (or it was deleted).
-pub async fn stage(pool: &PgPool, stage_arn: &str) -> Result<Option<StageRow>, sqlx::Error> {
+pub async fn stage(db: &PgPool, stage_arn: &str) -> Result<Option<StageRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT stage_arn, name, auto_scaled, is_master, tags, created_at, viewer_count, draining
          FROM rm_stages WHERE stage_arn = $1",
     )
     .bind(stage_arn)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await
 }
 
 /// A page of stages in creation order, starting after `after` (the `(created_at, stage_arn)` of
 /// the last stage of the previous page), and the total number of stages.
 pub async fn stage_page(
-    pool: &PgPool,
+    db: &PgPool,
     after: Option<(OffsetDateTime, String)>,
     limit: u32,
 ) -> Result<(Vec<StageRow>, i64), sqlx::Error> {
@@ -68,10 +68,10 @@ pub async fn stage_page(
     .bind(after_time)
     .bind(after_arn)
     .bind(limit as i64)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?;
     let (total,): (i64,) = sqlx::query_as("SELECT count(*) FROM rm_stages")
-        .fetch_one(pool)
+        .fetch_one(db)
         .await?;
     Ok((rows, total))
 }
@@ -90,20 +90,20 @@ pub struct ViewerRow {
 }
 
 /// The viewers seated on a stage, earliest join first.
-pub async fn viewers(pool: &PgPool, stage_arn: &str) -> Result<Vec<ViewerRow>, sqlx::Error> {
+pub async fn viewers(db: &PgPool, stage_arn: &str) -> Result<Vec<ViewerRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT user_id, participant_id, joined_at, last_heartbeat_at FROM rm_viewer_seats
          WHERE stage_arn = $1 ORDER BY joined_at, user_id",
     )
     .bind(stage_arn)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await
 }
 
 /// Watch time of a user on a stage, in whole seconds: completed sessions plus the current one up to
 /// its last heartbeat. `None` if the user never watched that stage.
 pub async fn watch_duration_seconds(
-    pool: &PgPool,
+    db: &PgPool,
     user_id: &str,
     stage_arn: &str,
 ) -> Result<Option<u64>, sqlx::Error> {
@@ -117,7 +117,7 @@ pub async fn watch_duration_seconds(
     )
     .bind(user_id)
     .bind(stage_arn)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?;
     Ok(row.map(|(completed, current)| {
         (completed.unwrap_or(0).max(0) + current.unwrap_or(0).max(0)) as u64
@@ -125,11 +125,11 @@ pub async fn watch_duration_seconds(
 }
 
 /// Whether a publisher is live on the stage (false when no stream status was ever recorded).
-pub async fn is_publisher_live(pool: &PgPool, stage_arn: &str) -> Result<bool, sqlx::Error> {
+pub async fn is_publisher_live(db: &PgPool, stage_arn: &str) -> Result<bool, sqlx::Error> {
     let row: Option<(bool,)> =
         sqlx::query_as("SELECT is_live FROM rm_publisher_status WHERE stage_arn = $1")
             .bind(stage_arn)
-            .fetch_optional(pool)
+            .fetch_optional(db)
             .await?;
     Ok(row.is_some_and(|(live,)| live))
 }

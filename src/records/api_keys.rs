@@ -42,7 +42,7 @@ fn hash(key: &str) -> Vec<u8> {
 
 /// Creates a key named `name`; returns the record and the key (shown only now).
 pub async fn create(
-    pool: &PgPool,
+    db: &PgPool,
     name: &str,
     rate_limit_per_minute: i32,
 ) -> Result<(ApiKeyRecord, String), sqlx::Error> {
@@ -57,38 +57,38 @@ pub async fn create(
     .bind(&key[..KEY_PREFIX.len() + 6])
     .bind(hash(&key))
     .bind(rate_limit_per_minute)
-    .fetch_one(pool)
+    .fetch_one(db)
     .await?;
     Ok((record, key))
 }
 
 /// The active (not revoked) key matching `key`, if any.
-pub async fn verify(pool: &PgPool, key: &str) -> Result<Option<ApiKeyRecord>, sqlx::Error> {
+pub async fn verify(db: &PgPool, key: &str) -> Result<Option<ApiKeyRecord>, sqlx::Error> {
     sqlx::query_as::<_, ApiKeyRecord>(
         "SELECT id, name, key_prefix, rate_limit_per_minute, created_at, revoked_at
          FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
     )
     .bind(hash(key))
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await
 }
 
 /// Every key, newest first.
-pub async fn list(pool: &PgPool) -> Result<Vec<ApiKeyRecord>, sqlx::Error> {
+pub async fn list(db: &PgPool) -> Result<Vec<ApiKeyRecord>, sqlx::Error> {
     sqlx::query_as::<_, ApiKeyRecord>(
         "SELECT id, name, key_prefix, rate_limit_per_minute, created_at, revoked_at
          FROM api_keys ORDER BY created_at DESC",
     )
-    .fetch_all(pool)
+    .fetch_all(db)
     .await
 }
 
 /// Revokes the key with this id; returns whether an active key was revoked.
-pub async fn revoke(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn revoke(db: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
     let result =
         sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
             .bind(id)
-            .execute(pool)
+            .execute(db)
             .await?;
     Ok(result.rows_affected() > 0)
 }
@@ -97,7 +97,7 @@ pub async fn revoke(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
 /// whether there was one. Running servers apply it once their cached copy of the key expires
 /// (`ONAIR_API_KEY_CACHE_SECS`); the budget the key has used this minute carries over.
 pub async fn set_rate_limit(
-    pool: &PgPool,
+    db: &PgPool,
     id: Uuid,
     rate_limit_per_minute: i32,
 ) -> Result<bool, sqlx::Error> {
@@ -106,7 +106,7 @@ pub async fn set_rate_limit(
     )
     .bind(id)
     .bind(rate_limit_per_minute)
-    .execute(pool)
+    .execute(db)
     .await?;
     Ok(result.rows_affected() > 0)
 }
@@ -134,11 +134,11 @@ impl VerifiedKeyCache {
     /// Like [`verify`], answered from memory when the key was verified less than `ttl` ago.
     pub async fn verify(
         &self,
-        pool: &PgPool,
+        db: &PgPool,
         key: &str,
     ) -> Result<Option<ApiKeyRecord>, sqlx::Error> {
         if self.ttl.is_zero() {
-            return Box::pin(verify(pool, key)).await;
+            return Box::pin(verify(db, key)).await;
         }
         let hashed = hash(key);
         if let Some((record, at)) = self.entries.read().expect("key cache").get(&hashed)
@@ -147,7 +147,7 @@ impl VerifiedKeyCache {
             return Ok(Some(record.clone()));
         }
         // Boxed: a cache hit is every request's path; the query's future would enlarge it.
-        let found = Box::pin(verify(pool, key)).await?;
+        let found = Box::pin(verify(db, key)).await?;
         let mut entries = self.entries.write().expect("key cache");
         match &found {
             Some(record) => {

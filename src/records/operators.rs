@@ -57,7 +57,7 @@ pub enum OperatorError {
 /// Creates the operator of `website`, scoped to `master_agent` when given (else global), or gives
 /// a revoked one a new key and that scope; returns the key (shown only now).
 pub async fn create(
-    pool: &PgPool,
+    db: &PgPool,
     website: &str,
     master_agent: Option<&str>,
 ) -> Result<String, OperatorError> {
@@ -81,7 +81,7 @@ pub async fn create(
     .bind(website)
     .bind(hash(&key))
     .bind(master_agent)
-    .execute(pool)
+    .execute(db)
     .await?
     .rows_affected();
     if stored == 0 {
@@ -92,7 +92,7 @@ pub async fn create(
 
 /// The scope of `website`'s operator when `key` is its active key; `None` otherwise.
 pub async fn verify(
-    pool: &PgPool,
+    db: &PgPool,
     website: &str,
     key: &str,
 ) -> Result<Option<OperatorScope>, sqlx::Error> {
@@ -102,27 +102,27 @@ pub async fn verify(
     )
     .bind(website)
     .bind(hash(key))
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?;
     Ok(row.map(|(master,)| master.map_or(OperatorScope::Global, OperatorScope::MasterAgent)))
 }
 
 /// Every operator, oldest first.
-pub async fn list(pool: &PgPool) -> Result<Vec<OperatorRecord>, sqlx::Error> {
+pub async fn list(db: &PgPool) -> Result<Vec<OperatorRecord>, sqlx::Error> {
     sqlx::query_as(
         "SELECT website, master_agent, created_at, revoked_at FROM operators ORDER BY created_at",
     )
-    .fetch_all(pool)
+    .fetch_all(db)
     .await
 }
 
 /// Revokes the key of `website`; returns whether an active one was revoked.
-pub async fn revoke(pool: &PgPool, website: &str) -> Result<bool, sqlx::Error> {
+pub async fn revoke(db: &PgPool, website: &str) -> Result<bool, sqlx::Error> {
     let result = sqlx::query(
         "UPDATE operators SET revoked_at = now() WHERE website = $1 AND revoked_at IS NULL",
     )
     .bind(website)
-    .execute(pool)
+    .execute(db)
     .await?;
     Ok(result.rows_affected() > 0)
 }

@@ -6,6 +6,7 @@
 pub mod client_addr;
 pub mod clock;
 pub mod connection_limits;
+pub mod leadership;
 pub mod memory;
 pub mod metrics;
 pub mod postgres;

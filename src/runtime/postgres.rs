@@ -20,9 +20,9 @@ pub async fn connect_postgres(url: &str) -> anyhow::Result<PgPool> {
 }
 
 /// Applies the migrations (idempotent; concurrent callers are serialized by sqlx's lock).
-pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+pub async fn migrate(db: &PgPool) -> anyhow::Result<()> {
     MIGRATOR
-        .run(pool)
+        .run(db)
         .await
         .map_err(|e| anyhow::anyhow!("migrations failed: {e}"))
 }

@@ -30,6 +30,9 @@ pub fn for_roles(state: Arc<AppState>, settings: &ServeSettings) -> BoxEndpoint<
                 .catch_error(|refused: SocketRefused| async move {
                     http::api_error::ApiError::from(refused).into_response()
                 })
+                .catch_error(|_: chat::socket::NotAnUpgrade| async move {
+                    http::upgrade_required::UpgradeRequired::response("/primus")
+                })
                 .boxed(),
         ),
         client_script: Arc::new(chat::client_script::serve.data(service).boxed()),

@@ -233,3 +233,42 @@ async fn database_errors_map_to_400_for_a_nul_500_for_a_bug_and_503_for_an_outag
         serde_json::from_slice(&response.into_body().into_vec().await.unwrap()).unwrap();
     assert_eq!(body["error"], "SERVICE_UNAVAILABLE");
 }
+
+/// A stage ARN in a path or a query, and an `Idempotency-Key` header, are checked by their types'
+/// rules as the request is read: 400 `VALIDATION_ERROR` whose `details` lead with the field.
+#[tokio::test]
+async fn typed_path_query_and_header_values_are_refused_naming_the_field() {
+    let services = Services::start().await;
+    let app = spawn_app(&services).await;
+    let before = app.stream_messages().await;
+    for path in [
+        "/api/viewer/list/not-an-arn",
+        "/api/stage/arn%3Aaws%3Aivs%3AUS-EAST-1%3A1%3Astage%2Fabc",
+        "/api/stats/stages/arn%3Aaws%3Aivs%3Aus-east-1%3A1%3Astage%2Fa.b",
+        "/api/viewer/duration?userId=u&stageArn=not-an-arn",
+        "/api/viewer/duration?userId=u&stageArn=",
+    ] {
+        let answer = app.get(path).await;
+        let message = answer.expect_error(400, "VALIDATION_ERROR");
+        assert!(message.contains("stageArn"), "{path}: {message}");
+        let details = answer.body["details"].as_str().unwrap();
+        assert!(details.starts_with("stageArn"), "{path}: {details}");
+    }
+    for key in ["a b", &"k".repeat(256)] {
+        let answer = app
+            .client
+            .post(format!("{}/api/token/viewer", app.address))
+            .header("x-api-key", &app.api_key)
+            .header("Idempotency-Key", key)
+            .json(&json!({"userId": "v"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 400, "{key}");
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(body["error"], "VALIDATION_ERROR", "{body}");
+        let details = body["details"].as_str().unwrap();
+        assert!(details.starts_with("Idempotency-Key"), "{details}");
+    }
+    assert_eq!(app.stream_messages().await, before, "nothing was published");
+}

@@ -132,3 +132,45 @@ async fn the_socket_needs_an_api_key_in_the_header_or_query() {
         .insert("x-api-key", app.api_key.parse().unwrap());
     assert!(tokio_tungstenite::connect_async(request).await.is_ok());
 }
+
+/// A plain GET of a WebSocket route (no `Upgrade: websocket`) is not an upgrade: 426
+/// `UPGRADE_REQUIRED` in the API's error body, naming the protocol in `Upgrade`, with or without
+/// an API key. An upgrade missing only its WebSocket key is still a 400.
+#[tokio::test]
+async fn a_plain_get_of_a_socket_route_answers_426_upgrade_required() {
+    let services = Services::start().await;
+    let app = spawn_app_with(&services, |_| {}).await;
+    for path in ["/ws", "/primus", "/primus/?sessionID=abc"] {
+        for key in [None, Some(app.api_key.as_str())] {
+            let mut request = app.client.get(format!("{}{path}", app.address));
+            if let Some(key) = key {
+                request = request.header("x-api-key", key);
+            }
+            let answer = request.send().await.unwrap();
+            assert_eq!(answer.status(), 426, "{path}");
+            assert_eq!(answer.headers()["upgrade"], "websocket", "{path}");
+            let body: Value = answer.json().await.unwrap();
+            assert_eq!(body["success"], false, "{path}: {body}");
+            assert_eq!(body["error"], "UPGRADE_REQUIRED", "{path}: {body}");
+            assert!(
+                body["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("Upgrade: websocket"),
+                "{body}"
+            );
+        }
+    }
+    let half = app
+        .client
+        .get(format!("{}/ws", app.address))
+        .header("x-api-key", &app.api_key)
+        .header("upgrade", "websocket")
+        .header("connection", "upgrade")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(half.status(), 400);
+    let body: Value = half.json().await.unwrap();
+    assert_eq!(body["error"], "VALIDATION_ERROR", "{body}");
+}

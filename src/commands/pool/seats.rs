@@ -19,6 +19,7 @@ use crate::events::{
     Event, RecordedHeartbeat, StageCreated, ViewerHeartbeatRecorded, ViewerJoined, ViewerLeft,
     ViewerTokenRenewed, cloudevents,
 };
+use crate::ivs::arn::StageArn;
 use crate::ivs::{Capability, ParticipantToken, ProviderError, TokenRequest};
 
 impl PoolService {
@@ -257,13 +258,13 @@ impl PoolService {
     pub async fn record_heartbeat(
         &self,
         user: &UserId,
-        stage_arn: &str,
+        stage_arn: &StageArn,
     ) -> Result<(OffsetDateTime, Published), PoolServiceError> {
         if let Err(e) = self
             .check_fresh(|p| p.check_heartbeat(user, stage_arn))
             .await
         {
-            tracing::info!(user_id = %user, stage_arn, error = %e, "heartbeat refused");
+            tracing::info!(user_id = %user, stage_arn = %stage_arn, error = %e, "heartbeat refused");
             return Err(e.into());
         }
         let at = self.now();
@@ -271,19 +272,19 @@ impl PoolService {
             let published = batcher
                 .record(RecordedHeartbeat {
                     user_id: user.to_string(),
-                    stage_arn: stage_arn.to_owned(),
+                    stage_arn: stage_arn.to_string(),
                     at,
                 })
                 .await
                 .inspect_err(|e| {
-                    tracing::info!(user_id = %user, stage_arn, error = %e, "heartbeat not stored");
+                    tracing::info!(user_id = %user, stage_arn = %stage_arn, error = %e, "heartbeat not stored");
                 })?;
             self.saw_own_heartbeat(user, stage_arn, at);
             return Ok((at, published));
         }
         let event = Event::ViewerHeartbeatRecorded(ViewerHeartbeatRecorded {
             user_id: user.to_string(),
-            stage_arn: stage_arn.to_owned(),
+            stage_arn: stage_arn.to_string(),
         });
         let published = Box::pin(self.inner.store.publish(NewEvent::new(at, event))).await?;
         self.saw_own_heartbeat(user, stage_arn, at);
@@ -306,7 +307,7 @@ impl PoolService {
     pub async fn leave(
         &self,
         user: &UserId,
-        stage_arn: &str,
+        stage_arn: &StageArn,
         event_id: Option<Uuid>,
     ) -> Result<(ViewerLeft, Published), PoolServiceError> {
         self.check_fresh(|p| p.decide_leave(user, stage_arn, self.now()).map(|_| ()))

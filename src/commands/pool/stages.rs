@@ -12,6 +12,7 @@ use crate::domain::stage_pool::{PoolError, ScaleDownPolicy};
 use crate::event_store::{NewEvent, Published};
 use crate::events::{Event, StageCreated};
 use crate::ivs::ProvidedStage;
+use crate::ivs::arn::StageArn;
 
 impl PoolService {
     /// Creates the master stage if the pool has none (first start). Safe on several instances at
@@ -100,14 +101,14 @@ impl PoolService {
     #[tracing::instrument(skip_all, fields(stage_arn, stage_name = %name), err(level = "info"))]
     pub async fn rename_stage(
         &self,
-        stage_arn: &str,
+        stage_arn: &StageArn,
         name: &str,
     ) -> Result<Published, PoolServiceError> {
         let _turn = self.inner.decide.lock().await;
         self.read(|p| p.decide_rename(stage_arn, name))?;
         self.inner
             .provider
-            .update_stage(stage_arn.to_owned(), name.to_owned())
+            .update_stage(stage_arn.to_string(), name.to_owned())
             .await?;
         let ((), published) = self
             .decide_and_publish(
@@ -121,7 +122,7 @@ impl PoolService {
     /// Deletes an empty stage that is not the master: recorded first (so nobody is seated on it
     /// any more), then deleted at the provider.
     #[tracing::instrument(skip_all, fields(stage_arn), err(level = "info"))]
-    pub async fn delete_stage(&self, stage_arn: &str) -> Result<Published, PoolServiceError> {
+    pub async fn delete_stage(&self, stage_arn: &StageArn) -> Result<Published, PoolServiceError> {
         let _turn = self.inner.decide.lock().await;
         let ((), published) = self
             .decide_and_publish(

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::OpenApi;
-use poem_openapi::param::Header;
 use poem_openapi::payload::Json;
 
 use super::action::{Action, ActionRequest, member_id};
@@ -13,6 +12,7 @@ use crate::app::AppState;
 use crate::commands::gifts::{self, SendGift, SentGift};
 use crate::domain::room;
 use crate::http::api_error::ApiError;
+use crate::http::common::IdempotencyHeader;
 use crate::http::envelope::{Envelope, timestamp};
 use crate::http::tags::ApiTags;
 
@@ -42,11 +42,8 @@ impl GiftActionsApi {
         state: Data<&Arc<AppState>>,
         body: Json<ActionRequest>,
         /// Optional idempotency key: a retry with the same key sends the gift once.
-        #[oai(
-            name = "Idempotency-Key",
-            validator(pattern = "^[\\x21-\\x7E]+[ \\t]*$", min_length = 1, max_length = 255)
-        )]
-        idempotency_key: Header<Option<String>>,
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: IdempotencyHeader,
     ) -> Result<GiftResponse, ApiError> {
         let action = Action::parse(body.0)?;
         let q = &action.query;

@@ -12,7 +12,7 @@ use super::action::{Action, ActionRequest, member_id, require_streamer};
 use super::answers::{ModerationAnswer, ModerationResponse, RoomInfoAnswer};
 use crate::app::AppState;
 use crate::commands::moderation;
-use crate::domain::member::{MemberId, chatroom_name};
+use crate::domain::member::{ChatroomName, MemberId, chatroom_name};
 use crate::http::api_error::{ApiError, ErrorCode};
 use crate::http::envelope::{Envelope, timestamp};
 use crate::http::tags::ApiTags;
@@ -59,8 +59,9 @@ impl ModerationActionsApi {
             other => other.map(|s| s as u64),
         };
         require_streamer(&state, &streamer).await?;
-        let room = chatroom_name(streamer.agent_id(), &streamer);
-        let room_moderation = state.chat.room_moderation(&room);
+        let room = ChatroomName::parse(&chatroom_name(streamer.agent_id(), &streamer))
+            .map_err(|e| ApiError::validation(e.to_string()))?;
+        let room_moderation = state.chat.room_moderation(room.as_str());
         let moderation::Moderated { until, sequence } = moderation::moderate(
             &state.store,
             state.clock.now(),
@@ -78,7 +79,7 @@ impl ModerationActionsApi {
             Json(Envelope::ok(ModerationAnswer {
                 action: name,
                 member_id: target.to_string(),
-                chatroom: room,
+                chatroom: room.to_string(),
                 until: until.map(timestamp),
             })),
             sequence,
