@@ -262,12 +262,18 @@ async fn a_publish_retried_across_a_stream_leader_election_is_stored_once() {
     let survivor = (0..3).find(|&n| n != leader_node).unwrap();
     let url = format!("nats://127.0.0.1:{}", cluster.ports[survivor]);
     let js = jetstream::new(connect(&url).await);
-    let stream = js.get_stream(STREAM_NAME).await.unwrap();
-    let mut stored = Vec::new();
-    for sequence in 1..=stream.cached_info().state.last_sequence {
-        let message = stream.get_raw_message(sequence).await.unwrap();
-        stored.push(message.headers.get("ce-id").unwrap().to_string());
-    }
+    // The two survivors may still be settling (503 "JetStream system temporarily unavailable"):
+    // the stream is read again until a read goes through.
+    let stored: Vec<String> = eventually(Duration::from_secs(30), || async {
+        let stream = js.get_stream(STREAM_NAME).await.ok()?;
+        let mut stored = Vec::new();
+        for sequence in 1..=stream.cached_info().state.last_sequence {
+            let message = stream.get_raw_message(sequence).await.ok()?;
+            stored.push(message.headers.get("ce-id")?.to_string());
+        }
+        Some(stored)
+    })
+    .await;
     let mut unique = stored.clone();
     unique.sort();
     unique.dedup();
