@@ -1,6 +1,6 @@
-//! Reading the target's `/metrics` (src/runtime/metrics.rs lists them): projection lag,
-//! checkpoints and pending events, and the process gauges; and local processes' usage from
-//! /proc for `--pid`.
+//! Reading the target's `/metrics` (src/runtime/metrics.rs lists them): projection lag, pending
+//! events and the process gauges; whether the read models caught up, from its `/health`; and
+//! local processes' usage from /proc for `--pid`.
 
 use std::time::{Duration, Instant};
 
@@ -14,8 +14,6 @@ use crate::runtime::metrics::process_usage;
 pub struct Scrape {
     /// Highest `onair_projection_lag_seconds` over the projections.
     pub lag_seconds: Option<f64>,
-    /// Highest `onair_projection_checkpoint`.
-    pub checkpoint: Option<u64>,
     /// Sum of `onair_projection_pending_events`.
     pub pending: Option<u64>,
     /// `process_resident_memory_bytes`.
@@ -38,10 +36,6 @@ pub fn parse(text: &str) -> Scrape {
         match name {
             "onair_projection_lag_seconds" => {
                 s.lag_seconds = Some(s.lag_seconds.map_or(value, |v: f64| v.max(value)));
-            }
-            "onair_projection_checkpoint" => {
-                let v = value as u64;
-                s.checkpoint = Some(s.checkpoint.map_or(v, |c| c.max(v)));
             }
             "onair_projection_pending_events" => {
                 s.pending = Some(s.pending.unwrap_or(0) + value as u64);
@@ -256,7 +250,6 @@ mod tests {
             parse(text),
             Scrape {
                 lag_seconds: Some(0.02),
-                checkpoint: Some(120),
                 pending: Some(5),
                 rss_bytes: Some(1048576.0),
                 cpu_seconds: Some(1.5),

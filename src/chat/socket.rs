@@ -136,6 +136,10 @@ async fn write(
     let _closed = CloseOnDrop(sock.clone());
     let mut batch = VecDeque::new();
     let mut later = VecDeque::new();
+    let (writes, frames_written) = (
+        metrics::counter!("onair_chat_socket_writes_total"),
+        metrics::counter!("onair_chat_frames_written_total"),
+    );
     loop {
         let alive = std::future::poll_fn(|cx| sock.queue.poll_take(cx, &mut batch)).await;
         if !alive {
@@ -195,8 +199,8 @@ async fn write(
         if !matches!(unless_killed(&sock, sink.flush()).await, Some(Ok(()))) {
             return;
         }
-        metrics::counter!("onair_chat_socket_writes_total").increment(1);
-        metrics::counter!("onair_chat_frames_written_total").increment(frames);
+        writes.increment(1);
+        frames_written.increment(frames);
     }
 }
 

@@ -370,17 +370,14 @@ impl From<MemberId> for String {
     }
 }
 
+/// Described as events carry it (`events::notice::MemberIdText`).
 impl schemars::JsonSchema for MemberId {
     fn schema_name() -> std::borrow::Cow<'static, str> {
-        "MemberId".into()
+        crate::events::notice::MemberIdText::schema_name()
     }
 
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "description": "A member id, account@agent.masterAgent",
-            "pattern": "^[^@\\s]+@[^@.\\s]+\\.[^@.\\s]+$"
-        })
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        crate::events::notice::MemberIdText::json_schema(generator)
     }
 }
 

@@ -13,8 +13,7 @@ use crate::events::cloudevents;
 impl EventStore {
     /// Publishes one event and waits for JetStream's acknowledgement.
     pub async fn publish(&self, new: NewEvent) -> Result<Published, EventStoreError> {
-        let mut published = self.publish_all(vec![new]).await?;
-        Ok(published.pop().expect("one event, one acknowledgement"))
+        self.publish_ref(&new).await
     }
 
     /// Publishes one event, as [`publish`](Self::publish), leaving it with the caller (who may

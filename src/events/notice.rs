@@ -194,8 +194,8 @@ pub struct RankingEntry {
     pub score: u64,
 }
 
-/// The schema of a member id in a notice (the schema of the domain's `MemberId`).
-struct MemberIdText;
+/// The schema of a member id as events carry it (the domain's `MemberId` is described by it too).
+pub struct MemberIdText;
 
 impl schemars::JsonSchema for MemberIdText {
     fn schema_name() -> std::borrow::Cow<'static, str> {

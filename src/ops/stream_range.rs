@@ -104,39 +104,23 @@ pub(crate) async fn read_range(
     to: u64,
     selection: Selection,
     found: &mut ReadFindings,
-    on_batch: impl AsyncFnMut(Vec<StreamMessage>) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let progress = Progress::new(to, 1);
-    read_range_reporting(store, from, to, selection, found, &progress, 0, on_batch).await?;
-    progress.finish();
-    Ok(())
-}
-
-/// [`read_range`] as one of several readers sharing `progress` (its slot `slot`); the caller
-/// ends the bar with [`Progress::finish`].
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn read_range_reporting(
-    store: &EventStore,
-    from: u64,
-    to: u64,
-    selection: Selection,
-    found: &mut ReadFindings,
-    progress: &Progress,
-    slot: usize,
     mut on_batch: impl AsyncFnMut(Vec<StreamMessage>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let Some(mut reader) = RangeReader::start(store, from, to, selection) else {
         return Ok(());
     };
+    let progress = Progress::new(to, 1);
     while let Some((batch, events_read)) = reader.batches.recv().await {
         let at = batch.last().map_or(from, |m: &StreamMessage| m.sequence);
         if let Err(e) = on_batch(batch).await {
-            reader.task.abort();
+            reader.abort();
             return Err(e);
         }
-        progress.update(slot, at, events_read);
+        progress.update(0, at, events_read);
     }
-    reader.finish(to, found, progress, slot).await
+    reader.finish(to, found, &progress, 0).await?;
+    progress.finish();
+    Ok(())
 }
 
 /// The reading half of [`read_range`]: a task that fetches and decodes the range's batches

@@ -13,7 +13,9 @@ use onair::event_store::{EventStore, NewEvent, STREAM_NAME};
 use onair::events::{Event, ViewerJoined};
 use serde_json::{Value, json};
 
-use crate::helpers::{Services, TempDir, eventually, fresh_database, spawn_app, spawn_app_with};
+use crate::helpers::{
+    Services, TempDir, eventually, free_port, fresh_database, spawn_app, spawn_app_with,
+};
 
 /// A client of every server in `urls` (comma-separated).
 async fn connect(urls: &str) -> async_nats::Client {
@@ -24,14 +26,6 @@ async fn connect(urls: &str) -> async_nats::Client {
         .connect(servers)
         .await
         .unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Three nats-server nodes with JetStream in one cluster, on loopback; killed on drop.

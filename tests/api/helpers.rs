@@ -43,7 +43,8 @@ impl Drop for TempDir {
     }
 }
 
-fn free_port() -> u16 {
+/// A loopback port free at the moment of the call.
+pub fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
         .expect("bind port 0")
         .local_addr()

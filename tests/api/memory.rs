@@ -11,7 +11,7 @@ use futures_util::{StreamExt, stream};
 use serde_json::{Value, json};
 
 use crate::chat_support::ChatClient;
-use crate::helpers::Services;
+use crate::helpers::{Services, free_port};
 
 const SOCKETS: usize = 5_000;
 const REGISTRATIONS: usize = 12;
@@ -28,14 +28,6 @@ fn onair(services: &Services) -> tokio::process::Command {
         .stdin(Stdio::null())
         .kill_on_drop(true);
     command
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The process's resident memory, in bytes (`VmRSS` of /proc/PID/status).
