@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::events::{Event, cloudevents};
 
+mod atomic_batch;
 pub mod followers;
 pub mod outbox;
 mod publish;
@@ -163,6 +164,9 @@ pub struct EventStore {
     publish_retry_window: Duration,
     /// The followers of this process's stream, checked by [`followers::watch`].
     followers: followers::Followers,
+    /// Whether chains are stored as atomic batches: the stream is replicated and allows them
+    /// (set when the stream is opened, cleared if the server refuses a batch).
+    atomic_batches: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl EventStore {
@@ -195,6 +199,7 @@ impl EventStore {
             url: url.to_owned(),
             publish_retry_window: DEFAULT_PUBLISH_RETRY_WINDOW,
             followers: followers::Followers::default(),
+            atomic_batches: Default::default(),
         })
     }
 
@@ -275,6 +280,17 @@ impl EventStore {
             Ok(self.jetstream.get_stream(STREAM_NAME).await?)
         })
         .await
+        .inspect(|stream| self.note_stream(stream))
+    }
+
+    /// Notes what the opened stream allows: chains are stored as atomic batches when it is
+    /// replicated and has `allow_atomic` (see [`EventStore::publish_chain`]).
+    fn note_stream(&self, stream: &stream::Stream) {
+        let config = &stream.cached_info().config;
+        self.atomic_batches.store(
+            config.allow_atomic_publish && config.num_replicas > 1,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Every other command (`onair gift set`, `member create`, `events import`, ...): the stream
@@ -290,6 +306,7 @@ impl EventStore {
                 .map_err(|e| anyhow::anyhow!("cannot open stream {STREAM_NAME}: {e}"))
         })
         .await
+        .inspect(|stream| self.note_stream(stream))
     }
 
     /// Runs `attempt` until it succeeds, retrying for up to 60 s (a JetStream meta leader election).

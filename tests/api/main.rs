@@ -5,6 +5,7 @@ mod chat_support;
 mod gateway_support;
 mod helpers;
 mod ivs_stub;
+mod nats_cluster;
 
 mod architecture;
 mod audit;
