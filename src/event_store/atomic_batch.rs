@@ -12,7 +12,7 @@
 use async_nats::{HeaderMap, jetstream::ErrorCode};
 use uuid::Uuid;
 
-use super::publish::{jetstream_error_code, publish_error};
+use super::refusals::{jetstream_error_code, publish_error};
 use super::{
     EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT, EventStore, EventStoreError, NewEvent, Published,
 };

@@ -16,6 +16,7 @@ mod atomic_batch;
 pub mod followers;
 pub mod outbox;
 mod publish;
+mod refusals;
 
 /// The stream's settings as committed in `nats/stream.json`.
 pub const STREAM_CONFIG_JSON: &str = include_str!("../../nats/stream.json");

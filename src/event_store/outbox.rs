@@ -115,14 +115,14 @@ impl EventStore {
                     .jetstream
                     .send_publish(subject.clone(), message)
                     .await
-                    .map_err(|e| super::publish::publish_error(&e, 0))?;
+                    .map_err(|e| super::refusals::publish_error(&e, 0))?;
                 pending.push((*id, ack));
             }
             let mut published = Vec::with_capacity(pending.len());
             for (id, ack) in pending {
                 let ack = ack
                     .await
-                    .map_err(|e| super::publish::publish_error(&e, 0))?;
+                    .map_err(|e| super::refusals::publish_error(&e, 0))?;
                 published.push(Published {
                     id,
                     sequence: ack.sequence,

@@ -2,8 +2,9 @@
 //! same ids (`Nats-Msg-Id`) after a transient failure; and how JetStream's refusals map to
 //! [`EventStoreError`].
 
-use async_nats::jetstream::{self, context::PublishErrorKind};
+use async_nats::jetstream;
 
+use super::refusals::publish_error;
 use super::{
     EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT, EventStore, EventStoreError, FIRST_PUBLISH_BACKOFF,
     MAX_PUBLISH_BACKOFF, NewEvent, Published,
@@ -266,35 +267,4 @@ impl EventStore {
             Ok(published)
         })
     }
-}
-
-/// Maps a JetStream publish failure: a refused sequence guard is a [`EventStoreError::Conflict`],
-/// whichever of its two error codes the server answers (10071 `wrong last sequence: N`, or 10164
-/// `wrong last sequence`, which a clustered stream answers when the guard covers a subject
-/// filter).
-pub(super) fn publish_error(
-    error: &async_nats::jetstream::context::PublishError,
-    expected: u64,
-) -> EventStoreError {
-    use async_nats::jetstream::ErrorCode;
-    let code = jetstream_error_code(error);
-    if error.kind() == PublishErrorKind::WrongLastSequence
-        || code == Some(ErrorCode::STREAM_WRONG_LAST_SEQUENCE_CONSTANT)
-    {
-        return EventStoreError::Conflict { expected };
-    }
-    if error.kind() == PublishErrorKind::MaxPayloadExceeded {
-        return EventStoreError::Rejected(error.to_string());
-    }
-    EventStoreError::Unavailable(error.to_string())
-}
-
-/// The JetStream error code of a publish failure, when the server answered one (async-nats
-/// reports most as `Other`, with the server's error as the source).
-pub(super) fn jetstream_error_code(
-    error: &async_nats::jetstream::context::PublishError,
-) -> Option<async_nats::jetstream::ErrorCode> {
-    std::error::Error::source(error)
-        .and_then(|source| source.downcast_ref::<async_nats::jetstream::Error>())
-        .map(|e| e.error_code())
 }

@@ -254,6 +254,10 @@ where
                 start_sequence: checkpoint + 1,
             },
             ack_policy: AckPolicy::None,
+            // The files are the checkpoint and the consumer is made anew at every start: its
+            // state is not replicated (one replica, in memory).
+            num_replicas: 1,
+            memory_storage: true,
             ..Default::default()
         })
         .await?;

@@ -230,6 +230,11 @@ impl ProjectorRunner {
                 ack_policy: AckPolicy::All,
                 ack_wait: Duration::from_secs(60),
                 max_ack_pending: 20_000,
+                // The checkpoint is kept in Postgres and the consumer is made anew at every
+                // start, so its state is not replicated: one replica, in memory. On a 3-replica
+                // stream that spares a quorum write per acknowledgement.
+                num_replicas: 1,
+                memory_storage: true,
                 ..Default::default()
             })
             .await?;

@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use super::seats::seat_event;
 use super::service::{
-    CATCH_UP_WAIT, CatchUp, Inner, PoolService, PoolServiceError, SeatGranted, SeatRequest,
+    CATCH_UP_WAIT, Inner, PoolService, PoolServiceError, SeatGranted, SeatRequest,
 };
 use crate::commands::publish::SubjectGuard;
 use crate::domain::stage_pool::{PoolError, PoolStage, SeatDecision, StagePool};
@@ -140,9 +140,7 @@ impl PoolService {
                         // newest pool event, then decide again. No attempt count: a request gives
                         // up at its decision deadline (its reply closes, and it is dropped).
                         pending.splice(0..0, back).for_each(drop);
-                        if self.catch_up_with_stream(CATCH_UP_WAIT).await == CatchUp::StreamSilent {
-                            self.wait_for_change(CATCH_UP_WAIT).await;
-                        }
+                        self.catch_up_after_conflict().await;
                     }
                 }
                 continue;

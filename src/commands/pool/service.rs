@@ -246,7 +246,17 @@ impl PoolService {
     where
         A: Future<Output = Result<Attempt<R>, PoolServiceError>>,
     {
-        retry_guarded(attempts, attempt, || self.wait_for_change(CATCH_UP_WAIT)).await
+        retry_guarded(attempts, attempt, || self.catch_up_after_conflict()).await
+    }
+
+    /// After a lost race (another instance stored a pool event first): catches up with the
+    /// stream's newest pool event (at most [`CATCH_UP_WAIT`]), so the next decision sees it. Only
+    /// when the stream cannot be read, waits for the view to change (at most as long). It does
+    /// not wait when the view has applied that event already.
+    pub(super) async fn catch_up_after_conflict(&self) {
+        if self.catch_up_with_stream(CATCH_UP_WAIT).await == CatchUp::StreamSilent {
+            self.wait_for_change(CATCH_UP_WAIT).await;
+        }
     }
 
     /// Decides one pool event against the current view and publishes it with the pool's guard,
