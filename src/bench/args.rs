@@ -138,9 +138,21 @@ pub struct ChatArgs {
     /// default: guests.
     #[arg(long)]
     pub verified: bool,
-    /// Sockets that say (verified members on onair; guests on the peer).
+    /// Sockets that say (verified members on onair; guests on the peer). 0: the listeners only
+    /// listen until `--duration` ends, for a room shared by several bench processes (each under
+    /// the 20,000 open files a process may hold) with `--room` and `--marker`.
     #[arg(long, default_value_t = 1)]
     pub senders: usize,
+    /// Join this chat room instead of the run's own (`chatroomSystem-chatroom-…`): several
+    /// bench processes then fill one room.
+    #[arg(long)]
+    pub room: Option<String>,
+    /// The text the bench messages start with (default: the run's own, `bench<run>`): give the
+    /// same to every process of a shared room so its listeners count the messages of its
+    /// senders. Latency is measured from the sender's wall clock (µs since the UNIX epoch), so
+    /// processes on one machine compare.
+    #[arg(long)]
+    pub marker: Option<String>,
     /// `say`s per second, all senders together (0: each sender says its next message as soon
     /// as the previous one is answered: the says-accepted-per-second mode).
     #[arg(long, default_value_t = 20.0)]

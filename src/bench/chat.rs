@@ -92,8 +92,11 @@ async fn onair_target(args: &ChatArgs, run: &str) -> anyhow::Result<Target> {
     let common = &args.common;
     let urls = super::base_urls(common);
     let client = http_client(16);
-    let room = setup::room_of(&setup::member_id(run, "star"))?;
-    let sender_ids: Vec<String> = (0..args.senders.max(1))
+    let room = match &args.room {
+        Some(room) => room.clone(),
+        None => setup::room_of(&setup::member_id(run, "star"))?,
+    };
+    let sender_ids: Vec<String> = (0..args.senders)
         .map(|i| setup::member_id(run, &format!("s{i}")))
         .collect();
     let listener_ids: Vec<String> = if args.verified {
@@ -103,13 +106,17 @@ async fn onair_target(args: &ChatArgs, run: &str) -> anyhow::Result<Target> {
     } else {
         Vec::new()
     };
-    let operator = setup::operator(common, run).await?;
     let all: Vec<String> = sender_ids.iter().chain(&listener_ids).cloned().collect();
-    if !common.quiet {
-        eprintln!("creating and logging in {} members", all.len());
-    }
-    setup::create_members(&client, &urls[0], &operator, &all, "member").await?;
-    let tokens = setup::log_in(&client, &urls[0], &all, false).await?;
+    let tokens = if all.is_empty() {
+        Vec::new()
+    } else {
+        let operator = setup::operator(common, run).await?;
+        if !common.quiet {
+            eprintln!("creating and logging in {} members", all.len());
+        }
+        setup::create_members(&client, &urls[0], &operator, &all, "member").await?;
+        setup::log_in(&client, &urls[0], &all, false).await?
+    };
     let mut members = all.into_iter().zip(tokens).map(Some);
     let senders = members.by_ref().take(sender_ids.len()).collect();
     let listeners = if args.verified {
@@ -189,7 +196,6 @@ async fn listen(
     n: usize,
     mut ws: Ws,
     marker: String,
-    epoch: Instant,
     shards: Arc<Shards>,
     total: Arc<AtomicU64>,
     mut stop: watch::Receiver<bool>,
@@ -205,7 +211,7 @@ async fn listen(
             frame = ws.next() => match frame {
                 Some(Ok(Message::Text(t))) => {
                     if let Some((_, _, sent)) = finder.find(&t) {
-                        let now = epoch.elapsed().as_micros() as u64;
+                        let now = wall_clock_micros();
                         pending.push(now.saturating_sub(sent));
                         heard.received += 1;
                         total.fetch_add(1, Ordering::Relaxed);
@@ -257,8 +263,7 @@ async fn speak(
     ws: Ws,
     target_room: String,
     member: String,
-    run: String,
-    epoch: Instant,
+    marker: String,
     interval: Option<Duration>,
     deadline: tokio::time::Instant,
     budget: Arc<AtomicU64>,
@@ -357,9 +362,8 @@ async fn speak(
             break;
         }
         seq += 1;
-        let micros = epoch.elapsed().as_micros() as u64;
         let message = json!({"type": "chat", "memberID": member, "name": "bench",
-            "text": socket::message_text(&run, index, seq, micros), "textColor": "#FFF"});
+            "text": socket::message_text(&marker, index, seq, wall_clock_micros()), "textColor": "#FFF"});
         let frame = json!({"event": "say", "room": target_room, "message": message.to_string(),
             "messageId": 100 + seq});
         sent_at
@@ -432,8 +436,7 @@ async fn measure(args: &ChatArgs, target: &Target, run: &str) -> anyhow::Result<
     )
     .await?;
 
-    let epoch = Instant::now();
-    let marker = format!("bench{run} ");
+    let marker = format!("{} ", message_marker(args, run));
     let shards = Arc::new(Shards::new());
     let total = Arc::new(AtomicU64::new(0));
     let (stop, stopped) = watch::channel(false);
@@ -445,7 +448,6 @@ async fn measure(args: &ChatArgs, target: &Target, run: &str) -> anyhow::Result<
                 n,
                 ws,
                 marker.clone(),
-                epoch,
                 shards.clone(),
                 total.clone(),
                 stopped.clone(),
@@ -482,8 +484,7 @@ async fn measure(args: &ChatArgs, target: &Target, run: &str) -> anyhow::Result<
                 ws,
                 target.room.clone(),
                 member,
-                run.to_owned(),
-                epoch,
+                message_marker(args, run),
                 per_sender,
                 deadline,
                 budget.clone(),
@@ -492,6 +493,10 @@ async fn measure(args: &ChatArgs, target: &Target, run: &str) -> anyhow::Result<
             ))
         })
         .collect();
+    if speaking.is_empty() {
+        // Listen-only: another process says; listen until the duration ends.
+        tokio::time::sleep_until(deadline).await;
+    }
     let mut said = Said::default();
     for s in speaking {
         let s = s.await?;
@@ -555,4 +560,17 @@ async fn measure(args: &ChatArgs, target: &Target, run: &str) -> anyhow::Result<
         server,
         ..Default::default()
     })
+}
+
+/// The text bench messages start with: `--marker`, or the run's own `bench<run>`.
+fn message_marker(args: &ChatArgs, run: &str) -> String {
+    args.marker.clone().unwrap_or_else(|| format!("bench{run}"))
+}
+
+/// Microseconds since the UNIX epoch (UTC): a say's timestamp, comparable between the bench
+/// processes of one machine.
+fn wall_clock_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }

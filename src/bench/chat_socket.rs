@@ -144,10 +144,10 @@ pub async fn verify(ws: &mut Ws, member: &str, room: &str, token: &str) -> anyho
     Ok(())
 }
 
-/// The text of a bench message: `bench<run> <sender> <seq> <µs since the run's epoch>`
+/// The text of a bench message: `<marker> <sender> <seq> <µs since the UNIX epoch>`
 /// (no dots or colons, which chat filters could take for a URL).
-pub fn message_text(run: &str, sender: usize, seq: u64, micros: u64) -> String {
-    format!("bench{run} {sender} {seq} {micros}")
+pub fn message_text(marker: &str, sender: usize, seq: u64, micros: u64) -> String {
+    format!("{marker} {sender} {seq} {micros}")
 }
 
 /// Finds bench messages in broadcast frames without parsing the JSON, with searchers built once
@@ -205,7 +205,7 @@ mod tests {
             pong_for("\"primus::ping::17\"").as_deref(),
             Some("\"primus::pong::17\"")
         );
-        let text = message_text("ab12", 3, 41, 99000);
+        let text = message_text("benchab12", 3, 41, 99000);
         let message = json!({"type": "chat", "text": text}).to_string();
         let frame = json!({"message": message, "room": "r", "from": "x", "context": "user",
             "sentAt": 1})
