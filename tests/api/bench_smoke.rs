@@ -168,4 +168,45 @@ async fn every_bench_scenario_completes_with_sane_figures() {
     let accepted = count(&chat["says_accepted"]);
     assert!(accepted > 0, "{report}");
     assert_eq!(count(&chat["deliveries"]), accepted * 3, "{report}");
+
+    // One room shared by two bench runs (as processes under the open-file limit share a big
+    // room): one only listens (`--senders 0`) on the second instance, the other only says
+    // (`--listeners 0`) on the first; with the same `--room` and `--marker`, the listening run
+    // counts every say the other run had accepted, on each of its listeners.
+    let shared = [
+        "--room",
+        "chatroomSystem-chatroom-bench.agent-smoke@bench.agent",
+        "--marker",
+        "benchsmokeroom",
+    ];
+    let listening: Vec<String> = [
+        "chat",
+        "--url",
+        &other.address,
+        "--listeners",
+        "3",
+        "--senders",
+        "0",
+        "--duration",
+        "5",
+        "--quiet",
+    ]
+    .iter()
+    .chain(&shared)
+    .map(|a| a.to_string())
+    .collect();
+    let mut saying = with("chat", &["--listeners", "0", "--rate", "10"]);
+    saying.extend(shared.iter().map(|a| a.to_string()));
+    let (heard, said) = tokio::join!(run(listening), async {
+        // The listeners join first.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        run(saying).await
+    });
+    let accepted = count(&said["chat"]["says_accepted"]);
+    assert!(accepted > 0, "{said}");
+    assert_eq!(count(&heard["chat"]["deliveries"]), accepted * 3, "{heard}");
+    assert!(
+        heard["chat"]["say_to_delivery"]["p50_ms"].as_f64().unwrap() < 1_000.0,
+        "latency from the sender's wall clock: {heard}"
+    );
 }
