@@ -436,7 +436,8 @@ async fn measure(args: &ChatArgs, target: &Target, run: &str) -> anyhow::Result<
     )
     .await?;
 
-    let marker = format!("{} ", message_marker(args, run));
+    let marker_text = message_marker(args, run);
+    let marker = format!("{marker_text} ");
     let shards = Arc::new(Shards::new());
     let total = Arc::new(AtomicU64::new(0));
     let (stop, stopped) = watch::channel(false);
@@ -484,7 +485,7 @@ async fn measure(args: &ChatArgs, target: &Target, run: &str) -> anyhow::Result<
                 ws,
                 target.room.clone(),
                 member,
-                message_marker(args, run),
+                marker_text.clone(),
                 per_sender,
                 deadline,
                 budget.clone(),

@@ -13,10 +13,7 @@ use async_nats::{HeaderMap, jetstream::ErrorCode};
 use uuid::Uuid;
 
 use super::refusals::{jetstream_error_code, publish_error};
-use super::{
-    EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT, EventStore, EventStoreError, NewEvent, Published,
-};
-use crate::events::cloudevents;
+use super::{EventStore, EventStoreError, NewEvent, Published};
 
 /// `Nats-Batch-Id`: names the batch (at most 64 characters); a fresh UUID per try.
 const BATCH_ID: &str = "Nats-Batch-Id";
@@ -33,32 +30,20 @@ const ATOMIC_PUBLISH_DISABLED: ErrorCode = ErrorCode(10174);
 /// 10201: an event of the batch is stored already (a retried id): nothing of the batch was stored.
 const BATCH_CONTAINS_DUPLICATE: ErrorCode = ErrorCode(10201);
 
-/// Why an atomic batch was not stored, beyond what [`EventStoreError`] says.
-pub(super) enum BatchRefused {
-    /// The stream cannot take atomic batches, or one of the events is stored already: publish the
-    /// chain event by event instead (which reports each duplicate with its original sequence).
-    UseChain,
-    /// The store refused or failed the batch; nothing of it was stored.
-    Store(EventStoreError),
-}
-
 impl EventStore {
     /// One try of storing `events` (at least one, at most [`MAX_ATOMIC_BATCH`]) as one atomic
     /// batch; the first event's guard ([`NewEvent::expected`]) guards the batch. Returns one
-    /// acknowledgement per event, at consecutive sequences.
+    /// acknowledgement per event, at consecutive sequences; `None` when the batch is to be
+    /// published event by event instead (the stream takes no atomic batches, or one of its
+    /// events is stored already: the chain then answers that one with its original sequence).
+    /// Nothing of a refused or failed batch is stored.
     pub(super) async fn try_publish_atomic(
         &self,
         events: &[NewEvent],
-    ) -> Result<Vec<Published>, BatchRefused> {
+    ) -> Result<Option<Vec<Published>>, EventStoreError> {
         let batch_id = Uuid::new_v4().to_string();
-        let expected = events
-            .first()
-            .and_then(|e| e.expected.as_ref())
-            .map(|e| e.last_sequence)
-            .unwrap_or(0);
-        let unavailable = |e: async_nats::PublishError| {
-            BatchRefused::Store(EventStoreError::Unavailable(e.to_string()))
-        };
+        let expected = events.first().map_or(0, NewEvent::expected_last_sequence);
+        let unavailable = |e: async_nats::PublishError| EventStoreError::Unavailable(e.to_string());
         let (last, before) = events
             .split_last()
             .expect("a batch holds at least one event");
@@ -72,41 +57,47 @@ impl EventStore {
         let commit = async_nats::jetstream::message::PublishMessage::build()
             .payload(last.event.to_json().into())
             .headers(self.batch_headers(last, &batch_id, events.len(), true));
-        let refused = |e: async_nats::jetstream::context::PublishError| match jetstream_error_code(
-            &e,
-        ) {
-            Some(ATOMIC_PUBLISH_DISABLED) => {
-                self.atomic_batches
-                    .store(false, std::sync::atomic::Ordering::Relaxed);
-                tracing::warn!(
-                    "the stream refuses atomic batches; seat chains are published event by event"
-                );
-                BatchRefused::UseChain
-            }
-            Some(BATCH_CONTAINS_DUPLICATE) => BatchRefused::UseChain,
-            _ => BatchRefused::Store(publish_error(&e, expected)),
-        };
-        let ack = self
+        let acknowledged = match self
             .jetstream
             .send_publish(last.event.subject(), commit)
             .await
-            .map_err(refused)?
-            .await
-            .map_err(refused)?;
+        {
+            Ok(ack) => ack.await,
+            Err(e) => Err(e),
+        };
+        let ack = match acknowledged {
+            Ok(ack) => ack,
+            Err(e) => {
+                return match jetstream_error_code(&e) {
+                    Some(ATOMIC_PUBLISH_DISABLED) => {
+                        self.atomic_batches
+                            .store(false, std::sync::atomic::Ordering::Relaxed);
+                        tracing::warn!(
+                            "the stream refuses atomic batches; seat chains are published event by event"
+                        );
+                        Ok(None)
+                    }
+                    Some(BATCH_CONTAINS_DUPLICATE) => Ok(None),
+                    _ => Err(publish_error(&e, expected)),
+                };
+            }
+        };
         let first = ack.sequence + 1 - events.len() as u64;
-        Ok(events
-            .iter()
-            .zip(first..)
-            .map(|(new, sequence)| Published {
-                id: new.id,
-                sequence,
-                duplicate: false,
-            })
-            .collect())
+        Ok(Some(
+            events
+                .iter()
+                .zip(first..)
+                .map(|(new, sequence)| Published {
+                    id: new.id,
+                    sequence,
+                    duplicate: false,
+                })
+                .collect(),
+        ))
     }
 
-    /// The headers of `new` as message `sequence` (from 1) of batch `batch_id`: CloudEvents,
-    /// `Nats-Msg-Id`, the guard when `new` has one, and the batch's.
+    /// The headers of `new` as message `sequence` (from 1) of batch `batch_id`: its own
+    /// ([`EventStore::headers`]) and the batch's.
     fn batch_headers(
         &self,
         new: &NewEvent,
@@ -114,17 +105,7 @@ impl EventStore {
         sequence: usize,
         commit: bool,
     ) -> HeaderMap {
-        let mut headers = cloudevents::headers(new.id, new.occurred_at, &self.source, &new.event);
-        if let Some(expected) = &new.expected {
-            headers.insert(
-                async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
-                expected.last_sequence.to_string().as_str(),
-            );
-            headers.insert(
-                EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT,
-                expected.subject_filter.as_str(),
-            );
-        }
+        let mut headers = self.headers(new);
         headers.insert(BATCH_ID, batch_id);
         headers.insert(BATCH_SEQUENCE, sequence.to_string().as_str());
         if commit {

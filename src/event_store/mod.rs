@@ -70,6 +70,11 @@ impl NewEvent {
         self
     }
 
+    /// The guard's expected last sequence; 0 when the event is not guarded.
+    pub fn expected_last_sequence(&self) -> u64 {
+        self.expected.as_ref().map_or(0, |e| e.last_sequence)
+    }
+
     /// Guards the publish: it fails with [`EventStoreError::Conflict`] unless the last message on
     /// `subject_filter` has stream sequence `last_sequence` (0 = none yet).
     pub fn expecting(mut self, subject_filter: String, last_sequence: u64) -> Self {

@@ -2,7 +2,7 @@
 //! same ids (`Nats-Msg-Id`) after a transient failure; and how JetStream's refusals map to
 //! [`EventStoreError`].
 
-use async_nats::jetstream;
+use async_nats::{HeaderMap, jetstream};
 
 use super::refusals::publish_error;
 use super::{
@@ -45,13 +45,13 @@ impl EventStore {
     /// Runs a publish `attempt` until it succeeds, fails for a reason other than a transient one,
     /// or the publish retry window ([`DEFAULT_PUBLISH_RETRY_WINDOW`]) is spent, pausing 20 ms,
     /// then twice as long each time up to 400 ms; records the publish metrics.
-    pub(super) async fn retrying<F, Fut>(
+    pub(super) async fn retrying<T: Stored, F, Fut>(
         &self,
         mut attempt: F,
-    ) -> Result<Vec<Published>, EventStoreError>
+    ) -> Result<T, EventStoreError>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<Vec<Published>, EventStoreError>>,
+        Fut: Future<Output = Result<T, EventStoreError>>,
     {
         let started = std::time::Instant::now();
         let mut backoff = FIRST_PUBLISH_BACKOFF;
@@ -72,7 +72,7 @@ impl EventStore {
         };
         metrics::histogram!("onair_event_publish_duration_seconds")
             .record(started.elapsed().as_secs_f64());
-        metrics::counter!("onair_events_published_total").increment(published.len() as u64);
+        metrics::counter!("onair_events_published_total").increment(published.events() as u64);
         Ok(published)
     }
 
@@ -112,25 +112,13 @@ impl EventStore {
                 .atomic_batches
                 .load(std::sync::atomic::Ordering::Relaxed)
         {
-            let use_chain = std::sync::atomic::AtomicBool::new(false);
-            let stored = self
-                .retrying(|| async {
-                    match self.try_publish_atomic(events).await {
-                        Ok(published) => Ok(published),
-                        Err(super::atomic_batch::BatchRefused::UseChain) => {
-                            use_chain.store(true, std::sync::atomic::Ordering::Relaxed);
-                            Ok(Vec::new())
-                        }
-                        Err(super::atomic_batch::BatchRefused::Store(e)) => Err(e),
-                    }
-                })
-                .await;
-            match stored {
-                Ok(published) if !use_chain.load(std::sync::atomic::Ordering::Relaxed) => {
+            match self.retrying(|| self.try_publish_atomic(events)).await {
+                Ok(Some(published)) => {
                     metrics::counter!("onair_event_atomic_batches_total").increment(1);
                     return published.into_iter().map(Ok).collect();
                 }
-                Ok(_) => {}
+                // Not taken as a batch: published event by event below.
+                Ok(None) => {}
                 Err(e) => {
                     let mut results = vec![Err(e)];
                     results.resize_with(events.len(), || Err(EventStoreError::ChainBroken));
@@ -185,7 +173,7 @@ impl EventStore {
     ) -> Result<Vec<Published>, EventStoreError> {
         let mut pending = Vec::with_capacity(events.len());
         for new in events {
-            let expected = new.expected.as_ref().map(|e| e.last_sequence).unwrap_or(0);
+            let expected = new.expected_last_sequence();
             let ack = self
                 .jetstream
                 .send_publish(new.event.subject(), self.message(new))
@@ -205,21 +193,27 @@ impl EventStore {
         Ok(published)
     }
 
-    /// The JetStream message of `new`: CloudEvents headers, `Nats-Msg-Id`, the guard's headers.
+    /// The JetStream message of `new`: its payload and [`headers`](Self::headers).
     fn message(&self, new: &NewEvent) -> jetstream::message::PublishMessage {
-        let headers = cloudevents::headers(new.id, new.occurred_at, &self.source, &new.event);
-        let mut message = jetstream::message::PublishMessage::build()
+        jetstream::message::PublishMessage::build()
             .payload(new.event.to_json().into())
-            .headers(headers);
+            .headers(self.headers(new))
+    }
+
+    /// The headers of `new`: CloudEvents, `Nats-Msg-Id`, and the guard's when it has one.
+    pub(super) fn headers(&self, new: &NewEvent) -> HeaderMap {
+        let mut headers = cloudevents::headers(new.id, new.occurred_at, &self.source, &new.event);
         if let Some(expected) = &new.expected {
-            message = message
-                .expected_last_subject_sequence(expected.last_sequence)
-                .header(
-                    EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT,
-                    expected.subject_filter.as_str(),
-                );
+            headers.insert(
+                async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+                expected.last_sequence.to_string().as_str(),
+            );
+            headers.insert(
+                EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT,
+                expected.subject_filter.as_str(),
+            );
         }
-        message
+        headers
     }
 
     /// Publishes one unguarded event without waiting for its acknowledgement: returns once the
@@ -266,5 +260,25 @@ impl EventStore {
             metrics::counter!("onair_events_published_total").increment(1);
             Ok(published)
         })
+    }
+}
+
+/// What a publish stored, counted for `onair_events_published_total`.
+pub(super) trait Stored {
+    /// How many events were stored.
+    fn events(&self) -> usize;
+}
+
+impl Stored for Vec<Published> {
+    fn events(&self) -> usize {
+        self.len()
+    }
+}
+
+/// An atomic batch's outcome: `None` when it was not taken as a batch (see
+/// [`EventStore::publish_chain`]).
+impl Stored for Option<Vec<Published>> {
+    fn events(&self) -> usize {
+        self.as_ref().map_or(0, Vec::len)
     }
 }
