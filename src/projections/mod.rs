@@ -13,9 +13,11 @@
 //! A leader that loses its lock stops applying rather than apply alongside the next one: it checks
 //! its lock connection every [`LOCK_CHECK_INTERVAL`] (a connection that does not answer within
 //! [`LOCK_CHECK_TIMEOUT`] counts as lost, as after a Postgres restart or a killed backend) and
-//! drops its consumer at once; and each batch's transaction verifies, before it commits, that the
-//! advisory lock is still held by this runner's lock connection (a fence: a batch begun under a
-//! lock that was lost meanwhile is rolled back, not committed). A consumer that ends or is
+//! drops its consumer at once. Each batch is also fenced by a token: a runner that takes the lock
+//! raises the projection's `leader_epoch` (in `projection_checkpoints`) before it reads its
+//! checkpoint, and a batch commits only while the row, locked by the batch, still carries the
+//! runner's epoch. A batch of a runner that lost its lock to another is refused and rolled back,
+//! whether or not its lock check has noticed yet. A consumer that ends or is
 //! deleted (a new leader recreates it) also stops the runner, which then contends for the lock
 //! again.
 //!
@@ -110,10 +112,10 @@ pub use crate::runtime::leadership::Leadership;
 
 // The advisory-lock key of a projection is `hashtext('onair.projection.<name>')::bigint`.
 
-/// The lock a leader holds: its dedicated connection and that connection's backend pid.
+/// The lock a leader holds: its dedicated connection and the fencing token it raised.
 struct LeaderLock {
     connection: PgConnection,
-    backend_pid: i32,
+    epoch: i64,
 }
 
 /// Runs one projection.
@@ -176,17 +178,22 @@ impl ProjectorRunner {
             }
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
-        let (backend_pid,): (i32,) = sqlx::query_as("SELECT pg_backend_pid()")
-            .fetch_one(&mut connection)
-            .await?;
-        let mut lock = LeaderLock {
-            connection,
-            backend_pid,
-        };
+        // The fencing token: raising it waits for a batch the previous leader may still be
+        // committing (its transaction holds the row), and refuses every batch of that leader after.
+        let (epoch,): (i64,) = sqlx::query_as(
+            "INSERT INTO projection_checkpoints (projection, leader_epoch) VALUES ($1, 1)
+             ON CONFLICT (projection) DO UPDATE
+                 SET leader_epoch = projection_checkpoints.leader_epoch + 1
+             RETURNING leader_epoch",
+        )
+        .bind(name)
+        .fetch_one(&mut connection)
+        .await?;
+        let mut lock = LeaderLock { connection, epoch };
         tracing::info!(projection = name, "projector started as leader");
         let leading = self.leadership.lead(name);
         let result = tokio::select! {
-            result = self.consume(lock.backend_pid) => result,
+            result = self.consume(lock.epoch) => result,
             lost = hold(&mut lock.connection) => Err(lost),
         };
         drop(leading);
@@ -198,15 +205,8 @@ impl ProjectorRunner {
         result
     }
 
-    async fn consume(&self, lock_pid: i32) -> anyhow::Result<()> {
+    async fn consume(&self, epoch: i64) -> anyhow::Result<()> {
         let name = self.projection.name();
-        sqlx::query(
-            "INSERT INTO projection_checkpoints (projection) VALUES ($1)
-             ON CONFLICT (projection) DO NOTHING",
-        )
-        .bind(name)
-        .execute(&self.db)
-        .await?;
         let start = checkpoint(&self.db, name).await?;
         self.applied.send_replace(start);
 
@@ -284,7 +284,7 @@ impl ProjectorRunner {
                     _ => break,
                 }
             }
-            self.apply_batch(&mut connection, &batch, lock_pid).await?;
+            self.apply_batch(&mut connection, &batch, epoch).await?;
             if let Some(info) = batch.last().and_then(|m| m.info().ok()) {
                 progress.applied(info.stream_sequence, info.pending);
             }
@@ -295,7 +295,7 @@ impl ProjectorRunner {
         &self,
         connection: &mut PgConnection,
         batch: &[async_nats::jetstream::Message],
-        lock_pid: i32,
+        epoch: i64,
     ) -> anyhow::Result<()> {
         let name = self.projection.name();
         let mut tx = connection.begin().await?;
@@ -303,13 +303,20 @@ impl ProjectorRunner {
         // transaction): the checkpoint commits with the rows, and a runner starts again from the
         // checkpoint in Postgres, not from what it acknowledged, so a Postgres crash that loses
         // the last commits only makes the next leader apply those events again.
-        let (checkpoint, _): (i64, String) = sqlx::query_as(
-            "SELECT last_sequence, set_config('synchronous_commit', 'off', true)
+        // The row stays locked until the commit, so the epoch read here holds for the whole batch:
+        // a new leader raises it only after this transaction ends.
+        let (checkpoint, current_epoch, _): (i64, i64, String) = sqlx::query_as(
+            "SELECT last_sequence, leader_epoch, set_config('synchronous_commit', 'off', true)
              FROM projection_checkpoints WHERE projection = $1 FOR UPDATE",
         )
         .bind(name)
         .fetch_one(&mut *tx)
         .await?;
+        if current_epoch != epoch {
+            anyhow::bail!(
+                "the projection lock was taken over (epoch {current_epoch}, ours {epoch}); batch rolled back"
+            );
+        }
         let mut last = checkpoint as u64;
         let mut events = Vec::with_capacity(batch.len());
         for message in batch {
@@ -341,21 +348,13 @@ impl ProjectorRunner {
             }
             outbox::notify(&mut tx, &key).await?;
         }
-        // The checkpoint, fenced: it moves (and the batch commits) only while this runner's lock
-        // connection still holds the lock.
         let moved = sqlx::query(
             "UPDATE projection_checkpoints SET last_sequence = $2, updated_at = now()
-             WHERE projection = $1
-               AND EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
-                 AND pid = $3 AND database = (SELECT oid FROM pg_database
-                                              WHERE datname = current_database())
-                 AND objsubid = 1
-                 AND ((classid::bigint << 32) | objid::bigint)
-                     = hashtext('onair.projection.' || $1)::bigint)",
+             WHERE projection = $1 AND leader_epoch = $3",
         )
         .bind(name)
         .bind(last as i64)
-        .bind(lock_pid)
+        .bind(epoch)
         .execute(&mut *tx)
         .await?;
         if moved.rows_affected() == 0 {

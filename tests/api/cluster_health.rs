@@ -177,3 +177,63 @@ async fn a_worker_that_loses_its_projection_locks_stops_applying_and_one_leader_
         .unwrap();
     assert!(report.is_clean(), "{report:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_under_a_superseded_leader_epoch_is_refused_and_the_runner_leads_again() {
+    let services = Services::start().await;
+    let api = spawn_app_with(&services, |s| s.roles = vec![ServeRole::Api]).await;
+    let worker = spawn_app_with(&services, |s| s.roles = vec![ServeRole::Projectors]).await;
+    eventually(Duration::from_secs(10), || async {
+        (worker.projectors.leading().len() == PROJECTIONS).then_some(())
+    })
+    .await;
+    let arn = api.master_stage_arn().await;
+    let token = api.viewer_token("before").await;
+    assert_eq!(token.status, 200, "{}", token.body);
+    api.wait_for_projections().await;
+
+    // Another leader's token, as a runner that took the lock would raise it, while this
+    // worker's lock connection is fine: only the fence can tell the worker.
+    let (epoch,): (i64,) = sqlx::query_as(
+        "UPDATE projection_checkpoints SET leader_epoch = leader_epoch + 1
+         WHERE projection = 'viewers' RETURNING leader_epoch",
+    )
+    .fetch_one(&api.db)
+    .await
+    .unwrap();
+    let token = api.viewer_token("after").await;
+    assert_eq!(token.status, 200, "{}", token.body);
+
+    // Its next batch is refused, so it stops leading `viewers` (for the 1 s pause before it
+    // contends again) ...
+    eventually(Duration::from_secs(5), || async {
+        (!worker.projectors.leading().contains(&"viewers")).then_some(())
+    })
+    .await;
+    // ... then takes the lock again with a token of its own and applies the viewer once.
+    api.wait_for_projections().await;
+    let (now,): (i64,) = sqlx::query_as(
+        "SELECT leader_epoch FROM projection_checkpoints WHERE projection = 'viewers'",
+    )
+    .fetch_one(&api.db)
+    .await
+    .unwrap();
+    assert!(now > epoch, "the runner leads again under epoch {now}, after {epoch}");
+    let list = api
+        .get(&format!(
+            "/api/viewer/list/{}",
+            crate::helpers::encode(&arn)
+        ))
+        .await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert_eq!(
+        list.body["data"]["viewers"].as_array().unwrap().len(),
+        2,
+        "{}",
+        list.body
+    );
+    let report = onair::ops::audit::run(&api.db, &api.state.store, false)
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{report:?}");
+}
