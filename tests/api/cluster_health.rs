@@ -87,15 +87,40 @@ async fn kill_lock_connections(db: &sqlx::PgPool) -> i64 {
     killed
 }
 
+/// An API instance and a projectors-only worker that leads every projection.
+async fn api_and_leading_worker(services: &Services) -> (TestApp, TestApp) {
+    let api = spawn_app_with(services, |s| s.roles = vec![ServeRole::Api]).await;
+    let worker = spawn_app_with(services, |s| s.roles = vec![ServeRole::Projectors]).await;
+    eventually(Duration::from_secs(10), || async {
+        (worker.projectors.leading().len() == PROJECTIONS).then_some(())
+    })
+    .await;
+    (api, worker)
+}
+
+/// The stage lists `viewers` viewers, and a rebuild from the stream finds no difference (nothing
+/// was applied twice or lost).
+async fn assert_viewers_once(api: &TestApp, arn: &str, viewers: usize) {
+    let list = api
+        .get(&format!("/api/viewer/list/{}", crate::helpers::encode(arn)))
+        .await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert_eq!(
+        list.body["data"]["viewers"].as_array().unwrap().len(),
+        viewers,
+        "{}",
+        list.body
+    );
+    let report = onair::ops::audit::run(&api.db, &api.state.store, false)
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{report:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_loses_its_projection_locks_stops_applying_and_one_leader_goes_on() {
     let services = Services::start().await;
-    let api = spawn_app_with(&services, |s| s.roles = vec![ServeRole::Api]).await;
-    let a = spawn_app_with(&services, |s| s.roles = vec![ServeRole::Projectors]).await;
-    eventually(Duration::from_secs(10), || async {
-        (a.projectors.leading().len() == PROJECTIONS).then_some(())
-    })
-    .await;
+    let (api, a) = api_and_leading_worker(&services).await;
     let arn = api.master_stage_arn().await;
     for i in 0..5 {
         let token = api.viewer_token(&format!("before-{i}")).await;
@@ -159,34 +184,13 @@ async fn a_worker_that_loses_its_projection_locks_stops_applying_and_one_leader_
     // Everything applied once: the read model holds the ten viewers, and a rebuild from the
     // stream finds no difference.
     api.wait_for_projections().await;
-    let list = api
-        .get(&format!(
-            "/api/viewer/list/{}",
-            crate::helpers::encode(&arn)
-        ))
-        .await;
-    assert_eq!(list.status, 200, "{}", list.body);
-    assert_eq!(
-        list.body["data"]["viewers"].as_array().unwrap().len(),
-        10,
-        "{}",
-        list.body
-    );
-    let report = onair::ops::audit::run(&api.db, &api.state.store, false)
-        .await
-        .unwrap();
-    assert!(report.is_clean(), "{report:?}");
+    assert_viewers_once(&api, &arn, 10).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_under_a_superseded_leader_epoch_is_refused_and_the_runner_leads_again() {
     let services = Services::start().await;
-    let api = spawn_app_with(&services, |s| s.roles = vec![ServeRole::Api]).await;
-    let worker = spawn_app_with(&services, |s| s.roles = vec![ServeRole::Projectors]).await;
-    eventually(Duration::from_secs(10), || async {
-        (worker.projectors.leading().len() == PROJECTIONS).then_some(())
-    })
-    .await;
+    let (api, worker) = api_and_leading_worker(&services).await;
     let arn = api.master_stage_arn().await;
     let token = api.viewer_token("before").await;
     assert_eq!(token.status, 200, "{}", token.body);
@@ -218,22 +222,9 @@ async fn a_batch_under_a_superseded_leader_epoch_is_refused_and_the_runner_leads
     .fetch_one(&api.db)
     .await
     .unwrap();
-    assert!(now > epoch, "the runner leads again under epoch {now}, after {epoch}");
-    let list = api
-        .get(&format!(
-            "/api/viewer/list/{}",
-            crate::helpers::encode(&arn)
-        ))
-        .await;
-    assert_eq!(list.status, 200, "{}", list.body);
-    assert_eq!(
-        list.body["data"]["viewers"].as_array().unwrap().len(),
-        2,
-        "{}",
-        list.body
+    assert!(
+        now > epoch,
+        "the runner leads again under epoch {now}, after {epoch}"
     );
-    let report = onair::ops::audit::run(&api.db, &api.state.store, false)
-        .await
-        .unwrap();
-    assert!(report.is_clean(), "{report:?}");
+    assert_viewers_once(&api, &arn, 2).await;
 }
