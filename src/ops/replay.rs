@@ -22,7 +22,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use crate::event_store::EventStore;
 use crate::ops::audit::{AuditReport, Rebuild, apply_on, create_scratch, fast_rebuild};
 use crate::ops::stream_range::{
-    Progress, RangeReader, ReadFindings, Selection, read_range, subject_matches,
+    Batches, Progress, RangeReader, ReadFindings, Selection, read_range, subject_matches,
 };
 use crate::projections::{self, Projection};
 
@@ -127,32 +127,57 @@ async fn replay_into(
     chosen: Vec<Arc<dyn Projection>>,
 ) -> anyhow::Result<ReplayReport> {
     let last = store.stream().await?.info().await?.state.last_sequence;
-    let groups = share_out(store, chosen, workers()).await?;
+    let (groups, weight) = share_out(store, chosen, workers()).await?;
     let progress = Arc::new(Progress::new(last, groups.len()));
-    // Each worker rebuilds its projections on its own NATS connection (its messages parsed by
-    // its own connection task) and its own Postgres connection, in a task of its own.
+    // One reader fetches and decodes the range once and hands each event to the worker that
+    // applies it; each worker writes its projections on a Postgres connection of its own, in a
+    // task of its own. When the projections read at least half of the range, the stream sends
+    // it all and the reader drops the rest (see `Selection::unfiltered`).
+    let all: Vec<Arc<dyn Projection>> = groups.iter().flatten().cloned().collect();
+    let mut selection = Selection::of(&all, false);
+    if weight.saturating_mul(2) >= last {
+        selection = selection.unfiltered();
+    }
+    let mut routes = Vec::with_capacity(groups.len());
+    let mut first = 0;
+    for group in &groups {
+        routes.push(first..first + group.len() as u32);
+        first += group.len() as u32;
+    }
+    let (reader, outputs) = match RangeReader::start_routed(store, 1, last, selection, routes) {
+        Some((reader, outputs)) => (Some(reader), outputs.into_iter().map(Some).collect()),
+        None => (None, groups.iter().map(|_| None).collect::<Vec<_>>()),
+    };
     let mut tasks = Vec::new();
-    for (slot, group) in groups.into_iter().enumerate() {
+    for (slot, (group, batches)) in groups.into_iter().zip(outputs).enumerate() {
         let (db, schema, progress) = (db.clone(), schema.to_owned(), progress.clone());
-        let store = if slot == 0 {
-            store.clone()
-        } else {
-            store.connect_again().await?
-        };
         tasks.push(tokio::spawn(async move {
-            rebuild_group(&db, &store, &schema, group, last, &progress, slot).await
+            rebuild_group(&db, &schema, group, batches, &progress, slot).await
         }));
     }
     let mut rebuild_projections = Vec::new();
     let mut checkpoints = BTreeMap::new();
     let mut report = AuditReport::default();
+    let mut failed = None;
     for task in tasks {
-        let (projections, group_checkpoints, events) = task
-            .await
-            .map_err(|e| anyhow::anyhow!("a replay worker failed: {e}"))??;
-        rebuild_projections.extend(projections);
-        checkpoints.extend(group_checkpoints);
-        report.events += events;
+        match task.await {
+            Ok(Ok((projections, group_checkpoints))) => {
+                rebuild_projections.extend(projections);
+                checkpoints.extend(group_checkpoints);
+            }
+            Ok(Err(e)) => failed = failed.or(Some(e)),
+            Err(e) => failed = failed.or(Some(anyhow::anyhow!("a replay worker failed: {e}"))),
+        }
+    }
+    if let Some(reader) = reader {
+        if let Some(e) = failed {
+            reader.abort();
+            return Err(e);
+        }
+        let mut found = ReadFindings::default();
+        report.events = reader.finish(&mut found).await?;
+    } else if let Some(e) = failed {
+        return Err(e);
     }
     progress.finish();
     let conn = PgConnection::connect_with(&db.connect_options()).await?;
@@ -279,15 +304,15 @@ fn workers() -> usize {
 }
 
 /// Shares `chosen` out among at most `workers` groups of about equal work, never splitting
-/// projections that read the same subjects (a subject read by two workers would be fetched and
-/// decoded twice): projections whose filters overlap form one part, each part weighs the events
-/// on its subjects (the stream counts them for a consumer's filters), and the heaviest parts go
-/// first, each to the lightest group so far.
+/// projections that read the same subjects (the reader hands each event to one group only):
+/// projections whose filters overlap form one part, each part weighs the events on its
+/// subjects (the stream counts them for a consumer's filters), and the heaviest parts go first,
+/// each to the lightest group so far. Also answers the events of all groups together.
 async fn share_out(
     store: &EventStore,
     chosen: Vec<Arc<dyn Projection>>,
     workers: usize,
-) -> anyhow::Result<Vec<Vec<Arc<dyn Projection>>>> {
+) -> anyhow::Result<(Vec<Vec<Arc<dyn Projection>>>, u64)> {
     let mut parts: Vec<Part> = Vec::new();
     for projection in chosen {
         let filters = projection.subjects();
@@ -329,7 +354,8 @@ async fn share_out(
         lightest.0 += weight;
         lightest.1.extend(projections);
     }
-    Ok(groups.into_iter().map(|(_, group)| group).collect())
+    let weight = groups.iter().map(|(total, _)| total).sum();
+    Ok((groups.into_iter().map(|(_, group)| group).collect(), weight))
 }
 
 /// Projections that read overlapping subjects, with all their filters.
@@ -344,17 +370,16 @@ fn filters_overlap(a: &[String], b: &[String]) -> bool {
     })
 }
 
-/// Rebuilds `projections` from sequence 1 to `last` into `schema` on a connection of its own;
-/// returns them with their checkpoints and the events read.
+/// Rebuilds `projections` into `schema` from the reader's `batches` (`None`: an empty stream)
+/// on a connection of its own; returns them with their checkpoints.
 async fn rebuild_group(
     db: &PgPool,
-    store: &EventStore,
     schema: &str,
     projections: Vec<Arc<dyn Projection>>,
-    last: u64,
+    batches: Option<Batches>,
     progress: &Progress,
     slot: usize,
-) -> anyhow::Result<(Vec<Arc<dyn Projection>>, BTreeMap<&'static str, u64>, u64)> {
+) -> anyhow::Result<(Vec<Arc<dyn Projection>>, BTreeMap<&'static str, u64>)> {
     let mut conn = PgConnection::connect_with(&db.connect_options()).await?;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "SET search_path TO {schema}, public"
@@ -363,23 +388,14 @@ async fn rebuild_group(
     .await?;
     fast_rebuild(&mut conn).await?;
     let mut checkpoints = BTreeMap::new();
-    let mut found = ReadFindings::default();
-    // Only the events these projections apply are read (the stream filters them).
-    let selection = Selection::of(&projections, false);
-    // The reader's loop is written out (not `read_range`'s closure) so that the worker's future
-    // is `Send` and can run as a task of its own.
-    if let Some(mut reader) = RangeReader::start(store, 1, last, selection) {
-        while let Some((batch, events_read)) = reader.batches.recv().await {
+    if let Some(mut batches) = batches {
+        while let Some((batch, events_read)) = batches.recv().await {
             let at = batch.last().map_or(1, |m| m.sequence);
-            if let Err(e) = apply_on(&mut conn, &projections, &mut checkpoints, batch).await {
-                reader.abort();
-                return Err(e);
-            }
+            apply_on(&mut conn, &projections, &mut checkpoints, batch).await?;
             progress.update(slot, at, events_read);
         }
-        reader.finish(last, &mut found, progress, slot).await?;
     }
-    Ok((projections, checkpoints, found.events))
+    Ok((projections, checkpoints))
 }
 
 /// The indexes of `schema.table` as (name, shape), the shape being the definition without the

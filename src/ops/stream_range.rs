@@ -48,9 +48,12 @@ pub(crate) struct Selection {
     /// 64 projections).
     projections: Vec<Vec<String>>,
     /// Whether every event of the stream is read and decoded (the audit reports gaps and the
-    /// events no projector can read); otherwise the stream sends only the events on the
-    /// projections' subjects.
+    /// events no projector can read); otherwise only the events on the projections' subjects are
+    /// decoded and handed on.
     all: bool,
+    /// Whether the stream sends every event and the reader drops those of other subjects, instead
+    /// of the stream filtering them (see [`Selection::unfiltered`]).
+    unfiltered: bool,
 }
 
 impl Selection {
@@ -59,6 +62,19 @@ impl Selection {
         Self {
             projections: projections.iter().map(|p| p.subjects()).collect(),
             all,
+            unfiltered: false,
+        }
+    }
+
+    /// The same events, with the stream sending all of them and the reader dropping the events
+    /// of other subjects. Cheaper when the projections read most of the range: a consumer with
+    /// several filter subjects makes nats-server match every stored subject against them (with
+    /// one subject per aggregate, about 24 µs of its CPU per event delivered on a mixed stream,
+    /// against 6 µs for an unfiltered read).
+    pub(crate) fn unfiltered(self) -> Self {
+        Self {
+            unfiltered: true,
+            ..self
         }
     }
 
@@ -73,7 +89,7 @@ impl Selection {
 
     /// The consumer's filters: every subject, or the projections' (without repeats).
     fn filters(&self) -> Vec<String> {
-        if self.all {
+        if self.all || self.unfiltered {
             return vec!["onair.>".to_owned()];
         }
         let mut filters: Vec<String> = self.projections.iter().flatten().cloned().collect();
@@ -106,11 +122,11 @@ pub(crate) async fn read_range(
     found: &mut ReadFindings,
     mut on_batch: impl AsyncFnMut(Vec<StreamMessage>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let Some(mut reader) = RangeReader::start(store, from, to, selection) else {
+    let Some((reader, mut batches)) = RangeReader::start(store, from, to, selection) else {
         return Ok(());
     };
     let progress = Progress::new(to, 1);
-    while let Some((batch, events_read)) = reader.batches.recv().await {
+    while let Some((batch, events_read)) = batches.recv().await {
         let at = batch.last().map_or(from, |m: &StreamMessage| m.sequence);
         if let Err(e) = on_batch(batch).await {
             reader.abort();
@@ -118,57 +134,115 @@ pub(crate) async fn read_range(
         }
         progress.update(0, at, events_read);
     }
-    reader.finish(to, found, &progress, 0).await?;
+    let events = reader.finish(found).await?;
+    progress.update(0, to, events);
     progress.finish();
     Ok(())
 }
 
+/// Batches of one reader's output, each with the count of events handed to that output so far.
+pub(crate) type Batches = tokio::sync::mpsc::Receiver<(Vec<StreamMessage>, u64)>;
+
 /// The reading half of [`read_range`]: a task that fetches and decodes the range's batches
-/// ahead (up to [`READ_AHEAD`]) while the caller applies them.
+/// ahead (up to [`READ_AHEAD`] per output) while the callers apply them.
 pub(crate) struct RangeReader {
-    /// Each batch with the count of events read so far.
-    pub(crate) batches: tokio::sync::mpsc::Receiver<(Vec<StreamMessage>, u64)>,
     task: tokio::task::JoinHandle<anyhow::Result<ReadFindings>>,
 }
 
 impl RangeReader {
-    /// Starts reading `from..=to`; `None` when the range is empty.
+    /// Starts reading `from..=to` into one output; `None` when the range is empty.
     pub(crate) fn start(
         store: &EventStore,
         from: u64,
         to: u64,
         selection: Selection,
-    ) -> Option<Self> {
-        if from > to {
-            return None;
-        }
-        let (sender, batches) = tokio::sync::mpsc::channel(READ_AHEAD);
-        let task = tokio::spawn(read_into(store.clone(), from, to, selection, sender));
-        Some(Self { batches, task })
+    ) -> Option<(Self, Batches)> {
+        let (reader, mut outputs) = Self::start_routed(store, from, to, selection, vec![0..64])?;
+        outputs.pop().map(|batches| (reader, batches))
     }
 
-    /// Stops reading (the applier failed).
+    /// Starts reading `from..=to` once for several appliers: `routes[i]` is the range of bits
+    /// (projections, in the selection's order) that output `i` applies. An event goes to the
+    /// first output whose projections read it, its projection bits shifted to that output's own
+    /// (bit 0: the output's first projection), so each event is fetched and decoded once;
+    /// projections that read the same subjects belong in one output. `None` when the range is
+    /// empty.
+    pub(crate) fn start_routed(
+        store: &EventStore,
+        from: u64,
+        to: u64,
+        selection: Selection,
+        routes: Vec<std::ops::Range<u32>>,
+    ) -> Option<(Self, Vec<Batches>)> {
+        if from > to || routes.is_empty() {
+            return None;
+        }
+        let mut senders = Vec::with_capacity(routes.len());
+        let mut outputs = Vec::with_capacity(routes.len());
+        for route in routes {
+            let (sender, batches) = tokio::sync::mpsc::channel(READ_AHEAD);
+            senders.push(Output::new(route, sender));
+            outputs.push(batches);
+        }
+        let task = tokio::spawn(read_into(store.clone(), from, to, selection, senders));
+        Some((Self { task }, outputs))
+    }
+
+    /// Stops reading (an applier failed).
     pub(crate) fn abort(&self) {
         self.task.abort();
     }
 
-    /// Waits for the reader's end and adds what it found to `found` and `progress`.
-    pub(crate) async fn finish(
-        self,
-        to: u64,
-        found: &mut ReadFindings,
-        progress: &Progress,
-        slot: usize,
-    ) -> anyhow::Result<()> {
+    /// Waits for the reader's end, adds what it found to `found` and answers the events it read.
+    pub(crate) async fn finish(self, found: &mut ReadFindings) -> anyhow::Result<u64> {
         let findings = self
             .task
             .await
             .map_err(|e| anyhow::anyhow!("the stream reader failed: {e}"))??;
-        progress.update(slot, to, findings.events);
         found.events += findings.events;
         found.gaps.extend(findings.gaps);
         found.unknown.extend(findings.unknown);
-        Ok(())
+        Ok(findings.events)
+    }
+}
+
+/// One output of a reader: its projections' bits, its batch being filled, and the events it
+/// was handed.
+struct Output {
+    bits: std::ops::Range<u32>,
+    sender: tokio::sync::mpsc::Sender<(Vec<StreamMessage>, u64)>,
+    batch: Vec<StreamMessage>,
+    events: u64,
+}
+
+impl Output {
+    fn new(
+        bits: std::ops::Range<u32>,
+        sender: tokio::sync::mpsc::Sender<(Vec<StreamMessage>, u64)>,
+    ) -> Self {
+        Self {
+            bits,
+            sender,
+            batch: Vec::with_capacity(REBUILD_BATCH),
+            events: 0,
+        }
+    }
+
+    /// `mask`'s bits of this output's projections, shifted to bit 0.
+    fn own(&self, mask: u64) -> u64 {
+        let width = self.bits.end.saturating_sub(self.bits.start);
+        let shifted = mask.checked_shr(self.bits.start).unwrap_or(0);
+        if width >= 64 {
+            shifted
+        } else {
+            shifted & ((1 << width) - 1)
+        }
+    }
+
+    /// Sends the batch being filled; `false` when its applier has stopped.
+    async fn send(&mut self) -> bool {
+        let full = std::mem::replace(&mut self.batch, Vec::with_capacity(REBUILD_BATCH));
+        self.sender.send((full, self.events)).await.is_ok()
     }
 }
 
@@ -221,13 +295,13 @@ impl Progress {
     }
 }
 
-/// The reader task of [`read_range`]: sends each batch with the count of events read so far.
+/// The reader task of [`RangeReader`]: hands each event to its output in batches.
 async fn read_into(
     store: EventStore,
     from: u64,
     to: u64,
     selection: Selection,
-    batches: tokio::sync::mpsc::Sender<(Vec<StreamMessage>, u64)>,
+    mut outputs: Vec<Output>,
 ) -> anyhow::Result<ReadFindings> {
     let stream = store.stream().await?;
     let consumer = stream
@@ -247,7 +321,6 @@ async fn read_into(
     }
     let mut messages = consumer.messages().await?;
     let mut expected = from;
-    let mut batch = Vec::with_capacity(REBUILD_BATCH);
     while expected <= to {
         let Ok(Some(message)) =
             tokio::time::timeout(Duration::from_secs(10), messages.next()).await
@@ -270,11 +343,18 @@ async fn read_into(
             findings.gaps.push((expected, sequence - 1));
         }
         expected = expected.max(sequence + 1);
-        findings.events += 1;
         let projections = selection.mask(&message.subject);
-        if projections == 0 && !selection.all {
+        // Every event is handed on in a full read (to the first output); otherwise only the
+        // events of a projection, to the output that applies it.
+        let output = if selection.all {
+            outputs.first_mut()
+        } else {
+            outputs.iter_mut().find(|o| o.own(projections) != 0)
+        };
+        let Some(output) = output else {
             continue;
-        }
+        };
+        findings.events += 1;
         let event = match cloudevents::decode(message.headers.as_ref(), &message.payload, sequence)
         {
             Ok(envelope) => Some(envelope),
@@ -283,21 +363,21 @@ async fn read_into(
                 None
             }
         };
-        batch.push(StreamMessage {
-            projections,
+        output.events += 1;
+        output.batch.push(StreamMessage {
+            projections: output.own(projections),
             sequence,
             event,
         });
-        if batch.len() >= REBUILD_BATCH {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(REBUILD_BATCH));
-            if batches.send((full, findings.events)).await.is_err() {
-                // The applier stopped (its error is reported there).
-                return Ok(findings);
-            }
+        if output.batch.len() >= REBUILD_BATCH && !output.send().await {
+            // An applier stopped (its error is reported there).
+            return Ok(findings);
         }
     }
-    if !batch.is_empty() {
-        let _ = batches.send((batch, findings.events)).await;
+    for output in &mut outputs {
+        if !output.batch.is_empty() {
+            output.send().await;
+        }
     }
     Ok(findings)
 }
@@ -319,6 +399,18 @@ fn progress(at: u64, to: u64, events: u64, elapsed: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_output_gets_its_own_projections_bits_from_bit_0() {
+        let (sender, _batches) = tokio::sync::mpsc::channel(1);
+        let second = Output::new(3..5, sender.clone());
+        assert_eq!(second.own(0b01000), 0b01);
+        assert_eq!(second.own(0b11111), 0b11);
+        assert_eq!(second.own(0b00111), 0, "the other output's projections");
+        let only = Output::new(0..64, sender);
+        assert_eq!(only.own(u64::MAX), u64::MAX);
+        assert_eq!(only.own(0b101), 0b101);
+    }
 
     #[test]
     fn subjects_match_filters_with_wildcards() {
