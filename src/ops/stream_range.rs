@@ -157,7 +157,8 @@ impl RangeReader {
         to: u64,
         selection: Selection,
     ) -> Option<(Self, Batches)> {
-        let (reader, mut outputs) = Self::start_routed(store, from, to, selection, vec![0..64])?;
+        let (reader, mut outputs) =
+            Self::start_routed(store, from, to, selection, std::iter::once(0..64).collect())?;
         outputs.pop().map(|batches| (reader, batches))
     }
 
