@@ -93,43 +93,47 @@ impl PoolService {
                 return;
             }
             let at = self.now();
-            let (mut scratch, expected) = {
-                let view = self.inner.view.read().expect("view lock");
-                (view.pool.clone(), view.pool_sequence)
-            };
-            // Decide in order against a scratch copy of the pool, each seat taken before the next
-            // decision; stop before a stage change.
+            // Decide in order, each seat taken before the next decision; stop before a stage
+            // change. Decisions read the view itself until the first join, then a scratch copy
+            // of the pool holding the batch's seats (renewals alone copy nothing).
             let mut decided = Vec::new();
             let mut stage_change = None;
             let mut rest = Vec::new();
-            for request in pending.drain(..) {
-                if stage_change.is_some() {
-                    rest.push(request);
-                    continue;
-                }
-                match decide(&scratch, &request.user, limits, refused.as_deref()) {
-                    Ok(SeatDecision::AlreadySeated { stage_arn }) => decided.push(Decided {
-                        request,
-                        stage_arn,
-                        renewing: true,
-                    }),
-                    Ok(SeatDecision::Join { stage_arn }) => {
-                        take_seat(&mut scratch, &request.user, &stage_arn, at);
-                        decided.push(Decided {
+            let expected = {
+                let view = self.inner.view.read().expect("view lock");
+                let mut scratch: Option<StagePool> = None;
+                for request in pending.drain(..) {
+                    if stage_change.is_some() {
+                        rest.push(request);
+                        continue;
+                    }
+                    let pool = scratch.as_ref().unwrap_or(&view.pool);
+                    match decide(pool, &request.user, limits, refused.as_deref()) {
+                        Ok(SeatDecision::AlreadySeated { stage_arn }) => decided.push(Decided {
                             request,
                             stage_arn,
-                            renewing: false,
-                        });
-                    }
-                    Ok(change) => {
-                        stage_change = Some(change);
-                        rest.push(request);
-                    }
-                    Err(rule) => {
-                        let _ = request.reply.send(Err(rule.into()));
+                            renewing: true,
+                        }),
+                        Ok(SeatDecision::Join { stage_arn }) => {
+                            let seats = scratch.get_or_insert_with(|| view.pool.clone());
+                            take_seat(seats, &request.user, &stage_arn, at);
+                            decided.push(Decided {
+                                request,
+                                stage_arn,
+                                renewing: false,
+                            });
+                        }
+                        Ok(change) => {
+                            stage_change = Some(change);
+                            rest.push(request);
+                        }
+                        Err(rule) => {
+                            let _ = request.reply.send(Err(rule.into()));
+                        }
                     }
                 }
-            }
+                view.pool_sequence
+            };
             pending = rest;
             if !decided.is_empty() {
                 match self.store_seats(decided, expected, at).await {
