@@ -115,8 +115,8 @@ impl PoolService {
                             renewing: true,
                         }),
                         Ok(SeatDecision::Join { stage_arn }) => {
-                            let seats = scratch.get_or_insert_with(|| view.pool.clone());
-                            take_seat(seats, &request.user, &stage_arn, at);
+                            let batch_pool = scratch.get_or_insert_with(|| view.pool.clone());
+                            take_seat(batch_pool, &request.user, &stage_arn, at);
                             decided.push(Decided {
                                 request,
                                 stage_arn,
