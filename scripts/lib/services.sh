@@ -476,13 +476,13 @@ onair_start_postgres() {
 
   # Wait until it accepts connections. After an unclean stop, crash recovery replays the WAL
   # first, which can take a minute or more on a slow disk: allow 180 s and say why it waits.
-  local i
+  local i exited=0
   for ((i = 0; i < 360; i++)); do
     if "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$port" >/dev/null 2>&1; then
       break
     fi
     if ((i > 4)) && ! _onair_pg_running "$pgdata"; then
-      i=360
+      exited=1
       break
     fi
     if ((i == 20)); then
@@ -490,6 +490,11 @@ onair_start_postgres() {
     fi
     sleep 0.5
   done
+  if ((exited)); then
+    _onair_log_tail "$logfile"
+    onair_die "PostgreSQL exited while starting on 127.0.0.1:$port (its log is above)"
+    return 1
+  fi
   if ((i >= 360)); then
     _onair_log_tail "$logfile"
     onair_die "PostgreSQL did not become ready on 127.0.0.1:$port within 180 s"
