@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! cargo run --release --example stream_bench -- \
-//!   --database-url postgres://postgres@127.0.0.1:55432/onair --nats-url nats://127.0.0.1:4222 \
+//!   --database-url postgres://postgres@127.0.0.1:25432/onair --nats-url nats://127.0.0.1:4222 \
 //!   --viewers 2000 --gifts 20000 [--import-nats-url nats://127.0.0.1:4333]
 //! ```
 //!

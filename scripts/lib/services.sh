@@ -427,8 +427,19 @@ onair_start_postgres() {
   ONAIR_PG_STARTED=0
 
   if _onair_pg_running "$pgdata"; then
-    onair_log "PostgreSQL already running on $pgdata; reusing it"
-  else
+    # postmaster.pid's 4th line is the port it listens on. One started by an older checkout
+    # (before the default ports moved out of the ephemeral range) is restarted on PORT.
+    local running_port
+    running_port="$(sed -n 4p "$pgdata/postmaster.pid" 2>/dev/null || true)"
+    if [[ "$running_port" =~ ^[0-9]+$ && "$running_port" != "$port" ]]; then
+      onair_log "PostgreSQL on $pgdata listens on port $running_port, not $port; restarting it on $port"
+      _onair_as_pg "$PG_BIN/pg_ctl" stop -D "$pgdata" -m fast -w -t 60 >/dev/null 2>&1 \
+        || { onair_die "pg_ctl stop failed for $pgdata"; return 1; }
+    else
+      onair_log "PostgreSQL already running on $pgdata; reusing it"
+    fi
+  fi
+  if ! _onair_pg_running "$pgdata"; then
     mkdir -p "$sockdir"
     touch "$logfile"
     if _onair_is_root; then
@@ -492,6 +503,12 @@ onair_start_postgres() {
   done
   if ((exited)); then
     _onair_log_tail "$logfile"
+    if tail -n 20 "$logfile" 2>/dev/null | grep -q "Address already in use"; then
+      # A port in the kernel's ephemeral range (net.ipv4.ip_local_port_range) can be held for a
+      # moment by any outgoing connection's local end, so a free-port check cannot rule it out.
+      onair_die "port $port was taken while PostgreSQL started (by another server or an outgoing connection's local port); pick another with ONAIR_*_PG_PORT, outside $(tr '\t' '-' </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 'the ephemeral range')"
+      return 1
+    fi
     onair_die "PostgreSQL exited while starting on 127.0.0.1:$port (its log is above)"
     return 1
   fi

@@ -17,7 +17,7 @@ pub struct ConnectionSettings {
         long,
         global = true,
         env = "ONAIR_DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:55432/onair"
+        default_value = "postgres://postgres@127.0.0.1:25432/onair"
     )]
     pub database_url: String,
     /// NATS URL (JetStream must be enabled); the servers of a cluster comma-separated.
