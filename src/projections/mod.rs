@@ -101,6 +101,9 @@ pub async fn checkpoint(db: &PgPool, projection: &str) -> Result<u64, sqlx::Erro
 /// its commit) while events keep coming, and 0 once the projector has caught up and stayed idle.
 pub const LAG_IDLE: Duration = Duration::from_secs(1);
 
+/// A lingering batch stops gathering once it holds this many events.
+const LINGER_ENOUGH: usize = 256;
+
 /// How often a leader checks that its lock connection still answers.
 pub const LOCK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -126,6 +129,7 @@ pub struct ProjectorRunner {
     batch_size: usize,
     applied: watch::Sender<u64>,
     leadership: Leadership,
+    linger: Duration,
 }
 
 impl ProjectorRunner {
@@ -138,7 +142,16 @@ impl ProjectorRunner {
             batch_size: 500,
             applied: watch::Sender::new(0),
             leadership: Leadership::default(),
+            linger: Duration::ZERO,
         }
+    }
+
+    /// Gathers a steady flow of events for up to `linger` before applying them as one batch
+    /// (`ONAIR_PROJECTION_LINGER_MS`); zero (the default of [`new`](Self::new)): applies what has
+    /// arrived at once.
+    pub fn with_linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
     }
 
     /// Reports this runner's leadership into `leadership` (shared by the instance's runners).
@@ -259,6 +272,7 @@ impl ProjectorRunner {
             .register(&follower, self.projection.subjects());
         let _registration = Deregister(&self.store, &follower);
         progress.started(start);
+        let mut previous_end = std::time::Instant::now() - self.linger;
         loop {
             let next = tokio::select! {
                 next = tokio::time::timeout(LAG_IDLE, messages.next()) => match next {
@@ -278,13 +292,29 @@ impl ProjectorRunner {
                 anyhow::bail!("consumer {durable} ended");
             };
             let mut batch = vec![first?];
+            // Events keep coming (the previous batch ended within the linger): gather for up
+            // to the linger before applying, so a steady flow is applied in fewer, larger
+            // transactions. A lone event after a quiet spell is applied at once.
+            let linger = (!self.linger.is_zero() && previous_end.elapsed() < self.linger)
+                .then(|| tokio::time::Instant::now() + self.linger);
             while batch.len() < self.batch_size {
                 match messages.next().now_or_never() {
                     Some(Some(message)) => batch.push(message?),
-                    _ => break,
+                    Some(None) => break,
+                    None => {
+                        let Some(until) = linger else { break };
+                        if batch.len() >= LINGER_ENOUGH {
+                            break;
+                        }
+                        match tokio::time::timeout_at(until, messages.next()).await {
+                            Ok(Some(message)) => batch.push(message?),
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
                 }
             }
             self.apply_batch(&mut connection, &batch, epoch).await?;
+            previous_end = std::time::Instant::now();
             if let Some(info) = batch.last().and_then(|m| m.info().ok()) {
                 progress.applied(info.stream_sequence, info.pending);
             }
@@ -367,6 +397,8 @@ impl ProjectorRunner {
         self.applied.send_replace(last);
         metrics::counter!("onair_projection_events_applied_total", "projection" => name)
             .increment(events.len() as u64);
+        metrics::histogram!("onair_projection_batch_messages", "projection" => name)
+            .record(batch.len() as f64);
         metrics::gauge!("onair_projection_checkpoint", "projection" => name).set(last as f64);
         if let Some(newest) = events.last() {
             let lag = time::OffsetDateTime::now_utc() - newest.occurred_at;

@@ -321,6 +321,13 @@ pub struct ServeSettings {
     /// while they all wait, arriving heartbeats queue up for the next message.
     #[arg(long, env = "ONAIR_HEARTBEAT_BATCH_IN_FLIGHT", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub heartbeat_batch_in_flight: u32,
+    /// Projection group commit: milliseconds a projector, while events keep coming (its last
+    /// batch ended within this time), gathers them before it applies them as one transaction.
+    /// A lone event after a quiet spell is applied at once. Under a steady flow the read models
+    /// lag by up to this much more, and each batch's fixed cost (its transaction, checkpoint and
+    /// acknowledgement) is shared by more events; 0: apply what has arrived at once.
+    #[arg(long, env = "ONAIR_PROJECTION_LINGER_MS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub projection_linger_ms: u64,
     /// The longest a viewer's seat decision takes, waiting for its turn included, in
     /// milliseconds, before it answers 503 `SERVICE_UNAVAILABLE` (a stalled event store, a NATS
     /// failover): under the 10 s a client or nginx waits (`deploy/nginx.conf`).

@@ -43,6 +43,7 @@ pub struct ProjectorControl {
     supervisor: Supervisor,
     handles: Arc<Mutex<Vec<TaskHandle>>>,
     leadership: projections::Leadership,
+    linger: Duration,
 }
 
 impl ProjectorControl {
@@ -53,12 +54,14 @@ impl ProjectorControl {
         for projection in projections::all() {
             let (db, store) = (self.db.clone(), self.store.clone());
             let leadership = self.leadership.clone();
+            let linger = self.linger;
             let name = format!("projector-{}", projection.name());
             handles.push(
                 self.supervisor
                     .spawn(name, Restart::Always, false, move || {
                         ProjectorRunner::new(db.clone(), store.clone(), projection.clone())
                             .with_leadership(leadership.clone())
+                            .with_linger(linger)
                             .run()
                     }),
             );
@@ -338,6 +341,7 @@ impl Application {
             supervisor: supervisor.clone(),
             handles: Arc::new(Mutex::new(Vec::new())),
             leadership,
+            linger: Duration::from_millis(settings.projection_linger_ms),
         };
         if settings.has_role(ServeRole::Projectors) {
             projectors.start();

@@ -184,3 +184,62 @@ async fn a_second_instance_takes_over_projection_when_the_first_stops() {
     second.wait_for_projections().await;
     assert_read_models_match_the_stream(&second).await;
 }
+
+/// The `viewers` projection's batches so far, from `/metrics`.
+async fn viewers_batches(app: &TestApp) -> f64 {
+    app.get_text("/metrics")
+        .await
+        .lines()
+        .find(|l| l.starts_with("onair_projection_batch_messages_count{projection=\"viewers\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steady_flow_is_applied_in_lingering_batches_and_a_lone_event_after_a_quiet_spell_at_once()
+ {
+    const LINGER: Duration = Duration::from_millis(1500);
+    let services = Services::start().await;
+    let app = crate::helpers::spawn_app_with(&services, |s| {
+        s.projection_linger_ms = LINGER.as_millis() as u64;
+    })
+    .await;
+    let stage = app.seat("steady").await;
+    app.wait_for_projections().await;
+    tokio::time::sleep(LINGER + Duration::from_millis(300)).await;
+
+    // A lone event after a quiet spell: readable long before the linger would end.
+    let started = std::time::Instant::now();
+    let beat = app.heartbeat("steady", &stage).await;
+    assert_eq!(beat.status, 200, "{}", beat.body);
+    let path = format!("/api/viewer/list/{}", crate::helpers::encode(&stage));
+    let read = crate::read_your_writes::get_at(&app, &path, beat.event_sequence()).await;
+    assert_eq!(read.status, 200, "{}", read.body);
+    assert!(
+        started.elapsed() < LINGER / 2,
+        "a lone heartbeat waited {:?} for the viewers read model",
+        started.elapsed()
+    );
+
+    // A steady flow, one message every 20 ms: gathered into a few batches, not one per message.
+    let before = viewers_batches(&app).await;
+    let mut last = 0;
+    for _ in 0..20 {
+        let beat = app.heartbeat("steady", &stage).await;
+        assert_eq!(beat.status, 200, "{}", beat.body);
+        assert!(
+            beat.event_sequence() > last,
+            "each heartbeat its own message"
+        );
+        last = beat.event_sequence();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Every one of them is applied, at the latest once the linger ends.
+    let read = crate::read_your_writes::get_at(&app, &path, last).await;
+    assert_eq!(read.status, 200, "{}", read.body);
+    let batches = viewers_batches(&app).await - before;
+    assert!(
+        (1.0..=5.0).contains(&batches),
+        "20 heartbeats 20 ms apart took {batches} batches of the viewers projection"
+    );
+}
