@@ -272,7 +272,8 @@ impl ProjectorRunner {
             .register(&follower, self.projection.subjects());
         let _registration = Deregister(&self.store, &follower);
         progress.started(start);
-        let mut previous_end = std::time::Instant::now() - self.linger;
+        // When the last batch was applied (none yet: the first batch does not linger).
+        let mut previous_end: Option<std::time::Instant> = None;
         loop {
             let next = tokio::select! {
                 next = tokio::time::timeout(LAG_IDLE, messages.next()) => match next {
@@ -295,7 +296,8 @@ impl ProjectorRunner {
             // Events keep coming (the previous batch ended within the linger): gather for up
             // to the linger before applying, so a steady flow is applied in fewer, larger
             // transactions. A lone event after a quiet spell is applied at once.
-            let linger = (!self.linger.is_zero() && previous_end.elapsed() < self.linger)
+            let linger = previous_end
+                .is_some_and(|end| end.elapsed() < self.linger)
                 .then(|| tokio::time::Instant::now() + self.linger);
             while batch.len() < self.batch_size {
                 match messages.next().now_or_never() {
@@ -314,7 +316,7 @@ impl ProjectorRunner {
                 }
             }
             self.apply_batch(&mut connection, &batch, epoch).await?;
-            previous_end = std::time::Instant::now();
+            previous_end = Some(std::time::Instant::now());
             if let Some(info) = batch.last().and_then(|m| m.info().ok()) {
                 progress.applied(info.stream_sequence, info.pending);
             }
