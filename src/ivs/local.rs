@@ -8,7 +8,10 @@ use futures_util::future::BoxFuture;
 
 use super::arn::{random_id, stage_arn};
 use super::token::TokenSigner;
-use super::{ParticipantToken, ProvidedStage, ProviderError, StageProvider, TokenRequest};
+use super::{
+    ParticipantToken, ProvidedStage, ProviderError, ReservedParticipant, StageProvider,
+    TokenRequest,
+};
 
 /// The `local` [`StageProvider`]: stage ARNs in IVS's format with a random 12-character id,
 /// no AWS calls, tokens signed by a [`TokenSigner`].
@@ -88,6 +91,20 @@ impl StageProvider for LocalStageProvider {
         request: TokenRequest,
     ) -> BoxFuture<'_, Result<ParticipantToken, ProviderError>> {
         let result = self.signer.sign(&request);
+        async move { result }.boxed()
+    }
+
+    /// The local signer picks the participant id itself, so it can be chosen before the token.
+    fn reserve_participant(&self, request: &TokenRequest) -> Option<ReservedParticipant> {
+        self.signer.reserve(request).ok()
+    }
+
+    fn mint_reserved(
+        &self,
+        request: TokenRequest,
+        reserved: ReservedParticipant,
+    ) -> BoxFuture<'_, Result<ParticipantToken, ProviderError>> {
+        let result = self.signer.sign_reserved(&request, &reserved);
         async move { result }.boxed()
     }
 }

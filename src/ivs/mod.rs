@@ -75,6 +75,16 @@ pub struct ParticipantToken {
     pub expires_at: OffsetDateTime,
 }
 
+/// A participant chosen before its token is minted, by a provider that signs its tokens itself
+/// ([`StageProvider::reserve_participant`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReservedParticipant {
+    /// The participant id the token will carry (its `jti`), 12 characters of `[A-Za-z0-9]`.
+    pub participant_id: String,
+    /// When the token will expire (UTC, whole seconds: `issued_at` + `duration_seconds`).
+    pub expires_at: OffsetDateTime,
+}
+
 /// Why a stage provider operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
@@ -121,4 +131,28 @@ pub trait StageProvider: Send + Sync {
         &self,
         request: TokenRequest,
     ) -> BoxFuture<'_, Result<ParticipantToken, ProviderError>>;
+    /// For a provider that signs its tokens itself: the participant id and expiry of the token
+    /// for `request`, chosen now without minting it. A caller can then store the seat's event
+    /// first and mint ([`mint_reserved`](Self::mint_reserved)) only the tokens whose events were
+    /// stored. `None` (the default): the provider names the participant (an IVS call), so the
+    /// token is minted first.
+    fn reserve_participant(&self, _request: &TokenRequest) -> Option<ReservedParticipant> {
+        None
+    }
+    /// Mints the token of a participant reserved by
+    /// [`reserve_participant`](Self::reserve_participant) for the same `request`.
+    ///
+    /// Errors: [`ProviderError::Token`] when the token cannot be signed, or when this provider
+    /// does not reserve participants (the default).
+    fn mint_reserved(
+        &self,
+        _request: TokenRequest,
+        _reserved: ReservedParticipant,
+    ) -> BoxFuture<'_, Result<ParticipantToken, ProviderError>> {
+        Box::pin(async {
+            Err(ProviderError::Token(
+                "this stage provider does not reserve participants".into(),
+            ))
+        })
+    }
 }

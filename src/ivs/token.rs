@@ -18,7 +18,7 @@ use jsonwebtoken::{Algorithm, Header};
 use serde::{Deserialize, Serialize};
 
 use super::arn::{random_id, stage_id};
-use super::{Capability, ParticipantToken, ProviderError, TokenRequest};
+use super::{Capability, ParticipantToken, ProviderError, ReservedParticipant, TokenRequest};
 
 /// The capability claim.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,7 +115,46 @@ impl TokenSigner {
         events_url: &str,
         whip_url: &str,
     ) -> Result<ParticipantToken, ProviderError> {
-        let participant_id = random_id(12);
+        self.sign_as(request, random_id(12), events_url, whip_url)
+    }
+
+    /// A participant for `request` (12 random alphanumerics) and its token's expiry, chosen
+    /// before the token is signed ([`sign_reserved`](Self::sign_reserved)).
+    ///
+    /// Errors: [`ProviderError::Token`] when the expiry is out of range.
+    pub fn reserve(&self, request: &TokenRequest) -> Result<ReservedParticipant, ProviderError> {
+        let exp = request.issued_at.unix_timestamp() + request.duration_seconds as i64;
+        Ok(ReservedParticipant {
+            participant_id: random_id(12),
+            expires_at: time::OffsetDateTime::from_unix_timestamp(exp)
+                .map_err(|e| ProviderError::Token(e.to_string()))?,
+        })
+    }
+
+    /// Mints the token of `reserved` (from [`reserve`](Self::reserve) for the same `request`)
+    /// with the signer's own endpoints: the same participant id and expiry.
+    pub fn sign_reserved(
+        &self,
+        request: &TokenRequest,
+        reserved: &ReservedParticipant,
+    ) -> Result<ParticipantToken, ProviderError> {
+        let token = self.sign_as(
+            request,
+            reserved.participant_id.clone(),
+            &self.events_url,
+            &self.whip_url,
+        )?;
+        debug_assert_eq!(token.expires_at, reserved.expires_at);
+        Ok(token)
+    }
+
+    fn sign_as(
+        &self,
+        request: &TokenRequest,
+        participant_id: String,
+        events_url: &str,
+        whip_url: &str,
+    ) -> Result<ParticipantToken, ProviderError> {
         let iat = request.issued_at.unix_timestamp();
         let exp = iat + request.duration_seconds as i64;
         let claims = ParticipantClaims {
@@ -223,5 +262,42 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn a_reserved_token_carries_the_reserved_participant_and_expiry() {
+        let pair = generate_key_pair();
+        let signer = TokenSigner::new(
+            &pair.private_key_pem,
+            "arn:aws:ivs:us-east-1:000000000000:public-key/k1".into(),
+            "wss://global.events.live-video.net".into(),
+            "https://local.whip.example".into(),
+        )
+        .unwrap();
+        let request = TokenRequest {
+            stage_arn: "arn:aws:ivs:us-east-1:000000000000:stage/abcDEF123456".into(),
+            user_id: "viewer-002".into(),
+            capabilities: vec![Capability::Subscribe],
+            duration_seconds: 3600,
+            attributes: BTreeMap::new(),
+            issued_at: OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap(),
+        };
+        let reserved = signer.reserve(&request).unwrap();
+        let other = signer.reserve(&request).unwrap();
+        assert_ne!(reserved.participant_id, other.participant_id);
+        assert_eq!(reserved.participant_id.len(), 12);
+        assert_eq!(reserved.expires_at.unix_timestamp(), 1_800_003_600);
+
+        let token = signer.sign_reserved(&request, &reserved).unwrap();
+        assert_eq!(token.participant_id, reserved.participant_id);
+        assert_eq!(token.expires_at, reserved.expires_at);
+        let key = DecodingKey::from_ec_pem(pair.public_key_pem.as_bytes()).unwrap();
+        let mut validation = Validation::new(Algorithm::ES384);
+        validation.validate_exp = false;
+        let claims = jsonwebtoken::decode::<ParticipantClaims>(&token.token, &key, &validation)
+            .unwrap()
+            .claims;
+        assert_eq!(claims.jti, reserved.participant_id);
+        assert_eq!(claims.exp, reserved.expires_at.unix_timestamp());
     }
 }

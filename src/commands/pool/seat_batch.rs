@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::seats::seat_event;
+use super::seats::{SeatToken, seat_event};
 use super::service::{
     CATCH_UP_WAIT, Inner, PoolService, PoolServiceError, SeatGranted, SeatRequest,
 };
@@ -190,16 +190,19 @@ impl PoolService {
         Ok(stored)
     }
 
-    /// Mints the tokens of `decided` and stores their events as one chain guarded by `expected`;
-    /// answers each request stored. The others are given back to decide again.
+    /// Stores the seats of `decided` as one chain of events guarded by `expected` and answers
+    /// each request stored with its token ([`SeatToken`]: minted before the chain by a provider
+    /// that names the participant, signed after it, for the stored seats only, by one that signs
+    /// itself). The others are given back to decide again.
     async fn store_seats(
         &self,
         decided: Vec<Decided>,
         expected: u64,
         at: OffsetDateTime,
     ) -> Stored {
-        // Every token is minted in a task of its own: with the local provider the signatures
-        // run on every core, with IVS the calls run at once.
+        // A provider that signs its tokens itself only reserves the participants here; the
+        // tokens of the seats stored are signed below. Otherwise every token is minted now, in a
+        // task of its own (the IVS calls run at once).
         let tasks: Vec<_> = decided
             .iter()
             .map(|d| {
@@ -210,16 +213,24 @@ impl PoolService {
                     &d.request.token_attributes,
                     at,
                 );
-                tokio::spawn(async move { provider.create_participant_token(request).await })
+                match provider.reserve_participant(&request) {
+                    Some(reserved) => Ok(SeatToken::Reserved(request, reserved)),
+                    None => Err(tokio::spawn(async move {
+                        SeatToken::prepare(&provider, request).await
+                    })),
+                }
             })
             .collect();
         let mut minted = Vec::with_capacity(decided.len());
         for (d, task) in decided.into_iter().zip(tasks) {
-            let token = task.await.unwrap_or_else(|e| {
-                Err(ProviderError::Token(format!(
-                    "the token was not minted: {e}"
-                )))
-            });
+            let token = match task {
+                Ok(reserved) => Ok(reserved),
+                Err(task) => task.await.unwrap_or_else(|e| {
+                    Err(ProviderError::Token(format!(
+                        "the token was not minted: {e}"
+                    )))
+                }),
+            };
             match token {
                 Ok(token) => minted.push((d, token)),
                 Err(e) => {
@@ -272,12 +283,22 @@ impl PoolService {
                             .map(PoolStage::viewer_count)
                             .unwrap_or(0)
                     });
-                    let _ = d.request.reply.send(Ok(SeatGranted {
-                        stage_arn: d.stage_arn,
-                        token,
-                        current_viewers,
-                        published,
-                    }));
+                    // Reserved tokens are signed now, only for the seats stored, each in a task
+                    // of its own that answers its request: the signatures run on every core
+                    // while the decider goes on with the next batch.
+                    let provider = self.inner.provider.clone();
+                    let Decided {
+                        request, stage_arn, ..
+                    } = d;
+                    tokio::spawn(async move {
+                        let answer = token.mint(&provider).await.map(|token| SeatGranted {
+                            stage_arn,
+                            token,
+                            current_viewers,
+                            published,
+                        });
+                        let _ = request.reply.send(answer.map_err(Into::into));
+                    });
                 }
                 Some(Err(EventStoreError::Conflict { .. })) => {
                     conflicted = true;
@@ -288,6 +309,12 @@ impl PoolService {
                     let _ = d.request.reply.send(Err(PoolServiceError::Store(e)));
                 }
             }
+        }
+        if !back.is_empty() {
+            // Decided but not stored: decided again (by a provider that mints first, their
+            // tokens are minted again).
+            metrics::counter!("onair_seat_batch_requests_redecided_total", "reason" => if conflicted { "conflict" } else { "chain_broken" })
+                .increment(back.len() as u64);
         }
         match (back.is_empty(), conflicted) {
             (true, _) => Stored::All,

@@ -20,7 +20,9 @@ use crate::events::{
     ViewerTokenRenewed, cloudevents,
 };
 use crate::ivs::arn::StageArn;
-use crate::ivs::{Capability, ParticipantToken, ProviderError, TokenRequest};
+use crate::ivs::{
+    Capability, ParticipantToken, ProviderError, ReservedParticipant, StageProvider, TokenRequest,
+};
 
 impl PoolService {
     /// Seats a viewer (or keeps their seat) and mints their token (SUBSCRIBE, viewer TTL).
@@ -121,16 +123,11 @@ impl PoolService {
                     };
                 }
             };
-            let token = self
-                .inner
-                .provider
-                .create_participant_token(self.viewer_token_request(
-                    user,
-                    &stage_arn,
-                    token_attributes,
-                    at,
-                ))
-                .await?;
+            let token = SeatToken::prepare(
+                &self.inner.provider,
+                self.viewer_token_request(user, &stage_arn, token_attributes, at),
+            )
+            .await?;
             let event = seat_event(user, &stage_arn, &token, attributes, renewing);
             let mut new = NewEvent::new(at, event);
             if let Some(id) = event_id {
@@ -144,6 +141,7 @@ impl PoolService {
                     .map(PoolStage::viewer_count)
                     .unwrap_or(0)
             });
+            let token = token.mint(&self.inner.provider).await?;
             Ok(Attempt::Done(SeatGranted {
                 stage_arn,
                 token,
@@ -369,24 +367,77 @@ impl PoolService {
 pub(super) fn seat_event(
     user: &UserId,
     stage_arn: &str,
-    token: &ParticipantToken,
+    token: &SeatToken,
     attributes: &serde_json::Map<String, serde_json::Value>,
     renewing: bool,
 ) -> Event {
+    let (participant_id, token_expires_at) = token.participant();
     if renewing {
         Event::ViewerTokenRenewed(ViewerTokenRenewed {
             user_id: user.to_string(),
             stage_arn: stage_arn.to_owned(),
-            participant_id: token.participant_id.clone(),
-            token_expires_at: token.expires_at,
+            participant_id: participant_id.to_owned(),
+            token_expires_at,
         })
     } else {
         Event::ViewerJoined(ViewerJoined {
             user_id: user.to_string(),
             stage_arn: stage_arn.to_owned(),
-            participant_id: token.participant_id.clone(),
-            token_expires_at: token.expires_at,
+            participant_id: participant_id.to_owned(),
+            token_expires_at,
             attributes: attributes.clone(),
         })
+    }
+}
+
+/// A viewer's token while its seat is being stored. A provider that names the participant (an
+/// IVS call) mints the token first; one that signs its tokens itself (the local signer) only
+/// reserves the participant, and the token is signed once the seat's event is stored, so a seat
+/// decided again after a lost race (another instance stored a pool event first) costs no
+/// signature.
+pub(super) enum SeatToken {
+    /// Minted before the event.
+    Minted(ParticipantToken),
+    /// Reserved: minted by [`mint`](Self::mint) once the event is stored.
+    Reserved(TokenRequest, ReservedParticipant),
+}
+
+impl SeatToken {
+    /// Reserves the token of `request` when `provider` signs its tokens itself, else mints it.
+    ///
+    /// Errors: the provider's, when it mints.
+    pub(super) async fn prepare(
+        provider: &std::sync::Arc<dyn StageProvider>,
+        request: TokenRequest,
+    ) -> Result<Self, ProviderError> {
+        match provider.reserve_participant(&request) {
+            Some(reserved) => Ok(Self::Reserved(request, reserved)),
+            None => provider
+                .create_participant_token(request)
+                .await
+                .map(Self::Minted),
+        }
+    }
+
+    /// The participant id and token expiry (UTC) that the seat's event records.
+    pub(super) fn participant(&self) -> (&str, OffsetDateTime) {
+        match self {
+            Self::Minted(token) => (&token.participant_id, token.expires_at),
+            Self::Reserved(_, reserved) => (&reserved.participant_id, reserved.expires_at),
+        }
+    }
+
+    /// The token: the one minted, or the reserved one signed now. Call once the event is stored.
+    ///
+    /// Errors: the provider's [`ProviderError::Token`] when a reserved token cannot be signed
+    /// (the seat is stored: asking again renews it).
+    pub(super) async fn mint(
+        self,
+        provider: &std::sync::Arc<dyn StageProvider>,
+    ) -> Result<ParticipantToken, ProviderError> {
+        match self {
+            Self::Minted(token) => Ok(token),
+            Self::Reserved(request, reserved) => provider.mint_reserved(request, reserved).await,
+        }
     }
 }
