@@ -214,8 +214,8 @@ mod tests {
     use jsonwebtoken::{DecodingKey, Validation};
     use time::OffsetDateTime;
 
-    #[test]
-    fn a_token_verifies_with_the_public_key_and_carries_ivs_claims() {
+    /// A fresh key pair and a signer with it.
+    fn signer() -> (crate::ivs::keys::KeyPair, TokenSigner) {
         let pair = generate_key_pair();
         let signer = TokenSigner::new(
             &pair.private_key_pem,
@@ -224,6 +224,12 @@ mod tests {
             "https://local.whip.example".into(),
         )
         .unwrap();
+        (pair, signer)
+    }
+
+    #[test]
+    fn a_token_verifies_with_the_public_key_and_carries_ivs_claims() {
+        let (pair, signer) = signer();
         let now = OffsetDateTime::now_utc();
         let token = signer
             .sign(&TokenRequest {
@@ -266,14 +272,7 @@ mod tests {
 
     #[test]
     fn a_reserved_token_carries_the_reserved_participant_and_expiry() {
-        let pair = generate_key_pair();
-        let signer = TokenSigner::new(
-            &pair.private_key_pem,
-            "arn:aws:ivs:us-east-1:000000000000:public-key/k1".into(),
-            "wss://global.events.live-video.net".into(),
-            "https://local.whip.example".into(),
-        )
-        .unwrap();
+        let (pair, signer) = signer();
         let request = TokenRequest {
             stage_arn: "arn:aws:ivs:us-east-1:000000000000:stage/abcDEF123456".into(),
             user_id: "viewer-002".into(),
