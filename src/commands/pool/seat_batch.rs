@@ -200,9 +200,9 @@ impl PoolService {
         expected: u64,
         at: OffsetDateTime,
     ) -> Stored {
-        // A provider that signs its tokens itself only reserves the participants here; the
-        // tokens of the seats stored are signed below. Otherwise every token is minted now, in a
-        // task of its own (the IVS calls run at once).
+        // Each token is prepared in a task of its own: a provider that signs its tokens itself
+        // only reserves the participant (the tokens of the seats stored are signed below), the
+        // IVS calls of one that names the participant run at once.
         let tasks: Vec<_> = decided
             .iter()
             .map(|d| {
@@ -213,24 +213,16 @@ impl PoolService {
                     &d.request.token_attributes,
                     at,
                 );
-                match provider.reserve_participant(&request) {
-                    Some(reserved) => Ok(SeatToken::Reserved(request, reserved)),
-                    None => Err(tokio::spawn(async move {
-                        SeatToken::prepare(&provider, request).await
-                    })),
-                }
+                tokio::spawn(async move { SeatToken::prepare(&provider, request).await })
             })
             .collect();
         let mut minted = Vec::with_capacity(decided.len());
         for (d, task) in decided.into_iter().zip(tasks) {
-            let token = match task {
-                Ok(reserved) => Ok(reserved),
-                Err(task) => task.await.unwrap_or_else(|e| {
-                    Err(ProviderError::Token(format!(
-                        "the token was not minted: {e}"
-                    )))
-                }),
-            };
+            let token = task.await.unwrap_or_else(|e| {
+                Err(ProviderError::Token(format!(
+                    "the token was not minted: {e}"
+                )))
+            });
             match token {
                 Ok(token) => minted.push((d, token)),
                 Err(e) => {
@@ -313,7 +305,12 @@ impl PoolService {
         if !back.is_empty() {
             // Decided but not stored: decided again (by a provider that mints first, their
             // tokens are minted again).
-            metrics::counter!("onair_seat_batch_requests_redecided_total", "reason" => if conflicted { "conflict" } else { "chain_broken" })
+            let reason = if conflicted {
+                "conflict"
+            } else {
+                "chain_broken"
+            };
+            metrics::counter!("onair_seat_batch_requests_redecided_total", "reason" => reason)
                 .increment(back.len() as u64);
         }
         match (back.is_empty(), conflicted) {
