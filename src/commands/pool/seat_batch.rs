@@ -17,8 +17,9 @@
 //!
 //! A batch stops before a decision that changes the pool's stages (create an auto-scaled stage,
 //! reopen a draining one): the seats decided so far are stored, the stage change is made as its own
-//! guarded event, and the rest are decided again against the new pool. A lone request goes through
-//! the one-seat path ([`PoolService::seat_locked`]).
+//! guarded event, and the rest are decided again against the new pool. A lone request is a batch of
+//! one: like any batch, it is decided again after a lost race until its decision deadline, with no
+//! attempt count (the one-seat path, [`PoolService::seat_locked`], serves `ONAIR_SEAT_BATCHES=false`).
 
 use std::sync::Weak;
 
@@ -82,14 +83,6 @@ impl PoolService {
         while !pending.is_empty() {
             pending.retain(|r| !r.reply.is_closed());
             if pending.is_empty() {
-                return;
-            }
-            if pending.len() == 1 {
-                let r = pending.pop().expect("one request");
-                let seated = self
-                    .seat_locked(&r.user, &r.attributes, &r.token_attributes, r.event_id)
-                    .await;
-                let _ = r.reply.send(seated);
                 return;
             }
             let at = self.now();

@@ -68,9 +68,10 @@ impl PoolService {
         .await
     }
 
-    /// Seats one viewer (the one-request path of the seat batches): decides against the view,
-    /// mints the token and publishes the event under the pool's guard, deciding again after a lost
-    /// race ([`PoolServiceError::Contended`] after 20). Call with the decision lock held.
+    /// Seats one viewer (the path without seat batches, `ONAIR_SEAT_BATCHES=false`): decides
+    /// against the view, prepares the token and publishes the event under the pool's guard,
+    /// deciding again after a lost race ([`PoolServiceError::Contended`] after 20). Call with the
+    /// decision lock held.
     pub(super) async fn seat_locked(
         &self,
         user: &UserId,
